@@ -1,0 +1,228 @@
+#include "catalog/sg_snapshot.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sg_snapshot *published;
+static _Atomic uint64_t published_generation;
+
+static struct sg_catalog *
+build_catalog(const struct sg_store_doc *docs, size_t n, uint64_t seed, struct sg_diags *d)
+{
+	struct sg_connector **v = calloc(n ? n : 1, sizeof(*v));
+	size_t nc = 0;
+	size_t errors = d->n;
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(docs[i].kind, "connector") != 0)
+			continue;
+		struct sg_connector *c = sg_connector_parse(docs[i].file, docs[i].text,
+		    strlen(docs[i].text), seed, d);
+		if (c)
+			v[nc++] = c;
+	}
+	struct sg_catalog *cat = NULL;
+	if (d->n == errors) {
+		cat = sg_catalog_new(v, nc);
+		if (cat == NULL)
+			sg_diags_add(d, NULL, 0, 0, "two connectors share a name");
+	}
+	if (cat == NULL)
+		for (size_t i = 0; i < nc; i++)
+			sg_connector_free(v[i]);
+	free(v);
+	return cat;
+}
+
+struct sg_defs *
+sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed, struct sg_diags *d)
+{
+	struct sg_catalog *cat = build_catalog(docs, n, sim_seed, d);
+	if (cat == NULL)
+		return NULL;
+	struct sg_policy_source *src = calloc(n ? n : 1, sizeof(*src));
+	size_t ns = 0;
+	if (src == NULL) {
+		sg_catalog_free(cat);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(docs[i].kind, "policy") != 0)
+			continue;
+		src[ns].file = docs[i].file;
+		src[ns].text = docs[i].text;
+		src[ns].len = strlen(docs[i].text);
+		ns++;
+	}
+	struct sg_policy *pol = sg_policy_compile(src, ns, cat, d);
+	free(src);
+	struct sg_defs *defs = pol ? calloc(1, sizeof(*defs)) : NULL;
+	if (defs == NULL) {
+		sg_policy_free(pol);
+		sg_catalog_free(cat);
+		return NULL;
+	}
+	atomic_init(&defs->refs, 1);
+	defs->catalog = cat;
+	defs->policy = pol;
+	defs->n_policy_docs = ns;
+	return defs;
+}
+
+void
+sg_defs_unref(struct sg_defs *defs)
+{
+	if (defs == NULL || atomic_fetch_sub(&defs->refs, 1) != 1)
+		return;
+	/* The policy borrows nothing from the catalog after compiling, but free it first anyway. */
+	sg_policy_free(defs->policy);
+	sg_catalog_free(defs->catalog);
+	free(defs);
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sg_key_entry *)a)->id, ((const struct sg_key_entry *)b)->id);
+}
+
+static int
+load_keys(struct sg_store *s, struct sg_snapshot *snap, struct sg_diags *d)
+{
+	struct sg_key_record *recs = NULL;
+	size_t n = 0;
+	if (sg_store_keys_list(s, &recs, &n) != 0) {
+		sg_diags_add(d, NULL, 0, 0, "cannot read the key table");
+		return -1;
+	}
+	snap->keys = calloc(n ? n : 1, sizeof(*snap->keys));
+	if (snap->keys == NULL) {
+		free(recs);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sg_key_entry *k = &snap->keys[snap->n_keys];
+		/* A key with an unknown mode could never be used safely; leave it out. */
+		if (sg_mode_parse(recs[i].mode, &k->mode) != 0)
+			continue;
+		memcpy(k->id, recs[i].id, sizeof(k->id));
+		memcpy(k->hash, recs[i].hash, sizeof(k->hash));
+		memcpy(k->tenant, recs[i].tenant, sizeof(k->tenant));
+		memcpy(k->user, recs[i].user, sizeof(k->user));
+		memcpy(k->role, recs[i].role, sizeof(k->role));
+		k->expires_at = recs[i].expires_at;
+		k->revoked_at = recs[i].revoked_at;
+		snap->n_keys++;
+	}
+	explicit_bzero(recs, n * sizeof(*recs));
+	free(recs);
+	qsort(snap->keys, snap->n_keys, sizeof(*snap->keys), key_cmp);
+	return 0;
+}
+
+struct sg_snapshot *
+sg_snapshot_build(struct sg_store *s, struct sg_defs *reuse, uint64_t sim_seed, struct sg_diags *d)
+{
+	struct sg_snapshot *snap = calloc(1, sizeof(*snap));
+	if (snap == NULL)
+		return NULL;
+	atomic_init(&snap->refs, 1);
+	/* Read the revision first: a change racing this build triggers another reload. */
+	if (sg_store_revision(s, &snap->revision) != 0) {
+		sg_diags_add(d, NULL, 0, 0, "cannot read the store revision");
+		goto fail;
+	}
+	if (reuse) {
+		atomic_fetch_add(&reuse->refs, 1);
+		snap->defs = reuse;
+	} else {
+		struct sg_store_doc *docs = NULL;
+		size_t n = 0;
+		if (sg_store_live_docs(s, &docs, &n) != 0) {
+			sg_diags_add(d, NULL, 0, 0, "cannot read the stored definitions");
+			goto fail;
+		}
+		snap->defs = sg_defs_build(docs, n, sim_seed, d);
+		sg_store_docs_free(docs, n);
+		if (snap->defs == NULL)
+			goto fail;
+	}
+	if (load_keys(s, snap, d) != 0)
+		goto fail;
+	return snap;
+fail:
+	sg_snapshot_unref(snap);
+	return NULL;
+}
+
+void
+sg_snapshot_ref(struct sg_snapshot *snap)
+{
+	atomic_fetch_add(&snap->refs, 1);
+}
+
+void
+sg_snapshot_unref(struct sg_snapshot *snap)
+{
+	if (snap == NULL || atomic_fetch_sub(&snap->refs, 1) != 1)
+		return;
+	sg_defs_unref(snap->defs);
+	free(snap->keys);
+	free(snap);
+}
+
+const struct sg_key_entry *
+sg_snapshot_key(const struct sg_snapshot *snap, const char *id)
+{
+	struct sg_key_entry probe;
+	snprintf(probe.id, sizeof(probe.id), "%s", id);
+	return bsearch(&probe, snap->keys, snap->n_keys, sizeof(probe), key_cmp);
+}
+
+void
+sg_snapshot_publish(struct sg_snapshot *snap)
+{
+	pthread_mutex_lock(&publish_lock);
+	struct sg_snapshot *old = published;
+	snap->generation = atomic_load(&published_generation) + 1;
+	published = snap;
+	atomic_store(&published_generation, snap->generation);
+	pthread_mutex_unlock(&publish_lock);
+	sg_snapshot_unref(old);
+}
+
+struct sg_snapshot *
+sg_snapshot_current(void)
+{
+	/*
+	 * The lock makes load-and-ref atomic with respect to publish, which is
+	 * what a bare atomic pointer cannot do.  Readers come here only when the
+	 * generation changed, so it is off the hot path.
+	 */
+	pthread_mutex_lock(&publish_lock);
+	struct sg_snapshot *snap = published;
+	if (snap)
+		sg_snapshot_ref(snap);
+	pthread_mutex_unlock(&publish_lock);
+	return snap;
+}
+
+uint64_t
+sg_snapshot_generation(void)
+{
+	return atomic_load_explicit(&published_generation, memory_order_acquire);
+}
+
+void
+sg_snapshot_unpublish(void)
+{
+	pthread_mutex_lock(&publish_lock);
+	struct sg_snapshot *old = published;
+	published = NULL;
+	pthread_mutex_unlock(&publish_lock);
+	sg_snapshot_unref(old);
+}

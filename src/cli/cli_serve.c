@@ -1,0 +1,212 @@
+/* sandgate serve: set everything up in order, then hand over to the server. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/sg_config.h"
+#include "http/sg_server.h"
+#include "obs/sg_log.h"
+#include "store/sg_recorder.h"
+#include "throttle/sg_ratetable.h"
+
+static const char serve_help[] =
+    "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
+    "                      [--threads N] [--demo]\n"
+    "\n"
+    "  --demo   on first start (no definitions stored yet) apply the bundled\n"
+    "           examples, create one key per demo role and print a quick start\n"
+    "\n"
+    "Signals: SIGHUP reloads the catalog and policy; SIGTERM drains and exits.\n";
+
+struct serve_opts {
+	const char *config, *listen, *data_dir;
+	int threads;
+	bool demo;
+};
+
+static int
+parse_serve_opts(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, 'l'},
+		{"data-dir", required_argument, NULL, 'd'},
+		{"threads", required_argument, NULL, 't'},
+		{"demo", no_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+	char *end;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'd': o->data_dir = optarg; break;
+		case 'D': o->demo = true; break;
+		case 't':
+			o->threads = (int)strtol(optarg, &end, 10);
+			if (*end || o->threads < 1 || o->threads > 64)
+				return sg_cli_fail("--threads must be a number from 1 to 64"), -1;
+			break;
+		case 'h': fputs(serve_help, stdout); exit(0);
+		default: fputs(serve_help, stderr); return -1;
+		}
+	}
+	if (optind != argc) {
+		fputs(serve_help, stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+load_config(struct sg_config *cfg, const struct serve_opts *o)
+{
+	struct sg_diags d = {0};
+	sg_config_defaults(cfg);
+	if (o->config && sg_config_load(cfg, o->config, &d) != 0) {
+		sg_diags_print(&d, stderr);
+		sg_diags_free(&d);
+		return sg_cli_fail("the configuration has errors; the gateway was not started"), -1;
+	}
+	sg_diags_free(&d);
+	if (o->listen && sg_config_set_listen(cfg, o->listen) != 0)
+		return sg_cli_fail("--listen must look like 127.0.0.1:8080 or [::1]:8080"), -1;
+	if (o->threads)
+		cfg->threads = o->threads;
+	if (o->data_dir || !o->config) {
+		free(cfg->data_dir);
+		cfg->data_dir = strdup(sg_cli_data_dir(o->data_dir));
+	}
+	return 0;
+}
+
+/* One gateway per data directory: the pid file doubles as a lock. */
+static int
+lock_pidfile(const char *data_dir, char *path, size_t n)
+{
+	snprintf(path, n, "%s/sandgate.pid", data_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return sg_cli_fail("cannot create %s: %s", path, strerror(errno)), -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return sg_cli_fail("another sandgate is already serving %s", data_dir), -1;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)len) != len) {
+		close(fd);
+		return sg_cli_fail("cannot write %s", path), -1;
+	}
+	return fd;
+}
+
+static bool
+store_is_empty(struct sg_store *s)
+{
+	struct sg_store_doc *docs = NULL;
+	size_t n = 0;
+	if (sg_store_live_docs(s, &docs, &n) != 0)
+		return false;
+	sg_store_docs_free(docs, n);
+	return n == 0;
+}
+
+struct serve_state {
+	struct sg_config cfg;
+	struct sg_gateway gw;
+	struct sg_store *store;
+	struct sg_server *server;
+	int pid_fd;
+	char pid_path[4096];
+};
+
+static int
+prepare_store(struct serve_state *st, const struct serve_opts *o)
+{
+	struct sg_config *cfg = &st->cfg;
+	st->store = sg_cli_open_store(cfg->data_dir);
+	if (st->store == NULL || sg_cli_server_secret(cfg->data_dir, st->gw.server_secret) != 0)
+		return -1;
+	st->pid_fd = lock_pidfile(cfg->data_dir, st->pid_path, sizeof(st->pid_path));
+	if (st->pid_fd < 0)
+		return -1;
+	if (o->demo && store_is_empty(st->store))
+		return sg_cli_demo_bootstrap(st->store, st->gw.server_secret, cfg->listen_host,
+		    cfg->listen_port, cfg->simulator_seed);
+	if (o->demo)
+		fprintf(stderr, "sandgate: %s already holds definitions; the demo content was not "
+				"applied again (create keys with 'sandgate keys create')\n",
+		    cfg->data_dir);
+	return 0;
+}
+
+static int
+start(struct serve_state *st)
+{
+	char err[512];
+	struct sg_config *cfg = &st->cfg;
+	st->gw.config = cfg;
+	if (sg_server_reload(&st->gw, st->store, 0) != 0)
+		return sg_cli_fail("the stored definitions do not load (see the log above); fix them "
+				   "with 'sandgate apply'"), -1;
+	st->gw.rates = sg_ratetable_new(cfg->throttle_cells);
+	if (st->gw.rates == NULL)
+		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
+	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
+	if (st->gw.recorder == NULL)
+		return sg_cli_fail("%s", err), -1;
+	st->server = sg_server_new(&st->gw, err, sizeof(err));
+	if (st->server == NULL)
+		return sg_cli_fail("%s", err), -1;
+	return 0;
+}
+
+static void
+teardown(struct serve_state *st)
+{
+	sg_server_free(st->server);
+	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
+	sg_ratetable_free(st->gw.rates);
+	sg_snapshot_unpublish();
+	sg_store_close(st->store);
+	if (st->pid_fd >= 0) {
+		unlink(st->pid_path);
+		close(st->pid_fd);
+	}
+	explicit_bzero(st->gw.server_secret, sizeof(st->gw.server_secret));
+	sg_config_free(&st->cfg);
+}
+
+int
+sg_cli_serve(int argc, char **argv)
+{
+	struct serve_opts o = {0};
+	struct serve_state st = {.pid_fd = -1};
+	int rc = 1;
+
+	if (parse_serve_opts(argc, argv, &o) != 0)
+		return 2;
+	if (load_config(&st.cfg, &o) != 0)
+		return 1;
+	if (sg_keys_init() != 0)
+		return sg_cli_fail("cannot initialise libsodium");
+	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {
+		sg_log(SG_LOG_INFO, json_pack("{s:s, s:i, s:i, s:s}", "host", st.cfg.listen_host,
+		    "port", st.cfg.listen_port, "threads", st.cfg.threads, "data_dir",
+		    st.cfg.data_dir), "listening on %s:%u", st.cfg.listen_host, st.cfg.listen_port);
+		rc = sg_server_run(st.server, st.store) == 0 ? 0 : 1;
+		sg_log(SG_LOG_INFO, NULL, "stopped");
+	}
+	teardown(&st);
+	return rc;
+}

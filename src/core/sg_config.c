@@ -1,0 +1,331 @@
+/*
+ * sg_config: sandgate.yaml.  A table of settings drives both the unknown-key
+ * check and the range checks, so adding a setting is one line here plus its
+ * line in examples/sandgate.yaml.
+ */
+#include "core/sg_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sg_yaml.h"
+#include "schema/sg_schema.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define DAY_MS           86400000LL
+
+enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL };
+
+struct field {
+	const char *section; /* NULL: top level */
+	const char *key;
+	enum field_type type;
+	long long min, max;
+	size_t off;
+};
+
+#define OFF(m) offsetof(struct sg_config, m)
+
+static const struct field fields[] = {
+	{NULL, "threads", F_INT, 1, 64, OFF(threads)},
+	{"limits", "max_header_bytes", F_SIZE, 1024, 1024 * 1024, OFF(max_header_bytes)},
+	{"limits", "max_body_bytes", F_SIZE, 1024, 64 * 1024 * 1024, OFF(max_body_bytes)},
+	{"limits", "max_json_depth", F_INT, 2, SG_SCHEMA_MAX_DEPTH, OFF(max_json_depth)},
+	{"limits", "read_timeout", F_MS, 1, DAY_MS, OFF(read_timeout_ms)},
+	{"limits", "idle_timeout", F_MS, 1, DAY_MS, OFF(idle_timeout_ms)},
+	/* 0 is allowed: stop at once, abandoning in-flight work. */
+	{"limits", "drain_timeout", F_MS, 0, DAY_MS, OFF(drain_timeout_ms)},
+	{"simulator", "seed", F_U64, 0, INT64_MAX, OFF(simulator_seed)},
+	{"log", "requests", F_BOOL, 0, 1, OFF(log_requests)},
+	{"record", "queue", F_SIZE, 16, 16 * 1024 * 1024, OFF(record_queue)},
+	{"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
+};
+
+#define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static const char *const top_keys[] = {
+	"listen", "threads", "data_dir", "limits", "simulator", "log", "record", "throttle",
+};
+
+void
+sg_config_defaults(struct sg_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->listen_host, "127.0.0.1");
+	c->listen_port = 8080;
+	c->threads = 2;
+	c->data_dir = strdup("./data");
+	c->max_header_bytes = 8192;
+	c->max_body_bytes = 1024 * 1024;
+	c->max_json_depth = 32;
+	c->read_timeout_ms = 10 * 1000;
+	c->idle_timeout_ms = 60 * 1000;
+	c->drain_timeout_ms = 10 * 1000;
+	c->simulator_seed = 42;
+	c->log_requests = true;
+	c->record_queue = 8192;
+	c->throttle_cells = 1048576;
+}
+
+void
+sg_config_free(struct sg_config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->data_dir);
+	c->data_dir = NULL;
+}
+
+int
+sg_duration_parse_ms(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	uint64_t v = 0;
+	size_t i = 0;
+	if (s == NULL)
+		return -1;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0)
+		return -1;
+	/* A bare number is refused: "10" could mean seconds or milliseconds. */
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+		if (strcmp(s + i, units[u].unit) != 0)
+			continue;
+		if (v > UINT64_MAX / units[u].ms)
+			return -1;
+		*ms = v * units[u].ms;
+		return 0;
+	}
+	return -1;
+}
+
+static bool
+valid_hostname(const char *h)
+{
+	if (h[0] == '\0' || h[0] == '-' || h[0] == '.')
+		return false;
+	for (; *h; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		    (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
+			return false;
+	return true;
+}
+
+int
+sg_config_set_listen(struct sg_config *c, const char *hostport)
+{
+	char host[sizeof(c->listen_host)];
+	const char *colon = strrchr(hostport, ':');
+	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host))
+		return -1;
+	size_t hl = (size_t)(colon - hostport);
+	memcpy(host, hostport, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		struct in6_addr a6;
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return -1;
+	} else if (!valid_hostname(host)) {
+		/* An IPv6 address without brackets lands here too: its port is ambiguous. */
+		return -1;
+	}
+	const char *p = colon + 1;
+	unsigned long port = 0;
+	size_t digits = 0;
+	for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+		port = port * 10 + (unsigned long)(*p - '0');
+	if (*p != '\0' || digits == 0 || port < 1 || port > 65535)
+		return -1;
+	strcpy(c->listen_host, host);
+	c->listen_port = (uint16_t)port;
+	return 0;
+}
+
+static void
+store_field(struct sg_config *c, const struct field *f, long long v)
+{
+	char *p = (char *)c + f->off;
+	switch (f->type) {
+	case F_INT:
+		*(int *)(void *)p = (int)v;
+		break;
+	case F_SIZE:
+		*(size_t *)(void *)p = (size_t)v;
+		break;
+	case F_MS:
+		*(uint32_t *)(void *)p = (uint32_t)v;
+		break;
+	case F_U64:
+		*(uint64_t *)(void *)p = (uint64_t)v;
+		break;
+	case F_BOOL:
+		*(bool *)(void *)p = v != 0;
+		break;
+	}
+}
+
+static int
+parse_duration_field(const char *file, struct fy_node *n, const char *what,
+    const struct field *f, long long *out, struct sg_diags *d)
+{
+	const char *s = sg_yaml_str(d, file, n, what);
+	uint64_t ms;
+	if (s == NULL)
+		return -1;
+	if (sg_duration_parse_ms(s, &ms) != 0) {
+		sg_yaml_error(d, file, n,
+		    "%s: expected a duration such as 250ms, 10s, 5m, 1h or 2d, got \"%.40s\"", what,
+		    s);
+		return -1;
+	}
+	if (ms < (uint64_t)f->min || ms > (uint64_t)f->max) {
+		sg_yaml_error(d, file, n, "%s: must be from %lldms to 1d, got \"%.40s\"", what,
+		    f->min, s);
+		return -1;
+	}
+	*out = (long long)ms;
+	return 0;
+}
+
+static void
+parse_field(struct sg_config *c, const char *file, struct fy_node *n, const struct field *f,
+    struct sg_diags *d)
+{
+	char what[64];
+	long long v = 0;
+	bool b = false;
+	int rc;
+	snprintf(what, sizeof(what), "%s%s%s", f->section ? f->section : "",
+	    f->section ? "." : "", f->key);
+	if (f->type == F_BOOL) {
+		rc = sg_yaml_bool(d, file, n, what, &b);
+		v = b;
+	} else if (f->type == F_MS) {
+		rc = parse_duration_field(file, n, what, f, &v, d);
+	} else {
+		rc = sg_yaml_int(d, file, n, what, f->min, f->max, &v);
+	}
+	if (rc == 0)
+		store_field(c, f, v);
+}
+
+static void
+parse_section(struct sg_config *c, const char *file, struct fy_node *root, const char *section,
+    struct sg_diags *d)
+{
+	const char *known[N_FIELDS];
+	const struct field *field[N_FIELDS];
+	size_t n_known = 0;
+	struct fy_node *map = section ? sg_yaml_get(root, section) : root;
+	if (map == NULL)
+		return;
+	for (size_t i = 0; i < N_FIELDS; i++)
+		if ((section == NULL) == (fields[i].section == NULL) &&
+		    (section == NULL || strcmp(section, fields[i].section) == 0)) {
+			field[n_known] = &fields[i];
+			known[n_known++] = fields[i].key;
+		}
+	/* The top level has its own key list, checked by the caller. */
+	if (section && sg_yaml_check_keys(d, file, map, section, known, n_known) != 0 &&
+	    !fy_node_is_mapping(map))
+		return;
+	for (size_t i = 0; i < n_known; i++) {
+		struct fy_node *v = sg_yaml_get(map, known[i]);
+		if (v != NULL)
+			parse_field(c, file, v, field[i], d);
+	}
+}
+
+static void
+parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, struct sg_diags *d)
+{
+	struct fy_node *n = sg_yaml_get(root, "listen");
+	const char *s = n ? sg_yaml_str(d, file, n, "listen") : NULL;
+	if (s && sg_config_set_listen(c, s) != 0)
+		sg_yaml_error(d, file, n,
+		    "listen: expected host:port with a port from 1 to 65535, such as "
+		    "127.0.0.1:8080 or [::1]:8080, got \"%.60s\"", s);
+	n = sg_yaml_get(root, "data_dir");
+	s = n ? sg_yaml_str(d, file, n, "data_dir") : NULL;
+	if (s && (s[0] == '\0' || strlen(s) > 4000)) {
+		sg_yaml_error(d, file, n, "data_dir: expected a directory path of 1 to 4000 bytes");
+	} else if (s) {
+		char *dup = strdup(s);
+		if (dup == NULL) {
+			sg_yaml_error(d, file, n, "out of memory");
+			return;
+		}
+		free(c->data_dir);
+		c->data_dir = dup;
+	}
+}
+
+int
+sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
+    struct sg_diags *d)
+{
+	static const char *const sections[] = {"limits", "simulator", "log", "record", "throttle"};
+	size_t before = d->n;
+	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
+	if (doc == NULL)
+		return -1;
+	struct fy_node *root = fy_document_root(doc);
+	/* Work on a copy so that a file with errors changes nothing. */
+	struct sg_config n = *c;
+	n.data_dir = c->data_dir ? strdup(c->data_dir) : NULL;
+	if (root != NULL && sg_yaml_check_keys(d, file, root, "sandgate.yaml", top_keys,
+	    sizeof(top_keys) / sizeof(top_keys[0])) != 0 && !fy_node_is_mapping(root))
+		root = NULL;
+	if (root != NULL) {
+		parse_top_strings(&n, file, root, d);
+		parse_section(&n, file, root, NULL, d);
+		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+			parse_section(&n, file, root, sections[i], d);
+	}
+	fy_document_destroy(doc);
+	sg_yaml_sort_diags(d, before);
+	if (d->n != before) {
+		free(n.data_dir);
+		return -1;
+	}
+	free(c->data_dir);
+	*c = n;
+	return 0;
+}
+
+int
+sg_config_load(struct sg_config *c, const char *path, struct sg_diags *d)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		sg_diags_add(d, path, 0, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	/* Read one byte past the limit to tell "exactly 1 MiB" from "more". */
+	char *buf = malloc(CONFIG_MAX_BYTES + 1);
+	size_t len = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+	int err = ferror(f);
+	fclose(f);
+	if (buf == NULL || err || len > CONFIG_MAX_BYTES) {
+		sg_diags_add(d, path, 0, 0, "cannot read: %s", buf == NULL ? "out of memory" :
+		    err ? "I/O error" : "file is over the 1 MiB limit");
+		free(buf);
+		return -1;
+	}
+	int rc = sg_config_parse(c, path, buf, len, d);
+	free(buf);
+	return rc;
+}

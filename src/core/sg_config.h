@@ -1,0 +1,68 @@
+/*
+ * sg_config: server settings from sandgate.yaml.  Every key is optional;
+ * defaults are safe for a single machine.  Command-line flags override the
+ * file.
+ *
+ *   listen: 127.0.0.1:8080
+ *   threads: 2
+ *   data_dir: ./data
+ *   limits:
+ *     max_header_bytes: 8192
+ *     max_body_bytes: 1048576
+ *     max_json_depth: 32
+ *     read_timeout: 10s      # reading one request, headers and body
+ *     idle_timeout: 60s      # an idle keep-alive connection
+ *     drain_timeout: 10s     # in-flight work allowed to finish on SIGTERM
+ *   simulator:
+ *     seed: 42
+ *   log:
+ *     requests: true         # one JSON line per request on stderr
+ *   record:
+ *     queue: 8192            # decisions waiting for the writer thread
+ *   throttle:
+ *     cells: 1048576         # GCRA cells in the local table
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/sg_diag.h"
+
+struct sg_config {
+	char listen_host[256];
+	uint16_t listen_port;
+	int threads;              /* 1..64 */
+	char *data_dir;           /* owned */
+	size_t max_header_bytes;  /* 1 KiB .. 1 MiB */
+	size_t max_body_bytes;    /* 1 KiB .. 64 MiB */
+	int max_json_depth;       /* 2 .. SG_SCHEMA_MAX_DEPTH */
+	uint32_t read_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t drain_timeout_ms;
+	uint64_t simulator_seed;
+	bool log_requests;
+	size_t record_queue;      /* 16 .. 16M */
+	size_t throttle_cells;    /* 1024 .. 64M */
+};
+
+void sg_config_defaults(struct sg_config *c);
+/*
+ * Reads `path` over the defaults already in *c.  Unknown keys, wrong types and
+ * out-of-range values are reported to `d` with line and column; returns -1
+ * when any was found.
+ */
+int sg_config_load(struct sg_config *c, const char *path, struct sg_diags *d);
+/* Same, from memory; `file` names the text in messages. */
+int sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
+    struct sg_diags *d);
+void sg_config_free(struct sg_config *c);
+
+/* "host:port" → fields; -1 when malformed.  Shared with --listen. */
+int sg_config_set_listen(struct sg_config *c, const char *hostport);
+/* "250ms", "10s", "5m", "1h", "2d" → milliseconds; -1 when malformed. */
+int sg_duration_parse_ms(const char *s, uint64_t *ms);
+
+#endif

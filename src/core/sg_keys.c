@@ -1,0 +1,168 @@
+/*
+ * API key material, all through libsodium: random bytes, base64url,
+ * keyed BLAKE2b, constant-time comparison and wiping.
+ */
+#include "core/sg_keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PREFIX "sgk_"
+#define PREFIX_LEN 4
+#define SECRET_BYTES 32
+#define SECRET_B64_LEN 43 /* 32 bytes, base64url, no padding */
+#define KEY_LEN (PREFIX_LEN + SG_KEY_ID_LEN + 1 + SECRET_B64_LEN)
+
+int
+sg_keys_init(void)
+{
+	return sodium_init() < 0 ? -1 : 0;
+}
+
+int
+sg_key_generate(char *out, size_t outlen, char id[SG_KEY_ID_LEN + 1])
+{
+	unsigned char idb[SG_KEY_ID_LEN / 2], secret[SECRET_BYTES];
+	char b64[SECRET_B64_LEN + 1];
+	if (outlen < KEY_LEN + 1)
+		return -1;
+	randombytes_buf(idb, sizeof(idb));
+	randombytes_buf(secret, sizeof(secret));
+	sodium_bin2hex(id, SG_KEY_ID_LEN + 1, idb, sizeof(idb));
+	sodium_bin2base64(b64, sizeof(b64), secret, sizeof(secret),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	memcpy(out, PREFIX, PREFIX_LEN);
+	memcpy(out + PREFIX_LEN, id, SG_KEY_ID_LEN);
+	out[PREFIX_LEN + SG_KEY_ID_LEN] = '_';
+	memcpy(out + PREFIX_LEN + SG_KEY_ID_LEN + 1, b64, SECRET_B64_LEN + 1);
+	sodium_memzero(secret, sizeof(secret));
+	sodium_memzero(b64, sizeof(b64));
+	return 0;
+}
+
+static int
+is_b64url(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	    ch == '-' || ch == '_';
+}
+
+int
+sg_key_parse(const char *key, size_t len, char id[SG_KEY_ID_LEN + 1])
+{
+	if (len != KEY_LEN || memcmp(key, PREFIX, PREFIX_LEN) != 0 ||
+	    key[PREFIX_LEN + SG_KEY_ID_LEN] != '_')
+		return -1;
+	for (size_t i = 0; i < SG_KEY_ID_LEN; i++) {
+		char ch = key[PREFIX_LEN + i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return -1;
+	}
+	const char *secret = key + PREFIX_LEN + SG_KEY_ID_LEN + 1;
+	for (size_t i = 0; i < SECRET_B64_LEN; i++)
+		if (!is_b64url(secret[i]))
+			return -1;
+	memcpy(id, key + PREFIX_LEN, SG_KEY_ID_LEN);
+	id[SG_KEY_ID_LEN] = '\0';
+	return 0;
+}
+
+void
+sg_key_hash(const uint8_t secret[SG_SERVER_SECRET_LEN], const char *key, size_t len,
+    uint8_t out[SG_KEY_HASH_LEN])
+{
+	crypto_generichash(out, SG_KEY_HASH_LEN, (const unsigned char *)key, len, secret,
+	    SG_SERVER_SECRET_LEN);
+}
+
+int
+sg_key_verify(const uint8_t secret[SG_SERVER_SECRET_LEN], const char *key, size_t len,
+    const uint8_t stored[SG_KEY_HASH_LEN])
+{
+	uint8_t h[SG_KEY_HASH_LEN];
+	sg_key_hash(secret, key, len, h);
+	int same = sodium_memcmp(h, stored, SG_KEY_HASH_LEN) == 0;
+	sodium_memzero(h, sizeof(h));
+	return same;
+}
+
+static int
+read_exact(int fd, uint8_t *out, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, out + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+create_secret(const char *path, uint8_t out[SG_SERVER_SECRET_LEN])
+{
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	randombytes_buf(out, SG_SERVER_SECRET_LEN);
+	/* fsync before use: keys hashed under a secret that a crash loses are dead keys. */
+	int rc = write_all(fd, out, SG_SERVER_SECRET_LEN) == 0 && fsync(fd) == 0 ? 0 : -1;
+	close(fd);
+	if (rc != 0)
+		unlink(path); /* never leave a short secret behind */
+	return rc;
+}
+
+/* Accepts only a regular file of exactly the secret's size that nobody else can read. */
+static int
+read_secret(int fd, uint8_t out[SG_SERVER_SECRET_LEN])
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != SG_SERVER_SECRET_LEN ||
+	    (st.st_mode & 077) != 0)
+		return -1;
+	return read_exact(fd, out, SG_SERVER_SECRET_LEN);
+}
+
+int
+sg_server_secret_load(const char *path, uint8_t out[SG_SERVER_SECRET_LEN])
+{
+	int rc = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		if (create_secret(path, out) == 0)
+			return 0;
+		if (errno == EEXIST) /* lost a creation race: use the winner's secret */
+			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd >= 0) {
+		rc = read_secret(fd, out);
+		close(fd);
+	}
+	/* A failed load must not leave half a secret for a careless caller to use. */
+	if (rc != 0)
+		sodium_memzero(out, SG_SERVER_SECRET_LEN);
+	return rc;
+}

@@ -1,0 +1,75 @@
+/*
+ * sg_problem: every error a client can see, as RFC 9457 problem details.
+ * Each code has a fixed status, title, type and a remediation written for a
+ * citizen developer: what to do next, in plain words.  Codes are API: tests
+ * and clients match on them, so never rename one.
+ */
+#ifndef SG_PROBLEM_H
+#define SG_PROBLEM_H
+
+#include <jansson.h>
+
+enum sg_problem_code {
+	SG_P_KEY_MISSING,
+	SG_P_KEY_MALFORMED,
+	SG_P_KEY_UNKNOWN,
+	SG_P_KEY_EXPIRED,
+	SG_P_KEY_REVOKED,
+	SG_P_ROLE_UNKNOWN,
+	SG_P_MODE_NOT_ALLOWED,
+	SG_P_OPERATION_NOT_ALLOWED,
+	SG_P_CONNECTOR_NOT_FOUND,
+	SG_P_OPERATION_NOT_FOUND,
+	SG_P_ROUTE_NOT_FOUND,
+	SG_P_METHOD_NOT_ALLOWED,
+	SG_P_UNSUPPORTED_MEDIA_TYPE,
+	SG_P_MALFORMED_JSON,
+	SG_P_BODY_TOO_LARGE,
+	SG_P_NESTED_TOO_DEEPLY,
+	SG_P_INVALID_INPUT,
+	SG_P_RATE_LIMITED,
+	SG_P_CAPACITY,
+	SG_P_LIVE_UNAVAILABLE,
+	SG_P_SIMULATOR_FAILED,
+	SG_P_NOT_READY,
+	SG_P_INTERNAL,
+	SG_P_COUNT
+};
+
+/* What kind of decision a problem records in the audit trail. */
+enum sg_decision_kind {
+	SG_DEC_ALLOWED,
+	SG_DEC_UNAUTHENTICATED,
+	SG_DEC_DENIED,
+	SG_DEC_NOT_FOUND,
+	SG_DEC_INVALID,
+	SG_DEC_THROTTLED,
+	SG_DEC_ERROR,
+	SG_DEC_COUNT
+};
+
+struct sg_problem_def {
+	const char *code;        /* stable machine code, "key_expired" */
+	int status;
+	const char *title;
+	const char *type;        /* URI */
+	const char *remediation; /* what the person should do next */
+	enum sg_decision_kind decision;
+};
+
+const struct sg_problem_def *sg_problem_def(enum sg_problem_code code);
+const char *sg_decision_name(enum sg_decision_kind d);
+
+/*
+ * Builds the problem+json body.  `detail` is copied with CR, LF and other
+ * control characters replaced by spaces, since it may echo client input.
+ * `ext` (may be NULL) is an object whose members are merged in; the
+ * reference is stolen.  Returns a new reference.
+ */
+json_t *sg_problem_body(const struct sg_problem_def *def, const char *detail,
+    const char *trace_id, const char *instance, json_t *ext);
+
+/* Copies `in` into `out` (size n), replacing control characters with spaces. */
+void sg_problem_sanitize(char *out, size_t n, const char *in);
+
+#endif

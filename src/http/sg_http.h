@@ -1,0 +1,88 @@
+/*
+ * sg_http: what the HTTP modules share.  One sg_io_thread per event loop;
+ * each owns its event_base, evhttp, listener, pinned snapshot and metrics
+ * shard, so request handling shares nothing mutable between threads.
+ */
+#ifndef SG_HTTP_H
+#define SG_HTTP_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "catalog/sg_snapshot.h"
+#include "obs/sg_metrics.h"
+#include "obs/sg_trace.h"
+#include "path/sg_req.h"
+
+struct sg_server;
+
+struct sg_io_thread {
+	int index;
+	pthread_t tid;
+	struct sg_server *server;
+	struct event_base *base;
+	struct evhttp *http;
+	evutil_socket_t listen_fd;
+	struct evhttp_bound_socket *listener;
+	struct sg_snapshot *snap; /* pinned; swapped when the generation moves */
+	uint64_t snap_gen;
+	struct sg_metrics_shard *metrics;
+	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
+};
+
+struct sg_server {
+	struct sg_gateway *gw;
+	const struct sg_config *cfg;
+	struct sg_io_thread *threads;
+	int n_threads;
+	_Atomic bool draining;
+	_Atomic bool store_ok;
+};
+
+/* Per-request scratch shared by the handlers. */
+struct sg_http_ctx {
+	struct sg_io_thread *t;
+	struct evhttp_request *req;
+	struct sg_trace trace;
+	uint64_t start_ns;
+	const char *path;
+	/* Points at `req_state` once a handler identified or governed the call. */
+	struct sg_req *gov;
+	bool governed; /* a connector call: counts as a decision */
+	struct sg_req req_state;
+};
+
+uint64_t sg_now_ns(void);
+
+/* Refreshes the thread's pinned snapshot if a reload happened; may return NULL. */
+struct sg_snapshot *sg_http_snapshot(struct sg_io_thread *t);
+
+/* Entry point registered with evhttp. */
+void sg_http_on_request(struct evhttp_request *req, void *arg);
+
+/* Response helpers: each sends exactly one reply. */
+void sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body /* stolen */,
+    const char *content_type);
+void sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
+    const char *content_type);
+void sg_http_send_problem(struct sg_http_ctx *c, enum sg_problem_code code, const char *detail);
+
+/* Handlers outside the governed path. */
+void sg_http_healthz(struct sg_http_ctx *c);
+void sg_http_readyz(struct sg_http_ctx *c);
+void sg_http_metrics(struct sg_http_ctx *c);
+void sg_http_catalog(struct sg_http_ctx *c);
+void sg_http_usage(struct sg_http_ctx *c);
+void sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation);
+
+/* Identifies the caller for the read-only API; replies and returns -1 on failure. */
+int sg_http_identify_or_reply(struct sg_http_ctx *c, struct sg_req *r);
+
+/* Adds RateLimit, RateLimit-Policy and (on 429) Retry-After for `r`. */
+void sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * The governed call: POST /v1/connectors/{connector}/{operation}.  The
+ * transport work (headers, body, response) happens here; every decision is
+ * made by the path steps.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "http/sg_http.h"
+#include "path/sg_path.h"
+
+/* Fills the transport inputs of the request; replies and returns -1 on failure. */
+static int
+prepare(struct sg_http_ctx *c, struct sg_req *r, struct sg_snapshot *snap)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
+	struct timeval tv;
+
+	sg_req_init(r, c->t->server->gw, snap);
+	c->gov = r;
+	r->trace = c->trace;
+	r->now_ns = c->start_ns;
+	gettimeofday(&tv, NULL);
+	r->wall_s = tv.tv_sec;
+	r->authorization = evhttp_find_header(in, "Authorization");
+	return 0;
+}
+
+static void
+read_body(struct sg_http_ctx *c, struct sg_req *r)
+{
+	struct evbuffer *buf = evhttp_request_get_input_buffer(c->req);
+	size_t len = evbuffer_get_length(buf);
+	/* One contiguous copy is what the JSON parser needs anyway. */
+	r->body = len ? (const char *)evbuffer_pullup(buf, -1) : "";
+	r->body_len = len;
+}
+
+static void
+respond(struct sg_http_ctx *c, struct sg_req *r)
+{
+	const struct sg_limit *limit;
+	/* Refusals before throttle still tell the caller where they stand. */
+	if (!r->has_rate && r->principal.role && r->connector &&
+	    sg_throttle_standing(r, r->connector, &limit, &r->rate) == 0) {
+		r->limit = limit;
+		r->has_rate = true;
+	}
+	sg_http_rate_headers(c, r);
+	if (r->problem == NULL) {
+		json_t *out = r->output;
+		r->output = NULL;
+		sg_http_send_json(c, 200, out, "application/json");
+		return;
+	}
+	if (r->status == 503 && !r->has_rate)
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
+	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+}
+
+void
+sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation)
+{
+	struct sg_req *r = &c->req_state;
+	struct sg_snapshot *snap = sg_http_snapshot(c->t);
+
+	if (snap == NULL) {
+		sg_http_send_problem(c, SG_P_NOT_READY, "no catalog is loaded yet");
+		return;
+	}
+	prepare(c, r, snap);
+	c->governed = true;
+	r->connector_name = connector;
+	r->operation_name = operation;
+	r->content_type =
+	    evhttp_find_header(evhttp_request_get_input_headers(c->req), "Content-Type");
+	read_body(c, r);
+	sg_path_run(r);
+	respond(c, r);
+	sg_step_record(r, (sg_now_ns() - c->start_ns) / 1000);
+}
+
+int
+sg_http_identify_or_reply(struct sg_http_ctx *c, struct sg_req *r)
+{
+	struct sg_snapshot *snap = sg_http_snapshot(c->t);
+	if (snap == NULL) {
+		sg_http_send_problem(c, SG_P_NOT_READY, "no catalog is loaded yet");
+		return -1;
+	}
+	prepare(c, r, snap);
+	if (sg_step_identify(r) == SG_STEP_NEXT)
+		return 0;
+	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+	return -1;
+}

@@ -1,0 +1,138 @@
+/*
+ * Response helpers.  Every reply carries the trace context and the same
+ * safety headers; every error is problem+json from one function.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/sg_http.h"
+
+uint64_t
+sg_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void
+common_headers(struct sg_http_ctx *c, const char *content_type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	char tp[64];
+	sg_trace_format(&c->trace, tp, sizeof(tp));
+	evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "traceparent", tp);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	/* While draining, ask every client to reconnect (elsewhere) after this reply. */
+	if (atomic_load_explicit(&c->t->server->draining, memory_order_relaxed))
+		evhttp_add_header(h, "Connection", "close");
+}
+
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+/*
+ * libevent 2.1 keeps one timer per connection.  A new connection runs on
+ * read_timeout (set on the evhttp); once it has been answered, it may idle
+ * until the next request for idle_timeout, which also bounds reading that
+ * next request.
+ */
+static void
+arm_idle_timeout(struct sg_http_ctx *c)
+{
+	uint32_t ms = c->t->server->cfg->idle_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+	if (evcon)
+		evhttp_connection_set_timeout_tv(evcon, &tv);
+}
+
+void
+sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
+    const char *content_type)
+{
+	struct evbuffer *out = evbuffer_new();
+	common_headers(c, content_type);
+	arm_idle_timeout(c);
+	if (out)
+		evbuffer_add(out, text, len);
+	evhttp_send_reply(c->req, status, reason_phrase(status), out);
+	if (out)
+		evbuffer_free(out);
+}
+
+void
+sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body, const char *content_type)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(body);
+	if (text == NULL) {
+		/* Only allocation failure gets here; a fixed body cannot fail again. */
+		static const char oom[] = "{\"status\":500,\"code\":\"internal\"}";
+		sg_http_send_text(c, 500, oom, sizeof(oom) - 1, "application/problem+json");
+		return;
+	}
+	sg_http_send_text(c, status, text, strlen(text), content_type);
+	free(text);
+}
+
+void
+sg_http_send_problem(struct sg_http_ctx *c, enum sg_problem_code code, const char *detail)
+{
+	const struct sg_problem_def *def = sg_problem_def(code);
+	json_t *body = sg_problem_body(def, detail, c->trace.trace_id, c->path, NULL);
+	sg_http_send_json(c, def->status, body, "application/problem+json");
+}
+
+static uint64_t
+ceil_seconds(uint64_t ns)
+{
+	return ns / 1000000000ull + (ns % 1000000000ull != 0);
+}
+
+void
+sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	const struct sg_limit *l = r->limit;
+	char v[160];
+	if (!r->has_rate || l == NULL)
+		return;
+	/* w: time for an empty bucket to refill completely, the GCRA window. */
+	uint64_t window = ceil_seconds(l->gcra.emission_ns * (uint64_t)l->gcra.burst);
+	snprintf(v, sizeof(v), "\"%s\";q=%u;w=%llu", r->connector->name, l->gcra.burst,
+	    (unsigned long long)(window ? window : 1));
+	evhttp_add_header(h, "RateLimit-Policy", v);
+	snprintf(v, sizeof(v), "\"%s\";r=%u;t=%llu", r->connector->name, r->rate.remaining,
+	    (unsigned long long)ceil_seconds(r->rate.reset_ns));
+	evhttp_add_header(h, "RateLimit", v);
+	if (r->status == 429 && r->rate.retry_after_ns != UINT64_MAX) {
+		uint64_t s = ceil_seconds(r->rate.retry_after_ns);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)(s ? s : 1));
+		evhttp_add_header(h, "Retry-After", v);
+	} else if (r->status == 503) {
+		evhttp_add_header(h, "Retry-After", "1");
+	}
+}

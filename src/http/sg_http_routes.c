@@ -1,0 +1,144 @@
+/*
+ * Routing and the governed call.  The router is a handful of fixed paths;
+ * anything else is a problem+json 404, never libevent's HTML page.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "http/sg_http.h"
+#include "obs/sg_log.h"
+#include "path/sg_path.h"
+
+#define CONNECTOR_PREFIX "/v1/connectors/"
+
+struct sg_snapshot *
+sg_http_snapshot(struct sg_io_thread *t)
+{
+	uint64_t gen = sg_snapshot_generation();
+	if (gen != t->snap_gen || t->snap == NULL) {
+		sg_snapshot_unref(t->snap);
+		t->snap = sg_snapshot_current();
+		t->snap_gen = t->snap ? t->snap->generation : 0;
+	}
+	return t->snap;
+}
+
+static bool
+method_is(struct sg_http_ctx *c, enum evhttp_cmd_type want, const char *allow)
+{
+	if (evhttp_request_get_command(c->req) == want)
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow", allow);
+	char detail[96];
+	snprintf(detail, sizeof(detail), "%s accepts only %s", c->path, allow);
+	sg_http_send_problem(c, SG_P_METHOD_NOT_ALLOWED, detail);
+	return false;
+}
+
+/* Splits "/v1/connectors/{c}/{op}" into two short names; -1 when the shape is wrong. */
+static int
+split_connector_path(const char *path, char *conn, size_t cn, char *op, size_t on)
+{
+	const char *p = path + strlen(CONNECTOR_PREFIX);
+	const char *slash = strchr(p, '/');
+	if (slash == NULL || slash == p || slash[1] == '\0' || strchr(slash + 1, '/'))
+		return -1;
+	if ((size_t)(slash - p) >= cn || strlen(slash + 1) >= on)
+		return -1;
+	memcpy(conn, p, (size_t)(slash - p));
+	conn[slash - p] = '\0';
+	snprintf(op, on, "%s", slash + 1);
+	return 0;
+}
+
+static void
+dispatch(struct sg_http_ctx *c)
+{
+	const char *p = c->path;
+	char conn[96], op[96];
+
+	if (strcmp(p, "/healthz") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_healthz(c);
+	} else if (strcmp(p, "/readyz") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_readyz(c);
+	} else if (strcmp(p, "/metrics") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_metrics(c);
+	} else if (strcmp(p, "/v1/catalog") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_catalog(c);
+	} else if (strcmp(p, "/v1/me/usage") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_usage(c);
+	} else if (strncmp(p, CONNECTOR_PREFIX, strlen(CONNECTOR_PREFIX)) == 0 &&
+	    split_connector_path(p, conn, sizeof(conn), op, sizeof(op)) == 0) {
+		if (method_is(c, EVHTTP_REQ_POST, "POST"))
+			sg_http_governed(c, conn, op);
+	} else {
+		sg_http_send_problem(c, SG_P_ROUTE_NOT_FOUND, "there is nothing at this path");
+	}
+}
+
+static void
+log_request(struct sg_http_ctx *c, int status, uint64_t latency_us)
+{
+	if (!c->t->server->cfg->log_requests)
+		return;
+	const struct sg_req *r = c->gov;
+	const struct sg_key_entry *k = r ? r->principal.key : NULL;
+	json_t *line = json_pack("{s:s, s:s, s:s, s:i, s:I}", "level", "info", "msg", "request",
+	    "trace_id", c->trace.trace_id, "status", status, "latency_us", (json_int_t)latency_us);
+	if (line == NULL)
+		return;
+	json_object_set_new(line, "method",
+	    json_string(evhttp_request_get_command(c->req) == EVHTTP_REQ_POST ? "POST" : "GET"));
+	json_object_set_new(line, "path", json_string(c->path));
+	if (k) {
+		json_object_set_new(line, "tenant", json_string(k->tenant));
+		json_object_set_new(line, "user", json_string(k->user));
+		json_object_set_new(line, "key_id", json_string(k->id));
+	}
+	if (r && r->connector)
+		json_object_set_new(line, "connector", json_string(r->connector->name));
+	if (r && r->op)
+		json_object_set_new(line, "operation", json_string(r->op->name));
+	if (r) {
+		json_object_set_new(line, "decision", json_string(sg_decision_name(r->decision)));
+		if (r->problem)
+			json_object_set_new(line, "code", json_string(r->problem->code));
+	}
+	sg_log_json(line);
+}
+
+void
+sg_http_on_request(struct evhttp_request *req, void *arg)
+{
+	struct sg_io_thread *t = arg;
+	struct sg_http_ctx c = {.t = t, .req = req, .start_ns = sg_now_ns()};
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+	atomic_fetch_add_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
+	c.path = (path && *path) ? path : "/";
+	sg_trace_begin(&c.trace,
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent"));
+	dispatch(&c);
+
+	int status = evhttp_request_get_response_code(req);
+	uint64_t done = sg_now_ns();
+	uint64_t latency_us = (done - c.start_ns) / 1000;
+	const char *conn = (c.gov && c.gov->connector) ? c.gov->connector->name : NULL;
+	sg_metrics_observe(t->metrics, conn, status, c.governed ? c.gov->decision : SG_DEC_COUNT,
+	    latency_us);
+	log_request(&c, status, latency_us);
+	if (c.gov)
+		sg_req_finish(c.gov);
+	atomic_store_explicit(&t->last_done_ns, done, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
+}

@@ -1,0 +1,20 @@
+/*
+ * sg_log: JSON lines on stderr.  One line per request, plus server events.
+ * A line is built in memory and written with one write(2), so lines from
+ * different threads never interleave.
+ */
+#ifndef SG_LOG_H
+#define SG_LOG_H
+
+#include <jansson.h>
+
+enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR };
+
+void sg_log_set_level(enum sg_log_level l);
+/* Server event: {"ts","level","msg", ...extra}.  `extra` is stolen and may be NULL. */
+void sg_log(enum sg_log_level l, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Writes `line` (stolen) with "ts" added, as one line. */
+void sg_log_json(json_t *line);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * sg_metrics: Prometheus counters without shared writes.  Each I/O thread
+ * owns one sg_metrics_shard and is its only writer; a scrape sums the
+ * shards with relaxed atomic loads.  Nothing on the request path takes a
+ * lock or bounces a cache line between threads.
+ */
+#ifndef SG_METRICS_H
+#define SG_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/sg_problem.h"
+
+#define SG_METRICS_MAX_SHARDS 64
+#define SG_METRICS_SERIES 256
+#define SG_METRICS_BUCKETS 14
+
+struct sg_metrics_series {
+	char connector[64];
+	int status;
+	_Atomic uint64_t count;
+};
+
+struct sg_metrics_shard {
+	/* Series are appended by the owner and published through `n_series`. */
+	struct sg_metrics_series series[SG_METRICS_SERIES];
+	_Atomic size_t n_series;
+	_Atomic uint64_t overflow; /* requests whose series did not fit */
+	_Atomic uint64_t latency_bucket[SG_METRICS_BUCKETS];
+	_Atomic uint64_t latency_sum_us;
+	_Atomic uint64_t latency_count;
+	_Atomic uint64_t decisions[SG_DEC_COUNT];
+	_Atomic int64_t in_flight;
+};
+
+/* Global extras the scrape reports, set by the owner of each value. */
+struct sg_metrics_gauges {
+	_Atomic uint64_t snapshot_generation;
+	_Atomic uint64_t reloads_ok;
+	_Atomic uint64_t reloads_failed;
+	_Atomic uint64_t record_dropped;
+	_Atomic uint64_t throttle_cells;
+};
+
+/* Returns a zeroed shard registered for scraping; NULL past the maximum. */
+struct sg_metrics_shard *sg_metrics_shard_new(void);
+void sg_metrics_reset_all(void);
+
+/* Owner thread only.  `connector` may be NULL for requests that never resolved one. */
+void sg_metrics_observe(struct sg_metrics_shard *m, const char *connector, int status,
+    enum sg_decision_kind d, uint64_t latency_us);
+
+extern struct sg_metrics_gauges sg_gauges;
+
+/* Renders every series in Prometheus text format 0.0.4.  Returns a malloc'd string. */
+char *sg_metrics_render(size_t *len);
+
+#endif

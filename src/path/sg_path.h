@@ -1,0 +1,40 @@
+/*
+ * sg_path: the governed path.  Each step is one file (step_<name>.c) with one
+ * job; it reads what earlier steps decided and returns NEXT or refuses the
+ * request through sg_req_fail().  No step reaches into another's state.
+ *
+ *   identify → resolve → authorize → validate → throttle → route
+ *
+ * Recording runs after the loop for every request, refused or not, like
+ * nginx's log phase: refusals are what an audit needs most.
+ */
+#ifndef SG_PATH_H
+#define SG_PATH_H
+
+#include "path/sg_req.h"
+
+enum sg_step_rc sg_step_identify(struct sg_req *r);
+enum sg_step_rc sg_step_resolve(struct sg_req *r);
+enum sg_step_rc sg_step_authorize(struct sg_req *r);
+enum sg_step_rc sg_step_validate(struct sg_req *r);
+enum sg_step_rc sg_step_throttle(struct sg_req *r);
+enum sg_step_rc sg_step_route(struct sg_req *r);
+
+/*
+ * Runs the steps from r->next_step until one stops the request or all have
+ * run.  Returns SG_STEP_AGAIN if a step suspended (resume by calling again),
+ * otherwise SG_STEP_STOP with the outcome in r.
+ */
+enum sg_step_rc sg_path_run(struct sg_req *r);
+
+/* Decision path only (identify through throttle), for the microbenchmark. */
+enum sg_step_rc sg_path_run_decide(struct sg_req *r);
+
+/* Writes the audit record and returns how long the request took. */
+void sg_step_record(struct sg_req *r, uint64_t latency_us);
+
+/* Peeks at the caller's rate-limit standing for `c` without spending it. */
+int sg_throttle_standing(const struct sg_req *r, const struct sg_connector *c,
+    const struct sg_limit **limit, struct sg_gcra_result *res);
+
+#endif

@@ -1,0 +1,47 @@
+#include "path/sg_req.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void
+sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap)
+{
+	memset(r, 0, sizeof(*r));
+	r->gw = gw;
+	r->snap = snap;
+	r->status = 200;
+	r->decision = SG_DEC_ALLOWED;
+}
+
+void
+sg_req_finish(struct sg_req *r)
+{
+	json_decref(r->input);
+	json_decref(r->output);
+	json_decref(r->problem_ext);
+	r->input = r->output = r->problem_ext = NULL;
+}
+
+enum sg_step_rc
+sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
+{
+	const struct sg_problem_def *def = sg_problem_def(code);
+	va_list ap;
+	r->problem = def;
+	r->status = def->status;
+	r->decision = def->decision;
+	va_start(ap, fmt);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	va_end(ap);
+	return SG_STEP_STOP;
+}
+
+json_t *
+sg_req_problem_body(struct sg_req *r)
+{
+	const struct sg_problem_def *def = r->problem ? r->problem : sg_problem_def(SG_P_INTERNAL);
+	json_t *ext = r->problem_ext;
+	r->problem_ext = NULL;
+	return sg_problem_body(def, r->detail[0] ? r->detail : NULL, r->trace.trace_id, NULL, ext);
+}

@@ -1,0 +1,97 @@
+/*
+ * sg_req: one governed request as it walks the path.  The HTTP layer fills
+ * the inputs, the steps fill the rest, and the HTTP layer turns the outcome
+ * into a response.  Nothing here knows about libevent, so the decision path
+ * can run (and be benchmarked) without a socket.
+ *
+ * Ownership: the request owns `input`, `output` and `problem_ext`, and
+ * sg_req_finish() releases them.  Every other pointer is borrowed from the
+ * pinned snapshot or the HTTP request and is valid until the request ends.
+ */
+#ifndef SG_REQ_H
+#define SG_REQ_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog/sg_snapshot.h"
+#include "core/sg_config.h"
+#include "core/sg_problem.h"
+#include "obs/sg_trace.h"
+#include "throttle/sg_gcra.h"
+
+struct sg_ratetable;
+struct sg_recorder;
+
+/* Process-wide state that steps may use; set up once by serve. */
+struct sg_gateway {
+	const struct sg_config *config;
+	uint8_t server_secret[SG_SERVER_SECRET_LEN];
+	struct sg_ratetable *rates;
+	struct sg_recorder *recorder; /* NULL: decisions are not recorded (benchmarks) */
+};
+
+enum sg_step_rc {
+	SG_STEP_NEXT,  /* go on to the next step */
+	SG_STEP_AGAIN, /* suspended; an async completion resumes at this step */
+	SG_STEP_STOP,  /* the response is set; skip to record */
+	SG_STEP_ERROR, /* an internal failure; answer 500 */
+};
+
+struct sg_principal {
+	const struct sg_key_entry *key; /* owned by the snapshot */
+	const struct sg_role *role;     /* owned by the snapshot */
+	enum sg_mode mode;
+};
+
+struct sg_req {
+	/* Inputs, borrowed from the transport. */
+	struct sg_gateway *gw;
+	struct sg_snapshot *snap;
+	const char *authorization; /* header value or NULL */
+	const char *connector_name;
+	const char *operation_name;
+	const char *content_type;  /* header value or NULL */
+	const char *body;
+	size_t body_len;
+	uint64_t now_ns;           /* monotonic, taken once at arrival */
+	int64_t wall_s;            /* unix seconds, for key expiry */
+	struct sg_trace trace;
+
+	/* Filled by the steps. */
+	struct sg_principal principal;
+	const struct sg_connector *connector;
+	const struct sg_operation *op;
+	json_t *input;
+	json_t *output;
+	bool has_rate;
+	const struct sg_limit *limit;
+	struct sg_gcra_result rate;
+	size_t next_step;
+
+	/* Outcome. */
+	int status;
+	const struct sg_problem_def *problem; /* NULL when allowed */
+	char detail[512];
+	json_t *problem_ext;
+	enum sg_decision_kind decision;
+};
+
+/* Prepares `r` for a new request; inputs are then set by the caller. */
+void sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap);
+/* Releases what the request owns.  Safe to call twice. */
+void sg_req_finish(struct sg_req *r);
+
+/*
+ * The one way a step refuses a request: sets the status, the problem and a
+ * detail for a person (control characters stripped when rendered).  Returns
+ * SG_STEP_STOP so a step can `return sg_req_fail(...)`.
+ */
+enum sg_step_rc sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The problem+json body for a refused request (new reference). */
+json_t *sg_req_problem_body(struct sg_req *r);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * record: every governed decision, allowed or not, goes to the audit
+ * store through the writer thread's queue.  The request thread copies a
+ * small struct and never touches the disk.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "path/sg_path.h"
+#include "store/sg_recorder.h"
+#include "obs/sg_metrics.h"
+
+/* Truncates on purpose: audit columns are bounded. */
+static void
+copy(char *dst, size_t n, const char *src)
+{
+	size_t len = src ? strnlen(src, n - 1) : 0;
+	if (len)
+		memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+static void
+fill_principal(struct sg_decision *d, const struct sg_req *r)
+{
+	const struct sg_key_entry *k = r->principal.key;
+	if (k == NULL)
+		return;
+	copy(d->key_id, sizeof(d->key_id), k->id);
+	copy(d->tenant, sizeof(d->tenant), k->tenant);
+	copy(d->user, sizeof(d->user), k->user);
+	copy(d->role, sizeof(d->role), k->role);
+	copy(d->mode, sizeof(d->mode), sg_mode_name(k->mode));
+}
+
+void
+sg_step_record(struct sg_req *r, uint64_t latency_us)
+{
+	struct sg_decision d;
+	struct timeval tv;
+
+	if (r->gw->recorder == NULL)
+		return;
+	memset(&d, 0, sizeof(d));
+	gettimeofday(&tv, NULL);
+	d.ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+	copy(d.trace_id, sizeof(d.trace_id), r->trace.trace_id);
+	fill_principal(&d, r);
+	/* Only resolved names are recorded verbatim; raw URL text is capped. */
+	copy(d.connector, sizeof(d.connector), r->connector ? r->connector->name : r->connector_name);
+	copy(d.operation, sizeof(d.operation), r->op ? r->op->name : r->operation_name);
+	copy(d.decision, sizeof(d.decision), sg_decision_name(r->decision));
+	d.status = r->status;
+	copy(d.code, sizeof(d.code), r->problem ? r->problem->code : "ok");
+	copy(d.reason, sizeof(d.reason), r->problem ? r->detail : "allowed by policy");
+	d.latency_us = (int64_t)latency_us;
+	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;
+	if (sg_recorder_push(r->gw->recorder, &d) != 0)
+		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
+}

@@ -1,0 +1,32 @@
+/*
+ * route: sandbox calls, and live calls to connectors whose live side is
+ * built in, are answered by the simulator.  Live calls to a real upstream
+ * are refused plainly until upstream routing exists, rather than pretending.
+ */
+#include "path/sg_path.h"
+#include "upstream/sg_simulator.h"
+
+static enum sg_step_rc
+simulate(struct sg_req *r)
+{
+	char salt[160];
+	snprintf(salt, sizeof(salt), "%s.%s", r->connector->name, r->op->name);
+	r->output = sg_sim_generate(r->op->output, r->op->examples, r->input,
+	    r->gw->config->simulator_seed, salt);
+	if (r->output == NULL)
+		return sg_req_fail(r, SG_P_SIMULATOR_FAILED,
+		    "the simulator could not produce output for %s", salt);
+	return SG_STEP_NEXT;
+}
+
+enum sg_step_rc
+sg_step_route(struct sg_req *r)
+{
+	const struct sg_environment *env =
+	    r->principal.mode == SG_MODE_LIVE ? &r->connector->live : &r->connector->sandbox;
+	if (env->simulator)
+		return simulate(r);
+	return sg_req_fail(r, SG_P_LIVE_UNAVAILABLE,
+	    "connector \"%s\" has no built-in %s side on this gateway", r->connector->name,
+	    sg_mode_name(r->principal.mode));
+}

@@ -1,0 +1,73 @@
+/*
+ * sg_policy: roles, what each role may call in each mode, and its rate
+ * limits, compiled against a catalog into lookup tables.
+ */
+#ifndef SG_POLICY_H
+#define SG_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/sg_catalog.h"
+#include "core/sg_diag.h"
+#include "throttle/sg_gcra.h"
+
+enum sg_mode { SG_MODE_SANDBOX = 0, SG_MODE_LIVE = 1, SG_MODE_COUNT };
+
+const char *sg_mode_name(enum sg_mode m);
+/* Returns 0 and sets *m for "sandbox" or "live"; -1 otherwise. */
+int sg_mode_parse(const char *s, enum sg_mode *m);
+
+struct sg_limit {
+	struct sg_gcra_limit gcra;
+	double rate;        /* calls per period, as written */
+	uint32_t period_s;  /* 1, 60, 3600 or 86400 */
+	char spec[32];      /* "2/s", for messages */
+};
+
+struct sg_role {
+	char *name;
+	char *description;
+	bool mode_allowed[SG_MODE_COUNT];
+	/* allowed[m][op->index] != 0 when the role may call op in mode m. */
+	uint8_t *allowed[SG_MODE_COUNT];
+	/* Default limit per (key, connector) in each mode; gcra.emission_ns 0 = none set. */
+	struct sg_limit limit[SG_MODE_COUNT];
+	/* Per-connector overrides, indexed by connector->index; emission_ns 0 = use default. */
+	struct sg_limit *connector_limit[SG_MODE_COUNT];
+};
+
+struct sg_policy {
+	struct sg_role *roles; /* sorted by name */
+	size_t n_roles;
+	size_t n_ops;          /* size of each allowed[] bitmap */
+	size_t n_connectors;
+};
+
+struct sg_policy_source {
+	const char *file;
+	const char *text;
+	size_t len;
+};
+
+/*
+ * Compiles every policy document in `src` against `cat`.  Roles may be split
+ * across files but not defined twice.  Unknown connectors or operations,
+ * bad modes and bad limits are reported to `d` with file, line, column and a
+ * "did you mean" hint; returns NULL when any was found.
+ */
+struct sg_policy *sg_policy_compile(const struct sg_policy_source *src, size_t n,
+    const struct sg_catalog *cat, struct sg_diags *d);
+void sg_policy_free(struct sg_policy *p);
+
+const struct sg_role *sg_policy_role(const struct sg_policy *p, const char *name);
+bool sg_role_allows(const struct sg_role *r, enum sg_mode m, const struct sg_operation *op);
+/* The limit for calls by this role to connector `c` in mode `m`, or NULL when unlimited. */
+const struct sg_limit *sg_role_limit(const struct sg_role *r, enum sg_mode m,
+    const struct sg_connector *c);
+
+/* Parses "2/s", "100/m", "5000/d", "10/h" into rate and period; -1 when malformed. */
+int sg_limit_parse(const char *spec, uint32_t burst, struct sg_limit *out);
+
+#endif

@@ -1,0 +1,832 @@
+/*
+ * sg_schema: the schema is walked once into a tree of nodes, so a request
+ * pays for lookups and comparisons, never for re-reading the schema.
+ *
+ * Thread safety is by construction: once sg_schema_compile() returns, nothing
+ * in the tree is written again.  Validation keeps its state (the pointer
+ * being built, the errors found) on the caller's stack, jansson reads are
+ * pure, and glibc's regexec() may share one compiled regex_t across threads.
+ */
+#include "schema/sg_schema.h"
+
+#include <regex.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sg_diag.h"
+
+#define PTR_MAX sizeof(((struct sg_schema_error *)0)->pointer)
+#define MSG_MAX sizeof(((struct sg_schema_error *)0)->message)
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+enum {
+	T_STRING = 1,
+	T_NUMBER = 2,
+	T_INTEGER = 4,
+	T_BOOLEAN = 8,
+	T_OBJECT = 16,
+	T_ARRAY = 32,
+	T_NULL = 64
+};
+
+static const struct type_name {
+	const char *name;
+	const char *phrase;
+	unsigned bit;
+} type_names[] = {
+    {"string", "a string", T_STRING},
+    {"number", "a number", T_NUMBER},
+    {"integer", "an integer", T_INTEGER},
+    {"boolean", "a boolean", T_BOOLEAN},
+    {"object", "an object", T_OBJECT},
+    {"array", "an array", T_ARRAY},
+    {"null", "null", T_NULL},
+};
+#define N_TYPES (sizeof(type_names) / sizeof(type_names[0]))
+
+/* Slots in node.bound and node.count; keyword table entries name them. */
+enum { B_MIN, B_MAX, B_XMIN, B_XMAX, N_BOUNDS };
+enum { C_MIN_LEN, C_MAX_LEN, C_MIN_ITEMS, C_MAX_ITEMS, N_COUNTS };
+
+struct prop {
+	const char *name; /* owned by the schema document, like every borrowed json_t here */
+	size_t len;
+	struct node *schema;
+};
+
+/* Written only while compiling; read-only from then on. */
+struct node {
+	bool never;          /* the schema `false`: nothing is allowed here */
+	unsigned types;      /* T_* bits; 0 accepts every type */
+	const json_t *enums; /* array, or NULL */
+	const json_t *konst; /* NULL when absent (a JSON null is not NULL) */
+	char enum_msg[MSG_MAX];
+	char const_msg[MSG_MAX];
+	unsigned has_bound; /* bit i set when bound[i] applies */
+	double bound[N_BOUNDS];
+	size_t count[N_COUNTS];
+	bool has_re;
+	regex_t re;
+	const char *pattern;
+	const char *format; /* recorded for documentation; not enforced */
+	struct prop *props; /* sorted by prop_cmp, for bsearch */
+	size_t n_props;
+	const json_t *required;  /* array of strings, or NULL */
+	struct node *additional; /* NULL: extra properties are allowed */
+	struct node *items;
+};
+
+struct sg_schema {
+	json_t *doc;
+	struct node *root;
+};
+
+/*
+ * A JSON pointer under construction.  A segment that does not fit leaves the
+ * pointer at its parent, so a long pointer is clipped but never names the
+ * wrong place.
+ */
+struct ptr {
+	char buf[PTR_MAX];
+	size_t len;
+	int clipped; /* segments pushed but not written */
+};
+
+static size_t
+ptr_push(struct ptr *p, const char *seg, size_t n)
+{
+	size_t saved = p->len, need = 1 + n;
+
+	for (size_t i = 0; i < n; i++)
+		need += seg[i] == '~' || seg[i] == '/';
+	/* A NUL byte cannot be carried in a C string. */
+	if (p->clipped || memchr(seg, '\0', n) || p->len + need >= PTR_MAX) {
+		p->clipped++;
+		return saved;
+	}
+	p->buf[p->len++] = '/';
+	for (size_t i = 0; i < n; i++) {
+		bool esc = seg[i] == '~' || seg[i] == '/';
+		if (esc)
+			p->buf[p->len++] = '~';
+		p->buf[p->len++] = !esc ? seg[i] : seg[i] == '~' ? '0' : '1';
+	}
+	p->buf[p->len] = '\0';
+	return saved;
+}
+
+static size_t
+ptr_push_index(struct ptr *p, size_t i)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%zu", i);
+	return ptr_push(p, tmp, (size_t)n);
+}
+
+static void
+ptr_pop(struct ptr *p, size_t saved)
+{
+	if (p->clipped > 0) {
+		p->clipped--;
+		return;
+	}
+	p->len = saved;
+	p->buf[saved] = '\0';
+}
+
+struct walk {
+	const json_t *c;
+	size_t i; /* next index, for arrays */
+	void *it; /* next member, for objects */
+};
+
+static const json_t *
+walk_next(struct walk *w)
+{
+	if (json_is_array(w->c))
+		return w->i < json_array_size(w->c) ? json_array_get(w->c, w->i++) : NULL;
+	if (w->it == NULL)
+		return NULL;
+	const json_t *v = json_object_iter_value(w->it);
+	w->it = json_object_iter_next((json_t *)w->c, w->it);
+	return v;
+}
+
+static int
+walk_push(struct walk **st, size_t *sp, size_t *alloc, const json_t *c)
+{
+	if (*sp == *alloc) {
+		size_t n = *alloc ? *alloc * 2 : 16;
+		struct walk *grown = realloc(*st, n * sizeof(**st));
+		if (grown == NULL)
+			return -1;
+		*st = grown;
+		*alloc = n;
+	}
+	(*st)[(*sp)++] = (struct walk){c, 0, json_object_iter((json_t *)c)};
+	return 0;
+}
+
+/*
+ * Iterative so that a value built in memory (and never through the parser's
+ * own depth cap) cannot exhaust the stack.  Fails closed: without memory for
+ * the walk it answers `cap`, which callers read as "too deep".
+ */
+int
+sg_json_depth(const json_t *v, int cap)
+{
+	struct walk *st = NULL;
+	size_t sp = 0, alloc = 0;
+	int max = 1;
+	const json_t *c = v;
+
+	if (cap < 1)
+		cap = 1;
+	do {
+		if (json_is_object(c) || json_is_array(c)) {
+			if (walk_push(&st, &sp, &alloc, c) != 0) {
+				max = cap;
+				break;
+			}
+			if ((int)sp > max)
+				max = (int)sp;
+		}
+		c = NULL;
+		while (sp > 0 && (c = walk_next(&st[sp - 1])) == NULL)
+			sp--;
+	} while (c != NULL && max < cap);
+	free(st);
+	return max;
+}
+
+/* Shortest text that reads back as `d`: 100 prints as "100", not "1e+02". */
+static const char *
+fmt_num(double d, char *buf, size_t n)
+{
+	snprintf(buf, n, "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		snprintf(buf, n, "%.17g", d);
+	return buf;
+}
+
+static bool
+is_integral(double d)
+{
+	/* Every double of magnitude 2^52 or more is whole; this avoids libm. */
+	if (d >= 4503599627370496.0 || d <= -4503599627370496.0)
+		return true;
+	return (double)(int64_t)d == d;
+}
+
+/* ---- compile ---------------------------------------------------------- */
+
+struct cctx {
+	struct ptr at;
+	struct sg_schema_error *err;
+	int depth;
+};
+
+static void
+fill(struct sg_schema_error *e, const struct ptr *at, const char *fmt, va_list ap)
+{
+	memcpy(e->pointer, at->buf, at->len + 1);
+	vsnprintf(e->message, MSG_MAX, fmt, ap);
+}
+
+static int cfail(struct cctx *c, const char *fmt, ...) PRINTF(2, 3);
+
+static int
+cfail(struct cctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (c->err != NULL)
+		fill(c->err, &c->at, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int compile_node(struct cctx *c, const json_t *j, struct node **out);
+
+static int
+type_one(struct cctx *c, struct node *n, const json_t *v)
+{
+	const char *names[N_TYPES];
+	const char *s = json_string_value(v);
+
+	if (s == NULL)
+		return cfail(c, "type names must be strings");
+	for (size_t i = 0; i < N_TYPES; i++) {
+		names[i] = type_names[i].name;
+		if (strlen(names[i]) == json_string_length(v) && strcmp(s, names[i]) == 0) {
+			n->types |= type_names[i].bit;
+			return 0;
+		}
+	}
+	const char *hint = sg_did_you_mean(s, names, N_TYPES);
+	if (hint != NULL)
+		return cfail(c, "unknown type \"%s\" (did you mean \"%s\"?)", s, hint);
+	return cfail(c,
+	             "unknown type \"%s\"; use string, number, integer, boolean, "
+	             "object, array or null",
+	             s);
+}
+
+static int
+kw_type(struct cctx *c, struct node *n, const json_t *v)
+{
+	if (json_is_string(v))
+		return type_one(c, n, v);
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return cfail(c, "type must be a type name or a non-empty list of them");
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		size_t saved = ptr_push_index(&c->at, i);
+		int rc = type_one(c, n, json_array_get(v, i));
+		ptr_pop(&c->at, saved);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+prop_cmp(const void *a, const void *b)
+{
+	const struct prop *x = a, *y = b;
+	int r = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+	return r != 0 ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+static int
+kw_properties(struct cctx *c, struct node *n, const json_t *v)
+{
+	if (!json_is_object(v))
+		return cfail(c, "properties must be an object mapping names to schemas");
+	n->props = calloc(json_object_size(v) + 1, sizeof(*n->props));
+	if (n->props == NULL)
+		return cfail(c, "out of memory");
+	for (void *it = json_object_iter((json_t *)v); it != NULL;
+	     it = json_object_iter_next((json_t *)v, it)) {
+		struct prop *p = &n->props[n->n_props];
+		p->name = json_object_iter_key(it);
+		p->len = json_object_iter_key_len(it);
+		size_t saved = ptr_push(&c->at, p->name, p->len);
+		int rc = compile_node(c, json_object_iter_value(it), &p->schema);
+		ptr_pop(&c->at, saved);
+		if (rc != 0)
+			return -1;
+		n->n_props++;
+	}
+	qsort(n->props, n->n_props, sizeof(*n->props), prop_cmp);
+	return 0;
+}
+
+static int
+kw_required(struct cctx *c, struct node *n, const json_t *v)
+{
+	if (!json_is_array(v))
+		return cfail(c, "required must be a list of property names");
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		if (json_is_string(json_array_get(v, i)))
+			continue;
+		size_t saved = ptr_push_index(&c->at, i);
+		cfail(c, "required must list property names as strings");
+		ptr_pop(&c->at, saved);
+		return -1;
+	}
+	n->required = v;
+	return 0;
+}
+
+/*
+ * Appends `sep` and `v` to a message, or "..." once they no longer fit, and
+ * then returns -1.  Room for ", ..." and the NUL is always kept back.
+ */
+static int
+append_value(char *buf, size_t *len, const json_t *v, const char *sep)
+{
+	size_t seplen = strlen(sep), room = MSG_MAX - *len - sizeof(", ..."), need = 0;
+
+	if (room > seplen)
+		need = json_dumpb(v, buf + *len + seplen, room - seplen, DUMP_FLAGS);
+	memcpy(buf + *len, sep, seplen);
+	if (need == 0 || need > room - seplen) {
+		strcpy(buf + *len + seplen, "...");
+		return -1;
+	}
+	*len += seplen + need;
+	buf[*len] = '\0';
+	return 0;
+}
+
+/*
+ * enum and const share this; `one` is const's single value.  The values are
+ * printed into messages here, once, and printing a deep value would recurse.
+ */
+static int
+kw_values(struct cctx *c, const json_t *v, bool one, char *msg, const char *name)
+{
+	size_t n = one ? 1 : json_array_size(v);
+
+	if (n == 0) /* also when enum is not an array */
+		return cfail(c, "enum must be a non-empty list of the allowed values");
+	if (sg_json_depth(v, SG_SCHEMA_MAX_DEPTH + 2) > SG_SCHEMA_MAX_DEPTH + !one)
+		return cfail(c, "%s value is nested too deeply (more than %d levels)", name,
+		             SG_SCHEMA_MAX_DEPTH);
+	size_t len = (size_t)snprintf(msg, MSG_MAX, one ? "must be exactly " : "must be one of: ");
+	for (size_t i = 0; i < n; i++)
+		if (append_value(msg, &len, one ? v : json_array_get(v, i), i ? ", " : "") != 0)
+			break;
+	return 0;
+}
+
+static int
+kw_count(struct cctx *c, struct node *n, const json_t *v, const char *name, int slot)
+{
+	double d = json_number_value(v);
+
+	/* 2^62 is exact as a double and far beyond any real document. */
+	if (!json_is_number(v) || d < 0 || d > 4611686018427387904.0 || !is_integral(d))
+		return cfail(c, "%s must be a whole number, 0 or more", name);
+	n->count[slot] = json_is_integer(v) ? (size_t)json_integer_value(v) : (size_t)d;
+	return 0;
+}
+
+static int
+kw_pattern(struct cctx *c, struct node *n, const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (s == NULL)
+		return cfail(c, "pattern must be a string");
+	if (strlen(s) != json_string_length(v))
+		return cfail(c, "pattern must not contain NUL characters");
+	int rc = regcomp(&n->re, s, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		char why[128];
+		regerror(rc, &n->re, why, sizeof(why));
+		return cfail(c, "pattern is not a valid POSIX extended regular expression: %s",
+		             why);
+	}
+	n->has_re = true;
+	n->pattern = s;
+	return 0;
+}
+
+enum kw_kind {
+	K_TYPE,
+	K_PROPERTIES,
+	K_REQUIRED,
+	K_ADDITIONAL,
+	K_ENUM,
+	K_CONST,
+	K_COUNT,
+	K_BOUND,
+	K_PATTERN,
+	K_ITEMS,
+	K_FORMAT,
+	K_ANNOTATION,
+};
+
+static const struct keyword {
+	const char *name;
+	enum kw_kind kind;
+	int slot; /* which bound[] or count[] entry */
+} keywords[] = {
+    {"type", K_TYPE, 0},
+    {"properties", K_PROPERTIES, 0},
+    {"required", K_REQUIRED, 0},
+    {"additionalProperties", K_ADDITIONAL, 0},
+    {"enum", K_ENUM, 0},
+    {"const", K_CONST, 0},
+    {"minLength", K_COUNT, C_MIN_LEN},
+    {"maxLength", K_COUNT, C_MAX_LEN},
+    {"minItems", K_COUNT, C_MIN_ITEMS},
+    {"maxItems", K_COUNT, C_MAX_ITEMS},
+    {"minimum", K_BOUND, B_MIN},
+    {"maximum", K_BOUND, B_MAX},
+    {"exclusiveMinimum", K_BOUND, B_XMIN},
+    {"exclusiveMaximum", K_BOUND, B_XMAX},
+    {"pattern", K_PATTERN, 0},
+    {"items", K_ITEMS, 0},
+    {"format", K_FORMAT, 0},
+    {"description", K_ANNOTATION, 0},
+    {"title", K_ANNOTATION, 0},
+    {"examples", K_ANNOTATION, 0},
+    {"default", K_ANNOTATION, 0},
+    {"$comment", K_ANNOTATION, 0},
+};
+#define N_KEYWORDS (sizeof(keywords) / sizeof(keywords[0]))
+
+static int
+apply_keyword(struct cctx *c, struct node *n, const struct keyword *k, const json_t *v)
+{
+	switch (k->kind) {
+	case K_TYPE:
+		return kw_type(c, n, v);
+	case K_PROPERTIES:
+		return kw_properties(c, n, v);
+	case K_REQUIRED:
+		return kw_required(c, n, v);
+	case K_ADDITIONAL: /* true is the default; leaving NULL skips the walk */
+		return json_is_true(v) ? 0 : compile_node(c, v, &n->additional);
+	case K_ENUM:
+		n->enums = v;
+		return kw_values(c, v, false, n->enum_msg, k->name);
+	case K_CONST:
+		n->konst = v;
+		return kw_values(c, v, true, n->const_msg, k->name);
+	case K_COUNT:
+		return kw_count(c, n, v, k->name, k->slot);
+	case K_BOUND:
+		if (!json_is_number(v))
+			return cfail(c, "%s must be a number", k->name);
+		n->bound[k->slot] = json_number_value(v);
+		n->has_bound |= 1u << k->slot;
+		return 0;
+	case K_PATTERN:
+		return kw_pattern(c, n, v);
+	case K_ITEMS:
+		if (json_is_array(v))
+			return cfail(
+			    c, "items must be one schema; lists of schemas are not supported");
+		return compile_node(c, v, &n->items);
+	case K_FORMAT:
+		n->format = json_string_value(v);
+		return n->format ? 0 : cfail(c, "format must be a string");
+	case K_ANNOTATION:
+		return 0;
+	}
+	/* defensive: every kind has a case above */
+	return cfail(c, "internal error: keyword \"%s\" has no handler", k->name);
+}
+
+static int
+compile_keyword(struct cctx *c, struct node *n, const char *key, size_t keylen, const json_t *v)
+{
+	const char *names[N_KEYWORDS];
+
+	for (size_t i = 0; i < N_KEYWORDS; i++) {
+		names[i] = keywords[i].name;
+		if (strlen(names[i]) == keylen && memcmp(names[i], key, keylen) == 0)
+			return apply_keyword(c, n, &keywords[i], v);
+	}
+	const char *hint = sg_did_you_mean(key, names, N_KEYWORDS);
+	if (hint != NULL)
+		return cfail(c, "unknown keyword \"%s\" (did you mean \"%s\"?)", key, hint);
+	return cfail(c, "unknown keyword \"%s\"", key);
+}
+
+static void
+free_node(struct node *n)
+{
+	if (n == NULL)
+		return;
+	for (size_t i = 0; i < n->n_props; i++)
+		free_node(n->props[i].schema);
+	free(n->props);
+	free_node(n->additional);
+	free_node(n->items);
+	if (n->has_re)
+		regfree(&n->re);
+	free(n);
+}
+
+/* Recursion is bounded by SG_SCHEMA_MAX_DEPTH, checked before descending. */
+static int
+compile_node(struct cctx *c, const json_t *j, struct node **out)
+{
+	if (!json_is_object(j) && !json_is_boolean(j))
+		return cfail(c, "a schema must be an object, true or false");
+	if (c->depth >= SG_SCHEMA_MAX_DEPTH)
+		return cfail(c, "schemas are nested too deeply (more than %d levels)",
+		             SG_SCHEMA_MAX_DEPTH);
+	struct node *n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		return cfail(c, "out of memory");
+	n->count[C_MAX_LEN] = n->count[C_MAX_ITEMS] = SIZE_MAX;
+	n->never = json_is_false(j);
+	c->depth++;
+	int rc = 0;
+	for (void *it = json_object_iter((json_t *)j); it != NULL && rc == 0;
+	     it = json_object_iter_next((json_t *)j, it)) {
+		const char *key = json_object_iter_key(it);
+		size_t keylen = json_object_iter_key_len(it);
+		size_t saved = ptr_push(&c->at, key, keylen);
+		rc = compile_keyword(c, n, key, keylen, json_object_iter_value(it));
+		ptr_pop(&c->at, saved);
+	}
+	c->depth--;
+	if (rc != 0) {
+		free_node(n);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+struct sg_schema *
+sg_schema_compile(const json_t *schema, struct sg_schema_error *err)
+{
+	struct cctx c = {.err = err};
+	struct sg_schema *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		cfail(&c, "out of memory");
+		return NULL;
+	}
+	if (compile_node(&c, schema, &s->root) != 0) {
+		free(s);
+		return NULL;
+	}
+	/* The reference count is atomic in jansson, so this write is safe. */
+	s->doc = json_incref((json_t *)schema);
+	return s;
+}
+
+void
+sg_schema_free(struct sg_schema *s)
+{
+	if (s == NULL)
+		return;
+	free_node(s->root);
+	json_decref(s->doc);
+	free(s);
+}
+
+const json_t *
+sg_schema_json(const struct sg_schema *s)
+{
+	return s->doc;
+}
+
+/* ---- validate --------------------------------------------------------- */
+
+struct vctx {
+	struct ptr at;
+	struct sg_schema_error *errs;
+	size_t max, n;
+	bool failed;
+};
+
+static bool
+full(const struct vctx *v)
+{
+	return v->failed && v->n >= v->max;
+}
+
+static void report(struct vctx *v, const char *fmt, ...) PRINTF(2, 3);
+
+static void
+report(struct vctx *v, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (v->n < v->max)
+		fill(&v->errs[v->n++], &v->at, fmt, ap);
+	va_end(ap);
+	v->failed = true;
+}
+
+static unsigned
+types_of(const json_t *j)
+{
+	static const unsigned bits[] = {
+	    [JSON_OBJECT] = T_OBJECT, [JSON_ARRAY] = T_ARRAY,
+	    [JSON_STRING] = T_STRING, [JSON_INTEGER] = T_NUMBER | T_INTEGER,
+	    [JSON_REAL] = T_NUMBER,   [JSON_TRUE] = T_BOOLEAN,
+	    [JSON_FALSE] = T_BOOLEAN, [JSON_NULL] = T_NULL,
+	};
+	if (json_is_real(j) && is_integral(json_real_value(j)))
+		return T_NUMBER | T_INTEGER;
+	return bits[json_typeof(j)];
+}
+
+/* "must be a string, not a number"; "must be a string, a number or null, not ..." */
+static bool
+check_type(struct vctx *v, const struct node *n, const json_t *j)
+{
+	unsigned have = types_of(j), want = n->types;
+	char list[128] = "";
+	size_t len = 0;
+	const char *got = NULL;
+
+	if (want == 0 || (want & have))
+		return true;
+	if (want & T_NUMBER)
+		want &= ~(unsigned)T_INTEGER; /* "a number" already says it */
+	int left = __builtin_popcount(want);
+	for (size_t i = 0; i < N_TYPES; i++) {
+		if (got == NULL && (have & type_names[i].bit))
+			got = type_names[i].phrase;
+		if (!(want & type_names[i].bit))
+			continue;
+		left--;
+		const char *sep = left > 1 ? ", " : left == 1 ? " or " : "";
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		                        type_names[i].phrase, sep);
+	}
+	if ((n->types & T_INTEGER) && (have & T_NUMBER))
+		got = "a number with a fractional part";
+	report(v, "must be %s, not %s", list, got);
+	return false;
+}
+
+static void
+check_string(struct vctx *v, const struct node *n, const json_t *j)
+{
+	const char *s = json_string_value(j);
+	size_t bytes = json_string_length(j), len = 0;
+	size_t lo = n->count[C_MIN_LEN], hi = n->count[C_MAX_LEN];
+
+	/* jansson strings are valid UTF-8: count every byte that starts a character. */
+	for (size_t i = 0; i < bytes; i++)
+		len += ((unsigned char)s[i] & 0xC0) != 0x80;
+	if (len < lo)
+		report(v, "must be at least %zu character%s long", lo, lo == 1 ? "" : "s");
+	if (len > hi)
+		report(v, "must be at most %zu character%s long", hi, hi == 1 ? "" : "s");
+	/*
+	 * regexec() stops at a NUL, so "abc\u0000<evil>" would pass ^[a-z]+$ on
+	 * its first three bytes alone; such strings fail closed instead.  So does
+	 * any regexec() error.
+	 */
+	if (n->has_re && (memchr(s, '\0', bytes) || regexec(&n->re, s, 0, NULL, 0) != 0))
+		report(v, "must match the pattern %s", n->pattern);
+}
+
+static void
+check_number(struct vctx *v, const struct node *n, const json_t *j)
+{
+	static const char *const what[N_BOUNDS] = {"at least", "at most", "greater than",
+	                                           "less than"};
+	double x = json_number_value(j);
+	char num[32];
+
+	for (int i = 0; i < N_BOUNDS; i++) {
+		double b = n->bound[i];
+		if (!(n->has_bound & (1u << i)))
+			continue;
+		if (i == B_MIN ? x < b : i == B_MAX ? x > b : i == B_XMIN ? x <= b : x >= b)
+			report(v, "must be %s %s", what[i], fmt_num(b, num, sizeof(num)));
+	}
+}
+
+static void validate_node(struct vctx *v, const struct node *n, const json_t *j);
+
+static const struct node *
+find_prop(const struct node *n, const char *key, size_t len)
+{
+	struct prop want = {.name = key, .len = len};
+	const struct prop *p =
+	    n->n_props == 0 ? NULL
+	                    : bsearch(&want, n->props, n->n_props, sizeof(*n->props), prop_cmp);
+	return p ? p->schema : NULL;
+}
+
+static void
+check_object(struct vctx *v, const struct node *n, const json_t *j)
+{
+	for (size_t i = 0; i < json_array_size(n->required) && !full(v); i++) {
+		const json_t *name = json_array_get(n->required, i);
+		size_t len = json_string_length(name);
+		if (json_object_getn(j, json_string_value(name), len) != NULL)
+			continue;
+		size_t saved = ptr_push(&v->at, json_string_value(name), len);
+		report(v, "is required");
+		ptr_pop(&v->at, saved);
+	}
+	if (n->n_props == 0 && n->additional == NULL)
+		return;
+	for (void *it = json_object_iter((json_t *)j); it != NULL && !full(v);
+	     it = json_object_iter_next((json_t *)j, it)) {
+		const char *key = json_object_iter_key(it);
+		size_t len = json_object_iter_key_len(it);
+		const struct node *child = find_prop(n, key, len);
+		bool extra = child == NULL;
+		if (extra && (child = n->additional) == NULL)
+			continue;
+		size_t saved = ptr_push(&v->at, key, len);
+		if (extra && child->never)
+			report(v, "is not allowed here (no additional properties)");
+		else
+			validate_node(v, child, json_object_iter_value(it));
+		ptr_pop(&v->at, saved);
+	}
+}
+
+static void
+check_array(struct vctx *v, const struct node *n, const json_t *j)
+{
+	size_t len = json_array_size(j);
+	size_t lo = n->count[C_MIN_ITEMS], hi = n->count[C_MAX_ITEMS];
+
+	if (len < lo)
+		report(v, "must have at least %zu item%s", lo, lo == 1 ? "" : "s");
+	if (len > hi)
+		report(v, "must have at most %zu item%s", hi, hi == 1 ? "" : "s");
+	for (size_t i = 0; n->items != NULL && i < len && !full(v); i++) {
+		size_t saved = ptr_push_index(&v->at, i);
+		validate_node(v, n->items, json_array_get(j, i));
+		ptr_pop(&v->at, saved);
+	}
+}
+
+static bool
+in_enum(const json_t *enums, const json_t *j)
+{
+	for (size_t i = 0; i < json_array_size(enums); i++)
+		if (json_equal(json_array_get(enums, i), j))
+			return true;
+	return false;
+}
+
+/*
+ * Recursion follows the compiled tree, so it is bounded by the schema's
+ * depth cap whatever the instance looks like.  A wrong type stops here:
+ * the keywords below would only repeat the same complaint.
+ */
+static void
+validate_node(struct vctx *v, const struct node *n, const json_t *j)
+{
+	if (full(v))
+		return;
+	if (n->never) {
+		report(v, "is not allowed here");
+		return;
+	}
+	if (!check_type(v, n, j))
+		return;
+	if (n->enums != NULL && !in_enum(n->enums, j))
+		report(v, "%s", n->enum_msg);
+	if (n->konst != NULL && !json_equal(n->konst, j))
+		report(v, "%s", n->const_msg);
+	if (json_is_string(j))
+		check_string(v, n, j);
+	else if (json_is_number(j))
+		check_number(v, n, j);
+	else if (json_is_object(j))
+		check_object(v, n, j);
+	else if (json_is_array(j))
+		check_array(v, n, j);
+}
+
+int
+sg_schema_validate(const struct sg_schema *s, const json_t *instance, struct sg_schema_error *errs,
+                   size_t max_errs, size_t *n_errs)
+{
+	struct vctx v = {.errs = errs, .max = errs ? max_errs : 0};
+
+	if (sg_json_depth(instance, SG_SCHEMA_MAX_DEPTH + 1) > SG_SCHEMA_MAX_DEPTH)
+		report(&v, "is nested too deeply (more than %d levels)", SG_SCHEMA_MAX_DEPTH);
+	else
+		validate_node(&v, s->root, instance);
+	if (n_errs != NULL)
+		*n_errs = v.n;
+	return v.failed ? -1 : 0;
+}

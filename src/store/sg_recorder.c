@@ -1,0 +1,211 @@
+/*
+ * The writer thread.  A ring of decisions, copied in by request threads
+ * under a short mutex and written out in batches by one thread that owns
+ * its own store connection.  Only the writer ever waits on disk.
+ */
+#include "store/sg_recorder.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH 256
+/* How long queued decisions may wait for a fuller batch. */
+#define LINGER_MS 20
+#define IDLE_WAIT_NS (100 * 1000000L)
+
+struct sg_recorder {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct sg_decision *ring;
+	size_t cap, head, len; /* items live at [head, head + len) modulo cap */
+	bool stopping;
+	pthread_t thread;
+	struct sg_store *store; /* the writer's own connection */
+	_Atomic uint64_t dropped;
+	_Atomic uint64_t written;
+	struct sg_decision batch[BATCH]; /* the writer's private copy, used outside the lock */
+};
+
+/* Takes up to BATCH items out of the ring; called with the lock held. */
+static size_t
+take_batch(struct sg_recorder *r)
+{
+	size_t n = r->len < BATCH ? r->len : BATCH;
+	for (size_t i = 0; i < n; i++)
+		r->batch[i] = r->ring[(r->head + i) % r->cap];
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	return n;
+}
+
+static void
+write_batch(struct sg_recorder *r, size_t n, bool *failing)
+{
+	if (sg_store_record(r->store, r->batch, n) == 0) {
+		atomic_fetch_add(&r->written, n);
+		*failing = false;
+		return;
+	}
+	/* Log once per run of failures: a sick disk must not also flood the log. */
+	if (!*failing)
+		fprintf(stderr, "{\"level\":\"error\",\"msg\":\"%s: cannot write decisions to the "
+				"store; dropping them until it recovers\"}\n",
+		    __func__);
+	*failing = true;
+	atomic_fetch_add(&r->dropped, n);
+}
+
+/* Sleeps until woken or IDLE_WAIT_NS pass; called with the lock held. */
+static void
+idle_wait(struct sg_recorder *r)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += IDLE_WAIT_NS;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct sg_recorder *r = arg;
+	bool failing = false;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while (r->len == 0 && !r->stopping)
+			idle_wait(r);
+		/* Stop only once empty: everything pushed before stop is written. */
+		if (r->len == 0)
+			break;
+		size_t n = take_batch(r);
+		pthread_mutex_unlock(&r->lock);
+		write_batch(r, n, &failing);
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* The condvar runs on the monotonic clock so a wall-clock jump cannot stall the writer. */
+static int
+init_sync(struct sg_recorder *r)
+{
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) != 0)
+		return -1;
+	int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(&r->wake, &ca) == 0 ? 0 : -1;
+	pthread_condattr_destroy(&ca);
+	if (rc != 0)
+		return -1;
+	if (pthread_mutex_init(&r->lock, NULL) != 0) {
+		pthread_cond_destroy(&r->wake);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+free_recorder(struct sg_recorder *r)
+{
+	sg_store_close(r->store);
+	free(r->ring);
+	free(r);
+}
+
+struct sg_recorder *
+sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errlen)
+{
+	struct sg_recorder *r;
+	if (capacity == 0) {
+		snprintf(err, errlen, "the record queue needs a capacity of at least 1");
+		return NULL;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->ring = calloc(capacity, sizeof(*r->ring))) == NULL) {
+		snprintf(err, errlen, "cannot allocate a record queue of %zu decisions", capacity);
+		free(r);
+		return NULL;
+	}
+	r->cap = capacity;
+	if ((r->store = sg_store_open(data_dir, err, errlen)) == NULL) {
+		free_recorder(r);
+		return NULL;
+	}
+	if (init_sync(r) != 0) {
+		snprintf(err, errlen, "cannot set up the record queue");
+		free_recorder(r);
+		return NULL;
+	}
+	if (pthread_create(&r->thread, NULL, writer_main, r) != 0) {
+		snprintf(err, errlen, "cannot start the writer thread");
+		pthread_mutex_destroy(&r->lock);
+		pthread_cond_destroy(&r->wake);
+		free_recorder(r);
+		return NULL;
+	}
+	return r;
+}
+
+int
+sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->len == r->cap || r->stopping) {
+		pthread_mutex_unlock(&r->lock);
+		atomic_fetch_add(&r->dropped, 1);
+		return -1;
+	}
+	r->ring[(r->head + r->len) % r->cap] = *d;
+	r->len++;
+	/* The writer sleeps only on an empty queue, so only the first item needs to wake it. */
+	if (r->len == 1)
+		pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void
+sg_recorder_stop(struct sg_recorder *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->wake);
+	free_recorder(r);
+}
+
+uint64_t
+sg_recorder_dropped(const struct sg_recorder *r)
+{
+	return atomic_load(&r->dropped);
+}
+
+uint64_t
+sg_recorder_written(const struct sg_recorder *r)
+{
+	return atomic_load(&r->written);
+}
+
+size_t
+sg_recorder_depth(struct sg_recorder *r)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t n = r->len;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}

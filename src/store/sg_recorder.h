@@ -1,0 +1,31 @@
+/*
+ * sg_recorder: the writer thread.  Request threads hand decisions to a
+ * bounded queue and never wait on disk; the writer drains the queue in
+ * batches, each in one transaction on its own connection.
+ */
+#ifndef SG_RECORDER_H
+#define SG_RECORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/sg_store.h"
+
+struct sg_recorder;
+
+/* Opens its own store connection on `data_dir` and starts the thread. */
+struct sg_recorder *sg_recorder_start(const char *data_dir, size_t capacity, char *err,
+    size_t errlen);
+/*
+ * Copies `d` into the queue.  Never blocks for long: returns -1 when the
+ * queue is full (the caller counts the drop).
+ */
+int sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d);
+/* Writes out everything queued, stops the thread and frees. NULL is a no-op. */
+void sg_recorder_stop(struct sg_recorder *r);
+
+uint64_t sg_recorder_dropped(const struct sg_recorder *r);
+uint64_t sg_recorder_written(const struct sg_recorder *r);
+size_t sg_recorder_depth(struct sg_recorder *r);
+
+#endif

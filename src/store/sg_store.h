@@ -1,0 +1,96 @@
+/*
+ * sg_store: the embedded SQLite store (WAL mode, one file under the data
+ * directory).  Numbered migrations run at open.  One sg_store is one
+ * connection and must be used by one thread at a time; open one per thread
+ * that needs it.  Statements are prepared at open and finalized at close.
+ */
+#ifndef SG_STORE_H
+#define SG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/sg_keys.h"
+
+struct sg_store;
+
+/*
+ * Opens (creating when needed) DATA_DIR/sandgate.db and migrates it.  On
+ * failure returns NULL with a message for a person in `err` (no SQL).
+ */
+struct sg_store *sg_store_open(const char *data_dir, char *err, size_t errlen);
+void sg_store_close(struct sg_store *s);
+
+/* ---- keys ---- */
+
+struct sg_key_record {
+	char id[SG_KEY_ID_LEN + 1];
+	uint8_t hash[SG_KEY_HASH_LEN];
+	char tenant[64];
+	char user[64];
+	char role[64];
+	char mode[16];      /* "sandbox" | "live" */
+	int64_t created_at; /* unix seconds */
+	int64_t expires_at; /* unix seconds; 0 = never */
+	int64_t revoked_at; /* unix seconds; 0 = active */
+};
+
+int sg_store_key_insert(struct sg_store *s, const struct sg_key_record *k);
+/* Returns 0 when revoked now, 1 when no such key or already revoked, -1 on error. */
+int sg_store_key_revoke(struct sg_store *s, const char *id, int64_t now);
+/* All keys, newest first.  Free *out with free(). */
+int sg_store_keys_list(struct sg_store *s, struct sg_key_record **out, size_t *n);
+
+/*
+ * A counter bumped by every key change and every apply, so that a running
+ * server notices changes made by other processes (the CLI) cheaply.
+ */
+int sg_store_revision(struct sg_store *s, int64_t *rev);
+
+/* ---- definitions (connectors and policies), versioned ---- */
+
+struct sg_store_doc {
+	char *kind;  /* "connector" | "policy" */
+	char *name;
+	int64_t version; /* assigned by sg_store_apply; 1, 2, ... per (kind, name) */
+	char *file;  /* path it was applied from */
+	char *text;  /* YAML source */
+};
+
+/*
+ * Stores every document as the next version of its (kind, name), in one
+ * transaction: either all become live or none does.  Fills in each doc's
+ * version and returns 0; -1 with `err` on failure.
+ */
+int sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *err,
+    size_t errlen);
+/* The newest version of every (kind, name).  Free with sg_store_docs_free. */
+int sg_store_live_docs(struct sg_store *s, struct sg_store_doc **out, size_t *n);
+void sg_store_docs_free(struct sg_store_doc *docs, size_t n);
+
+/* ---- decisions (audit of every governed request) ---- */
+
+struct sg_decision {
+	int64_t ts_us;          /* unix microseconds */
+	char trace_id[33];
+	char key_id[SG_KEY_ID_LEN + 1];
+	char tenant[64];
+	char user[64];
+	char role[64];
+	char mode[16];
+	char connector[64];
+	char operation[64];
+	char decision[16];      /* allowed | denied | throttled | invalid | unauthenticated | not_found | error */
+	int status;
+	char code[48];
+	char reason[256];
+	int64_t latency_us;
+	double cost;
+};
+
+/* Inserts a batch in one transaction. */
+int sg_store_record(struct sg_store *s, const struct sg_decision *v, size_t n);
+/* Counts decisions, optionally only those with `decision` (NULL = all). */
+int sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *count);
+
+#endif

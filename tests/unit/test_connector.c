@@ -1,0 +1,474 @@
+/*
+ * test_connector: connector definitions and the catalog built from them.
+ * The shipped examples must load; broken definitions must say exactly
+ * where and what to change.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "catalog/sg_catalog.h"
+#include "catalog/sg_connector.h"
+
+#ifndef SG_SOURCE_ROOT
+#define SG_SOURCE_ROOT "."
+#endif
+
+#define SEED 42
+
+static char diag_buf[1024];
+
+static const char *
+diag_at(const struct sg_diags *d, size_t i)
+{
+	assert_true(i < d->n);
+	const struct sg_diag *e = &d->v[i];
+	snprintf(diag_buf, sizeof(diag_buf), "%s:%d:%d: %s", e->file ? e->file : "", e->line,
+	    e->col, e->msg);
+	return diag_buf;
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	char *buf = malloc(1 << 20);
+	assert_non_null(buf);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static struct sg_connector *
+load_example(const char *name, struct sg_diags *d)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/examples/connectors/%s.yaml", SG_SOURCE_ROOT, name);
+	char *text = slurp(path);
+	struct sg_connector *c = sg_connector_parse(path, text, strlen(text), SEED, d);
+	sg_diags_print(d, stderr);
+	if (c != NULL)
+		assert_string_equal(c->source, text);
+	free(text);
+	return c;
+}
+
+static struct sg_connector *
+parse(const char *text, struct sg_diags *d)
+{
+	return sg_connector_parse("t.yaml", text, strlen(text), SEED, d);
+}
+
+/* A small valid connector; tests append to it or change one line. */
+#define BASE \
+	"kind: connector\n"                                    /* 1 */ \
+	"name: demo\n"                                         /* 2 */ \
+	"version: 0.1.0\n"                                     /* 3 */ \
+	"description: Demo.\n"                                 /* 4 */ \
+	"environments:\n"                                      /* 5 */ \
+	"  sandbox: { simulator: true }\n"                     /* 6 */ \
+	"  live: { simulator: true }\n"                        /* 7 */ \
+	"operations:\n"                                        /* 8 */ \
+	"  ping:\n"                                            /* 9 */ \
+	"    method: GET\n"                                    /* 10 */ \
+	"    path: /ping\n"                                    /* 11 */ \
+	"    data_domain: public\n"                            /* 12 */ \
+	"    input: { type: object }\n"                        /* 13 */ \
+	"    output:\n"                                        /* 14 */ \
+	"      type: object\n"                                 /* 15 */ \
+	"      required: [ok]\n"                               /* 16 */ \
+	"      properties: { ok: { type: boolean } }\n"        /* 17 */
+
+static void
+test_examples_load(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *crm = load_example("crm", &d);
+	struct sg_connector *mail = load_example("mail", &d);
+	struct sg_connector *cal = load_example("calendar", &d);
+	assert_int_equal(d.n, 0);
+	assert_non_null(crm);
+	assert_non_null(mail);
+	assert_non_null(cal);
+
+	assert_string_equal(crm->name, "crm");
+	assert_string_equal(crm->version, "1.0.0");
+	assert_string_equal(crm->auth, "bearer");
+	assert_true(crm->sandbox.simulator);
+	assert_null(crm->sandbox.base_url);
+	assert_false(crm->live.simulator);
+	assert_string_equal(crm->live.base_url, "https://crm.example.com/api/v2");
+	assert_true(crm->upstream_rate == 50.0);
+	assert_int_equal(crm->upstream_burst, 100);
+	assert_int_equal(crm->n_ops, 3);
+	/* Sorted by name, whatever the file's order. */
+	assert_string_equal(crm->ops[0].name, "create_contact");
+	assert_string_equal(crm->ops[1].name, "get_contact");
+	assert_string_equal(crm->ops[2].name, "list_contacts");
+
+	const struct sg_operation *op = sg_connector_op(crm, "create_contact");
+	assert_ptr_equal(op, &crm->ops[0]);
+	assert_string_equal(op->method, "POST");
+	assert_string_equal(op->path, "/contacts");
+	assert_string_equal(op->data_domain, "pii");
+	assert_true(op->cost == 0.002);
+	assert_int_equal(op->weight, 1);
+	assert_false(op->idempotent);
+	assert_non_null(op->input);
+	assert_non_null(op->output);
+	assert_int_equal(json_array_size(op->examples), 1);
+	/* GET defaults to idempotent and weight 1. */
+	op = sg_connector_op(crm, "get_contact");
+	assert_true(op->idempotent);
+	assert_int_equal(op->weight, 1);
+	assert_int_equal(sg_connector_op(crm, "list_contacts")->weight, 2);
+	assert_null(sg_connector_op(crm, "delete_contact"));
+	assert_null(sg_connector_op(crm, NULL));
+
+	assert_string_equal(mail->auth, "api_key");
+	assert_non_null(sg_connector_op(mail, "send"));
+	assert_string_equal(cal->auth, "none");
+	assert_true(cal->live.simulator);
+	assert_null(cal->live.base_url);
+	assert_true(cal->upstream_rate == 0);
+	sg_connector_free(crm);
+	sg_connector_free(mail);
+	sg_connector_free(cal);
+	sg_connector_free(NULL);
+}
+
+static void
+test_minimal_connector(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse(BASE, &d);
+	sg_diags_print(&d, stderr);
+	assert_non_null(c);
+	assert_string_equal(c->description, "Demo.");
+	assert_string_equal(c->auth, "none");
+	assert_int_equal(c->ops[0].weight, 1);
+	assert_true(c->ops[0].cost == 0);
+	assert_string_equal(c->ops[0].description, "");
+	assert_null(c->ops[0].examples);
+	sg_connector_free(c);
+}
+
+static void
+test_broken_reports_every_error(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    "kind: connector\n"
+	    "name: Demo\n"
+	    "version: 1.0\n"
+	    "description: Demo.\n"
+	    "environments:\n"
+	    "  sandbox: { simulator: true, base_url: \"https://x.example\" }\n"
+	    "  live: { base_url: \"ftp://x.example\" }\n"
+	    "opertions: {}\n"
+	    "operations:\n"
+	    "  ping:\n"
+	    "    method: post\n"
+	    "    path: ping\n"
+	    "    data_domain: public\n"
+	    "    weight: 0\n"
+	    "    cost: free\n"
+	    "    input: { type: object }\n"
+	    "    output: { type: object }\n";
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 9);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:7: name: use 1 to 64 lowercase letters, "
+	    "digits, '_' or '-', starting with a letter, got \"Demo\"");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:3:10: version: expected MAJOR.MINOR.PATCH "
+	    "such as 1.0.0, got \"1.0\"");
+	assert_string_equal(diag_at(&d, 2), "t.yaml:6:14: environments.sandbox: set exactly one "
+	    "of simulator: true or base_url");
+	assert_string_equal(diag_at(&d, 3), "t.yaml:7:21: environments.live.base_url: expected "
+	    "an http:// or https:// URL");
+	assert_string_equal(diag_at(&d, 4),
+	    "t.yaml:8:1: unknown key \"opertions\" (did you mean \"operations\"?)");
+	assert_string_equal(diag_at(&d, 5), "t.yaml:11:13: operation \"ping\": method: expected "
+	    "GET, POST, PUT, PATCH or DELETE, got \"post\"");
+	assert_string_equal(diag_at(&d, 6), "t.yaml:12:11: operation \"ping\": path: expected a "
+	    "path starting with '/', without spaces, '?' or '#', got \"ping\"");
+	assert_string_equal(diag_at(&d, 7), "t.yaml:14:13: operation \"ping\": weight: expected "
+	    "an integer from 1 to 1000, got \"0\"");
+	assert_string_equal(diag_at(&d, 8), "t.yaml:15:11: operation \"ping\": cost: expected a "
+	    "number, got \"free\"");
+	sg_diags_free(&d);
+}
+
+static void
+test_missing_keys(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	assert_null(parse("kind: connector\nname: x\n", &d));
+	assert_int_equal(d.n, 4);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:1:1: missing key \"version\": add version: "
+	    "1.0.0");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:1:1: missing key \"description\": add "
+	    "description: one line on what it is for");
+	assert_string_equal(diag_at(&d, 2), "t.yaml:1:1: missing key \"environments\": add "
+	    "sandbox: { simulator: true } and live: { base_url: \"https://...\" } under it");
+	assert_string_equal(diag_at(&d, 3), "t.yaml:1:1: missing key \"operations\": a connector "
+	    "needs at least one operation");
+	sg_diags_free(&d);
+
+	assert_null(parse("", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:0:0: connector: expected a mapping, got "
+	    "nothing");
+	sg_diags_free(&d);
+}
+
+static void
+test_schema_error_points_at_node(void **state)
+{
+	(void)state;
+	static const char text[] = BASE
+	    "  create_contact:\n"                                          /* 18 */
+	    "    method: POST\n"                                           /* 19 */
+	    "    path: /contacts\n"                                        /* 20 */
+	    "    data_domain: pii\n"                                       /* 21 */
+	    "    input:\n"                                                 /* 22 */
+	    "      type: object\n"                                         /* 23 */
+	    "      properties:\n"                                          /* 24 */
+	    "        email: { type: string, minLength: -1 }\n"             /* 25 */
+	    "    output: { type: objekt }\n";                              /* 26 */
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 2);
+	assert_true(starts_with(diag_at(&d, 0), "t.yaml:25:43: operation \"create_contact\": "
+	    "input schema /properties/email/minLength: "));
+	assert_true(starts_with(diag_at(&d, 1), "t.yaml:26:21: operation \"create_contact\": "
+	    "output schema /type: "));
+	assert_non_null(strstr(d.v[1].msg, "objekt"));
+	sg_diags_free(&d);
+}
+
+static void
+test_input_must_be_object(void **state)
+{
+	(void)state;
+	static const char text[] = BASE
+	    "  get:\n"                                   /* 18 */
+	    "    method: GET\n"                          /* 19 */
+	    "    path: /things/{id}\n"                   /* 20 */
+	    "    data_domain: public\n"                  /* 21 */
+	    "    input: { type: array }\n"               /* 22 */
+	    "    output: { type: object }\n";            /* 23 */
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 2);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:20:11: operation \"get\": path parameter "
+	    "{id} must be an input property listed in input.required");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:22:20: operation \"get\": input schema must "
+	    "have type: object (a call's input is a JSON object)");
+	sg_diags_free(&d);
+}
+
+static void
+test_bad_example(void **state)
+{
+	(void)state;
+	static const char text[] = BASE
+	    "  get:\n"                                                         /* 18 */
+	    "    method: GET\n"                                                /* 19 */
+	    "    path: /things/{id}\n"                                         /* 20 */
+	    "    data_domain: public\n"                                        /* 21 */
+	    "    input:\n"                                                     /* 22 */
+	    "      type: object\n"                                             /* 23 */
+	    "      required: [id]\n"                                           /* 24 */
+	    "      properties: { id: { type: string } }\n"                     /* 25 */
+	    "    output:\n"                                                    /* 26 */
+	    "      type: object\n"                                             /* 27 */
+	    "      required: [id]\n"                                           /* 28 */
+	    "      properties: { id: { type: string, pattern: '^th_[a-z]+$' } }\n" /* 29 */
+	    "    examples:\n"                                                  /* 30 */
+	    "      - { id: th_good }\n"                                        /* 31 */
+	    "      - { id: \"TH-bad\" }\n"                                     /* 32 */
+	    "      - { id: th_fine }\n";                                       /* 33 */
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 1);
+	assert_true(starts_with(diag_at(&d, 0), "t.yaml:32:15: operation \"get\": example 1 does "
+	    "not match the output schema: /id: "));
+	sg_diags_free(&d);
+}
+
+static void
+test_unsatisfiable_pattern(void **state)
+{
+	(void)state;
+	static const char text[] = BASE
+	    "  get:\n"                                                         /* 18 */
+	    "    method: GET\n"                                                /* 19 */
+	    "    path: /things\n"                                              /* 20 */
+	    "    data_domain: public\n"                                        /* 21 */
+	    "    input: { type: object }\n"                                    /* 22 */
+	    "    output:\n"                                                    /* 23 */
+	    "      type: object\n"                                             /* 24 */
+	    "      required: [id]\n"                                           /* 25 */
+	    "      properties: { id: { type: string, pattern: '^th_[a-z]{8}$' } }\n"; /* 26 */
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 1);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:24:7: operation \"get\": the simulator cannot "
+	    "produce output for this schema (a pattern needs an example): add an example under "
+	    "examples:");
+	sg_diags_free(&d);
+
+	/* The same schema with an example loads. */
+	char *fixed = NULL;
+	assert_true(asprintf(&fixed, "%s    examples: [{ id: th_abcdefgh }]\n", text) > 0);
+	struct sg_connector *c = parse(fixed, &d);
+	sg_diags_print(&d, stderr);
+	assert_non_null(c);
+	sg_connector_free(c);
+	free(fixed);
+}
+
+static void
+test_duplicate_key(void **state)
+{
+	(void)state;
+	static const char text[] = BASE
+	    "  ping:\n"
+	    "    method: GET\n";
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 1);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:18:3: duplicate key \"ping\": each key may "
+	    "appear only once in a mapping");
+	sg_diags_free(&d);
+}
+
+static void
+test_aliases_refused(void **state)
+{
+	(void)state;
+	/* A "billion laughs" document: refused, never expanded. */
+	static const char text[] = BASE
+	    "  big:\n"
+	    "    method: GET\n"
+	    "    path: /big\n"
+	    "    data_domain: public\n"
+	    "    input: &a { type: object }\n"
+	    "    output: *a\n";
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 2);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:22:17: YAML anchors (&name) are not allowed: "
+	    "remove the anchor");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:23:13: YAML aliases (*name) are not allowed: "
+	    "write the value out");
+	sg_diags_free(&d);
+}
+
+static void
+test_upstream_limit(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse(BASE "upstream_limit: { rate: 600/m }\n", &d);
+	assert_non_null(c);
+	assert_true(c->upstream_rate == 10.0);
+	assert_int_equal(c->upstream_burst, 600); /* default: ceil(rate per period) */
+	sg_connector_free(c);
+	assert_null(parse(BASE "upstream_limit: { rate: 5/w, burts: 2 }\n", &d));
+	assert_int_equal(d.n, 2);
+	assert_true(starts_with(diag_at(&d, 0), "t.yaml:18:25: upstream_limit.rate: expected "
+	    "calls per period such as 50/s"));
+	assert_string_equal(diag_at(&d, 1), "t.yaml:18:30: unknown key \"burts\" (did you mean "
+	    "\"burst\"?)");
+	sg_diags_free(&d);
+}
+
+static struct sg_connector *
+named(const char *name, struct sg_diags *d)
+{
+	char *text = NULL;
+	assert_true(asprintf(&text, "%s", BASE) > 0);
+	char *p = strstr(text, "name: demo");
+	char *out = NULL;
+	*p = '\0';
+	assert_true(asprintf(&out, "%sname: %s%s", text, name, p + strlen("name: demo")) > 0);
+	struct sg_connector *c = parse(out, d);
+	free(text);
+	free(out);
+	assert_non_null(c);
+	return c;
+}
+
+static void
+test_catalog(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *v[3] = {named("zeta", &d), named("alpha", &d), named("mid", &d)};
+	struct sg_catalog *cat = sg_catalog_new(v, 3);
+	assert_non_null(cat);
+	assert_int_equal(cat->n, 3);
+	assert_int_equal(cat->n_ops, 3);
+	assert_string_equal(cat->v[0]->name, "alpha");
+	assert_string_equal(cat->v[2]->name, "zeta");
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(cat->v[i]->index, i);
+		assert_int_equal(cat->v[i]->ops[0].index, i);
+	}
+	assert_ptr_equal(sg_catalog_find(cat, "mid"), v[2]);
+	assert_null(sg_catalog_find(cat, "mi"));
+	assert_null(sg_catalog_find(cat, NULL));
+	sg_catalog_free(cat);
+	sg_catalog_free(NULL);
+
+	/* A shared name fails, and the caller still owns (and frees) the connectors. */
+	struct sg_connector *w[2] = {named("same", &d), named("same", &d)};
+	assert_null(sg_catalog_new(w, 2));
+	sg_connector_free(w[0]);
+	sg_connector_free(w[1]);
+
+	cat = sg_catalog_new(NULL, 0);
+	assert_non_null(cat);
+	assert_int_equal(cat->n_ops, 0);
+	assert_null(sg_catalog_find(cat, "x"));
+	sg_catalog_free(cat);
+	assert_int_equal(d.n, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_examples_load),
+		cmocka_unit_test(test_minimal_connector),
+		cmocka_unit_test(test_broken_reports_every_error),
+		cmocka_unit_test(test_missing_keys),
+		cmocka_unit_test(test_schema_error_points_at_node),
+		cmocka_unit_test(test_input_must_be_object),
+		cmocka_unit_test(test_bad_example),
+		cmocka_unit_test(test_unsatisfiable_pattern),
+		cmocka_unit_test(test_duplicate_key),
+		cmocka_unit_test(test_aliases_refused),
+		cmocka_unit_test(test_upstream_limit),
+		cmocka_unit_test(test_catalog),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,312 @@
+/* The recorder: nothing lost between threads, bounded when the disk stalls, survives failures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/sg_recorder.h"
+
+#define PER_THREAD 5000
+
+struct fx {
+	char dir[64];
+	char err[256];
+	sqlite3 *raw; /* a second connection, playing another process */
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/sg_test_recorder.XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_close(f->raw);
+	int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return rc;
+}
+
+/* Opens the raw connection; the store must exist already (the recorder creates it). */
+static void
+raw_open(struct fx *f)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(path, &f->raw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(f->raw, 5000);
+}
+
+static void
+raw_exec(struct fx *f, const char *sql)
+{
+	assert_int_equal(sqlite3_exec(f->raw, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* Counts on a fresh connection, so only what was committed is seen. */
+static int64_t
+count(struct fx *f, const char *what)
+{
+	int64_t c = -1;
+	struct sg_store *s = sg_store_open(f->dir, f->err, sizeof(f->err));
+	assert_non_null(s);
+	assert_int_equal(sg_store_count_decisions(s, what, &c), 0);
+	sg_store_close(s);
+	return c;
+}
+
+static struct sg_decision
+decision(const char *what, int i)
+{
+	struct sg_decision d = {0};
+	d.ts_us = 1700000000000000LL + i;
+	snprintf(d.decision, sizeof(d.decision), "%s", what);
+	snprintf(d.connector, sizeof(d.connector), "crm");
+	d.status = 200;
+	return d;
+}
+
+static void
+nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Polls for up to 10 s; the recorder works on its own thread and its own time. */
+#define WAIT_FOR(cond)                                                                         \
+	do {                                                                                   \
+		for (int i_ = 0; i_ < 10000 && !(cond); i_++)                                  \
+			nap_ms(1);                                                             \
+	} while (0)
+
+static void
+start(struct fx *f, struct sg_recorder **r, size_t capacity)
+{
+	*r = sg_recorder_start(f->dir, capacity, f->err, sizeof(f->err));
+	if (*r == NULL)
+		fail_msg("start failed: %s", f->err);
+}
+
+static void
+test_stop_null(void **state)
+{
+	(void)state;
+	sg_recorder_stop(NULL);
+}
+
+static void
+test_start_errors(void **state)
+{
+	struct fx *f = *state;
+	char file[128], dir[160];
+	assert_null(sg_recorder_start(f->dir, 0, f->err, sizeof(f->err)));
+	assert_non_null(strstr(f->err, "capacity"));
+	snprintf(file, sizeof(file), "%s/plain", f->dir);
+	int fd = open(file, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(dir, sizeof(dir), "%s/sub", file);
+	assert_null(sg_recorder_start(dir, 8, f->err, sizeof(f->err)));
+	assert_non_null(strstr(f->err, "cannot open the data directory"));
+}
+
+struct pusher {
+	struct sg_recorder *r;
+	const char *what;
+	uint64_t refused;
+};
+
+static void *
+push_many(void *arg)
+{
+	struct pusher *p = arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		struct sg_decision d = decision(p->what, i);
+		/* A full queue is allowed; the test retries so that every decision lands. */
+		while (sg_recorder_push(p->r, &d) != 0) {
+			p->refused++;
+			nap_ms(1);
+		}
+	}
+	return NULL;
+}
+
+static void
+test_two_threads_lose_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	pthread_t t[2];
+	struct pusher p[2] = {{.what = "allowed"}, {.what = "denied"}};
+	start(f, &r, 1000); /* smaller than the total, so the ring wraps many times */
+	for (int i = 0; i < 2; i++) {
+		p[i].r = r;
+		assert_int_equal(pthread_create(&t[i], NULL, push_many, &p[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	/* Every refusal was counted, and nothing else was dropped. */
+	assert_int_equal(sg_recorder_dropped(r), p[0].refused + p[1].refused);
+	sg_recorder_stop(r); /* drains what is still queued */
+	assert_int_equal(count(f, NULL), 2 * PER_THREAD);
+	assert_int_equal(count(f, "allowed"), PER_THREAD);
+	assert_int_equal(count(f, "denied"), PER_THREAD);
+}
+
+static void
+test_full_queue_refuses_and_counts(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct sg_decision d = decision("allowed", 0);
+	start(f, &r, 4);
+	raw_open(f);
+	raw_exec(f, "BEGIN EXCLUSIVE"); /* the writer stalls on the lock */
+	assert_int_equal(sg_recorder_push(r, &d), 0);
+	WAIT_FOR(sg_recorder_depth(r) == 0); /* taken by the writer, which now waits */
+	assert_int_equal(sg_recorder_depth(r), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	assert_int_equal(sg_recorder_depth(r), 4);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	assert_int_equal(sg_recorder_push(r, &d), -1);
+	assert_int_equal(sg_recorder_push(r, &d), -1);
+	assert_int_equal(sg_recorder_dropped(r), 2);
+	assert_int_equal(sg_recorder_written(r), 0);
+	raw_exec(f, "COMMIT");
+	WAIT_FOR(sg_recorder_written(r) == 5);
+	assert_int_equal(sg_recorder_written(r), 5);
+	assert_int_equal(sg_recorder_dropped(r), 2);
+	assert_int_equal(sg_recorder_depth(r), 0);
+	/* Room again once drained. */
+	assert_int_equal(sg_recorder_push(r, &d), 0);
+	sg_recorder_stop(r);
+	assert_int_equal(count(f, NULL), 6); /* 8 pushed = 6 written + 2 dropped */
+}
+
+/* Redirects stderr into a file so the writer's log lines can be counted. */
+static int
+capture_stderr(FILE **tmp)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	*tmp = tmpfile();
+	assert_non_null(*tmp);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(*tmp), 2) >= 0);
+	return saved;
+}
+
+static size_t
+restore_stderr(FILE *tmp, int saved, const char *needle, bool *has_func)
+{
+	char line[512];
+	size_t n = 0;
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	*has_func = false;
+	while (fgets(line, sizeof(line), tmp))
+		if (strstr(line, needle)) {
+			n++;
+			*has_func = *has_func || strstr(line, "write_batch") != NULL;
+		}
+	fclose(tmp);
+	return n;
+}
+
+static void
+test_write_failures_logged_once_per_burst(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct sg_decision d = decision("allowed", 0);
+	sqlite3_stmt *st;
+	char create[1024];
+	bool has_func;
+	start(f, &r, 16);
+	raw_open(f);
+	assert_int_equal(sqlite3_prepare_v2(f->raw,
+			     "SELECT sql FROM sqlite_master WHERE name = 'decisions'", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(create, sizeof(create), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+
+	/* Asserts wait until stderr is back, so a failure is still reported. */
+	FILE *tmp;
+	int saved = capture_stderr(&tmp);
+	raw_exec(f, "DROP TABLE decisions"); /* every write now fails */
+	int ok1 = sg_recorder_push(r, &d);
+	WAIT_FOR(sg_recorder_dropped(r) == 1);
+	int ok2 = sg_recorder_push(r, &d);
+	WAIT_FOR(sg_recorder_dropped(r) == 2);
+	raw_exec(f, create); /* recovered */
+	int ok3 = sg_recorder_push(r, &d);
+	WAIT_FOR(sg_recorder_written(r) == 1);
+	raw_exec(f, "DROP TABLE decisions"); /* a second burst */
+	int ok4 = sg_recorder_push(r, &d);
+	WAIT_FOR(sg_recorder_dropped(r) == 3);
+	uint64_t dropped = sg_recorder_dropped(r), written = sg_recorder_written(r);
+	size_t logged = restore_stderr(tmp, saved, "cannot write decisions", &has_func);
+
+	assert_true(ok1 == 0 && ok2 == 0 && ok3 == 0 && ok4 == 0);
+	assert_int_equal(dropped, 3);
+	assert_int_equal(written, 1);
+	assert_int_equal(logged, 2); /* one line per burst, not per batch */
+	assert_true(has_func);
+	/* Still running: once the table is back, a new decision is written at stop. */
+	raw_exec(f, create);
+	assert_int_equal(sg_recorder_push(r, &d), 0);
+	sg_recorder_stop(r);
+	assert_int_equal(count(f, NULL), 1);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stop_null),
+		T(test_start_errors),
+		T(test_two_threads_lose_nothing),
+		T(test_full_queue_refuses_and_counts),
+		T(test_write_failures_logged_once_per_burst),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,805 @@
+/*
+ * test_schema: the JSON Schema subset.  Error text is API (clients read it),
+ * so pointers and messages are compared whole.
+ *
+ * Thread safety is not exercised here: it holds by construction, since a
+ * compiled schema is never written after sg_schema_compile() returns and
+ * validation keeps all of its state on the caller's stack.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "schema/sg_schema.h"
+
+#define MAX_ERRS 16
+
+static json_t *
+parse(const char *text)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (j == NULL)
+		fail_msg("bad test JSON %s: %s", text, jerr.text);
+	return j;
+}
+
+static struct sg_schema *
+compile(const char *text)
+{
+	struct sg_schema_error err = {{0}, {0}};
+	json_t *j = parse(text);
+	struct sg_schema *s = sg_schema_compile(j, &err);
+	json_decref(j); /* the schema keeps its own reference */
+	if (s == NULL)
+		fail_msg("schema %s refused at \"%s\": %s", text, err.pointer, err.message);
+	return s;
+}
+
+static void
+expect_compile_error(const char *text, const char *pointer, const char *message)
+{
+	struct sg_schema_error err = {{0}, {0}};
+	json_t *j = parse(text);
+	struct sg_schema *s = sg_schema_compile(j, &err);
+	json_decref(j);
+	if (s != NULL) {
+		sg_schema_free(s);
+		fail_msg("schema %s compiled but should not have", text);
+	}
+	assert_string_equal(err.pointer, pointer);
+	assert_string_equal(err.message, message);
+}
+
+static struct sg_schema_error errs[MAX_ERRS];
+
+/* Validates a JSON text; returns the number of errors and checks the rc agrees. */
+static size_t
+run_json(const struct sg_schema *s, const json_t *inst, size_t max)
+{
+	size_t n = 12345;
+	memset(errs, 0, sizeof(errs));
+	int rc = sg_schema_validate(s, inst, errs, max, &n);
+	assert_true(n <= max);
+	if (n > 0)
+		assert_int_equal(rc, -1);
+	return rc == 0 ? 0 : n;
+}
+
+static size_t
+run(const struct sg_schema *s, const char *inst, size_t max)
+{
+	json_t *j = parse(inst);
+	size_t n = run_json(s, j, max);
+	json_decref(j);
+	return n;
+}
+
+static void
+expect_valid(const struct sg_schema *s, const char *inst)
+{
+	size_t n = run(s, inst, MAX_ERRS);
+	if (n != 0)
+		fail_msg("%s: expected valid, got \"%s\": %s", inst, errs[0].pointer,
+		         errs[0].message);
+}
+
+static void
+expect_error(const struct sg_schema *s, const char *inst, const char *pointer, const char *message)
+{
+	size_t n = run(s, inst, MAX_ERRS);
+	if (n != 1)
+		fail_msg("%s: expected 1 error, got %zu", inst, n);
+	assert_string_equal(errs[0].pointer, pointer);
+	assert_string_equal(errs[0].message, message);
+}
+
+static void
+test_type_each(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *type, *good, *bad, *msg;
+	} cases[] = {
+	    {"string", "\"x\"", "1", "must be a string, not a number"},
+	    {"number", "1.5", "\"1\"", "must be a number, not a string"},
+	    {"integer", "7", "true", "must be an integer, not a boolean"},
+	    {"boolean", "false", "null", "must be a boolean, not null"},
+	    {"object", "{}", "[]", "must be an object, not an array"},
+	    {"array", "[]", "{}", "must be an array, not an object"},
+	    {"null", "null", "0", "must be null, not a number"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "{\"type\": \"%s\"}", cases[i].type);
+		struct sg_schema *s = compile(text);
+		expect_valid(s, cases[i].good);
+		expect_error(s, cases[i].bad, "", cases[i].msg);
+		sg_schema_free(s);
+	}
+}
+
+static void
+test_type_list(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"type\": [\"string\", \"null\"]}");
+	expect_valid(s, "\"a\"");
+	expect_valid(s, "null");
+	expect_error(s, "3", "", "must be a string or null, not a number");
+	sg_schema_free(s);
+
+	s = compile("{\"type\": [\"array\", \"integer\", \"boolean\"]}");
+	expect_error(s, "{}", "", "must be an integer, a boolean or an array, not an object");
+	sg_schema_free(s);
+}
+
+static void
+test_integer_vs_number(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"type\": \"integer\"}");
+	expect_valid(s, "3");
+	expect_valid(s, "-3");
+	expect_valid(s, "3.0"); /* a real with no fraction is an integer */
+	expect_valid(s, "1e300");
+	expect_error(s, "3.5", "", "must be an integer, not a number with a fractional part");
+	expect_error(s, "-0.25", "", "must be an integer, not a number with a fractional part");
+	sg_schema_free(s);
+
+	s = compile("{\"type\": \"number\"}");
+	expect_valid(s, "3");
+	expect_valid(s, "3.5");
+	sg_schema_free(s);
+
+	/* "number" already covers integers, so the message does not list both. */
+	s = compile("{\"type\": [\"integer\", \"number\"]}");
+	expect_error(s, "\"3\"", "", "must be a number, not a string");
+	sg_schema_free(s);
+}
+
+static void
+test_required_and_properties(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"type\": \"object\", \"required\": [\"name\", \"email\"],"
+	                              " \"properties\": {\"name\": {\"type\": \"string\"}, "
+	                              "\"age\": {\"type\": \"integer\"}}}");
+	expect_valid(s, "{\"name\": \"a\", \"email\": 1}");
+	expect_valid(s, "{\"name\": \"a\", \"email\": 1, \"other\": [1]}");
+	expect_error(s, "{\"name\": \"a\"}", "/email", "is required");
+	expect_error(s, "{\"name\": \"a\", \"email\": 1, \"age\": \"x\"}", "/age",
+	             "must be an integer, not a string");
+	/* Only objects are subject to object keywords. */
+	expect_error(s, "[]", "", "must be an object, not an array");
+	sg_schema_free(s);
+
+	s = compile("{\"required\": [\"x\"]}");
+	expect_valid(s, "\"not an object\"");
+	sg_schema_free(s);
+}
+
+static void
+test_additional_properties(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"properties\": {\"a\": {}}, \"additionalProperties\": false}");
+	expect_valid(s, "{\"a\": 1}");
+	expect_error(s, "{\"a\": 1, \"b\": 2}", "/b",
+	             "is not allowed here (no additional properties)");
+	sg_schema_free(s);
+
+	s = compile("{\"properties\": {\"a\": {}}, \"additionalProperties\": true}");
+	expect_valid(s, "{\"a\": 1, \"b\": 2}");
+	sg_schema_free(s);
+
+	s = compile("{\"properties\": {\"a\": {\"type\": \"string\"}},"
+	            " \"additionalProperties\": {\"type\": \"integer\", \"minimum\": 0}}");
+	expect_valid(s, "{\"a\": \"s\", \"b\": 2, \"c\": 0}");
+	expect_error(s, "{\"a\": \"s\", \"b\": \"2\"}", "/b", "must be an integer, not a string");
+	expect_error(s, "{\"b\": -1}", "/b", "must be at least 0");
+	expect_error(s, "{\"a\": 1}", "/a", "must be a string, not a number");
+	sg_schema_free(s);
+}
+
+/* A property schema of `false` is not the additionalProperties message. */
+static void
+test_boolean_schemas(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"properties\": {\"secret\": false}}");
+	expect_valid(s, "{\"other\": 1}");
+	expect_error(s, "{\"secret\": 1}", "/secret", "is not allowed here");
+	sg_schema_free(s);
+
+	s = compile("true");
+	expect_valid(s, "[1, {\"a\": null}]");
+	sg_schema_free(s);
+
+	s = compile("false");
+	expect_error(s, "{}", "", "is not allowed here");
+	sg_schema_free(s);
+}
+
+static void
+test_enum(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"enum\": [\"a\", \"b\"]}");
+	expect_valid(s, "\"a\"");
+	expect_valid(s, "\"b\"");
+	expect_error(s, "\"c\"", "", "must be one of: \"a\", \"b\"");
+	expect_error(s, "1", "", "must be one of: \"a\", \"b\"");
+	sg_schema_free(s);
+
+	s = compile("{\"enum\": [{\"a\": 1, \"b\": [1, 2]}, null, 0.5]}");
+	expect_valid(s, "{\"b\": [1, 2], \"a\": 1}"); /* key order does not matter */
+	expect_valid(s, "null");
+	expect_valid(s, "0.5");
+	expect_error(s, "{\"a\": 1, \"b\": [2, 1]}", "",
+	             "must be one of: {\"a\":1,\"b\":[1,2]}, null, 0.5");
+	expect_error(s, "{\"a\": 1}", "", "must be one of: {\"a\":1,\"b\":[1,2]}, null, 0.5");
+	sg_schema_free(s);
+}
+
+static void
+test_enum_message_is_clipped(void **state)
+{
+	(void)state;
+	char text[2048];
+	size_t len = (size_t)snprintf(text, sizeof(text), "{\"enum\": [");
+	for (int i = 0; i < 40; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"value-number-%02d\"",
+		                        i ? ", " : "", i);
+	snprintf(text + len, sizeof(text) - len, "]}");
+	struct sg_schema *s = compile(text);
+	expect_valid(s, "\"value-number-39\"");
+	assert_int_equal(run(s, "\"x\"", MAX_ERRS), 1);
+	const char *m = errs[0].message;
+	assert_true(strlen(m) < sizeof(errs[0].message) - 1);
+	assert_true(strncmp(m, "must be one of: \"value-number-00\", \"value-number-01\"", 51) ==
+	            0);
+	assert_string_equal(m + strlen(m) - 5, ", ...");
+	assert_null(strstr(m, "value-number-39"));
+	sg_schema_free(s);
+}
+
+static void
+test_const(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"const\": {\"v\": 1}}");
+	expect_valid(s, "{\"v\": 1}");
+	expect_error(s, "{\"v\": 2}", "", "must be exactly {\"v\":1}");
+	sg_schema_free(s);
+
+	s = compile("{\"const\": null}");
+	expect_valid(s, "null");
+	expect_error(s, "false", "", "must be exactly null");
+	sg_schema_free(s);
+}
+
+static void
+test_string_lengths(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"minLength\": 3, \"maxLength\": 5}");
+	expect_error(s, "\"ab\"", "", "must be at least 3 characters long");
+	expect_valid(s, "\"abc\"");
+	expect_valid(s, "\"abcd\"");
+	expect_valid(s, "\"abcde\"");
+	expect_error(s, "\"abcdef\"", "", "must be at most 5 characters long");
+	/* Code points, not bytes: é is 2 bytes, € 3, 😀 4. */
+	expect_valid(s, "\"\xc3\xa9\xc3\xa9\xc3\xa9\"");
+	expect_valid(s, "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xe2\x82\xac\xe2\x82\xac\xc3\xa9\"");
+	expect_error(s, "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"", "",
+	             "must be at least 3 characters long");
+	expect_error(s, "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"", "",
+	             "must be at most 5 characters long");
+	/* Length keywords do not apply to other types. */
+	expect_valid(s, "12345678");
+	sg_schema_free(s);
+
+	s = compile("{\"minLength\": 1, \"maxLength\": 1}");
+	expect_error(s, "\"\"", "", "must be at least 1 character long");
+	expect_error(s, "\"ab\"", "", "must be at most 1 character long");
+	sg_schema_free(s);
+}
+
+static void
+test_numeric_bounds(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"minimum\": 3, \"maximum\": 100}");
+	expect_error(s, "2", "", "must be at least 3");
+	expect_error(s, "2.99", "", "must be at least 3");
+	expect_valid(s, "3");
+	expect_valid(s, "100");
+	expect_valid(s, "100.0");
+	expect_error(s, "101", "", "must be at most 100");
+	expect_error(s, "100.5", "", "must be at most 100");
+	expect_valid(s, "\"1000\"");
+	sg_schema_free(s);
+
+	s = compile("{\"exclusiveMinimum\": 0, \"exclusiveMaximum\": 1.5}");
+	expect_error(s, "-1", "", "must be greater than 0");
+	expect_error(s, "0", "", "must be greater than 0");
+	expect_valid(s, "0.1");
+	expect_valid(s, "1.4");
+	expect_error(s, "1.5", "", "must be less than 1.5");
+	expect_error(s, "2", "", "must be less than 1.5");
+	sg_schema_free(s);
+
+	s = compile("{\"maximum\": 0.1}");
+	expect_error(s, "0.2", "", "must be at most 0.1");
+	sg_schema_free(s);
+}
+
+static void
+test_pattern(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"pattern\": \"^[a-z]+$\"}");
+	expect_valid(s, "\"abc\"");
+	expect_error(s, "\"abC\"", "", "must match the pattern ^[a-z]+$");
+	expect_error(s, "\"\"", "", "must match the pattern ^[a-z]+$");
+	/* A NUL would hide the rest of the string from regexec(). */
+	expect_error(s, "\"abc\\u0000DEF\"", "", "must match the pattern ^[a-z]+$");
+	expect_valid(s, "5");
+	sg_schema_free(s);
+
+	/* JSON Schema patterns are unanchored. */
+	s = compile("{\"pattern\": \"[0-9]\"}");
+	expect_valid(s, "\"ab1cd\"");
+	expect_error(s, "\"abcd\"", "", "must match the pattern [0-9]");
+	sg_schema_free(s);
+}
+
+static void
+test_items(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"items\": {\"type\": \"string\"}, \"minItems\": 1,"
+	                              " \"maxItems\": 10}");
+	expect_error(s, "[]", "", "must have at least 1 item");
+	expect_valid(s, "[\"a\"]");
+	expect_valid(s, "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
+	expect_valid(s, "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\"]");
+	expect_error(s, "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\"]", "",
+	             "must have at most 10 items");
+	expect_error(s, "[\"a\", \"b\", 3]", "/2", "must be a string, not a number");
+	expect_valid(s, "\"not an array\"");
+	sg_schema_free(s);
+
+	s = compile("{\"minItems\": 2}");
+	expect_error(s, "[1]", "", "must have at least 2 items");
+	expect_valid(s, "[1, 2]");
+	sg_schema_free(s);
+}
+
+static void
+test_format_and_annotations_ignored(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"type\": \"string\", \"format\": \"email\","
+	            " \"title\": \"t\", \"description\": \"d\", \"examples\": [1], \"default\": 2,"
+	            " \"$comment\": \"c\"}");
+	expect_valid(s, "\"not an email address\"");
+	expect_error(s, "1", "", "must be a string, not a number");
+	sg_schema_free(s);
+}
+
+static void
+test_nested_pointers_and_escaping(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(
+	    "{\"properties\": {\"a/b\": {\"items\": {"
+	    "\"properties\": {\"m~n\": {\"type\": \"string\"}, \"~/\": {\"maximum\": 1}}}}}}");
+	expect_valid(s, "{\"a/b\": [{\"m~n\": \"s\"}]}");
+	expect_error(s, "{\"a/b\": [{}, {\"m~n\": 5}]}", "/a~1b/1/m~0n",
+	             "must be a string, not a number");
+	expect_error(s, "{\"a/b\": [{\"~/\": 2}]}", "/a~1b/0/~0~1", "must be at most 1");
+	sg_schema_free(s);
+}
+
+/* A pointer that would overflow stops at the deepest parent that fits. */
+static void
+test_long_pointer_is_clipped_to_parent(void **state)
+{
+	(void)state;
+	char key[301], inst[400];
+	memset(key, 'k', 300);
+	key[300] = '\0';
+	snprintf(inst, sizeof(inst), "{\"a\": {\"%s\": [true]}}", key);
+	struct sg_schema *s =
+	    compile("{\"properties\": {\"a\": {"
+	            "\"additionalProperties\": {\"items\": {\"type\": \"string\"}}}}}");
+	expect_error(s, inst, "/a", "must be a string, not a boolean");
+	sg_schema_free(s);
+}
+
+/* Keys may hold NUL; "a\0b" is not the property "a". */
+static void
+test_key_with_nul(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"properties\": {\"a\": {\"type\": \"string\"}},"
+	                              " \"additionalProperties\": false}");
+	json_t *inst = json_object();
+	json_object_setn_new(inst, "a\0b", 3, json_integer(1));
+	assert_int_equal(run_json(s, inst, MAX_ERRS), 1);
+	assert_string_equal(errs[0].pointer, ""); /* a NUL cannot be written into a pointer */
+	assert_string_equal(errs[0].message, "is not allowed here (no additional properties)");
+	json_decref(inst);
+	sg_schema_free(s);
+}
+
+static const char *multi_schema = "{\"required\": [\"id\", \"name\"], \"properties\": {"
+                                  "\"age\": {\"type\": \"integer\", \"minimum\": 0},"
+                                  "\"tags\": {\"items\": {\"maxLength\": 2}},"
+                                  "\"kind\": {\"enum\": [\"a\"]}}}";
+static const char *multi_instance = "{\"age\": -1, \"tags\": [\"ok\", \"long\"], \"kind\": \"b\"}";
+
+static void
+test_multiple_errors(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(multi_schema);
+	assert_int_equal(run(s, multi_instance, MAX_ERRS), 5);
+	static const char *const want[5][2] = {
+	    {"/id", "is required"},
+	    {"/name", "is required"},
+	    {"/age", "must be at least 0"},
+	    {"/tags/1", "must be at most 2 characters long"},
+	    {"/kind", "must be one of: \"a\""},
+	};
+	for (int i = 0; i < 5; i++) {
+		assert_string_equal(errs[i].pointer, want[i][0]);
+		assert_string_equal(errs[i].message, want[i][1]);
+	}
+	sg_schema_free(s);
+}
+
+static void
+test_max_errs_cap(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(multi_schema);
+	assert_int_equal(run(s, multi_instance, 4), 4);
+	assert_string_equal(errs[3].pointer, "/tags/1");
+	assert_string_equal(errs[4].pointer, ""); /* untouched past the cap */
+	assert_int_equal(run(s, multi_instance, 5), 5);
+	assert_int_equal(run(s, multi_instance, 6), 5);
+	assert_int_equal(run(s, multi_instance, 1), 1);
+	assert_string_equal(errs[0].pointer, "/id");
+
+	/* With no room for errors the answer is still "invalid". */
+	json_t *inst = parse(multi_instance);
+	size_t n = 99;
+	assert_int_equal(sg_schema_validate(s, inst, NULL, 0, &n), -1);
+	assert_int_equal(n, 0);
+	assert_int_equal(sg_schema_validate(s, inst, errs, 0, NULL), -1);
+	json_decref(inst);
+	inst = parse("{\"id\": 1, \"name\": 2}");
+	assert_int_equal(sg_schema_validate(s, inst, NULL, 0, &n), 0);
+	json_decref(inst);
+	sg_schema_free(s);
+}
+
+static void
+test_compile_errors(void **state)
+{
+	(void)state;
+	expect_compile_error("{\"properties\": {\"age\": {\"minimum\": \"3\"}}}",
+	                     "/properties/age/minimum", "minimum must be a number");
+	expect_compile_error("{\"properties\": {\"name\": {\"minLenght\": 3}}}",
+	                     "/properties/name/minLenght",
+	                     "unknown keyword \"minLenght\" (did you mean \"minLength\"?)");
+	expect_compile_error(
+	    "{\"additionalProperty\": false}", "/additionalProperty",
+	    "unknown keyword \"additionalProperty\" (did you mean \"additionalProperties\"?)");
+	expect_compile_error("{\"$schema\": \"x\"}", "/$schema", "unknown keyword \"$schema\"");
+	expect_compile_error("{\"type\": \"strng\"}", "/type",
+	                     "unknown type \"strng\" (did you mean \"string\"?)");
+	expect_compile_error(
+	    "{\"type\": [\"string\", \"float\"]}", "/type/1",
+	    "unknown type \"float\"; use string, number, integer, boolean, object, array or null");
+	expect_compile_error("{\"type\": []}", "/type",
+	                     "type must be a type name or a non-empty list of them");
+	expect_compile_error("{\"type\": [1]}", "/type/0", "type names must be strings");
+	expect_compile_error("{\"properties\": []}", "/properties",
+	                     "properties must be an object mapping names to schemas");
+	expect_compile_error("{\"properties\": {\"a~/b\": 3}}", "/properties/a~0~1b",
+	                     "a schema must be an object, true or false");
+	expect_compile_error("\"string\"", "", "a schema must be an object, true or false");
+	expect_compile_error("{\"required\": \"id\"}", "/required",
+	                     "required must be a list of property names");
+	expect_compile_error("{\"required\": [\"id\", 7]}", "/required/1",
+	                     "required must list property names as strings");
+	expect_compile_error("{\"additionalProperties\": {\"typ\": \"string\"}}",
+	                     "/additionalProperties/typ",
+	                     "unknown keyword \"typ\" (did you mean \"type\"?)");
+	expect_compile_error("{\"enum\": []}", "/enum",
+	                     "enum must be a non-empty list of the allowed values");
+	expect_compile_error("{\"enum\": \"a\"}", "/enum",
+	                     "enum must be a non-empty list of the allowed values");
+	expect_compile_error("{\"minLength\": -1}", "/minLength",
+	                     "minLength must be a whole number, 0 or more");
+	expect_compile_error("{\"maxItems\": 1.5}", "/maxItems",
+	                     "maxItems must be a whole number, 0 or more");
+	expect_compile_error("{\"maxLength\": \"5\"}", "/maxLength",
+	                     "maxLength must be a whole number, 0 or more");
+	expect_compile_error("{\"exclusiveMinimum\": true}", "/exclusiveMinimum",
+	                     "exclusiveMinimum must be a number");
+	expect_compile_error("{\"pattern\": 5}", "/pattern", "pattern must be a string");
+	expect_compile_error("{\"items\": [{}]}", "/items",
+	                     "items must be one schema; lists of schemas are not supported");
+	expect_compile_error("{\"items\": {\"format\": 1}}", "/items/format",
+	                     "format must be a string");
+	expect_compile_error("{\"pattern\": \"a\\u0000b\"}", "/pattern",
+	                     "pattern must not contain NUL characters");
+}
+
+static void
+test_compile_bad_regex(void **state)
+{
+	(void)state;
+	struct sg_schema_error err = {{0}, {0}};
+	json_t *j = parse("{\"properties\": {\"code\": {\"pattern\": \"([a-z]\"}}}");
+	assert_null(sg_schema_compile(j, &err));
+	assert_string_equal(err.pointer, "/properties/code/pattern");
+	/* The regcomp() reason follows; its wording belongs to the C library. */
+	const char *lead = "pattern is not a valid POSIX extended regular expression: ";
+	assert_true(strncmp(err.message, lead, strlen(lead)) == 0);
+	assert_true(strlen(err.message) > strlen(lead));
+	/* A NULL error slot is allowed. */
+	assert_null(sg_schema_compile(j, NULL));
+	json_decref(j);
+}
+
+static void
+test_compile_accepts_integral_counts(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"maxLength\": 2.0, \"minItems\": 0}");
+	expect_valid(s, "\"ab\"");
+	expect_error(s, "\"abc\"", "", "must be at most 2 characters long");
+	sg_schema_free(s);
+}
+
+static json_t *
+nest_arrays(int depth)
+{
+	json_t *v = json_array();
+	for (int i = 1; i < depth; i++) {
+		json_t *outer = json_array();
+		json_array_append_new(outer, v);
+		v = outer;
+	}
+	return v;
+}
+
+static void
+test_json_depth(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int depth;
+	} cases[] = {
+	    {"1", 1},
+	    {"[]", 1},
+	    {"[1]", 1},
+	    {"{}", 1},
+	    {"[[1]]", 2},
+	    {"{\"a\": {\"b\": []}}", 3},
+	    {"[1, [2, [3]], {\"x\": [[[]]]}, 4]", 5},
+	    {"{\"a\": 1, \"b\": [[]], \"c\": {}}", 3},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = parse(cases[i].text);
+		assert_int_equal(sg_json_depth(j, 100), cases[i].depth);
+		json_decref(j);
+	}
+	json_t *j = nest_arrays(10);
+	assert_int_equal(sg_json_depth(j, 100), 10);
+	assert_int_equal(sg_json_depth(j, 11), 10);
+	assert_int_equal(sg_json_depth(j, 10), 10);
+	assert_int_equal(sg_json_depth(j, 9), 9); /* stops counting at the cap */
+	assert_int_equal(sg_json_depth(j, 1), 1);
+	json_decref(j);
+}
+
+static void
+test_instance_depth_cap(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{}");
+	json_t *ok = nest_arrays(SG_SCHEMA_MAX_DEPTH - 1);
+	assert_int_equal(run_json(s, ok, MAX_ERRS), 0);
+	json_decref(ok);
+	ok = nest_arrays(SG_SCHEMA_MAX_DEPTH);
+	assert_int_equal(run_json(s, ok, MAX_ERRS), 0);
+	json_decref(ok);
+
+	json_t *deep = nest_arrays(SG_SCHEMA_MAX_DEPTH + 1);
+	assert_int_equal(run_json(s, deep, MAX_ERRS), 1);
+	assert_string_equal(errs[0].pointer, "");
+	assert_string_equal(errs[0].message, "is nested too deeply (more than 64 levels)");
+	json_decref(deep);
+	sg_schema_free(s);
+}
+
+/* Built in memory, so jansson's own parser cap (2048) never sees it. */
+static void
+test_very_deep_instance(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"items\": {\"items\": {\"type\": \"string\"}}}");
+	json_t *deep = json_object();
+	for (int i = 1; i < 10000; i++) {
+		json_t *outer = i % 2 ? json_array() : json_object();
+		if (json_is_array(outer))
+			json_array_append_new(outer, deep);
+		else
+			json_object_set_new(outer, "k", deep);
+		deep = outer;
+	}
+	assert_int_equal(sg_json_depth(deep, 1000000), 10000);
+	assert_int_equal(run_json(s, deep, MAX_ERRS), 1);
+	assert_string_equal(errs[0].message, "is nested too deeply (more than 64 levels)");
+	json_decref(deep);
+	sg_schema_free(s);
+}
+
+/* levels nested "items" schemas; the innermost requires strings. */
+static char *
+nested_items_schema(int levels)
+{
+	size_t cap = (size_t)levels * 12 + 32;
+	char *text = malloc(cap);
+	assert_non_null(text);
+	size_t len = 0;
+	for (int i = 1; i < levels; i++)
+		len += (size_t)snprintf(text + len, cap - len, "{\"items\": ");
+	len += (size_t)snprintf(text + len, cap - len, "{\"type\": \"string\"}");
+	for (int i = 1; i < levels; i++)
+		text[len++] = '}';
+	text[len] = '\0';
+	return text;
+}
+
+static void
+test_schema_depth_cap(void **state)
+{
+	(void)state;
+	char *text = nested_items_schema(SG_SCHEMA_MAX_DEPTH - 1);
+	struct sg_schema *s = compile(text);
+	sg_schema_free(s);
+	free(text);
+
+	text = nested_items_schema(SG_SCHEMA_MAX_DEPTH);
+	s = compile(text);
+	json_t *inst = nest_arrays(SG_SCHEMA_MAX_DEPTH - 1);
+	assert_int_equal(run_json(s, inst, MAX_ERRS), 0); /* innermost array is empty */
+	json_t *leaf = inst;
+	while (json_array_size(leaf) > 0)
+		leaf = json_array_get(leaf, 0);
+	json_array_append_new(leaf, json_integer(1));
+	assert_int_equal(run_json(s, inst, MAX_ERRS), 1);
+	assert_string_equal(errs[0].message, "must be a string, not a number");
+	char where[256] = "";
+	for (int i = 0; i < SG_SCHEMA_MAX_DEPTH - 1; i++)
+		strcat(where, "/0");
+	assert_string_equal(errs[0].pointer, where);
+	json_decref(inst);
+	sg_schema_free(s);
+	free(text);
+
+	/*
+	 * 64 "/items" segments would need 384 bytes; the pointer keeps the 42
+	 * whole segments that fit in 255.
+	 */
+	text = nested_items_schema(SG_SCHEMA_MAX_DEPTH + 1);
+	char want[256] = "";
+	for (int i = 0; i < 42; i++)
+		strcat(want, "/items");
+	expect_compile_error(text, want, "schemas are nested too deeply (more than 64 levels)");
+	free(text);
+}
+
+/* enum and const values are printed into messages, so their depth is capped too. */
+static void
+test_value_depth_cap(void **state)
+{
+	(void)state;
+	struct sg_schema_error err = {{0}, {0}};
+	static const char *const keys[] = {"const", "enum"};
+	for (int k = 0; k < 2; k++) {
+		for (int depth = SG_SCHEMA_MAX_DEPTH - 1; depth <= SG_SCHEMA_MAX_DEPTH + 1;
+		     depth++) {
+			json_t *value = nest_arrays(depth);
+			if (k == 1)
+				value = json_pack("[o]", value);
+			json_t *doc = json_pack("{so}", keys[k], value);
+			struct sg_schema *s = sg_schema_compile(doc, &err);
+			if (depth <= SG_SCHEMA_MAX_DEPTH) {
+				assert_non_null(s);
+				json_t *inst = nest_arrays(depth);
+				assert_int_equal(run_json(s, inst, MAX_ERRS), 0);
+				json_decref(inst);
+			} else {
+				assert_null(s);
+				assert_string_equal(err.pointer, k ? "/enum" : "/const");
+				assert_string_equal(err.message,
+				                    k ? "enum value is nested too deeply "
+				                        "(more than 64 levels)"
+				                      : "const value is nested too deeply "
+				                        "(more than 64 levels)");
+			}
+			sg_schema_free(s);
+			json_decref(doc);
+		}
+	}
+}
+
+static void
+test_schema_keeps_its_document(void **state)
+{
+	(void)state;
+	json_t *doc = parse("{\"type\": \"string\"}");
+	struct sg_schema *s = sg_schema_compile(doc, NULL);
+	assert_non_null(s);
+	assert_ptr_equal(sg_schema_json(s), doc);
+	assert_int_equal(doc->refcount, 2);
+	json_decref(doc);
+	assert_string_equal(json_string_value(json_object_get(sg_schema_json(s), "type")),
+	                    "string");
+	sg_schema_free(s);
+	sg_schema_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_type_each),
+	    cmocka_unit_test(test_type_list),
+	    cmocka_unit_test(test_integer_vs_number),
+	    cmocka_unit_test(test_required_and_properties),
+	    cmocka_unit_test(test_additional_properties),
+	    cmocka_unit_test(test_boolean_schemas),
+	    cmocka_unit_test(test_enum),
+	    cmocka_unit_test(test_enum_message_is_clipped),
+	    cmocka_unit_test(test_const),
+	    cmocka_unit_test(test_string_lengths),
+	    cmocka_unit_test(test_numeric_bounds),
+	    cmocka_unit_test(test_pattern),
+	    cmocka_unit_test(test_items),
+	    cmocka_unit_test(test_format_and_annotations_ignored),
+	    cmocka_unit_test(test_nested_pointers_and_escaping),
+	    cmocka_unit_test(test_long_pointer_is_clipped_to_parent),
+	    cmocka_unit_test(test_key_with_nul),
+	    cmocka_unit_test(test_multiple_errors),
+	    cmocka_unit_test(test_max_errs_cap),
+	    cmocka_unit_test(test_compile_errors),
+	    cmocka_unit_test(test_compile_bad_regex),
+	    cmocka_unit_test(test_compile_accepts_integral_counts),
+	    cmocka_unit_test(test_json_depth),
+	    cmocka_unit_test(test_instance_depth_cap),
+	    cmocka_unit_test(test_very_deep_instance),
+	    cmocka_unit_test(test_schema_depth_cap),
+	    cmocka_unit_test(test_value_depth_cap),
+	    cmocka_unit_test(test_schema_keeps_its_document),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,500 @@
+/* The SQLite store: migrations, keys, revision, versioned apply, decisions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/sg_store.h"
+
+struct fx {
+	char dir[64];
+	char err[256];
+	struct sg_store *s;
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/sg_test_store.XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	sg_store_close(f->s);
+	int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return rc;
+}
+
+static struct sg_store *
+open_ok(struct fx *f)
+{
+	struct sg_store *s = sg_store_open(f->dir, f->err, sizeof(f->err));
+	if (s == NULL)
+		fail_msg("open failed: %s", f->err);
+	return s;
+}
+
+/* Runs one query on a separate raw connection and returns its first integer. */
+static int64_t
+raw_int(const char *dir, const char *sql)
+{
+	char path[256];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	snprintf(path, sizeof(path), "%s/sandgate.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+raw_exec(const char *dir, const char *sql)
+{
+	char path[256];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/sandgate.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* No message for a person may leak the SQL behind it. */
+static void
+assert_no_sql(const char *err)
+{
+	const char *words[] = {"SELECT", "INSERT", "UPDATE", "PRAGMA", "BEGIN", "CREATE"};
+	assert_true(err[0] != '\0');
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(err, words[i]))
+			fail_msg("SQL in message: %s", err);
+}
+
+static int64_t
+revision(struct sg_store *s)
+{
+	int64_t rev = -1;
+	assert_int_equal(sg_store_revision(s, &rev), 0);
+	return rev;
+}
+
+static struct sg_key_record
+key(const char *id, int64_t created_at)
+{
+	struct sg_key_record k = {0};
+	snprintf(k.id, sizeof(k.id), "%s", id);
+	memset(k.hash, id[0], sizeof(k.hash));
+	snprintf(k.tenant, sizeof(k.tenant), "acme");
+	snprintf(k.user, sizeof(k.user), "user-%s", id);
+	snprintf(k.role, sizeof(k.role), "explorer");
+	snprintf(k.mode, sizeof(k.mode), "sandbox");
+	k.created_at = created_at;
+	k.expires_at = created_at + 3600;
+	return k;
+}
+
+static void
+assert_key_equal(const struct sg_key_record *got, const struct sg_key_record *want)
+{
+	assert_string_equal(got->id, want->id);
+	assert_memory_equal(got->hash, want->hash, SG_KEY_HASH_LEN);
+	assert_string_equal(got->tenant, want->tenant);
+	assert_string_equal(got->user, want->user);
+	assert_string_equal(got->role, want->role);
+	assert_string_equal(got->mode, want->mode);
+	assert_int_equal(got->created_at, want->created_at);
+	assert_int_equal(got->expires_at, want->expires_at);
+	assert_int_equal(got->revoked_at, want->revoked_at);
+}
+
+/* ---- open and migrations ---- */
+
+static void
+test_open_creates_nested_dir(void **state)
+{
+	struct fx *f = *state;
+	char nested[128], err[256];
+	struct stat st;
+	snprintf(nested, sizeof(nested), "%s/a/b/c", f->dir);
+	struct sg_store *s = sg_store_open(nested, err, sizeof(err));
+	assert_non_null(s);
+	sg_store_close(s);
+	assert_int_equal(stat(nested, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	strcat(nested, "/sandgate.db");
+	assert_int_equal(stat(nested, &st), 0);
+}
+
+static void
+test_migration_runs_once(void **state)
+{
+	struct fx *f = *state;
+	struct sg_key_record k = key("00000000000000aa", 100), *v = NULL;
+	size_t n = 0;
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_key_insert(f->s, &k), 0);
+	int64_t rev = revision(f->s);
+	sg_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 1);
+
+	f->s = open_ok(f); /* a second run of step 1 would fail on CREATE TABLE */
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM meta"), 1);
+	assert_int_equal(revision(f->s), rev);
+	assert_int_equal(sg_store_keys_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, k.id);
+	free(v);
+}
+
+static void
+test_wal_mode(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	f->s = open_ok(f);
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f);
+	sg_store_close(f->s);
+	f->s = NULL;
+	raw_exec(f->dir, "PRAGMA user_version = 2");
+	assert_null(sg_store_open(f->dir, f->err, sizeof(f->err)));
+	assert_non_null(strstr(f->err, "created by a newer sandgate"));
+	assert_non_null(strstr(f->err, "sandgate.db"));
+	assert_no_sql(f->err);
+	/* Refusing must not have touched it. */
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 2);
+}
+
+static void
+test_bad_data_dir(void **state)
+{
+	struct fx *f = *state;
+	char file[128], dir[160];
+	snprintf(file, sizeof(file), "%s/plain", f->dir);
+	int fd = open(file, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(dir, sizeof(dir), "%s/sub", file);
+	assert_null(sg_store_open(dir, f->err, sizeof(f->err)));
+	char want[256];
+	snprintf(want, sizeof(want), "cannot open the data directory %s: Not a directory", dir);
+	assert_string_equal(f->err, want);
+	/* A file where the directory should be is refused too, not mistaken for one. */
+	assert_null(sg_store_open(file, f->err, sizeof(f->err)));
+	snprintf(want, sizeof(want), "cannot open the data directory %s: Not a directory", file);
+	assert_string_equal(f->err, want);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not a database file. ", fp);
+	fclose(fp);
+	assert_null(sg_store_open(f->dir, f->err, sizeof(f->err)));
+	assert_non_null(strstr(f->err, path));
+	assert_no_sql(f->err);
+}
+
+/* ---- keys and revision ---- */
+
+static void
+test_keys_insert_list_revoke(void **state)
+{
+	struct fx *f = *state;
+	struct sg_key_record a = key("00000000000000aa", 100), b = key("00000000000000bb", 200);
+	struct sg_key_record *v = NULL;
+	size_t n = 0;
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_keys_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(sg_store_key_insert(f->s, &a), 0);
+	assert_int_equal(sg_store_key_insert(f->s, &b), 0);
+	assert_int_equal(sg_store_key_insert(f->s, &a), -1); /* the id is unique */
+
+	assert_int_equal(sg_store_keys_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, b.id); /* newest first */
+	assert_string_equal(v[1].id, a.id);
+	assert_key_equal(&v[1], &a);
+	free(v);
+
+	assert_int_equal(sg_store_key_revoke(f->s, a.id, 300), 0);
+	assert_int_equal(sg_store_key_revoke(f->s, a.id, 400), 1);
+	assert_int_equal(sg_store_key_revoke(f->s, "ffffffffffffffff", 400), 1);
+	assert_int_equal(sg_store_keys_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[1].revoked_at, 300); /* the second revoke changed nothing */
+	assert_int_equal(v[0].revoked_at, 0);
+	free(v);
+}
+
+static void
+test_revision_bumps(void **state)
+{
+	struct fx *f = *state;
+	struct sg_key_record a = key("00000000000000aa", 100);
+	struct sg_store_doc doc = {.kind = "policy", .name = "main", .file = "p.yaml", .text = "x"};
+	char err[256];
+	f->s = open_ok(f);
+	struct sg_store *other = open_ok(f); /* another process, like the CLI */
+	int64_t r0 = revision(f->s);
+	assert_int_equal(r0, 0);
+	assert_int_equal(sg_store_key_insert(f->s, &a), 0);
+	int64_t r1 = revision(f->s);
+	assert_true(r1 > r0);
+	assert_int_equal(revision(other), r1);
+	assert_int_equal(sg_store_key_insert(f->s, &a), -1);
+	assert_int_equal(revision(f->s), r1); /* a failed insert is no change */
+	assert_int_equal(sg_store_key_revoke(f->s, a.id, 5), 0);
+	int64_t r2 = revision(f->s);
+	assert_true(r2 > r1);
+	assert_int_equal(sg_store_key_revoke(f->s, a.id, 6), 1);
+	assert_int_equal(revision(f->s), r2); /* nothing revoked, nothing changed */
+	assert_int_equal(sg_store_apply(other, &doc, 1, err, sizeof(err)), 0);
+	int64_t r3 = revision(f->s);
+	assert_true(r3 > r2);
+	sg_store_close(other);
+}
+
+/* ---- definitions ---- */
+
+static void
+fill_docs(struct sg_store_doc d[3], const char *text)
+{
+	static const char *const kinds[] = {"policy", "connector", "connector"};
+	static const char *const names[] = {"main", "mail", "crm"};
+	for (int i = 0; i < 3; i++) {
+		d[i].kind = (char *)kinds[i];
+		d[i].name = (char *)names[i];
+		d[i].file = (char *)"defs.yaml";
+		d[i].text = (char *)text;
+		d[i].version = -1;
+	}
+}
+
+static void
+test_apply_versions(void **state)
+{
+	struct fx *f = *state;
+	struct sg_store_doc d[3], *live = NULL;
+	size_t n = 0;
+	f->s = open_ok(f);
+	fill_docs(d, "one");
+	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(d[i].version, 1);
+	fill_docs(d, "two");
+	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(d[i].version, 2);
+	fill_docs(d, "three");
+	assert_int_equal(sg_store_apply(f->s, &d[2], 1, f->err, sizeof(f->err)), 0);
+	assert_int_equal(d[2].version, 3);
+
+	assert_int_equal(sg_store_live_docs(f->s, &live, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(live[0].kind, "connector");
+	assert_string_equal(live[0].name, "crm");
+	assert_int_equal(live[0].version, 3);
+	assert_string_equal(live[0].text, "three");
+	assert_string_equal(live[1].name, "mail");
+	assert_int_equal(live[1].version, 2);
+	assert_string_equal(live[1].text, "two");
+	assert_string_equal(live[2].kind, "policy");
+	assert_int_equal(live[2].version, 2);
+	assert_string_equal(live[2].file, "defs.yaml");
+	sg_store_docs_free(live, n);
+	/* Old versions are kept, not replaced. */
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM documents"), 7);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM applies"), 3);
+	sg_store_docs_free(NULL, 0);
+}
+
+/* After a refused apply: same revision, same live docs, no applies row, no versions given. */
+static void
+assert_nothing_applied(struct fx *f, const struct sg_store_doc *d, size_t n, int64_t rev)
+{
+	struct sg_store_doc *live = NULL;
+	size_t n_live = 0;
+	assert_no_sql(f->err);
+	assert_non_null(strstr(f->err, "nothing was applied"));
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(d[i].version, -1);
+	assert_int_equal(revision(f->s), rev);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM applies"), 1);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM documents"), 1);
+	assert_int_equal(sg_store_live_docs(f->s, &live, &n_live), 0);
+	assert_int_equal(n_live, 1);
+	assert_int_equal(live[0].version, 1);
+	assert_string_equal(live[0].text, "one");
+	sg_store_docs_free(live, n_live);
+}
+
+static void
+test_failed_apply_stores_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct sg_store_doc d[3];
+	f->s = open_ok(f);
+	fill_docs(d, "one");
+	assert_int_equal(sg_store_apply(f->s, d, 1, f->err, sizeof(f->err)), 0);
+	int64_t rev = revision(f->s);
+
+	/* The bad document comes last, after the others were already written. */
+	fill_docs(d, "two");
+	d[2].name = NULL;
+	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), -1);
+	assert_nothing_applied(f, d, 3, rev);
+
+	/* The same, refused by the database itself (NOT NULL text). */
+	fill_docs(d, "two");
+	d[2].text = NULL;
+	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "connector \"crm\" from defs.yaml"));
+	assert_nothing_applied(f, d, 3, rev);
+
+	/* No transaction was left open: the next apply works and continues the numbering. */
+	fill_docs(d, "two");
+	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), 0);
+	assert_int_equal(d[0].version, 2);
+	assert_int_equal(d[2].version, 1);
+	assert_true(revision(f->s) > rev);
+}
+
+/* ---- decisions ---- */
+
+static struct sg_decision
+decision(const char *what, int status)
+{
+	struct sg_decision d = {0};
+	d.ts_us = 1700000000000000LL;
+	snprintf(d.trace_id, sizeof(d.trace_id), "0123456789abcdef0123456789abcdef");
+	snprintf(d.tenant, sizeof(d.tenant), "acme");
+	snprintf(d.connector, sizeof(d.connector), "crm");
+	snprintf(d.operation, sizeof(d.operation), "list_contacts");
+	snprintf(d.decision, sizeof(d.decision), "%s", what);
+	d.status = status;
+	d.latency_us = 1234;
+	d.cost = 1.5;
+	return d;
+}
+
+static void
+test_record_and_count(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision v[3] = {decision("allowed", 200), decision("denied", 403),
+	    decision("allowed", 200)};
+	int64_t c = -1;
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_count_decisions(f->s, NULL, &c), 0);
+	assert_int_equal(c, 0);
+	assert_int_equal(sg_store_record(f->s, v, 3), 0);
+	assert_int_equal(sg_store_record(f->s, v, 0), 0);
+	assert_int_equal(sg_store_count_decisions(f->s, NULL, &c), 0);
+	assert_int_equal(c, 3);
+	assert_int_equal(sg_store_count_decisions(f->s, "allowed", &c), 0);
+	assert_int_equal(c, 2);
+	assert_int_equal(sg_store_count_decisions(f->s, "denied", &c), 0);
+	assert_int_equal(c, 1);
+	assert_int_equal(sg_store_count_decisions(f->s, "error", &c), 0);
+	assert_int_equal(c, 0);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE status = 403"
+					 " AND key_id IS NULL AND latency_us = 1234"),
+	    1);
+}
+
+static void
+test_record_bounds_unterminated_fields(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision d = decision("allowed", 200);
+	int64_t c = -1;
+	memset(d.tenant, 'x', sizeof(d.tenant)); /* no NUL anywhere */
+	memset(d.reason, 'r', sizeof(d.reason));
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_record(f->s, &d, 1), 0);
+	assert_int_equal(sg_store_count_decisions(f->s, "allowed", &c), 0);
+	assert_int_equal(c, 1);
+	assert_int_equal(raw_int(f->dir, "SELECT length(tenant) FROM decisions"), 64);
+	assert_int_equal(raw_int(f->dir, "SELECT length(reason) FROM decisions"), 256);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_open_creates_nested_dir),
+		T(test_migration_runs_once),
+		T(test_wal_mode),
+		T(test_newer_schema_refused),
+		T(test_bad_data_dir),
+		T(test_not_a_database),
+		T(test_keys_insert_list_revoke),
+		T(test_revision_bumps),
+		T(test_apply_versions),
+		T(test_failed_apply_stores_nothing),
+		T(test_record_and_count),
+		T(test_record_bounds_unterminated_fields),
+	};
+#undef T
+	sg_store_close(NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
