@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "catalog/sg_snapshot.h"
+#include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_trace.h"
 #include "path/sg_req.h"
@@ -31,6 +32,8 @@ struct sg_io_thread {
 	struct sg_snapshot *snap; /* pinned; swapped when the generation moves */
 	uint64_t snap_gen;
 	struct sg_metrics_shard *metrics;
+	struct sg_logbuf log;          /* access-log lines waiting for the flush timer */
+	struct event *log_timer;
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 };
 

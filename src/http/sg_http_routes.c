@@ -113,7 +113,7 @@ log_request(struct sg_http_ctx *c, int status, uint64_t latency_us)
 		if (r->problem)
 			json_object_set_new(line, "code", json_string(r->problem->code));
 	}
-	sg_log_json(line);
+	sg_logbuf_append(&c->t->log, line);
 }
 
 void

@@ -73,6 +73,17 @@ probe_port_free(const struct addrinfo *ai, const struct sg_config *cfg, char *er
 	return 0;
 }
 
+#define LOG_FLUSH_MS 100
+
+static void
+on_log_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_io_thread *t = arg;
+	(void)fd;
+	(void)what;
+	sg_logbuf_flush(&t->log);
+}
+
 static int
 setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo *ai, char *err,
     size_t errlen)
@@ -113,6 +124,12 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	evhttp_set_allowed_methods(t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(t->http, sg_http_on_request, t);
+	struct timeval flush = {0, LOG_FLUSH_MS * 1000};
+	t->log_timer = event_new(t->base, -1, EV_PERSIST, on_log_timer, t);
+	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0) {
+		snprintf(err, errlen, "out of memory setting up the event loops");
+		return -1;
+	}
 	t->listener = evhttp_accept_socket_with_handle(t->http, t->listen_fd);
 	if (t->listener == NULL) {
 		snprintf(err, errlen, "cannot accept on %s:%u", cfg->listen_host, cfg->listen_port);
@@ -163,6 +180,9 @@ sg_server_free(struct sg_server *s)
 		return;
 	for (int i = 0; s->threads && i < s->n_threads; i++) {
 		struct sg_io_thread *t = &s->threads[i];
+		if (t->log_timer)
+			event_free(t->log_timer);
+		sg_logbuf_free(&t->log);
 		if (t->http)
 			evhttp_free(t->http); /* closes the listener and open connections */
 		else if (t->listen_fd >= 0)

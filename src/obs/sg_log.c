@@ -28,26 +28,94 @@ timestamp(char *out, size_t n)
 	snprintf(out + k, n - k, ".%06ldZ", (long)tv.tv_usec);
 }
 
-void
-sg_log_json(json_t *line)
+/* The line as text with "ts" first (so lines sort and scan well), newline-terminated. */
+static char *
+render(json_t *line, size_t *len)
 {
 	char ts[40];
-	if (line == NULL)
-		return;
 	timestamp(ts, sizeof(ts));
-	/* "ts" first, so lines sort and scan well. */
 	json_t *out = json_pack("{s:s}", "ts", ts);
 	json_object_update(out, line);
 	json_decref(line);
 	char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(out);
 	if (text == NULL)
+		return NULL;
+	*len = strlen(text);
+	text[(*len)++] = '\n'; /* the NUL's byte becomes the newline */
+	return text;
+}
+
+static void
+write_all(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+		if (w <= 0)
+			return; /* a full or closed stderr must not take requests down */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void
+sg_log_json(json_t *line)
+{
+	size_t n;
+	if (line == NULL)
 		return;
-	size_t n = strlen(text);
-	text[n] = '\n'; /* json_dumps leaves room for the NUL we overwrite */
-	ssize_t w = write(STDERR_FILENO, text, n + 1);
-	(void)w; /* a full or closed stderr must not take requests down */
+	char *text = render(line, &n);
+	if (text)
+		write_all(text, n);
 	free(text);
+}
+
+#define LOGBUF_FLUSH_AT (32 * 1024)
+
+void
+sg_logbuf_append(struct sg_logbuf *b, json_t *line)
+{
+	size_t n;
+	if (line == NULL)
+		return;
+	char *text = render(line, &n);
+	if (text == NULL)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : LOGBUF_FLUSH_AT * 2;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *nb = realloc(b->buf, cap);
+		if (nb == NULL) {
+			sg_logbuf_flush(b);
+			write_all(text, n);
+			free(text);
+			return;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, text, n);
+	b->len += n;
+	free(text);
+	if (b->len >= LOGBUF_FLUSH_AT)
+		sg_logbuf_flush(b);
+}
+
+void
+sg_logbuf_flush(struct sg_logbuf *b)
+{
+	write_all(b->buf, b->len);
+	b->len = 0;
+}
+
+void
+sg_logbuf_free(struct sg_logbuf *b)
+{
+	sg_logbuf_flush(b);
+	free(b->buf);
+	b->buf = NULL;
+	b->cap = 0;
 }
 
 void

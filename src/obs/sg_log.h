@@ -17,4 +17,19 @@ void sg_log(enum sg_log_level l, json_t *extra, const char *fmt, ...)
 /* Writes `line` (stolen) with "ts" added, as one line. */
 void sg_log_json(json_t *line);
 
+/*
+ * A per-thread buffer for access-log lines, so that a busy thread pays one
+ * write(2) per batch instead of one per request.  The owner flushes it on a
+ * short timer and before exiting; a line is never split between writes.
+ */
+struct sg_logbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+
+void sg_logbuf_append(struct sg_logbuf *b, json_t *line);
+void sg_logbuf_flush(struct sg_logbuf *b);
+void sg_logbuf_free(struct sg_logbuf *b);
+
 #endif
