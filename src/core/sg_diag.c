@@ -7,6 +7,16 @@
 void
 sg_diags_add(struct sg_diags *d, const char *file, int line, int col, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	sg_diags_addv(d, file, line, col, fmt, ap);
+	va_end(ap);
+}
+
+void
+sg_diags_addv(struct sg_diags *d, const char *file, int line, int col, const char *fmt,
+    va_list ap)
+{
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
 		struct sg_diag *v = realloc(d->v, cap * sizeof(*v));
@@ -15,12 +25,9 @@ sg_diags_add(struct sg_diags *d, const char *file, int line, int col, const char
 		d->v = v;
 		d->cap = cap;
 	}
-	va_list ap;
-	va_start(ap, fmt);
 	char *msg = NULL;
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	va_end(ap);
 	struct sg_diag *e = &d->v[d->n++];
 	e->file = file ? strdup(file) : NULL;
 	e->line = line;

@@ -5,6 +5,7 @@
 #ifndef SG_DIAG_H
 #define SG_DIAG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -23,6 +24,8 @@ struct sg_diags {
 
 void sg_diags_add(struct sg_diags *d, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+void sg_diags_addv(struct sg_diags *d, const char *file, int line, int col, const char *fmt,
+    va_list ap) __attribute__((format(printf, 5, 0)));
 /* Prints every diagnostic, one per line. */
 void sg_diags_print(const struct sg_diags *d, FILE *out);
 void sg_diags_free(struct sg_diags *d);

@@ -114,12 +114,8 @@ sg_yaml_error(struct sg_diags *d, const char *file, struct fy_node *n, const cha
 	sg_yaml_pos(n, &line, &col);
 	va_list ap;
 	va_start(ap, fmt);
-	char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	sg_diags_addv(d, file, line, col, fmt, ap);
 	va_end(ap);
-	sg_diags_add(d, file, line, col, "%s", msg ? msg : "(out of memory)");
-	free(msg);
 }
 
 /* ---- parsing ----------------------------------------------------------- */
