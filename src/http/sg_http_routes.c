@@ -92,10 +92,12 @@ log_request(struct sg_http_ctx *c, int status, uint64_t latency_us)
 		return;
 	const struct sg_req *r = c->gov;
 	const struct sg_key_entry *k = r ? r->principal.key : NULL;
-	json_t *line = json_pack("{s:s, s:s, s:s, s:i, s:I}", "level", "info", "msg", "request",
-	    "trace_id", c->trace.trace_id, "status", status, "latency_us", (json_int_t)latency_us);
+	json_t *line = sg_log_line("info", "request");
 	if (line == NULL)
 		return;
+	json_object_set_new(line, "trace_id", json_string(c->trace.trace_id));
+	json_object_set_new(line, "status", json_integer(status));
+	json_object_set_new(line, "latency_us", json_integer((json_int_t)latency_us));
 	json_object_set_new(line, "method",
 	    json_string(evhttp_request_get_command(c->req) == EVHTTP_REQ_POST ? "POST" : "GET"));
 	json_object_set_new(line, "path", json_string(c->path));

@@ -28,15 +28,26 @@ timestamp(char *out, size_t n)
 	snprintf(out + k, n - k, ".%06ldZ", (long)tv.tv_usec);
 }
 
+json_t *
+sg_log_line(const char *level, const char *msg)
+{
+	char ts[40];
+	timestamp(ts, sizeof(ts));
+	return json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "msg", msg);
+}
+
 /* The line as text with "ts" first (so lines sort and scan well), newline-terminated. */
 static char *
 render(json_t *line, size_t *len)
 {
-	char ts[40];
-	timestamp(ts, sizeof(ts));
-	json_t *out = json_pack("{s:s}", "ts", ts);
-	json_object_update(out, line);
-	json_decref(line);
+	json_t *out = line;
+	if (json_object_get(line, "ts") == NULL) {
+		char ts[40];
+		timestamp(ts, sizeof(ts));
+		out = json_pack("{s:s}", "ts", ts);
+		json_object_update(out, line);
+		json_decref(line);
+	}
 	char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(out);
 	if (text == NULL)

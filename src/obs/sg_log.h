@@ -14,7 +14,9 @@ void sg_log_set_level(enum sg_log_level l);
 /* Server event: {"ts","level","msg", ...extra}.  `extra` is stolen and may be NULL. */
 void sg_log(enum sg_log_level l, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Writes `line` (stolen) with "ts" added, as one line. */
+/* A new line object that already starts with "ts", "level" and "msg". */
+json_t *sg_log_line(const char *level, const char *msg);
+/* Writes `line` (stolen) with "ts" added when missing, as one line. */
 void sg_log_json(json_t *line);
 
 /*

@@ -20,8 +20,7 @@ const char *const sg_migrations[] = {
 	"  tenant TEXT, user TEXT, role TEXT, mode TEXT, connector TEXT, operation TEXT,"
 	"  decision TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, reason TEXT,"
 	"  latency_us INTEGER, cost REAL);"
-	"CREATE INDEX decisions_ts ON decisions (ts_us);"
-	"CREATE INDEX decisions_tenant_ts ON decisions (tenant, ts_us);",
+	"CREATE INDEX decisions_ts ON decisions (ts_us);",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

@@ -593,7 +593,8 @@ bind_field(sqlite3_stmt *st, int i, const char *v, size_t cap, int empty_is_null
 	if (len == 0 && empty_is_null)
 		sqlite3_bind_null(st, i);
 	else
-		sqlite3_bind_text(st, i, v, (int)len, SQLITE_TRANSIENT);
+		/* STATIC: the decision outlives the step that reads it; no copy needed. */
+		sqlite3_bind_text(st, i, v, (int)len, SQLITE_STATIC);
 }
 
 #define BIND(st, i, d, f) bind_field(st, i, (d)->f, sizeof((d)->f), 1)
