@@ -5,6 +5,7 @@
  */
 #include "store/sg_recorder.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -16,7 +17,6 @@
 #define BATCH 256
 /* How long queued decisions may wait for a fuller batch. */
 #define LINGER_MS 20
-#define IDLE_WAIT_NS (100 * 1000000L)
 
 struct sg_recorder {
 	pthread_mutex_t lock;
@@ -60,18 +60,18 @@ write_batch(struct sg_recorder *r, size_t n, bool *failing)
 	atomic_fetch_add(&r->dropped, n);
 }
 
-/* Sleeps until woken or IDLE_WAIT_NS pass; called with the lock held. */
-static void
+/* Sleeps until woken or LINGER_MS pass; called with the lock held. */
+static int
 idle_wait(struct sg_recorder *r)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += IDLE_WAIT_NS;
+	ts.tv_nsec += LINGER_MS * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+	return pthread_cond_timedwait(&r->wake, &r->lock, &ts);
 }
 
 static void *
@@ -81,11 +81,20 @@ writer_main(void *arg)
 	bool failing = false;
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		while (r->len == 0 && !r->stopping)
-			idle_wait(r);
+		/*
+		 * Linger for a full batch: a transaction per row would cost a
+		 * lock and a WAL write each, and wake this thread per request.
+		 * Queued rows wait at most LINGER_MS.
+		 */
+		while (r->len < BATCH && !r->stopping)
+			if (idle_wait(r) == ETIMEDOUT && r->len > 0)
+				break;
 		/* Stop only once empty: everything pushed before stop is written. */
-		if (r->len == 0)
-			break;
+		if (r->len == 0) {
+			if (r->stopping)
+				break;
+			continue;
+		}
 		size_t n = take_batch(r);
 		pthread_mutex_unlock(&r->lock);
 		write_batch(r, n, &failing);
@@ -167,8 +176,8 @@ sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 	}
 	r->ring[(r->head + r->len) % r->cap] = *d;
 	r->len++;
-	/* The writer sleeps only on an empty queue, so only the first item needs to wake it. */
-	if (r->len == 1)
+	/* The writer lingers for a full batch; only a full one needs to wake it early. */
+	if (r->len == BATCH)
 		pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
