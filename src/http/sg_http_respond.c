@@ -69,33 +69,49 @@ arm_idle_timeout(struct sg_http_ctx *c)
 		evhttp_connection_set_timeout_tv(evcon, &tv);
 }
 
+static void
+send_buffer(struct sg_http_ctx *c, int status, struct evbuffer *out, const char *content_type)
+{
+	common_headers(c, content_type);
+	arm_idle_timeout(c);
+	evhttp_send_reply(c->req, status, reason_phrase(status), out);
+}
+
 void
 sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
     const char *content_type)
 {
 	struct evbuffer *out = evbuffer_new();
-	common_headers(c, content_type);
-	arm_idle_timeout(c);
 	if (out)
 		evbuffer_add(out, text, len);
-	evhttp_send_reply(c->req, status, reason_phrase(status), out);
+	send_buffer(c, status, out, content_type);
 	if (out)
 		evbuffer_free(out);
+}
+
+static int
+append_to_evbuffer(const char *chunk, size_t len, void *arg)
+{
+	return evbuffer_add(arg, chunk, len);
 }
 
 void
 sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body, const char *content_type)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	/* Serialise straight into the reply buffer: no intermediate string. */
+	struct evbuffer *out = evbuffer_new();
+	int rc = (out && body) ? json_dump_callback(body, append_to_evbuffer, out, JSON_COMPACT) : -1;
 	json_decref(body);
-	if (text == NULL) {
+	if (rc != 0) {
 		/* Only allocation failure gets here; a fixed body cannot fail again. */
 		static const char oom[] = "{\"status\":500,\"code\":\"internal\"}";
+		if (out)
+			evbuffer_free(out);
 		sg_http_send_text(c, 500, oom, sizeof(oom) - 1, "application/problem+json");
 		return;
 	}
-	sg_http_send_text(c, status, text, strlen(text), content_type);
-	free(text);
+	send_buffer(c, status, out, content_type);
+	evbuffer_free(out);
 }
 
 void

@@ -83,32 +83,47 @@ sg_log_json(json_t *line)
 
 #define LOGBUF_FLUSH_AT (32 * 1024)
 
+static int
+logbuf_reserve(struct sg_logbuf *b, size_t n)
+{
+	if (b->len + n <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : LOGBUF_FLUSH_AT * 2;
+	while (cap < b->len + n)
+		cap *= 2;
+	char *nb = realloc(b->buf, cap);
+	if (nb == NULL)
+		return -1;
+	b->buf = nb;
+	b->cap = cap;
+	return 0;
+}
+
 void
 sg_logbuf_append(struct sg_logbuf *b, json_t *line)
 {
-	size_t n;
 	if (line == NULL)
 		return;
-	char *text = render(line, &n);
-	if (text == NULL)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : LOGBUF_FLUSH_AT * 2;
-		while (cap < b->len + n)
-			cap *= 2;
-		char *nb = realloc(b->buf, cap);
-		if (nb == NULL) {
-			sg_logbuf_flush(b);
-			write_all(text, n);
-			free(text);
-			return;
+	if (json_object_get(line, "ts") == NULL) {
+		size_t n;
+		char *text = render(line, &n); /* rare: lines normally come from sg_log_line */
+		if (text && logbuf_reserve(b, n) == 0) {
+			memcpy(b->buf + b->len, text, n);
+			b->len += n;
 		}
-		b->buf = nb;
-		b->cap = cap;
+		free(text);
+	} else {
+		/* Serialise in place; a line that does not fit is retried once in a bigger buffer. */
+		size_t need = logbuf_reserve(b, 1024) == 0
+		    ? json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT) : 0;
+		if (need >= b->cap - b->len - 1 && logbuf_reserve(b, need + 2) == 0)
+			need = json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT);
+		if (need > 0 && need < b->cap - b->len - 1) {
+			b->len += need;
+			b->buf[b->len++] = '\n';
+		}
+		json_decref(line);
 	}
-	memcpy(b->buf + b->len, text, n);
-	b->len += n;
-	free(text);
 	if (b->len >= LOGBUF_FLUSH_AT)
 		sg_logbuf_flush(b);
 }
