@@ -173,9 +173,10 @@ def fresh_key(gw, role, mode="sandbox", ttl=None, tenant="acme"):
     """A new key, once the running gateway has picked it up (it polls the store)."""
     info = make_key(gw.data_dir, role, mode=mode, ttl=ttl, tenant=tenant,
                     user=f"{role}-{time.monotonic_ns()}")
-    assert wait_for(lambda: gw.get("/v1/me/usage", key=info["key"]).status_code != 401 or
-                    gw.get("/v1/me/usage", key=info["key"]).json()["code"] != "key_unknown"), \
-        "gateway did not pick up the new key"
+    def known():
+        r = gw.get("/v1/me/usage", key=info["key"])
+        return r.status_code != 401 or r.json()["code"] != "key_unknown"
+    assert wait_for(known), "gateway did not pick up the new key"
     return info
 
 
