@@ -86,7 +86,7 @@ writer_main(void *arg)
 		 * lock and a WAL write each, and wake this thread per request.
 		 * Queued rows wait at most LINGER_MS.
 		 */
-		while (r->len < BATCH && !r->stopping)
+		while (r->len < BATCH && r->len < r->cap && !r->stopping)
 			if (idle_wait(r) == ETIMEDOUT && r->len > 0)
 				break;
 		/* Stop only once empty: everything pushed before stop is written. */
@@ -176,8 +176,11 @@ sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 	}
 	r->ring[(r->head + r->len) % r->cap] = *d;
 	r->len++;
-	/* The writer lingers for a full batch; only a full one needs to wake it early. */
-	if (r->len == BATCH)
+	/*
+	 * The writer lingers for a full batch; only a full one needs to wake it
+	 * early.  A ring smaller than a batch is full first, and must not wait.
+	 */
+	if (r->len == BATCH || r->len == r->cap)
 		pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	return 0;

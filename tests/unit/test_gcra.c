@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "throttle/sg_gcra.h"
@@ -380,6 +382,136 @@ test_window_admits_burst_plus_rate_times_time(void **state)
 	}
 }
 
+/* Cost 2 against a burst of 3: one fits and leaves 1, the next cost-2 call does not. */
+static void
+test_cost_two_of_three(void **state)
+{
+	(void)state;
+	struct sg_gcra_limit l = {.emission_ns = 1000, .burst = 3};
+	_Atomic uint64_t cell = 0;
+	struct sg_gcra_result r = take(&l, &cell, NOW, 2);
+	assert_true(r.allowed);
+	assert_int_equal(r.remaining, 1);
+	assert_int_equal(atomic_load(&cell), NOW + 2000);
+	r = take(&l, &cell, NOW, 2);
+	assert_false(r.allowed);
+	assert_int_equal(r.remaining, 1);
+	assert_int_equal(r.retry_after_ns, 1000);
+	assert_int_equal(atomic_load(&cell), NOW + 2000);
+	/* The remaining 1 is real: a cost-1 call still fits, and then nothing does. */
+	r = take(&l, &cell, NOW, 1);
+	assert_true(r.allowed);
+	assert_int_equal(r.remaining, 0);
+	assert_false(take(&l, &cell, NOW, 1).allowed);
+}
+
+/* reset_ns is always the stored TAT minus now (0 for a full bucket). */
+static void
+test_reset_is_tat_minus_now(void **state)
+{
+	(void)state;
+	struct sg_gcra_limit l = {.emission_ns = 700, .burst = 4};
+	_Atomic uint64_t cell = 0;
+	/* Fresh and over the burst, admits, denials, a peek, a full refill. */
+	const uint64_t offsets[] = {0, 0, 0, 13, 13, 500, 1400, 1401, 9000, 9000, 9000, 9000, 9000};
+	const uint32_t costs[] = {5, 1, 2, 1, 1, 1, 3, 1, 4, 1, 0, 2, 1};
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		uint64_t now = NOW + offsets[i], before = atomic_load(&cell);
+		struct sg_gcra_result r = take(&l, &cell, now, costs[i]);
+		uint64_t tat = atomic_load(&cell);
+		if (!r.allowed)
+			assert_int_equal(tat, before);
+		assert_int_equal(r.reset_ns, tat > now ? tat - now : 0);
+	}
+}
+
+/* A client that tries on every tick of a clock moving in small fixed steps. */
+static uint64_t
+window_ticker(const struct sg_gcra_limit *l, uint64_t start, uint64_t end, uint64_t step)
+{
+	_Atomic uint64_t cell = 0;
+	uint64_t admitted = 0;
+	for (uint64_t now = start; now <= end; now += step)
+		admitted += drain(l, &cell, now);
+	return admitted;
+}
+
+static void
+test_ticking_window_admits_burst_plus_rate_times_time(void **state)
+{
+	(void)state;
+	const struct {
+		uint64_t rate; /* per second */
+		uint32_t burst;
+		uint64_t secs;
+		uint64_t step_ns;
+	} cases[] = {
+		{2, 3, 5, 1000000},  /* 1 ms ticks */
+		{100, 10, 2, 100000}, /* 0.1 ms ticks */
+		{100, 10, 2, 997},    /* ticks that never line up with T */
+		{3, 2, 7, 999983},
+		{50, 1, 4, 1000000},
+		{1, 5, 10, 10000000},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sg_gcra_limit l = {
+			.emission_ns = SEC / cases[i].rate,
+			.burst = cases[i].burst,
+		};
+		uint64_t expect = cases[i].burst + cases[i].rate * cases[i].secs;
+		uint64_t got = window_ticker(&l, NOW, NOW + cases[i].secs * SEC, cases[i].step_ns);
+		if (got + 1 < expect || got > expect + 1)
+			fail_msg("rate %" PRIu64 "/s burst %u over %" PRIu64 " s: %" PRIu64
+				 " admitted, expected %" PRIu64 " +-1",
+			    cases[i].rate, cases[i].burst, cases[i].secs, got, expect);
+	}
+}
+
+enum { HAMMER_THREADS = 4, HAMMER_TRIES = 50000, HAMMER_BURST = 20000 };
+
+struct hammer {
+	const struct sg_gcra_limit *l;
+	_Atomic uint64_t *cell;
+	pthread_barrier_t *go;
+	unsigned admitted;
+};
+
+static void *
+hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	pthread_barrier_wait(h->go);
+	for (unsigned i = 0; i < HAMMER_TRIES; i++)
+		h->admitted += sg_gcra_take(h->l, h->cell, NOW, 1).allowed;
+	return NULL;
+}
+
+/* Frozen clock, four threads on one cell: exactly `burst` admissions in all. */
+static void
+test_threads_admit_exactly_burst(void **state)
+{
+	(void)state;
+	const struct sg_gcra_limit l = {.emission_ns = 1000, .burst = HAMMER_BURST};
+	_Atomic uint64_t cell = 0;
+	pthread_barrier_t go;
+	pthread_t th[HAMMER_THREADS];
+	struct hammer h[HAMMER_THREADS];
+	assert_int_equal(pthread_barrier_init(&go, NULL, HAMMER_THREADS), 0);
+	for (int i = 0; i < HAMMER_THREADS; i++) {
+		h[i] = (struct hammer){.l = &l, .cell = &cell, .go = &go};
+		assert_int_equal(pthread_create(&th[i], NULL, hammer_main, &h[i]), 0);
+	}
+	unsigned total = 0;
+	for (int i = 0; i < HAMMER_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		total += h[i].admitted;
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(total, HAMMER_BURST);
+	assert_true(atomic_load(&cell) == NOW + (uint64_t)HAMMER_BURST * 1000);
+	assert_false(sg_gcra_take(&l, &cell, NOW, 1).allowed);
+}
+
 int
 main(void)
 {
@@ -394,6 +526,10 @@ main(void)
 		cmocka_unit_test(test_peek_changes_nothing),
 		cmocka_unit_test(test_remaining_and_reset),
 		cmocka_unit_test(test_window_admits_burst_plus_rate_times_time),
+		cmocka_unit_test(test_cost_two_of_three),
+		cmocka_unit_test(test_reset_is_tat_minus_now),
+		cmocka_unit_test(test_ticking_window_admits_burst_plus_rate_times_time),
+		cmocka_unit_test(test_threads_admit_exactly_burst),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

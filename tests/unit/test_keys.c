@@ -159,6 +159,61 @@ test_verify(void **state)
 	}
 }
 
+static void
+test_init_is_repeatable(void **state)
+{
+	(void)state;
+	/* main already called it once; later calls are harmless and still succeed. */
+	assert_int_equal(sg_keys_init(), 0);
+	assert_int_equal(sg_keys_init(), 0);
+}
+
+/* The presented length is what counts: a NUL it covers is part of the key. */
+static void
+test_parse_length_includes_nul(void **state)
+{
+	(void)state;
+	char key[SG_KEY_MAX_LEN + 1], id[SG_KEY_ID_LEN + 1];
+	make_key(key, id);
+	assert_int_equal(key[KEY_LEN], '\0');
+	assert_true(parses(key, KEY_LEN));
+	assert_false(parses(key, KEY_LEN + 1)); /* the terminator counted in */
+	/* A NUL at any position inside the length: nothing treats the key as a C string. */
+	for (size_t i = 0; i < KEY_LEN; i++) {
+		char m[SG_KEY_MAX_LEN + 1];
+		make_key(m, id);
+		m[i] = '\0';
+		if (parses(m, KEY_LEN))
+			fail_msg("accepted a key with NUL at %zu", i);
+	}
+}
+
+/* Keys that differ in one character, anywhere, never share a hash. */
+static void
+test_hash_differs_per_character(void **state)
+{
+	(void)state;
+	uint8_t secret[SG_SERVER_SECRET_LEN], h[SG_KEY_HASH_LEN], hm[SG_KEY_HASH_LEN];
+	char key[SG_KEY_MAX_LEN + 1], id[SG_KEY_ID_LEN + 1], m[SG_KEY_MAX_LEN + 1];
+	make_key(key, id);
+	memset(secret, 0x33, sizeof(secret));
+	sg_key_hash(secret, key, KEY_LEN, h);
+	for (size_t i = 0; i < KEY_LEN; i++) {
+		memcpy(m, key, KEY_LEN + 1);
+		m[i] = m[i] == 'Z' ? 'Y' : 'Z';
+		sg_key_hash(secret, m, KEY_LEN, hm);
+		if (memcmp(h, hm, sizeof(h)) == 0)
+			fail_msg("same hash for a key changed at %zu", i);
+	}
+	/* The length is hashed too, not just the bytes up to a NUL. */
+	sg_key_hash(secret, key, KEY_LEN - 1, hm);
+	assert_memory_not_equal(h, hm, sizeof(h));
+	/* And the same key under another secret hashes differently. */
+	secret[0] ^= 1;
+	sg_key_hash(secret, key, KEY_LEN, hm);
+	assert_memory_not_equal(h, hm, sizeof(h));
+}
+
 /* ---- server secret file ---- */
 
 static int
@@ -270,6 +325,9 @@ main(void)
 		cmocka_unit_test(test_parse_rejects_shapes),
 		cmocka_unit_test(test_hash_is_keyed),
 		cmocka_unit_test(test_verify),
+		cmocka_unit_test(test_init_is_repeatable),
+		cmocka_unit_test(test_parse_length_includes_nul),
+		cmocka_unit_test(test_hash_differs_per_character),
 		cmocka_unit_test_setup_teardown(test_secret_created_then_reloaded, setup_dir,
 		    teardown_dir),
 		cmocka_unit_test_setup_teardown(test_secret_refuses_readable_by_others, setup_dir,

@@ -163,6 +163,106 @@ test_eviction_takes_the_first_refilled_and_prefers_empty(void **state)
 }
 
 static void
+test_key_never_zero(void **state)
+{
+	(void)state;
+	char id[32], scope[32];
+	for (int i = 0; i < 20000; i++) {
+		snprintf(id, sizeof(id), "%016x", (unsigned)i * 2654435761u);
+		snprintf(scope, sizeof(scope), "c%d", i % 37);
+		uint64_t k = sg_ratetable_key(id, scope);
+		if (k == 0)
+			fail_msg("key 0 for (%s, %s)", id, scope);
+		assert_true(k == sg_ratetable_key(id, scope)); /* a pure function */
+	}
+	assert_true(sg_ratetable_key("", "") != 0);
+	assert_true(sg_ratetable_key("a", "bc") != sg_ratetable_key("ab", "c"));
+}
+
+static void
+test_count_once_per_new_key(void **state)
+{
+	(void)state;
+	struct sg_ratetable *t = sg_ratetable_new(1000);
+	assert_non_null(t);
+	for (size_t i = 0; i < 50; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "key_%zu", i);
+		uint64_t k = sg_ratetable_key(id, "mail");
+		assert_null(sg_ratetable_peek(t, k));
+		assert_int_equal(sg_ratetable_count(t), i); /* a peek creates nothing */
+		_Atomic uint64_t *c = sg_ratetable_cell(t, k, NOW);
+		assert_non_null(c);
+		assert_int_equal(sg_ratetable_count(t), i + 1);
+		assert_ptr_equal(sg_ratetable_cell(t, k, NOW), c); /* a hit adds nothing */
+		assert_ptr_equal(sg_ratetable_cell(t, k, NOW + 5), c);
+		assert_int_equal(sg_ratetable_count(t), i + 1);
+	}
+	sg_ratetable_free(t);
+}
+
+/*
+ * Capacity 1 rounds up to PROBE slots a shard.  The raw keys share their top
+ * 6 bits (shard 17) and have consecutive low bits, so they fill one probe
+ * window exactly; the new key starts at the window's last slot and wraps.
+ */
+static void
+test_tiny_table_full_window(void **state)
+{
+	(void)state;
+	const struct sg_gcra_limit l = {.emission_ns = 1000, .burst = 4};
+	struct sg_ratetable *t = sg_ratetable_new(1);
+	assert_non_null(t);
+	_Atomic uint64_t *cells[PROBE];
+	for (uint64_t i = 0; i < PROBE; i++) {
+		cells[i] = sg_ratetable_cell(t, key_at(17, i), NOW);
+		assert_non_null(cells[i]); /* N-1 and then N keys fit */
+		for (uint64_t j = 0; j < i; j++)
+			assert_ptr_not_equal(cells[i], cells[j]);
+		/* A draining bucket: spend the whole burst, so its TAT is in the future. */
+		for (int n = 0; n < 4; n++)
+			assert_true(sg_gcra_take(&l, cells[i], NOW, 1).allowed);
+	}
+	assert_int_equal(sg_ratetable_count(t), PROBE);
+	const uint64_t fresh = key_at(17, PROBE - 1 + PROBE);
+	assert_null(sg_ratetable_cell(t, fresh, NOW)); /* N+1: fail closed */
+	assert_null(sg_ratetable_cell(t, fresh, NOW + 4000 - 1)); /* one ns before any refill */
+	assert_null(sg_ratetable_peek(t, fresh));
+	assert_int_equal(sg_ratetable_count(t), PROBE);
+
+	/* One bucket has refilled: its TAT is at or before now. */
+	atomic_store(cells[3], NOW - 1);
+	_Atomic uint64_t *c = sg_ratetable_cell(t, fresh, NOW);
+	assert_ptr_equal(c, cells[3]);
+	assert_null(sg_ratetable_peek(t, key_at(17, 3)));
+	assert_int_equal(sg_ratetable_count(t), PROBE);
+	/*
+	 * The new key's bucket is fresh: the TAT is left as it was (at or before
+	 * now, see sg_ratetable.c), and GCRA decides on it exactly as on 0.
+	 */
+	uint64_t tat = atomic_load(c), a, b;
+	assert_true(tat <= NOW);
+	struct sg_gcra_result on_cell = sg_gcra_decide(&l, tat, NOW, 1, &a);
+	struct sg_gcra_result on_zero = sg_gcra_decide(&l, 0, NOW, 1, &b);
+	assert_true(on_cell.allowed && on_zero.allowed);
+	assert_int_equal(on_cell.remaining, on_zero.remaining);
+	assert_int_equal(on_cell.reset_ns, on_zero.reset_ns);
+	assert_int_equal(a, b);
+	for (int n = 0; n < 4; n++)
+		assert_true(sg_gcra_take(&l, c, NOW, 1).allowed); /* a whole burst */
+	assert_false(sg_gcra_take(&l, c, NOW, 1).allowed);
+	/*
+	 * The window is full again.  At NOW + 4000 every bucket has refilled;
+	 * the evicted key probes from slot 3 and takes the first one it meets.
+	 */
+	assert_null(sg_ratetable_cell(t, key_at(17, 3), NOW));
+	assert_null(sg_ratetable_cell(t, key_at(17, 3), NOW + 4000 - 1));
+	assert_ptr_equal(sg_ratetable_cell(t, key_at(17, 3), NOW + 4000), cells[3]);
+	assert_null(sg_ratetable_peek(t, fresh));
+	sg_ratetable_free(t);
+}
+
+static void
 test_cell_pointers_stay_put(void **state)
 {
 	(void)state;
@@ -270,6 +370,9 @@ main(void)
 		cmocka_unit_test(test_same_key_same_cell),
 		cmocka_unit_test(test_different_keys_different_cells),
 		cmocka_unit_test(test_key_hash),
+		cmocka_unit_test(test_key_never_zero),
+		cmocka_unit_test(test_count_once_per_new_key),
+		cmocka_unit_test(test_tiny_table_full_window),
 		cmocka_unit_test(test_window_full_of_live_cells_fails_closed),
 		cmocka_unit_test(test_eviction_takes_the_first_refilled_and_prefers_empty),
 		cmocka_unit_test(test_cell_pointers_stay_put),

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -217,6 +218,133 @@ test_full_queue_refuses_and_counts(void **state)
 	assert_int_equal(count(f, NULL), 6); /* 8 pushed = 6 written + 2 dropped */
 }
 
+/* The brief's numbers: 10,000 from two threads into a queue that holds them all. */
+enum { TOTAL = 10000 };
+
+struct strict_pusher {
+	struct sg_recorder *r;
+	const char *what;
+	int failed; /* pushes refused; must stay 0 */
+};
+
+static void *
+push_no_retry(void *arg)
+{
+	struct strict_pusher *p = arg;
+	for (int i = 0; i < TOTAL / 2; i++) {
+		struct sg_decision d = decision(p->what, i);
+		p->failed += sg_recorder_push(p->r, &d) != 0;
+	}
+	return NULL;
+}
+
+static void
+test_ten_thousand_written_none_dropped(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	pthread_t t[2];
+	struct strict_pusher p[2] = {{.what = "allowed"}, {.what = "throttled"}};
+	start(f, &r, TOTAL); /* room for every push, whatever the writer's pace */
+	for (int i = 0; i < 2; i++) {
+		p[i].r = r;
+		assert_int_equal(pthread_create(&t[i], NULL, push_no_retry, &p[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(p[0].failed + p[1].failed, 0);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	WAIT_FOR(sg_recorder_written(r) == TOTAL);
+	assert_int_equal(sg_recorder_written(r), TOTAL);
+	assert_int_equal(sg_recorder_depth(r), 0);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	sg_recorder_stop(r);
+	assert_int_equal(count(f, NULL), TOTAL);
+	assert_int_equal(count(f, "allowed"), TOTAL / 2);
+	assert_int_equal(count(f, "throttled"), TOTAL / 2);
+}
+
+/*
+ * Capacity 16 with the database locked by another connection: pushes are
+ * refused once the ring is full, each refusal is counted, and once the lock
+ * goes every accepted decision is written.  The lock is held for a few
+ * milliseconds, far under the store's 5 s busy timeout, so the writer waits
+ * rather than failing.
+ */
+static void
+test_locked_db_fills_small_queue(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct sg_decision d = decision("denied", 0);
+	uint64_t pushed = 0, accepted = 0, refused = 0;
+	start(f, &r, 16);
+	raw_open(f);
+	raw_exec(f, "BEGIN EXCLUSIVE");
+	/* At most 16 wait in the ring and one batch of at most 16 in the writer. */
+	while (refused == 0 && pushed < 1000) {
+		pushed++;
+		if (sg_recorder_push(r, &d) == 0)
+			accepted++;
+		else
+			refused++;
+	}
+	uint64_t depth = sg_recorder_depth(r);
+	uint64_t written_while_locked = sg_recorder_written(r);
+	raw_exec(f, "COMMIT");
+
+	assert_int_equal(refused, 1);
+	assert_in_range(accepted, 16, 32);
+	assert_in_range(depth, 0, 16);
+	assert_int_equal(written_while_locked, 0);
+	assert_true(sg_recorder_dropped(r) > 0);
+	assert_int_equal(sg_recorder_dropped(r), refused);
+	WAIT_FOR(sg_recorder_written(r) == accepted);
+	assert_int_equal(sg_recorder_written(r), accepted);
+	assert_int_equal(sg_recorder_written(r) + sg_recorder_dropped(r), pushed);
+	sg_recorder_stop(r);
+	assert_int_equal(count(f, "denied"), (int64_t)accepted);
+}
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * A queue smaller than the writer's batch (the config allows 16) is full
+ * long before a batch is: the writer must take it at once, not linger its
+ * 20 ms while request threads are refused.  Each round fills the ring and
+ * waits for the writer to take it; lingering would cost at least 20 ms a
+ * round, 1 s over 50 rounds.  Prompt draining takes a few ms in all.
+ */
+static void
+test_full_small_queue_is_taken_without_lingering(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct sg_decision d = decision("allowed", 0);
+	enum { CAP = 16, ROUNDS = 50 };
+	start(f, &r, CAP);
+	double t0 = mono_ms();
+	int refused = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int i = 0; i < CAP; i++)
+			refused += sg_recorder_push(r, &d) != 0;
+		for (int i = 0; i < 2000000 && sg_recorder_depth(r) != 0; i++)
+			sched_yield();
+	}
+	double elapsed = mono_ms() - t0;
+	sg_recorder_stop(r);
+	assert_int_equal(refused, 0); /* the ring was empty at the start of each round */
+	if (elapsed >= ROUNDS * 20 / 2)
+		fail_msg("%d rounds of a full %d-slot queue took %.0f ms", ROUNDS, CAP, elapsed);
+	assert_int_equal(count(f, NULL), ROUNDS * CAP);
+}
+
 /* Redirects stderr into a file so the writer's log lines can be counted. */
 static int
 capture_stderr(FILE **tmp)
@@ -305,6 +433,9 @@ main(void)
 		T(test_start_errors),
 		T(test_two_threads_lose_nothing),
 		T(test_full_queue_refuses_and_counts),
+		T(test_ten_thousand_written_none_dropped),
+		T(test_locked_db_fills_small_queue),
+		T(test_full_small_queue_is_taken_without_lingering),
 		T(test_write_failures_logged_once_per_burst),
 	};
 #undef T

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/sg_migrations.h"
 #include "store/sg_store.h"
 
 struct fx {
@@ -164,20 +165,27 @@ test_migration_runs_once(void **state)
 	struct fx *f = *state;
 	struct sg_key_record k = key("00000000000000aa", 100), *v = NULL;
 	size_t n = 0;
+	char db[128];
+	struct stat st;
+	snprintf(db, sizeof(db), "%s/sandgate.db", f->dir);
+	assert_int_equal(stat(db, &st), -1);
 	f->s = open_ok(f);
+	assert_int_equal(stat(db, &st), 0); /* created on the existing directory */
+	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(sg_store_key_insert(f->s, &k), 0);
 	int64_t rev = revision(f->s);
 	sg_store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 1);
+	assert_true(sg_migrations_count >= 1);
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), sg_migrations_count);
 
 	f->s = open_ok(f); /* a second run of step 1 would fail on CREATE TABLE */
-	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), sg_migrations_count);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(revision(f->s), rev);
 	assert_int_equal(sg_store_keys_list(f->s, &v, &n), 0);
 	assert_int_equal(n, 1);
-	assert_string_equal(v[0].id, k.id);
+	assert_key_equal(&v[0], &k);
 	free(v);
 }
 
@@ -198,20 +206,32 @@ test_wal_mode(void **state)
 	sqlite3_close(db);
 }
 
+/* Schema N (this build's) opens; N + 1 and far beyond are refused untouched. */
 static void
 test_newer_schema_refused(void **state)
 {
 	struct fx *f = *state;
+	const int64_t newer[] = {(int64_t)sg_migrations_count + 1, 1000};
+	char sql[64], want[32];
 	f->s = open_ok(f);
 	sg_store_close(f->s);
+	f->s = open_ok(f); /* at N exactly: nothing to do, nothing refused */
+	sg_store_close(f->s);
 	f->s = NULL;
-	raw_exec(f->dir, "PRAGMA user_version = 2");
-	assert_null(sg_store_open(f->dir, f->err, sizeof(f->err)));
-	assert_non_null(strstr(f->err, "created by a newer sandgate"));
-	assert_non_null(strstr(f->err, "sandgate.db"));
-	assert_no_sql(f->err);
-	/* Refusing must not have touched it. */
-	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 2);
+	for (size_t i = 0; i < sizeof(newer) / sizeof(newer[0]); i++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)newer[i]);
+		raw_exec(f->dir, sql);
+		f->err[0] = '\0';
+		assert_null(sg_store_open(f->dir, f->err, sizeof(f->err)));
+		assert_non_null(strstr(f->err, "newer"));
+		assert_non_null(strstr(f->err, "created by a newer sandgate"));
+		assert_non_null(strstr(f->err, "sandgate.db"));
+		snprintf(want, sizeof(want), "schema %lld", (long long)newer[i]);
+		assert_non_null(strstr(f->err, want));
+		assert_no_sql(f->err);
+		/* Refusing must not have touched it. */
+		assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), newer[i]);
+	}
 }
 
 static void
@@ -400,6 +420,13 @@ test_failed_apply_stores_nothing(void **state)
 	fill_docs(d, "two");
 	d[2].name = NULL;
 	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), -1);
+	assert_nothing_applied(f, d, 3, rev);
+
+	/* A document with no kind, in the middle of the batch. */
+	fill_docs(d, "two");
+	d[1].kind = NULL;
+	assert_int_equal(sg_store_apply(f->s, d, 3, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "no kind or name"));
 	assert_nothing_applied(f, d, 3, rev);
 
 	/* The same, refused by the database itself (NOT NULL text). */
