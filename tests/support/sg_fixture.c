@@ -1,4 +1,5 @@
 #include "sg_fixture.h"
+#include "sg_testdir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,7 @@ sg_fixture_init(struct sg_fixture *f, size_t n_keys)
 
 	memset(f, 0, sizeof(*f));
 	f->n_keys = n_keys;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sg-fixture-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || sg_keys_init() != 0)
+	if (sg_testdir_make(f->dir, sizeof(f->dir), "fixture") != 0 || sg_keys_init() != 0)
 		return -1;
 	sg_config_defaults(&f->cfg);
 	f->gw.config = &f->cfg;
@@ -70,16 +70,11 @@ sg_fixture_init(struct sg_fixture *f, size_t n_keys)
 void
 sg_fixture_free(struct sg_fixture *f)
 {
-	char cmd[300];
 	sg_snapshot_unref(f->snap);
 	sg_ratetable_free(f->gw.rates);
 	sg_store_close(f->store);
 	sg_config_free(&f->cfg);
 	free(f->keys);
-	if (f->dir[0]) {
-		/* The directory holds only what the store created. */
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", f->dir);
-	}
+	if (f->dir[0] && sg_testdir_remove(f->dir) != 0)
+		fprintf(stderr, "could not remove %s\n", f->dir);
 }

@@ -4,8 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "../support/sg_testdir.h"
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,21 +24,12 @@ struct fx {
 };
 
 static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	if (f == NULL)
 		return -1;
-	strcpy(f->dir, "/tmp/sg_test_store.XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
+	if (sg_testdir_make(f->dir, sizeof(f->dir), "store") != 0) {
 		free(f);
 		return -1;
 	}
@@ -50,7 +42,7 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 	sg_store_close(f->s);
-	int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = sg_testdir_remove(f->dir);
 	free(f);
 	return rc;
 }
