@@ -397,6 +397,57 @@ kw_count(struct cctx *c, struct node *n, const json_t *v, const char *name, int 
 	return 0;
 }
 
+#define PATTERN_MAX_LEN 512
+#define PATTERN_MAX_REPEAT 1000
+
+static bool
+is_quantifier(char ch)
+{
+	return ch == '*' || ch == '+' || ch == '?' || ch == '{';
+}
+
+/*
+ * glibc's regcomp expands stacked quantifiers ("a+++") and large counts
+ * ("a{30000}") into automata that take gigabytes and minutes to build, so
+ * one bad definition could hang apply.  Refuse both before compiling.
+ * Returns NULL when the pattern is acceptable, else the reason.
+ */
+static const char *
+pattern_too_costly(const char *s)
+{
+	bool after_quantifier = false, in_class = false;
+	if (strlen(s) > PATTERN_MAX_LEN)
+		return "is longer than 512 characters";
+	for (const char *p = s; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_quantifier = false;
+		} else if (in_class) {
+			in_class = *p != ']';
+		} else if (*p == '[') {
+			in_class = true;
+			if (p[1] == ']' || (p[1] == '^' && p[2] == ']'))
+				p += p[1] == '^' ? 2 : 1; /* a leading ] is a literal */
+			after_quantifier = false;
+		} else if (is_quantifier(*p)) {
+			if (after_quantifier)
+				return "stacks quantifiers (like \"++\" or \"*{2}\"); use one";
+			if (*p == '{') {
+				char *end;
+				unsigned long lo = strtoul(p + 1, &end, 10);
+				unsigned long hi = *end == ',' ? strtoul(end + 1, &end, 10) : lo;
+				if (lo > PATTERN_MAX_REPEAT || hi > PATTERN_MAX_REPEAT)
+					return "repeats more than 1000 times";
+				p = *end == '}' ? end : p;
+			}
+			after_quantifier = true;
+		} else {
+			after_quantifier = false;
+		}
+	}
+	return NULL;
+}
+
 static int
 kw_pattern(struct cctx *c, struct node *n, const json_t *v)
 {
@@ -406,6 +457,9 @@ kw_pattern(struct cctx *c, struct node *n, const json_t *v)
 		return cfail(c, "pattern must be a string");
 	if (strlen(s) != json_string_length(v))
 		return cfail(c, "pattern must not contain NUL characters");
+	const char *why_costly = pattern_too_costly(s);
+	if (why_costly)
+		return cfail(c, "pattern %s", why_costly);
 	int rc = regcomp(&n->re, s, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0) {
 		char why[128];

@@ -16,7 +16,7 @@
 
 #define BATCH 256
 /* How long queued decisions may wait for a fuller batch. */
-#define LINGER_MS 20
+#define DEFAULT_LINGER_MS 20
 
 struct sg_recorder {
 	pthread_mutex_t lock;
@@ -24,6 +24,7 @@ struct sg_recorder {
 	struct sg_decision *ring;
 	size_t cap, head, len; /* items live at [head, head + len) modulo cap */
 	bool stopping;
+	uint32_t linger_ms; /* under `lock` */
 	pthread_t thread;
 	struct sg_store *store; /* the writer's own connection */
 	_Atomic uint64_t dropped;
@@ -60,13 +61,14 @@ write_batch(struct sg_recorder *r, size_t n, bool *failing)
 	atomic_fetch_add(&r->dropped, n);
 }
 
-/* Sleeps until woken or LINGER_MS pass; called with the lock held. */
+/* Sleeps until woken or the linger time passes; called with the lock held. */
 static int
 idle_wait(struct sg_recorder *r)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += LINGER_MS * 1000000L;
+	ts.tv_sec += r->linger_ms / 1000;
+	ts.tv_nsec += (long)(r->linger_ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
@@ -84,7 +86,7 @@ writer_main(void *arg)
 		/*
 		 * Linger for a full batch: a transaction per row would cost a
 		 * lock and a WAL write each, and wake this thread per request.
-		 * Queued rows wait at most LINGER_MS.
+		 * Queued rows wait at most the linger time (20 ms by default).
 		 */
 		while (r->len < BATCH && r->len < r->cap && !r->stopping)
 			if (idle_wait(r) == ETIMEDOUT && r->len > 0)
@@ -146,6 +148,7 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 		return NULL;
 	}
 	r->cap = capacity;
+	r->linger_ms = DEFAULT_LINGER_MS;
 	if ((r->store = sg_store_open(data_dir, err, errlen)) == NULL) {
 		free_recorder(r);
 		return NULL;
@@ -199,6 +202,14 @@ sg_recorder_stop(struct sg_recorder *r)
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	free_recorder(r);
+}
+
+void
+sg_recorder_set_linger(struct sg_recorder *r, uint32_t ms)
+{
+	pthread_mutex_lock(&r->lock);
+	r->linger_ms = ms;
+	pthread_mutex_unlock(&r->lock);
 }
 
 uint64_t

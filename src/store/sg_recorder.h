@@ -24,6 +24,12 @@ int sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d);
 /* Writes out everything queued, stops the thread and frees. NULL is a no-op. */
 void sg_recorder_stop(struct sg_recorder *r);
 
+/*
+ * How long a partial batch may wait for more decisions before it is
+ * written (default 20 ms).  A full batch, or a full queue, never waits.
+ */
+void sg_recorder_set_linger(struct sg_recorder *r, uint32_t ms);
+
 uint64_t sg_recorder_dropped(const struct sg_recorder *r);
 uint64_t sg_recorder_written(const struct sg_recorder *r);
 size_t sg_recorder_depth(struct sg_recorder *r);

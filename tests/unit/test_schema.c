@@ -768,6 +768,29 @@ test_schema_keeps_its_document(void **state)
 	sg_schema_free(NULL);
 }
 
+/* Patterns that would make glibc's regcomp take minutes are refused up front. */
+static void
+test_costly_patterns_are_refused(void **state)
+{
+	(void)state;
+	expect_compile_error("{\"pattern\": \"^ev_+++$\"}", "/pattern",
+	    "pattern stacks quantifiers (like \"++\" or \"*{2}\"); use one");
+	expect_compile_error("{\"pattern\": \"a*{2}\"}", "/pattern",
+	    "pattern stacks quantifiers (like \"++\" or \"*{2}\"); use one");
+	expect_compile_error("{\"pattern\": \"a{1001}\"}", "/pattern",
+	    "pattern repeats more than 1000 times");
+	expect_compile_error("{\"pattern\": \"a{2,30000}\"}", "/pattern",
+	    "pattern repeats more than 1000 times");
+	char longp[600];
+	memset(longp, 'a', sizeof(longp));
+	memcpy(longp, "{\"pattern\": \"", 13);
+	memcpy(longp + sizeof(longp) - 3, "\"}", 3);
+	expect_compile_error(longp, "/pattern", "pattern is longer than 512 characters");
+	/* Escaped and bracketed quantifier characters are literals; 1000 is allowed. */
+	sg_schema_free(compile("{\"pattern\": \"^a\\\\++[+*]+x{1000}$\"}"));
+	sg_schema_free(compile("{\"pattern\": \"^[]+]+$\"}"));
+}
+
 int
 main(void)
 {
@@ -800,6 +823,7 @@ main(void)
 	    cmocka_unit_test(test_schema_depth_cap),
 	    cmocka_unit_test(test_value_depth_cap),
 	    cmocka_unit_test(test_schema_keeps_its_document),
+	    cmocka_unit_test(test_costly_patterns_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
