@@ -61,6 +61,7 @@ struct prop {
 
 /* Written only while compiling; read-only from then on. */
 struct node {
+	const json_t *src;   /* the schema document's node this was compiled from */
 	bool never;          /* the schema `false`: nothing is allowed here */
 	unsigned types;      /* T_* bits; 0 accepts every type */
 	const json_t *enums; /* array, or NULL */
@@ -604,6 +605,7 @@ compile_node(struct cctx *c, const json_t *j, struct node **out)
 	if (n == NULL)
 		return cfail(c, "out of memory");
 	n->count[C_MAX_LEN] = n->count[C_MAX_ITEMS] = SIZE_MAX;
+	n->src = j;
 	n->never = json_is_false(j);
 	c->depth++;
 	int rc = 0;
@@ -870,17 +872,48 @@ validate_node(struct vctx *v, const struct node *n, const json_t *j)
 		check_array(v, n, j);
 }
 
-int
-sg_schema_validate(const struct sg_schema *s, const json_t *instance, struct sg_schema_error *errs,
-                   size_t max_errs, size_t *n_errs)
+static int
+validate_from(const struct node *n, const json_t *instance, struct sg_schema_error *errs,
+    size_t max_errs, size_t *n_errs)
 {
 	struct vctx v = {.errs = errs, .max = errs ? max_errs : 0};
 
 	if (sg_json_depth(instance, SG_SCHEMA_MAX_DEPTH + 1) > SG_SCHEMA_MAX_DEPTH)
 		report(&v, "is nested too deeply (more than %d levels)", SG_SCHEMA_MAX_DEPTH);
 	else
-		validate_node(&v, s->root, instance);
+		validate_node(&v, n, instance);
 	if (n_errs != NULL)
 		*n_errs = v.n;
 	return v.failed ? -1 : 0;
+}
+
+int
+sg_schema_validate(const struct sg_schema *s, const json_t *instance, struct sg_schema_error *errs,
+                   size_t max_errs, size_t *n_errs)
+{
+	return validate_from(s->root, instance, errs, max_errs, n_errs);
+}
+
+/* The compiled node made from `src`; the tree's depth is capped at compile time. */
+static const struct node *
+find_node(const struct node *n, const json_t *src)
+{
+	if (n == NULL || n->src == src)
+		return n;
+	for (size_t i = 0; i < n->n_props; i++) {
+		const struct node *f = find_node(n->props[i].schema, src);
+		if (f)
+			return f;
+	}
+	const struct node *f = find_node(n->additional, src);
+	return f ? f : find_node(n->items, src);
+}
+
+int
+sg_schema_validate_sub(const struct sg_schema *s, const json_t *sub, const json_t *instance)
+{
+	const struct node *n = find_node(s->root, sub);
+	if (n == NULL)
+		return 1;
+	return validate_from(n, instance, NULL, 0, NULL);
 }

@@ -50,6 +50,14 @@ const json_t *sg_schema_json(const struct sg_schema *s);
 int sg_schema_validate(const struct sg_schema *s, const json_t *instance,
     struct sg_schema_error *errs, size_t max_errs, size_t *n_errs);
 
+/*
+ * Checks `instance` against `sub`, a node inside this schema's document (as
+ * returned by sg_schema_json), reusing what was compiled for it: no regex is
+ * compiled again.  Returns 0 when valid, -1 when invalid, and 1 when `sub`
+ * is not a schema node of this document.
+ */
+int sg_schema_validate_sub(const struct sg_schema *s, const json_t *sub, const json_t *instance);
+
 /* Depth of a JSON value: scalars are 1, [] is 1, [[1]] is 2.  Stops counting at `cap`. */
 int sg_json_depth(const json_t *v, int cap);
 

@@ -29,8 +29,6 @@
 #define SIM_MAX_NODES 10000
 /* Longest generated string: a longer minLength needs an example. */
 #define SIM_MAX_STRING 8192
-/* Compiled sub-schemas kept for the call; further ones are compiled per use. */
-#define SIM_MEMO 32
 /* Integers stay exact in the doubles that the validator compares. */
 #define SIM_INT_LIMIT 9007199254740992.0
 /* Longest id that is re-rolled; a longer one is kept as the example has it. */
@@ -49,8 +47,8 @@ struct gen {
 	const json_t *echo; /* the call's input; borrowed for the call */
 	const char *salt;
 	const struct sg_schema *root;
-	struct memo memo[SIM_MEMO];
-	size_t n_memo;
+	struct memo *memo; /* each sub-schema is compiled at most once per call */
+	size_t n_memo, cap_memo;
 };
 
 /* ---- randomness ------------------------------------------------------- */
@@ -108,8 +106,8 @@ put_le64(unsigned char *b, uint64_t v)
 static int
 seed_hash(uint64_t seed, const char *salt, const json_t *input, uint64_t *out)
 {
-	char *canon = input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
-	                    : NULL;
+	char *canon =
+	    input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
 	const char *text = input ? canon : "null";
 	unsigned char head[24], h[8];
 	crypto_generichash_state st;
@@ -143,32 +141,43 @@ reseed(struct gen *g, uint64_t h)
 /* ---- candidate checks --------------------------------------------------- */
 
 /*
- * Whether the sub-schema `node` accepts `v`.  Sub-schemas of a compiled
- * document always compile, so a failure here is out of memory and proves
- * nothing.
+ * `node` compiled on its own, kept until the call ends.  Sub-schemas of a
+ * compiled document always compile, so NULL means out of memory.
  */
+static const struct sg_schema *
+compiled(struct gen *g, const json_t *node)
+{
+	struct sg_schema_error err;
+	struct sg_schema *s;
+
+	if (node == sg_schema_json(g->root))
+		return g->root;
+	for (size_t i = 0; i < g->n_memo; i++)
+		if (g->memo[i].node == node)
+			return g->memo[i].s;
+	if (g->n_memo == g->cap_memo) {
+		size_t cap = g->cap_memo ? 2 * g->cap_memo : 8;
+		struct memo *m = realloc(g->memo, cap * sizeof(*m));
+		if (m == NULL)
+			return NULL;
+		g->memo = m;
+		g->cap_memo = cap;
+	}
+	if ((s = sg_schema_compile(node, &err)) != NULL)
+		g->memo[g->n_memo++] = (struct memo){node, s};
+	return s;
+}
+
+/* Whether the sub-schema `node` accepts `v`; out of memory proves nothing. */
 static bool
 accepts(struct gen *g, const json_t *node, const json_t *v)
 {
-	const struct sg_schema *s = node == sg_schema_json(g->root) ? g->root : NULL;
-	struct sg_schema *own = NULL;
-	struct sg_schema_error err;
-
-	for (size_t i = 0; s == NULL && i < g->n_memo; i++)
-		if (g->memo[i].node == node)
-			s = g->memo[i].s;
-	if (s == NULL) {
-		if ((own = sg_schema_compile(node, &err)) == NULL)
-			return false;
-		s = own;
-		if (g->n_memo < SIM_MEMO) {
-			g->memo[g->n_memo++] = (struct memo){node, own};
-			own = NULL;
-		}
-	}
-	bool ok = sg_schema_validate(s, v, NULL, 0, NULL) == 0;
-	sg_schema_free(own);
-	return ok;
+	/* Most nodes belong to the compiled output schema: reuse its regexes. */
+	int rc = sg_schema_validate_sub(g->root, node, v);
+	if (rc != 1)
+		return rc == 0;
+	const struct sg_schema *s = compiled(g, node);
+	return s != NULL && sg_schema_validate(s, v, NULL, 0, NULL) == 0;
 }
 
 /* One value of `list` that `node` accepts, from a drawn start; NULL if none. */
@@ -212,21 +221,22 @@ enum text {
 	X_CURRENCY,
 };
 
-static const char *const first_names[] = {"Ada", "Grace", "Alan", "Katherine", "Linus",
-    "Barbara", "Dennis", "Margaret", "Ken", "Frances", "Edsger", "Radia", "Hedy", "Donald"};
-static const char *const last_names[] = {"Lovelace", "Hopper", "Turing", "Johnson", "Torvalds",
-    "Liskov", "Ritchie", "Hamilton", "Thompson", "Allen", "Dijkstra", "Perlman", "Lamarr",
-    "Knuth"};
-static const char *const companies[] = {"Analytical Engines Ltd", "Northwind Traders",
-    "Contoso Pharma", "Fabrikam Logistics", "Globex Retail", "Initech Finance",
-    "Tailspin Toys", "Wingtip Travel"};
-static const char *const words[] = {"quarterly", "planning", "review", "launch", "budget",
-    "roadmap", "hiring", "onboarding", "release", "security", "customer", "partner",
-    "design", "migration", "kickoff", "renewal"};
+static const char *const first_names[] = {"Ada",     "Grace",  "Alan",     "Katherine", "Linus",
+                                          "Barbara", "Dennis", "Margaret", "Ken",       "Frances",
+                                          "Edsger",  "Radia",  "Hedy",     "Donald"};
+static const char *const last_names[] = {"Lovelace", "Hopper",  "Turing",   "Johnson",  "Torvalds",
+                                         "Liskov",   "Ritchie", "Hamilton", "Thompson", "Allen",
+                                         "Dijkstra", "Perlman", "Lamarr",   "Knuth"};
+static const char *const companies[] = {
+    "Analytical Engines Ltd", "Northwind Traders", "Contoso Pharma", "Fabrikam Logistics",
+    "Globex Retail",          "Initech Finance",   "Tailspin Toys",  "Wingtip Travel"};
+static const char *const words[] = {
+    "quarterly", "planning", "review",   "launch",  "budget", "roadmap",   "hiring",  "onboarding",
+    "release",   "security", "customer", "partner", "design", "migration", "kickoff", "renewal"};
 static const char *const statuses[] = {"active", "pending", "completed", "open", "closed"};
 static const char *const countries[] = {"GB", "DE", "FR", "NL", "SE", "US", "JP", "IE"};
-static const char *const cities[] = {"London", "Berlin", "Paris", "Amsterdam", "Stockholm",
-    "Dublin", "Lisbon", "Tokyo"};
+static const char *const cities[] = {"London",    "Berlin", "Paris",  "Amsterdam",
+                                     "Stockholm", "Dublin", "Lisbon", "Tokyo"};
 static const char *const currencies[] = {"EUR", "USD", "GBP", "SEK", "CHF", "JPY"};
 
 #define PICK(g, a) ((a)[below((g), sizeof(a) / sizeof((a)[0]))])
@@ -250,26 +260,46 @@ static const struct {
 	char how;
 	enum text kind;
 } name_rules[] = {
-    {"email", '*', X_EMAIL},        {"_at", '$', X_DATETIME},
-    {"timestamp", '*', X_DATETIME}, {"date", '*', X_DATE},
-    {"first_name", '*', X_FIRST},   {"firstname", '*', X_FIRST},
-    {"given_name", '*', X_FIRST},   {"last_name", '*', X_LAST},
-    {"lastname", '*', X_LAST},      {"surname", '*', X_LAST},
-    {"family_name", '*', X_LAST},   {"username", '*', X_USER},
-    {"login", '=', X_USER},         {"company", '*', X_COMPANY},
-    {"organization", '*', X_COMPANY}, {"organisation", '*', X_COMPANY},
-    {"employer", '*', X_COMPANY},   {"name", '*', X_FULLNAME},
-    {"phone", '*', X_PHONE},        {"mobile", '*', X_PHONE},
-    {"url", '*', X_URI},            {"website", '*', X_URI},
-    {"link", '*', X_URI},           {"host", '*', X_HOST},
-    {"ip", '=', X_IPV4},            {"ip_address", '=', X_IPV4},
-    {"subject", '*', X_TITLE},      {"title", '*', X_TITLE},
-    {"status", '*', X_STATUS},      {"state", '=', X_STATUS},
-    {"country", '*', X_COUNTRY},    {"city", '*', X_CITY},
-    {"currency", '*', X_CURRENCY},  {"message", '*', X_SENTENCE},
-    {"body", '*', X_SENTENCE},      {"description", '*', X_SENTENCE},
-    {"text", '*', X_SENTENCE},      {"note", '*', X_SENTENCE},
-    {"comment", '*', X_SENTENCE},   {"summary", '*', X_SENTENCE},
+    {"email", '*', X_EMAIL},
+    {"_at", '$', X_DATETIME},
+    {"timestamp", '*', X_DATETIME},
+    {"date", '*', X_DATE},
+    {"first_name", '*', X_FIRST},
+    {"firstname", '*', X_FIRST},
+    {"given_name", '*', X_FIRST},
+    {"last_name", '*', X_LAST},
+    {"lastname", '*', X_LAST},
+    {"surname", '*', X_LAST},
+    {"family_name", '*', X_LAST},
+    {"username", '*', X_USER},
+    {"login", '=', X_USER},
+    {"company", '*', X_COMPANY},
+    {"organization", '*', X_COMPANY},
+    {"organisation", '*', X_COMPANY},
+    {"employer", '*', X_COMPANY},
+    {"name", '*', X_FULLNAME},
+    {"phone", '*', X_PHONE},
+    {"mobile", '*', X_PHONE},
+    {"url", '*', X_URI},
+    {"website", '*', X_URI},
+    {"link", '*', X_URI},
+    {"host", '*', X_HOST},
+    {"ip", '=', X_IPV4},
+    {"ip_address", '=', X_IPV4},
+    {"subject", '*', X_TITLE},
+    {"title", '*', X_TITLE},
+    {"status", '*', X_STATUS},
+    {"state", '=', X_STATUS},
+    {"country", '*', X_COUNTRY},
+    {"city", '*', X_CITY},
+    {"currency", '*', X_CURRENCY},
+    {"message", '*', X_SENTENCE},
+    {"body", '*', X_SENTENCE},
+    {"description", '*', X_SENTENCE},
+    {"text", '*', X_SENTENCE},
+    {"note", '*', X_SENTENCE},
+    {"comment", '*', X_SENTENCE},
+    {"summary", '*', X_SENTENCE},
 };
 
 /* ASCII only, whatever the locale: ids and tags must not change with it. */
@@ -310,7 +340,7 @@ is_id_name(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
 	return n > 0 && (strcmp(name, "id") == 0 || ends_with(name, "_id") ||
-	                    (n > 2 && ends_with(name, "Id") && is_lower(name[n - 3])));
+	                 (n > 2 && ends_with(name, "Id") && is_lower(name[n - 3])));
 }
 
 static enum text
@@ -367,28 +397,23 @@ tag_of(const char *word, size_t len, char out[4])
 }
 
 /*
- * "contact_id" is tagged from "contact"; a bare "id" from the operation in
- * the salt, so crm.create_contact makes "cnt_..." ids.
+ * "contact_id" and "contactId" are tagged from "contact"; a bare "id" from
+ * the operation in the salt, so crm.create_contact makes "cnt_..." ids.
  */
 static void
 id_tag(const struct gen *g, const char *name, char out[4])
 {
-	const char *w = g->salt;
-	size_t len;
+	size_t n = strlen(name);
+	const char *stem = name, *end = name + n - 2 - (n > 2 && name[n - 3] == '_');
 
-	if (strcmp(name, "id") != 0) {
-		len = strlen(name) - 2 - (name[strlen(name) - 3] == '_');
-		w = name;
-	} else {
-		w = strrchr(w, '.') ? strrchr(w, '.') + 1 : w;
-		w = strrchr(w, '_') ? strrchr(w, '_') + 1 : w;
-		len = strlen(w);
+	if (n == 2) {
+		stem = strrchr(g->salt, '.') ? strrchr(g->salt, '.') + 1 : g->salt;
+		end = stem + strlen(stem);
 	}
-	const char *seg = w;
-	for (size_t i = 0; i < len; i++) /* the last word of "message_status" */
-		if (w[i] == '_' && i + 1 < len)
-			seg = w + i + 1;
-	tag_of(seg, len - (size_t)(seg - w), out);
+	for (const char *p = stem; p + 1 < end; p++) /* the last word: "contact" */
+		if (*p == '_')
+			stem = p + 1;
+	tag_of(stem, (size_t)(end - stem), out);
 }
 
 /* A moment in 2023-2025: plausible for records, and fixed by the draw. */
@@ -422,7 +447,7 @@ write_person(struct gen *g, enum text kind, char *out, size_t n)
 		snprintf(out, n, "%s.%s%u", first, last, num);
 	else
 		snprintf(out, n, "%s%s%s", kind == X_LAST ? "" : first,
-		    kind == X_FULLNAME ? " " : "", kind == X_FIRST ? "" : last);
+		         kind == X_FULLNAME ? " " : "", kind == X_FIRST ? "" : last);
 	if (kind == X_EMAIL || kind == X_USER)
 		lower(out);
 }
@@ -453,13 +478,13 @@ write_text(struct gen *g, enum text kind, const char *name, char *out, size_t n)
 		break;
 	case X_UUID:
 		snprintf(out, n, "%08x-%04x-4%03x-%x%03x-%012llx", (unsigned)(r >> 32),
-		    (unsigned)(r >> 16) & 0xffff, (unsigned)r & 0xfff,
-		    8 + (unsigned)below(g, 4), (unsigned)below(g, 0x1000),
-		    (unsigned long long)(next64(g) >> 16));
+		         (unsigned)(r >> 16) & 0xffff, (unsigned)r & 0xfff,
+		         8 + (unsigned)below(g, 4), (unsigned)below(g, 0x1000),
+		         (unsigned long long)(next64(g) >> 16));
 		break;
 	case X_URI:
 		snprintf(out, n, "https://example.com/%s/%08llx", PICK(g, words),
-		    (unsigned long long)(r >> 32));
+		         (unsigned long long)(r >> 32));
 		break;
 	case X_HOST:
 		snprintf(out, n, "%s.example.com", PICK(g, words));
@@ -519,21 +544,28 @@ count_kw(const json_t *node, const char *key, uint64_t dflt)
 	return d <= 0 ? 0 : d >= 1e19 ? UINT64_MAX : (uint64_t)d;
 }
 
-/* Cuts `text` to at most `hi` characters, or pads it to `lo`.  It is ASCII. */
+/*
+ * Pads `text` with words up to `lo` characters, then cuts it to `hi`.  All
+ * generated text is ASCII, so bytes are characters.
+ */
 static json_t *
 fit_length(struct gen *g, const char *text, uint64_t lo, uint64_t hi)
 {
-	size_t len = strlen(text), n = len < hi ? len : (size_t)hi;
+	size_t len = strlen(text), cap = (size_t)lo + 32;
+	char *buf = len >= lo ? NULL : malloc(cap);
+	json_t *s;
 
-	if (n >= lo)
-		return json_stringn(text, n);
-	char *buf = malloc((size_t)lo);
 	if (buf == NULL)
-		return NULL;
-	memcpy(buf, text, n);
-	for (size_t i = n; i < lo; i++)
-		buf[i] = (char)('a' + below(g, 26));
-	json_t *s = json_stringn(buf, (size_t)lo);
+		return json_stringn(text, len < hi ? len : (size_t)hi);
+	memcpy(buf, text, len);
+	while (len < lo) { /* one word past lo at most: the 32 spare bytes hold it */
+		const char *w = PICK(g, words);
+		size_t wl = strlen(w);
+		buf[len++] = ' ';
+		memcpy(buf + len, w, wl);
+		len += wl;
+	}
+	s = json_stringn(buf, len < hi ? len : (size_t)hi);
 	free(buf);
 	return s;
 }
@@ -560,8 +592,8 @@ in_bounds(const json_t *node, double x)
 	const json_t *xmx = json_object_get(node, "exclusiveMaximum");
 
 	return isfinite(x) && !(mn && x < json_number_value(mn)) &&
-	    !(mx && x > json_number_value(mx)) && !(xmn && x <= json_number_value(xmn)) &&
-	    !(xmx && x >= json_number_value(xmx));
+	       !(mx && x > json_number_value(mx)) && !(xmn && x <= json_number_value(xmn)) &&
+	       !(xmx && x >= json_number_value(xmx));
 }
 
 /*
@@ -575,7 +607,8 @@ num_range(const json_t *node, double *lo, double *hi)
 	const json_t *xmn = json_object_get(node, "exclusiveMinimum");
 	const json_t *xmx = json_object_get(node, "exclusiveMaximum");
 
-	*lo = fmax(mn ? json_number_value(mn) : -INFINITY, xmn ? json_number_value(xmn) : -INFINITY);
+	*lo =
+	    fmax(mn ? json_number_value(mn) : -INFINITY, xmn ? json_number_value(xmn) : -INFINITY);
 	*hi = fmin(mx ? json_number_value(mx) : INFINITY, xmx ? json_number_value(xmx) : INFINITY);
 	if (isinf(*lo))
 		*lo = isinf(*hi) ? 0 : *hi - 1000;
@@ -608,7 +641,8 @@ gen_integer(struct gen *g, const json_t *node)
 }
 
 /*
- * A draw across the range, rounded to cents when that stays inside; the
+ * A draw across the range, rounded to quarters when that stays inside
+ * (binary fractions print short: 12.25, never 12.300000000000001); the
  * fallbacks serve ranges so narrow that only neighbouring doubles fit.
  */
 static json_t *
@@ -618,8 +652,8 @@ gen_number(struct gen *g, const json_t *node)
 
 	num_range(node, &lo, &hi);
 	double x = lo * (1 - u) + hi * u;
-	const double tries[] = {round(x * 100) / 100, x, lo / 2 + hi / 2, nextafter(lo, hi),
-	    nextafter(hi, lo)};
+	const double tries[] = {round(x * 4) / 4, x, lo / 2 + hi / 2, nextafter(lo, hi),
+	                        nextafter(hi, lo)};
 	for (size_t i = 0; lo <= hi && i < sizeof(tries) / sizeof(tries[0]); i++)
 		if (in_bounds(node, tries[i]))
 			return json_real(tries[i]);
@@ -627,8 +661,7 @@ gen_number(struct gen *g, const json_t *node)
 }
 
 static json_t *gen_node(struct gen *g, const json_t *node, const char *name, int depth);
-static json_t *complete(struct gen *g, json_t *v, const json_t *node, const char *name,
-    int depth);
+static json_t *complete(struct gen *g, json_t *v, const json_t *node, const char *name, int depth);
 
 /* The input's value for a root property, when the property's schema takes it. */
 static const json_t *
@@ -644,8 +677,7 @@ echo_value(struct gen *g, const char *key, size_t klen, const json_t *sub)
 
 /* Sets `key` of `obj`: the echo, else the value already there (completed), else a new one. */
 static int
-fill_one(struct gen *g, json_t *obj, const char *key, size_t klen, const json_t *sub,
-    int depth)
+fill_one(struct gen *g, json_t *obj, const char *key, size_t klen, const json_t *sub, int depth)
 {
 	const json_t *in = depth == 1 ? echo_value(g, key, klen, sub) : NULL;
 	json_t *have = json_object_getn(obj, key, klen), *v;
@@ -675,9 +707,10 @@ fill_object(struct gen *g, json_t *obj, const json_t *node, int depth)
 		return -1;
 	for (void *it = json_object_iter(props); it; it = json_object_iter_next(props, it))
 		if (fill_one(g, obj, json_object_iter_key(it), json_object_iter_key_len(it),
-		        json_object_iter_value(it), depth) != 0)
+		             json_object_iter_value(it), depth) != 0)
 			return -1;
-	json_array_foreach(req, i, name) {
+	json_array_foreach(req, i, name)
+	{
 		const char *key = json_string_value(name);
 		size_t klen = json_string_length(name);
 		if (key != NULL && json_object_getn(obj, key, klen) == NULL &&
@@ -733,9 +766,15 @@ implied_type(const json_t *node)
 	static const struct {
 		const char *kw, *type;
 	} hints[] = {
-	    {"properties", "object"}, {"required", "object"},   {"additionalProperties", "object"},
-	    {"items", "array"},       {"minItems", "array"},    {"maxItems", "array"},
-	    {"minimum", "number"},    {"maximum", "number"},    {"exclusiveMinimum", "number"},
+	    {"properties", "object"},
+	    {"required", "object"},
+	    {"additionalProperties", "object"},
+	    {"items", "array"},
+	    {"minItems", "array"},
+	    {"maxItems", "array"},
+	    {"minimum", "number"},
+	    {"maximum", "number"},
+	    {"exclusiveMinimum", "number"},
 	    {"exclusiveMaximum", "number"},
 	};
 	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
@@ -776,7 +815,8 @@ gen_typed(struct gen *g, const json_t *node, const char *name, int depth)
 		return gen_type(g, node, json_string_value(type), name, depth);
 	if (!json_is_array(type))
 		return gen_type(g, node, implied_type(node), name, depth);
-	json_array_foreach(type, i, t) {
+	json_array_foreach(type, i, t)
+	{
 		const char *tn = json_string_value(t);
 		json_t *v;
 		if (tn != NULL && strcmp(tn, "null") == 0)
@@ -788,8 +828,7 @@ gen_typed(struct gen *g, const json_t *node, const char *name, int depth)
 }
 
 static json_t *
-from_examples(struct gen *g, const json_t *node, const json_t *list, const char *name,
-    int depth)
+from_examples(struct gen *g, const json_t *node, const json_t *list, const char *name, int depth)
 {
 	const json_t *ex = pick(g, node, list);
 	return ex ? complete(g, json_deep_copy(ex), node, name, depth) : NULL;
@@ -852,7 +891,8 @@ complete_items(struct gen *g, json_t *arr, const json_t *node, const char *name,
 	if (depth > SG_SCHEMA_MAX_DEPTH)
 		return -1;
 	for (size_t i = 0; items != NULL && i < json_array_size(arr); i++) {
-		json_t *v = complete(g, json_incref(json_array_get(arr, i)), items, name, depth + 1);
+		json_t *v =
+		    complete(g, json_incref(json_array_get(arr, i)), items, name, depth + 1);
 		if (v == NULL || json_array_set_new(arr, i, v) != 0)
 			return -1;
 	}
@@ -902,7 +942,7 @@ build(struct gen *g, const json_t *examples, uint64_t h)
 
 json_t *
 sg_sim_generate(const struct sg_schema *output, const json_t *examples, const json_t *input,
-    uint64_t seed, const char *salt)
+                uint64_t seed, const char *salt)
 {
 	struct gen g = {.vary = true, .echo = input, .salt = salt ? salt : "", .root = output};
 	uint64_t h;
@@ -918,5 +958,6 @@ sg_sim_generate(const struct sg_schema *output, const json_t *examples, const js
 	}
 	for (size_t i = 0; i < g.n_memo; i++)
 		sg_schema_free(g.memo[i].s);
+	free(g.memo);
 	return out;
 }

@@ -768,6 +768,32 @@ test_schema_keeps_its_document(void **state)
 	sg_schema_free(NULL);
 }
 
+/* A node of the compiled document validates on its own; a foreign node is reported. */
+static void
+test_validate_sub(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"type\": \"object\", \"properties\": {\"id\":"
+				      " {\"type\": \"string\", \"pattern\": \"^ct_[a-z]+$\"},"
+				      " \"tags\": {\"type\": \"array\", \"items\": {\"maxLength\": 2}}}}");
+	const json_t *doc = sg_schema_json(s);
+	const json_t *id = json_object_get(json_object_get(doc, "properties"), "id");
+	const json_t *items =
+	    json_object_get(json_object_get(json_object_get(doc, "properties"), "tags"), "items");
+	json_t *good = json_string("ct_abc"), *bad = json_string("xx_abc"), *longs = json_string("abc");
+	assert_int_equal(sg_schema_validate_sub(s, id, good), 0);
+	assert_int_equal(sg_schema_validate_sub(s, id, bad), -1);
+	assert_int_equal(sg_schema_validate_sub(s, items, longs), -1);
+	assert_int_equal(sg_schema_validate_sub(s, doc, good), -1); /* the root wants an object */
+	json_t *foreign = json_pack("{s:s}", "type", "string");
+	assert_int_equal(sg_schema_validate_sub(s, foreign, good), 1);
+	json_decref(foreign);
+	json_decref(good);
+	json_decref(bad);
+	json_decref(longs);
+	sg_schema_free(s);
+}
+
 /* Patterns that would make glibc's regcomp take minutes are refused up front. */
 static void
 test_costly_patterns_are_refused(void **state)
@@ -824,6 +850,7 @@ main(void)
 	    cmocka_unit_test(test_value_depth_cap),
 	    cmocka_unit_test(test_schema_keeps_its_document),
 	    cmocka_unit_test(test_costly_patterns_are_refused),
+	    cmocka_unit_test(test_validate_sub),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,196 +1,728 @@
-/* The simulator: deterministic, input-sensitive, and always schema-valid. */
+/*
+ * test_simulator: synthetic outputs are deterministic, sensitive to the
+ * call, realistic, and always valid.  Every output any test gets is checked
+ * against its schema inside gen(), so no test can pass on an invalid one.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cmocka.h>
+#include <regex.h>
+
 #include "upstream/sg_simulator.h"
+
+#define SEEDS 300
+
+#define RFC3339_UTC "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+#define UUID_V4 "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+
+static json_t *
+parse(const char *text)
+{
+	json_error_t jerr;
+	json_t *j = text ? json_loads(text, JSON_DECODE_ANY, &jerr) : NULL;
+	if (text != NULL && j == NULL)
+		fail_msg("bad test JSON %s: %s", text, jerr.text);
+	return j;
+}
 
 static struct sg_schema *
 compile(const char *text)
 {
 	struct sg_schema_error err;
-	json_t *j = json_loads(text, 0, NULL);
-	assert_non_null(j);
+	json_t *j = parse(text);
 	struct sg_schema *s = sg_schema_compile(j, &err);
+	if (s == NULL)
+		fail_msg("schema does not compile: %s: %s", err.pointer, err.message);
 	json_decref(j);
-	assert_non_null(s);
 	return s;
+}
+
+/* The simulator's answer, which must be valid whenever there is one. */
+static json_t *
+gen_json(const struct sg_schema *s, const json_t *ex, const json_t *in, uint64_t seed,
+         const char *salt)
+{
+	struct sg_schema_error err;
+	size_t n = 0;
+	json_t *out = sg_sim_generate(s, ex, in, seed, salt);
+	if (out != NULL && sg_schema_validate(s, out, &err, 1, &n) != 0)
+		fail_msg("invalid output at %s: %s", err.pointer, err.message);
+	return out;
+}
+
+static json_t *
+gen(const struct sg_schema *s, const char *ex, const char *in, uint64_t seed, const char *salt)
+{
+	json_t *e = parse(ex), *i = parse(in);
+	json_t *out = gen_json(s, e, i, seed, salt);
+	json_decref(e);
+	json_decref(i);
+	return out;
 }
 
 static char *
 dump(const json_t *v)
 {
-	return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 }
 
-static const char contact_schema[] =
+static bool
+matches(const char *re, const char *s)
+{
+	regex_t r;
+	assert_int_equal(regcomp(&r, re, REG_EXTENDED | REG_NOSUB), 0);
+	bool ok = s != NULL && regexec(&r, s, 0, NULL, 0) == 0;
+	regfree(&r);
+	return ok;
+}
+
+static const char *
+str(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+/* ---- determinism and sensitivity -------------------------------------- */
+
+static const char contact[] =
     "{\"type\":\"object\",\"additionalProperties\":false,"
     "\"required\":[\"id\",\"email\",\"name\",\"company\",\"created_at\"],\"properties\":{"
-    "\"id\":{\"type\":\"string\",\"pattern\":\"^ct_[a-z0-9]+$\"},"
+    "\"id\":{\"type\":\"string\"},"
     "\"email\":{\"type\":\"string\",\"format\":\"email\",\"maxLength\":254},"
     "\"name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},"
     "\"company\":{\"type\":\"string\",\"maxLength\":200},"
     "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"}}}";
 
-static json_t *
-contact_examples(void)
-{
-	return json_loads("[{\"id\":\"ct_8f2k1x\",\"email\":\"a@example.com\",\"name\":\"A\","
-			  "\"company\":\"C\",\"created_at\":\"2024-03-01T09:30:00Z\"}]",
-	    0, NULL);
-}
+static const char crm_contact[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,"
+    "\"required\":[\"id\",\"email\",\"name\",\"company\",\"created_at\"],\"properties\":{"
+    "\"id\":{\"type\":\"string\",\"pattern\":\"^ct_[a-z0-9]+$\"},"
+    "\"email\":{\"type\":\"string\",\"format\":\"email\",\"maxLength\":254,"
+    "  \"pattern\":\"^[^@ ]+@[^@ ]+\\\\.[^@ ]+$\"},"
+    "\"name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},"
+    "\"company\":{\"type\":\"string\",\"maxLength\":200},"
+    "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"}}}";
+
+static const char crm_example[] =
+    "[{\"id\":\"ct_7f3k2m9q\",\"email\":\"ada@example.com\",\"name\":\"Ada Lovelace\","
+    "\"company\":\"Analytical Engines Ltd\",\"created_at\":\"2024-03-01T09:30:00Z\"}]";
+
+static const char ada[] =
+    "{\"email\":\"ada@example.com\",\"name\":\"Ada\",\"company\":\"Engines\"}";
 
 static void
-test_echo_and_determinism(void **state)
+assert_same_bytes(json_t *a, json_t *b)
 {
-	(void)state;
-	struct sg_schema *s = compile(contact_schema);
-	json_t *ex = contact_examples();
-	json_t *in = json_pack("{s:s, s:s, s:s}", "email", "ada@example.com", "name", "Ada",
-	    "company", "Engines");
-	json_t *a = sg_sim_generate(s, ex, in, 42, "crm.create_contact");
-	json_t *b = sg_sim_generate(s, ex, in, 42, "crm.create_contact");
-	assert_non_null(a);
-	assert_int_equal(sg_schema_validate(s, a, NULL, 0, NULL), 0);
 	char *da = dump(a), *db = dump(b);
+	assert_non_null(da);
 	assert_string_equal(da, db);
-	assert_string_equal(json_string_value(json_object_get(a, "email")), "ada@example.com");
-	assert_string_equal(json_string_value(json_object_get(a, "company")), "Engines");
-	/* The id keeps the example's shape but is not the example's value. */
-	const char *id = json_string_value(json_object_get(a, "id"));
-	assert_memory_equal(id, "ct_", 3);
-	assert_string_not_equal(id, "ct_8f2k1x");
 	free(da);
 	free(db);
 	json_decref(a);
 	json_decref(b);
-	json_decref(in);
-	json_decref(ex);
+}
+
+static void
+test_same_call_same_bytes(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(contact), *crm = compile(crm_contact);
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		assert_same_bytes(gen(s, NULL, NULL, seed, "crm.create_contact"),
+		                  gen(s, NULL, NULL, seed, "crm.create_contact"));
+		assert_same_bytes(gen(crm, crm_example, ada, seed, "crm.create_contact"),
+		                  gen(crm, crm_example, ada, seed, "crm.create_contact"));
+	}
+	/* The input is canonical: key order does not change the answer. */
+	assert_same_bytes(gen(s, NULL, "{\"a\":1,\"b\":[true,{\"y\":2,\"x\":1}]}", 7, "t"),
+	                  gen(s, NULL, "{\"b\":[true,{\"x\":1,\"y\":2}],\"a\":1}", 7, "t"));
+	/* No input and a JSON null input are the same call. */
+	json_t *null = json_null();
+	assert_same_bytes(gen(s, NULL, NULL, 7, "t"), gen_json(s, NULL, null, 7, "t"));
+	json_decref(null);
 	sg_schema_free(s);
+	sg_schema_free(crm);
 }
 
 static void
 test_input_seed_and_salt_change_output(void **state)
 {
 	(void)state;
-	struct sg_schema *s = compile(contact_schema);
-	json_t *ex = contact_examples();
-	json_t *in1 = json_pack("{s:s}", "name", "Ada"), *in2 = json_pack("{s:s}", "name", "Grace");
-	json_t *a = sg_sim_generate(s, ex, in1, 42, "x"), *b = sg_sim_generate(s, ex, in2, 42, "x");
-	json_t *c = sg_sim_generate(s, ex, in1, 43, "x"), *d = sg_sim_generate(s, ex, in1, 42, "y");
-	const char *ida = json_string_value(json_object_get(a, "id"));
-	assert_string_not_equal(ida, json_string_value(json_object_get(b, "id")));
-	assert_string_not_equal(ida, json_string_value(json_object_get(c, "id")));
-	assert_string_not_equal(ida, json_string_value(json_object_get(d, "id")));
+	struct sg_schema *s = compile(contact);
+	json_t *a = gen(s, NULL, "{\"q\":\"a\"}", 42, "x.y"),
+	       *b = gen(s, NULL, "{\"q\":\"b\"}", 42, "x.y");
+	json_t *c = gen(s, NULL, "{\"q\":\"a\"}", 43, "x.y"),
+	       *d = gen(s, NULL, "{\"q\":\"a\"}", 42, "x.z");
+	const char *id = str(a, "id");
+	assert_non_null(id);
+	assert_string_not_equal(id, str(b, "id"));
+	assert_string_not_equal(id, str(c, "id"));
+	assert_string_not_equal(id, str(d, "id"));
 	json_decref(a);
 	json_decref(b);
 	json_decref(c);
 	json_decref(d);
-	json_decref(in1);
-	json_decref(in2);
-	json_decref(ex);
 	sg_schema_free(s);
 }
 
-static void
-test_pattern_without_example_is_unsatisfiable(void **state)
-{
-	(void)state;
-	struct sg_schema *s = compile("{\"type\":\"object\",\"required\":[\"id\"],\"properties\":"
-				      "{\"id\":{\"type\":\"string\",\"pattern\":\"^x[0-9]+$\"}}}");
-	assert_null(sg_sim_generate(s, NULL, NULL, 1, "t"));
-	/* An echoed input that matches satisfies it. */
-	json_t *in = json_pack("{s:s}", "id", "x42");
-	json_t *out = sg_sim_generate(s, NULL, in, 1, "t");
-	assert_null(out); /* generation fails before echo can help: examples are the way */
-	json_t *ex = json_loads("[{\"id\":\"x7\"}]", 0, NULL);
-	out = sg_sim_generate(s, ex, in, 1, "t");
-	assert_non_null(out);
-	assert_string_equal(json_string_value(json_object_get(out, "id")), "x42");
-	json_decref(out);
-	json_decref(ex);
-	json_decref(in);
-	sg_schema_free(s);
-}
+/* ---- every keyword, many seeds --------------------------------------- */
 
 static const char every_keyword[] =
-    "{\"type\":\"object\",\"required\":[\"n\",\"i\",\"e\",\"c\",\"arr\",\"o\",\"b\",\"d\",\"u\"],"
+    "{\"type\":\"object\",\"title\":\"all\",\"description\":\"every keyword\","
+    "\"$comment\":\"c\",\"additionalProperties\":{\"type\":\"integer\",\"minimum\":7,"
+    "  \"maximum\":7},"
+    "\"required\":[\"n\",\"i\",\"extra\"],"
     "\"properties\":{"
     "\"n\":{\"type\":\"number\",\"exclusiveMinimum\":0.5,\"exclusiveMaximum\":0.75},"
-    "\"i\":{\"type\":\"integer\",\"minimum\":-3,\"maximum\":3},"
+    "\"i\":{\"type\":\"integer\",\"minimum\":-3,\"maximum\":3,\"default\":0},"
+    "\"xi\":{\"type\":\"integer\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":3},"
     "\"e\":{\"enum\":[\"red\",\"green\",{\"x\":1}]},"
     "\"c\":{\"const\":[1,2]},"
     "\"arr\":{\"type\":\"array\",\"minItems\":2,\"maxItems\":3,"
     "  \"items\":{\"type\":\"string\",\"minLength\":5,\"maxLength\":6}},"
-    "\"o\":{\"type\":\"object\",\"properties\":{\"deep\":{\"type\":[\"null\",\"boolean\"]}}},"
+    "\"o\":{\"type\":\"object\",\"additionalProperties\":false,"
+    "  \"properties\":{\"deep\":{\"type\":[\"null\",\"boolean\"]}}},"
     "\"b\":{\"type\":\"boolean\"},"
+    "\"z\":{\"type\":\"null\"},"
     "\"d\":{\"type\":\"string\",\"format\":\"date\"},"
-    "\"u\":{\"type\":\"string\",\"format\":\"uuid\",\"minLength\":36,\"maxLength\":36}}}";
+    "\"t\":{\"type\":\"string\",\"format\":\"date-time\"},"
+    "\"u\":{\"type\":\"string\",\"format\":\"uuid\",\"minLength\":36,\"maxLength\":36},"
+    "\"w\":{\"type\":\"string\",\"format\":\"uri\"},"
+    "\"m\":{\"type\":\"string\",\"format\":\"email\"},"
+    "\"p\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}$\",\"examples\":[\"GB\",\"DE\",\"x\"]},"
+    "\"any\":{}}}";
+
+static void
+check_every_keyword(const json_t *out, bool echoed)
+{
+	double n = json_real_value(json_object_get(out, "n"));
+	json_int_t i = json_integer_value(json_object_get(out, "i"));
+	json_int_t xi = json_integer_value(json_object_get(out, "xi"));
+	size_t arr = json_array_size(json_object_get(out, "arr"));
+	assert_true(n > 0.5 && n < 0.75);
+	assert_true(i >= -3 && i <= 3);
+	assert_true(xi == 1 || xi == 2);
+	assert_true(arr == 2 || arr == 3);
+	assert_int_equal(json_integer_value(json_object_get(out, "extra")), 7);
+	assert_true(json_is_null(json_object_get(out, "z")));
+	assert_true(json_is_boolean(json_object_get(json_object_get(out, "o"), "deep")));
+	assert_true(matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", str(out, "d")));
+	assert_true(matches(RFC3339_UTC, str(out, "t")));
+	assert_true(matches(UUID_V4, str(out, "u")));
+	assert_true(matches("^https://example\\.com/", str(out, "w")));
+	assert_true(matches("^[a-z.0-9]+@example\\.com$", str(out, "m")));
+	/* "x" in the annotation's examples breaks the pattern; the input's "FR" fits. */
+	assert_true(matches(echoed ? "^FR$" : "^(GB|DE)$", str(out, "p")));
+	assert_non_null(json_object_get(out, "any"));
+}
 
 static void
 test_every_output_is_valid_over_many_seeds(void **state)
 {
 	(void)state;
 	struct sg_schema *s = compile(every_keyword);
-	for (uint64_t seed = 0; seed < 300; seed++) {
-		json_t *out = sg_sim_generate(s, NULL, NULL, seed, "k");
+	int seen_xi[3] = {0};
+	for (uint64_t seed = 0; seed < SEEDS; seed++) {
+		char in[64];
+		snprintf(in, sizeof(in), "{\"n\":%d,\"p\":\"FR\"}", (int)seed % 3);
+		json_t *out = gen(s, NULL, seed % 2 ? in : NULL, seed, "k");
 		assert_non_null(out);
-		assert_int_equal(sg_schema_validate(s, out, NULL, 0, NULL), 0);
-		json_int_t i = json_integer_value(json_object_get(out, "i"));
-		assert_true(i >= -3 && i <= 3);
-		size_t n = json_array_size(json_object_get(out, "arr"));
-		assert_true(n >= 2 && n <= 3);
+		check_every_keyword(out, seed % 2);
+		seen_xi[json_integer_value(json_object_get(out, "xi"))]++;
 		json_decref(out);
+	}
+	/* The draws cover the range, not one lucky value. */
+	assert_true(seen_xi[1] > 0 && seen_xi[2] > 0);
+	sg_schema_free(s);
+}
+
+/* ---- echo -------------------------------------------------------------- */
+
+static void
+test_create_contact_echoes_input(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(contact);
+	json_t *out = gen(s, NULL, ada, 1, "crm.create_contact");
+	assert_non_null(out);
+	assert_int_equal(json_object_size(out), 5);
+	assert_string_equal(str(out, "email"), "ada@example.com");
+	assert_string_equal(str(out, "name"), "Ada");
+	assert_string_equal(str(out, "company"), "Engines");
+	/* The id is tagged from the operation in the salt. */
+	assert_true(matches("^cnt_[0-9a-f]{12}$", str(out, "id")));
+	assert_true(matches(RFC3339_UTC, str(out, "created_at")));
+	assert_true(strcmp(str(out, "created_at"), "2023") > 0);
+	assert_true(strcmp(str(out, "created_at"), "2026") < 0);
+	json_decref(out);
+	sg_schema_free(s);
+}
+
+static void
+test_crm_example_keeps_shape_and_varies_id(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(crm_contact);
+	json_t *out = gen(s, crm_example, "{\"email\":\"grace@example.org\",\"name\":\"Grace\"}", 1,
+	                  "crm.create_contact");
+	assert_non_null(out);
+	assert_string_equal(str(out, "email"), "grace@example.org");
+	assert_string_equal(str(out, "name"), "Grace");
+	assert_string_equal(str(out, "company"), "Analytical Engines Ltd"); /* not sent */
+	assert_true(matches("^ct_[a-z0-9]{8}$", str(out, "id")));
+	assert_string_not_equal(str(out, "id"), "ct_7f3k2m9q");
+	json_t *other = gen(s, crm_example, "{\"email\":\"grace@example.org\",\"name\":\"Hopper\"}",
+	                    1, "crm.create_contact");
+	assert_string_not_equal(str(out, "id"), str(other, "id"));
+	json_decref(other);
+	json_decref(out);
+	sg_schema_free(s);
+}
+
+static void
+test_echo_only_what_the_schema_accepts(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+	            "\"email\":{\"type\":\"string\",\"maxLength\":20},\"n\":{\"type\":\"integer\"},"
+	            "\"o\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"string\"}}}}}");
+	json_t *out =
+	    gen(s, NULL,
+	        "{\"email\":\"a-very-long-address@example.com\",\"n\":\"seven\",\"stray\":1,"
+	        "\"o\":{\"n\":5}}",
+	        1, "t");
+	assert_non_null(out);
+	assert_string_not_equal(str(out, "email"), "a-very-long-address@example.com");
+	assert_true(json_is_integer(json_object_get(out, "n")));
+	assert_null(json_object_get(out, "stray"));
+	assert_true(json_is_string(json_object_get(json_object_get(out, "o"), "n")));
+	json_decref(out);
+	/* Top-level names only: the input's "n" is not copied into o.n. */
+	out = gen(s, NULL, "{\"n\":\"seven\"}", 1, "t");
+	assert_string_not_equal(str(json_object_get(out, "o"), "n"), "seven");
+	json_decref(out);
+	out = gen(s, NULL, "{\"n\":5,\"o\":{\"n\":\"x\"},\"email\":\"a@b.c\"}", 1, "t");
+	assert_int_equal(json_integer_value(json_object_get(out, "n")), 5);
+	assert_string_equal(str(out, "email"), "a@b.c");
+	assert_string_equal(str(json_object_get(out, "o"), "n"), "x");
+	json_decref(out);
+	sg_schema_free(s);
+}
+
+/* ---- examples ---------------------------------------------------------- */
+
+static void
+test_examples_are_chosen_and_completed(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(
+	    "{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
+	    "\"name\":{\"type\":\"string\"},\"note\":{\"type\":\"string\",\"maxLength\":40},"
+	    "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+	    "  \"k\":{\"const\":\"filled\"},\"v\":{\"type\":\"integer\"}}}}}}");
+	const char *ex = "[{\"name\":\"one\",\"items\":[{\"v\":1}]},{\"name\":\"two\"},"
+	                 "{\"name\":\"three\"},{\"name\":3}]";
+	int seen[3] = {0};
+	for (uint64_t seed = 0; seed < 60; seed++) {
+		json_t *out = gen(s, ex, NULL, seed, "t");
+		const char *name = str(out, "name");
+		assert_non_null(name); /* the invalid fourth example is never used */
+		seen[0] += strcmp(name, "one") == 0;
+		seen[1] += strcmp(name, "two") == 0;
+		seen[2] += strcmp(name, "three") == 0;
+		assert_non_null(str(out, "note")); /* filled in */
+		if (strcmp(name, "one") == 0) {
+			json_t *item = json_array_get(json_object_get(out, "items"), 0);
+			assert_int_equal(json_integer_value(json_object_get(item, "v")), 1);
+			assert_string_equal(str(item, "k"), "filled");
+		}
+		json_decref(out);
+	}
+	assert_int_equal(seen[0] + seen[1] + seen[2], 60);
+	assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+	/* No example fits: the schema alone answers. */
+	json_t *out = gen(s, "[{\"name\":3}]", NULL, 1, "t");
+	assert_non_null(out);
+	assert_string_not_equal(str(out, "name"), "3");
+	json_decref(out);
+	sg_schema_free(s);
+}
+
+static void
+test_pattern_needs_an_example_or_echo(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"type\":\"object\",\"required\":[\"code\"],\"properties\":"
+	            "{\"code\":{\"type\":\"string\",\"pattern\":\"^x[0-9]+$\"}}}");
+	assert_null(gen(s, NULL, NULL, 1, "t"));
+	assert_null(gen(s, NULL, "{\"code\":\"nope\"}", 1, "t"));
+	json_t *out = gen(s, NULL, "{\"code\":\"x42\"}", 1, "t");
+	assert_string_equal(str(out, "code"), "x42");
+	json_decref(out);
+	out = gen(s, "[{\"code\":\"x7\"}]", NULL, 1, "t");
+	assert_string_equal(str(out, "code"), "x7");
+	json_decref(out);
+	out = gen(s, "[{\"code\":\"x7\"}]", "{\"code\":\"x42\"}", 1, "t");
+	assert_string_equal(str(out, "code"), "x42"); /* echo beats the example */
+	json_decref(out);
+	sg_schema_free(s);
+
+	/* A type that cannot be made gives way to the next, then to null. */
+	s = compile("{\"type\":[\"string\",\"integer\"],\"pattern\":\"^a$\",\"minimum\":4,"
+	            "\"maximum\":4}");
+	out = gen(s, NULL, NULL, 1, "t");
+	assert_int_equal(json_integer_value(out), 4);
+	json_decref(out);
+	sg_schema_free(s);
+	s = compile("{\"type\":[\"null\",\"string\"],\"pattern\":\"^a$\"}");
+	out = gen(s, NULL, NULL, 1, "t");
+	assert_true(json_is_null(out));
+	json_decref(out);
+	sg_schema_free(s);
+}
+
+static void
+test_id_reroll_falls_back_to_the_example(void **state)
+{
+	(void)state;
+	/* Any re-rolled id breaks this pattern, so the example's own id is used. */
+	struct sg_schema *s = compile("{\"type\":\"object\",\"properties\":{\"id\":"
+	                              "{\"type\":\"string\",\"pattern\":\"^ct_7f3k$\"}}}");
+	json_t *out = gen(s, "[{\"id\":\"ct_7f3k\"}]", NULL, 1, "t");
+	assert_string_equal(str(out, "id"), "ct_7f3k");
+	json_decref(out);
+	sg_schema_free(s);
+}
+
+/* ---- enum and const ---------------------------------------------------- */
+
+static void
+test_enum_and_const(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"enum\":[\"red\",\"green\",\"blue\"]}");
+	int seen = 0;
+	for (uint64_t seed = 0; seed < 60; seed++) {
+		json_t *out = gen(s, NULL, NULL, seed, "t");
+		const char *v = json_string_value(out);
+		seen |= (strcmp(v, "red") == 0) | (strcmp(v, "green") == 0) << 1 |
+		        (strcmp(v, "blue") == 0) << 2;
+		json_decref(out);
+	}
+	assert_int_equal(seen, 7);
+	sg_schema_free(s);
+
+	/* Members the rest of the schema refuses are never picked. */
+	s = compile("{\"type\":\"string\",\"maxLength\":1,\"enum\":[1,\"long\",null,\"x\"]}");
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		json_t *out = gen(s, NULL, NULL, seed, "t");
+		assert_string_equal(json_string_value(out), "x");
+		json_decref(out);
+	}
+	sg_schema_free(s);
+	s = compile("{\"type\":\"string\",\"enum\":[1,2]}");
+	assert_null(gen(s, NULL, NULL, 1, "t"));
+	sg_schema_free(s);
+
+	s = compile("{\"const\":{\"a\":[1,{\"b\":null}]}}");
+	json_t *out = gen(s, NULL, NULL, 1, "t"), *want = parse("{\"a\":[1,{\"b\":null}]}");
+	assert_true(json_equal(out, want));
+	json_decref(out);
+	json_decref(want);
+	sg_schema_free(s);
+	s = compile("{\"type\":\"integer\",\"const\":\"x\"}");
+	assert_null(gen(s, NULL, NULL, 1, "t"));
+	sg_schema_free(s);
+}
+
+/* ---- numbers ----------------------------------------------------------- */
+
+static void
+assert_integer_range(const char *schema, json_int_t lo, json_int_t hi, bool all_seen)
+{
+	struct sg_schema *s = compile(schema);
+	json_int_t min = hi, max = lo;
+	for (uint64_t seed = 0; seed < SEEDS; seed++) {
+		json_t *out = gen(s, NULL, NULL, seed, "t");
+		assert_true(json_is_integer(out));
+		json_int_t v = json_integer_value(out);
+		assert_true(v >= lo && v <= hi);
+		min = v < min ? v : min;
+		max = v > max ? v : max;
+		json_decref(out);
+	}
+	if (all_seen) {
+		assert_int_equal(min, lo);
+		assert_int_equal(max, hi);
 	}
 	sg_schema_free(s);
 }
 
 static void
-test_impossible_bounds_are_refused(void **state)
+assert_unsatisfiable(const char *schema)
 {
-	(void)state;
-	struct sg_schema *s = compile("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}");
-	assert_null(sg_sim_generate(s, NULL, NULL, 1, "t"));
-	sg_schema_free(s);
-	s = compile("{\"type\":\"array\",\"minItems\":3,\"maxItems\":2,\"items\":{}}");
-	assert_null(sg_sim_generate(s, NULL, NULL, 1, "t"));
+	struct sg_schema *s = compile(schema);
+	for (uint64_t seed = 0; seed < 5; seed++)
+		assert_null(gen(s, NULL, NULL, seed, "t"));
 	sg_schema_free(s);
 }
 
 static void
-test_deep_schema_is_bounded(void **state)
+test_integer_bounds(void **state)
 {
 	(void)state;
-	/* 60 nested objects: within the cap, generated fully. */
-	char *text = calloc(1, 60 * 40 + 64);
-	for (int i = 0; i < 60; i++)
-		strcat(text, "{\"type\":\"object\",\"properties\":{\"a\":");
-	strcat(text, "{\"type\":\"string\"}");
-	for (int i = 0; i < 60; i++)
-		strcat(text, "}}");
-	struct sg_schema *s = compile(text);
-	json_t *out = sg_sim_generate(s, NULL, NULL, 1, "t");
+	assert_integer_range("{\"type\":\"integer\",\"minimum\":-3,\"maximum\":3}", -3, 3, true);
+	assert_integer_range("{\"type\":\"integer\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":3}",
+	                     1, 2, true);
+	assert_integer_range("{\"type\":\"integer\",\"minimum\":2.5,\"maximum\":3.5}", 3, 3, true);
+	assert_integer_range("{\"type\":\"integer\",\"exclusiveMinimum\":-1.5,\"maximum\":0}", -1,
+	                     0, true);
+	assert_integer_range("{\"type\":\"integer\",\"maximum\":-5000}", -6000, -5000, false);
+	/* Huge bounds are cut to the integers a double holds exactly. */
+	assert_integer_range("{\"type\":\"integer\",\"minimum\":10,\"maximum\":1e300}", 10,
+	                     9007199254740992LL, false);
+	assert_unsatisfiable(
+	    "{\"type\":\"integer\",\"exclusiveMinimum\":1,\"exclusiveMaximum\":2}");
+	assert_unsatisfiable("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}");
+	assert_unsatisfiable("{\"type\":\"integer\",\"minimum\":0.2,\"maximum\":0.8}");
+	assert_unsatisfiable("{\"type\":\"integer\",\"minimum\":1e300}");
+}
+
+static void
+test_number_bounds(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(
+	    "{\"type\":\"number\",\"exclusiveMinimum\":0.5,\"exclusiveMaximum\":0.5000001}");
+	for (uint64_t seed = 0; seed < SEEDS; seed++) {
+		json_t *out = gen(s, NULL, NULL, seed, "t");
+		assert_true(json_real_value(out) > 0.5 && json_real_value(out) < 0.5000001);
+		json_decref(out);
+	}
+	sg_schema_free(s);
+	s = compile("{\"type\":\"number\",\"minimum\":-1.7e308,\"maximum\":1.7e308}");
+	json_t *out = gen(s, NULL, NULL, 3, "t");
 	assert_non_null(out);
-	assert_int_equal(sg_json_depth(out, 100), 60);
+	json_decref(out);
+	sg_schema_free(s);
+	s = compile("{\"type\":\"number\",\"minimum\":0.1,\"maximum\":0.1}");
+	out = gen(s, NULL, NULL, 3, "t");
+	assert_true(json_real_value(out) == 0.1);
+	json_decref(out);
+	sg_schema_free(s);
+	assert_unsatisfiable("{\"type\":\"number\",\"exclusiveMinimum\":1,\"exclusiveMaximum\":1}");
+	assert_unsatisfiable("{\"type\":\"number\",\"minimum\":2,\"exclusiveMaximum\":2}");
+}
+
+/* ---- arrays, objects, strings ------------------------------------------ */
+
+static void
+assert_lengths(const char *schema, size_t lo, size_t hi)
+{
+	struct sg_schema *s = compile(schema);
+	size_t min = hi, max = lo;
+	for (uint64_t seed = 0; seed < 100; seed++) {
+		json_t *out = gen(s, NULL, NULL, seed, "t");
+		size_t n = json_array_size(out);
+		assert_true(json_is_array(out));
+		assert_true(n >= lo && n <= hi);
+		min = n < min ? n : min;
+		max = n > max ? n : max;
+		json_decref(out);
+	}
+	assert_int_equal(min, lo);
+	assert_int_equal(max, hi);
+	sg_schema_free(s);
+}
+
+static void
+test_array_items(void **state)
+{
+	(void)state;
+	assert_lengths("{\"type\":\"array\",\"minItems\":2,\"maxItems\":3}", 2, 3);
+	assert_lengths("{\"type\":\"array\",\"minItems\":5,\"items\":{\"type\":\"integer\"}}", 5,
+	               8);
+	assert_lengths("{\"type\":\"array\",\"maxItems\":0}", 0, 0);
+	assert_lengths("{\"items\":{\"type\":\"boolean\"},\"maxItems\":1}", 0, 1);
+	/* Items that cannot be made: an empty list when allowed, else nothing. */
+	assert_lengths("{\"type\":\"array\",\"items\":{\"type\":\"string\",\"pattern\":\"a\"}}", 0,
+	               0);
+	assert_unsatisfiable("{\"type\":\"array\",\"minItems\":1,\"items\":{\"pattern\":\"a\"}}");
+	assert_unsatisfiable("{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}");
+}
+
+static void
+test_nested_objects_are_complete(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(
+	    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"object\",\"properties\":{"
+	    "\"b\":{\"type\":\"object\",\"required\":[\"c\"],\"properties\":{"
+	    "  \"c\":{\"type\":\"integer\"},\"d\":{\"type\":\"boolean\"}}},"
+	    "\"e\":{\"type\":\"string\"}}},\"f\":{\"type\":\"array\",\"minItems\":1,"
+	    "\"items\":{\"type\":\"object\",\"properties\":{\"g\":{\"type\":\"null\"}}}}}}");
+	json_t *out = gen(s, NULL, NULL, 5, "t");
+	json_t *a = json_object_get(out, "a"), *b = json_object_get(a, "b");
+	assert_true(json_is_integer(json_object_get(b, "c")));
+	assert_true(json_is_boolean(json_object_get(b, "d"))); /* optional, still there */
+	assert_true(json_is_string(json_object_get(a, "e")));
+	assert_true(
+	    json_is_null(json_object_get(json_array_get(json_object_get(out, "f"), 0), "g")));
+	json_decref(out);
+	sg_schema_free(s);
+	/* Required but not allowed: no output can exist. */
+	assert_unsatisfiable("{\"type\":\"object\",\"required\":[\"x\"],"
+	                     "\"additionalProperties\":false}");
+}
+
+static void
+test_string_lengths_and_names(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"type\":\"object\",\"properties\":{"
+	            "\"message_id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+	            "\"subject\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"
+	            "\"created_at\":{\"type\":\"string\"},\"email\":{\"type\":\"string\"},"
+	            "\"short\":{\"type\":\"string\",\"maxLength\":3},"
+	            "\"exact\":{\"type\":\"string\",\"minLength\":40,\"maxLength\":40},"
+	            "\"empty\":{\"type\":\"string\",\"maxLength\":0},"
+	            "\"user_id\":{\"type\":\"string\",\"format\":\"uuid\"}}}");
+	json_t *out = gen(s, NULL, NULL, 9, "mail.send");
+	assert_true(matches("^msg_[0-9a-f]{12}$", str(out, "message_id")));
+	assert_true(matches("^[A-Z][a-z]+ [A-Z][a-z]+$", str(out, "name")));
+	assert_true(matches("^[A-Z][a-z]+ [a-z]+ [a-z]+$", str(out, "subject")));
+	assert_true(matches("^[a-z]+$", str(out, "status")));
+	assert_true(matches(RFC3339_UTC, str(out, "created_at")));
+	assert_true(matches("^[a-z]+\\.[a-z]+[0-9]*@example\\.com$", str(out, "email")));
+	assert_true(strlen(str(out, "short")) <= 3);
+	assert_int_equal(strlen(str(out, "exact")), 40);
+	assert_string_equal(str(out, "empty"), "");
+	assert_true(matches(UUID_V4, str(out, "user_id"))); /* the format beats the name */
+	json_decref(out);
+	sg_schema_free(s);
+	assert_unsatisfiable("{\"type\":\"string\",\"minLength\":3,\"maxLength\":2}");
+	assert_unsatisfiable("{\"type\":\"string\",\"minLength\":100000}");
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+/* `levels` nested objects around a string: levels + 1 schema levels. */
+static char *
+nested_objects(int levels)
+{
+	static const char open[] = "{\"type\":\"object\",\"properties\":{\"a\":";
+	char *text = calloc(1, (size_t)levels * (sizeof(open) + 2) + 32);
+	for (int i = 0; i < levels; i++)
+		strcat(text, open);
+	strcat(text, "{\"type\":\"string\"}");
+	for (int i = 0; i < levels; i++)
+		strcat(text, "}}");
+	return text;
+}
+
+static json_t *
+nested_arrays(int levels)
+{
+	json_t *v = json_string("x");
+	for (int i = 0; i < levels; i++)
+		v = json_pack("[o]", v);
+	return v;
+}
+
+static void
+test_depth_cap(void **state)
+{
+	(void)state;
+	/* The deepest schema that compiles: answered in full. */
+	char *text = nested_objects(SG_SCHEMA_MAX_DEPTH - 1);
+	struct sg_schema *s = compile(text);
+	json_t *out = gen(s, NULL, NULL, 1, "t");
+	assert_non_null(out);
+	assert_int_equal(sg_json_depth(out, 100), SG_SCHEMA_MAX_DEPTH - 1);
 	json_decref(out);
 	sg_schema_free(s);
 	free(text);
+
+	/* An input value one level too deep for the output is not echoed. */
+	s = compile("{\"type\":\"object\",\"properties\":{\"v\":{}}}");
+	json_t *in = json_pack("{s:o}", "v", nested_arrays(SG_SCHEMA_MAX_DEPTH - 1));
+	out = gen_json(s, NULL, in, 1, "t");
+	assert_int_equal(sg_json_depth(out, 100), SG_SCHEMA_MAX_DEPTH);
+	json_decref(out);
+	json_decref(in);
+	in = json_pack("{s:o}", "v", nested_arrays(SG_SCHEMA_MAX_DEPTH));
+	out = gen_json(s, NULL, in, 1, "t");
+	assert_true(json_is_string(json_object_get(out, "v")));
+	json_decref(out);
+	json_decref(in);
+	/* Nor is an example that is too deep used. */
+	json_t *ex = json_pack("[{s:o}]", "v", nested_arrays(SG_SCHEMA_MAX_DEPTH));
+	out = gen_json(s, ex, NULL, 1, "t");
+	assert_true(json_is_string(json_object_get(out, "v")));
+	json_decref(out);
+	json_decref(ex);
+	sg_schema_free(s);
+}
+
+static json_t *
+fixed_array(int n)
+{
+	char text[128];
+	snprintf(
+	    text, sizeof(text),
+	    "{\"type\":\"array\",\"minItems\":%d,\"maxItems\":%d,\"items\":{\"type\":\"boolean\"}}",
+	    n, n);
+	struct sg_schema *s = compile(text);
+	json_t *out = gen(s, NULL, NULL, 1, "t");
+	sg_schema_free(s);
+	return out;
+}
+
+static void
+test_node_cap(void **state)
+{
+	(void)state;
+	/* 10,000 values (the array and its items) at most. */
+	json_t *out = fixed_array(9998);
+	assert_int_equal(json_array_size(out), 9998);
+	json_decref(out);
+	out = fixed_array(9999);
+	assert_int_equal(json_array_size(out), 9999);
+	json_decref(out);
+	assert_null(fixed_array(10000));
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_echo_and_determinism),
-		cmocka_unit_test(test_input_seed_and_salt_change_output),
-		cmocka_unit_test(test_pattern_without_example_is_unsatisfiable),
-		cmocka_unit_test(test_every_output_is_valid_over_many_seeds),
-		cmocka_unit_test(test_impossible_bounds_are_refused),
-		cmocka_unit_test(test_deep_schema_is_bounded),
+	    cmocka_unit_test(test_same_call_same_bytes),
+	    cmocka_unit_test(test_input_seed_and_salt_change_output),
+	    cmocka_unit_test(test_every_output_is_valid_over_many_seeds),
+	    cmocka_unit_test(test_create_contact_echoes_input),
+	    cmocka_unit_test(test_crm_example_keeps_shape_and_varies_id),
+	    cmocka_unit_test(test_echo_only_what_the_schema_accepts),
+	    cmocka_unit_test(test_examples_are_chosen_and_completed),
+	    cmocka_unit_test(test_pattern_needs_an_example_or_echo),
+	    cmocka_unit_test(test_id_reroll_falls_back_to_the_example),
+	    cmocka_unit_test(test_enum_and_const),
+	    cmocka_unit_test(test_integer_bounds),
+	    cmocka_unit_test(test_number_bounds),
+	    cmocka_unit_test(test_array_items),
+	    cmocka_unit_test(test_nested_objects_are_complete),
+	    cmocka_unit_test(test_string_lengths_and_names),
+	    cmocka_unit_test(test_depth_cap),
+	    cmocka_unit_test(test_node_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
