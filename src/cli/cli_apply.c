@@ -1,11 +1,14 @@
 /* sandgate apply: validate definitions and store them as new versions. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "catalog/sg_apply.h"
 #include "cli/cli.h"
@@ -64,21 +67,34 @@ parse_apply_opts(int argc, char **argv, struct apply_opts *o)
 	return 0;
 }
 
-/* Tells a gateway serving this data directory to reload; returns its pid or 0. */
+/*
+ * Tells a gateway serving this data directory to reload; returns its pid or
+ * 0.  The pid file is trusted only while it is locked: a running gateway
+ * holds the lock, so a file we can lock is stale, and its pid may by now
+ * belong to an unrelated process that SIGHUP would kill.
+ */
 static long
 signal_gateway(const char *data_dir)
 {
-	char path[4096];
+	char path[4096], buf[32];
 	long pid = 0;
 	snprintf(path, sizeof(path), "%s/sandgate.pid", data_dir);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
-	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
-		pid = 0;
-	fclose(f);
-	if (pid && kill((pid_t)pid, SIGHUP) != 0)
-		pid = 0; /* stale pid file: nobody to tell */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd); /* nobody holds it: no gateway is running */
+		return 0;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *end;
+	pid = strtol(buf, &end, 10);
+	if (pid <= 1 || (*end != '\n' && *end != '\0') || kill((pid_t)pid, SIGHUP) != 0)
+		return 0;
 	return pid;
 }
 

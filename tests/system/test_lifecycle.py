@@ -268,3 +268,22 @@ def _ready(url):
         return requests.get(url + "/readyz", timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_apply_never_signals_a_stale_pid(tmp_path):
+    """A pid file left by a crashed gateway may name an unrelated process now."""
+    data = tmp_path / "data"
+    run_cli("apply", "-f", EXAMPLES, data_dir=str(data))
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        (data / "sandgate.pid").write_text(f"{bystander.pid}\n")
+        defs = copy_examples(tmp_path)
+        crm = defs / "connectors" / "crm.yaml"
+        crm.write_text(crm.read_text().replace("version: 1.0.0", "version: 1.0.1"))
+        out = run_cli("apply", "-f", str(defs), data_dir=str(data))
+        assert "told to reload" not in out.stdout
+        time.sleep(0.2)
+        assert bystander.poll() is None, "apply sent SIGHUP to an unrelated process"
+    finally:
+        bystander.kill()
+        bystander.wait()
