@@ -14,10 +14,7 @@ def test_catalog_shows_only_what_the_role_may_use(gateway):
     names = {c["name"]: [o["name"] for o in c["operations"]] for c in cat["connectors"]}
     assert "create_contact" in names["crm"] and "get_contact" in names["crm"]
     assert names["mail"] == ["send"]
-    # Calendar is allowed only for public-domain operations.
-    for c in cat["connectors"]:
-        if c["name"] == "calendar":
-            assert c["operations"] and {o["data_domain"] for o in c["operations"]} == {"public"}
+    assert "calendar" not in names
     op = [o for o in cat["connectors"][0]["operations"]][0]
     for member in ("input", "output", "method", "data_domain", "cost"):
         assert member in op
