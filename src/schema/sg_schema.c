@@ -96,6 +96,7 @@ struct ptr {
 	char buf[PTR_MAX];
 	size_t len;
 	int clipped; /* segments pushed but not written */
+	bool off;    /* nobody will read the pointer: skip the bookkeeping */
 };
 
 static size_t
@@ -103,6 +104,8 @@ ptr_push(struct ptr *p, const char *seg, size_t n)
 {
 	size_t saved = p->len, need = 1 + n;
 
+	if (p->off)
+		return saved;
 	for (size_t i = 0; i < n; i++)
 		need += seg[i] == '~' || seg[i] == '/';
 	/* A NUL byte cannot be carried in a C string. */
@@ -125,6 +128,8 @@ static size_t
 ptr_push_index(struct ptr *p, size_t i)
 {
 	char tmp[24];
+	if (p->off)
+		return p->len;
 	int n = snprintf(tmp, sizeof(tmp), "%zu", i);
 	return ptr_push(p, tmp, (size_t)n);
 }
@@ -878,6 +883,8 @@ validate_from(const struct node *n, const json_t *instance, struct sg_schema_err
 {
 	struct vctx v = {.errs = errs, .max = errs ? max_errs : 0};
 
+	/* A yes/no check (the simulator's) needs no pointers. */
+	v.at.off = v.max == 0;
 	if (sg_json_depth(instance, SG_SCHEMA_MAX_DEPTH + 1) > SG_SCHEMA_MAX_DEPTH)
 		report(&v, "is nested too deeply (more than %d levels)", SG_SCHEMA_MAX_DEPTH);
 	else
