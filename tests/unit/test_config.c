@@ -13,25 +13,14 @@
 
 #include <cmocka.h>
 
+#include "../support/sg_testdiag.h"
+
 #include "core/sg_config.h"
 #include "core/sg_yaml.h"
 
 #ifndef SG_SOURCE_ROOT
 #define SG_SOURCE_ROOT "."
 #endif
-
-static char diag_buf[1024];
-
-/* Diagnostic i as the CLI prints it. */
-static const char *
-diag_at(const struct sg_diags *d, size_t i)
-{
-	assert_true(i < d->n);
-	const struct sg_diag *e = &d->v[i];
-	snprintf(diag_buf, sizeof(diag_buf), "%s:%d:%d: %s", e->file ? e->file : "", e->line,
-	    e->col, e->msg);
-	return diag_buf;
-}
 
 /* `c` starts zeroed or holds an earlier result, which is freed first. */
 static int

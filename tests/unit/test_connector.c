@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "../support/sg_testdiag.h"
+
 #include "catalog/sg_catalog.h"
 #include "catalog/sg_connector.h"
 
@@ -21,18 +23,6 @@
 #endif
 
 #define SEED 42
-
-static char diag_buf[1024];
-
-static const char *
-diag_at(const struct sg_diags *d, size_t i)
-{
-	assert_true(i < d->n);
-	const struct sg_diag *e = &d->v[i];
-	snprintf(diag_buf, sizeof(diag_buf), "%s:%d:%d: %s", e->file ? e->file : "", e->line,
-	    e->col, e->msg);
-	return diag_buf;
-}
 
 static bool
 starts_with(const char *s, const char *prefix)

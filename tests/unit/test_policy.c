@@ -12,24 +12,14 @@
 
 #include <cmocka.h>
 
+#include "../support/sg_testdiag.h"
+
 #include "catalog/sg_catalog.h"
 #include "policy/sg_policy.h"
 
 #ifndef SG_SOURCE_ROOT
 #define SG_SOURCE_ROOT "."
 #endif
-
-static char diag_buf[1024];
-
-static const char *
-diag_at(const struct sg_diags *d, size_t i)
-{
-	assert_true(i < d->n);
-	const struct sg_diag *e = &d->v[i];
-	snprintf(diag_buf, sizeof(diag_buf), "%s:%d:%d: %s", e->file ? e->file : "", e->line,
-	    e->col, e->msg);
-	return diag_buf;
-}
 
 static char *
 slurp(const char *path)
