@@ -287,3 +287,34 @@ def test_apply_never_signals_a_stale_pid(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_config_file_limits_and_timeouts_apply(tmp_path):
+    """sandgate.yaml reaches the running server: body size, depth and the read timeout."""
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", EXAMPLES, data_dir=data)
+    key = make_key(data, "admin", user="cfg")["key"]
+    cfg = tmp_path / "sandgate.yaml"
+    cfg.write_text("limits:\n  max_body_bytes: 2048\n  max_json_depth: 4\n"
+                   "  read_timeout: 1s\n  idle_timeout: 2s\nlog:\n  requests: false\n")
+    gw = Gateway(data, config=str(cfg)).start()
+    try:
+        ok = {"email": "a@example.com", "name": "x" * 100}
+        assert gw.post("crm", "create_contact", ok, key=key).status_code == 200
+        body = assert_problem(gw.post("crm", "create_contact", {"email": "a@example.com",
+                                                                 "name": "x" * 3000}, key=key),
+                              413, "body_too_large")
+        assert "2048" in body["detail"]
+        deep = '{"email":"a@example.com","name":"n","company":' + "[" * 5 + "]" * 5 + "}"
+        assert_problem(gw.post("crm", "create_contact", raw=deep, key=key), 400,
+                       "nested_too_deeply")
+        # A connection that never sends a request is closed after read_timeout.
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        s.settimeout(10)
+        started = time.monotonic()
+        assert s.recv(1) == b""
+        assert time.monotonic() - started < 8
+        s.close()
+        assert not [l for l in gw.log_lines() if l.get("msg") == "request"]
+    finally:
+        gw.assert_clean_exit(gw.stop())
