@@ -11,8 +11,8 @@
 #include "http/sg_http.h"
 #include "path/sg_path.h"
 
-/* Fills the transport inputs of the request; replies and returns -1 on failure. */
-static int
+/* Fills the transport inputs of the request. */
+static void
 prepare(struct sg_http_ctx *c, struct sg_req *r, struct sg_snapshot *snap)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
@@ -25,7 +25,6 @@ prepare(struct sg_http_ctx *c, struct sg_req *r, struct sg_snapshot *snap)
 	gettimeofday(&tv, NULL);
 	r->wall_s = tv.tv_sec;
 	r->authorization = evhttp_find_header(in, "Authorization");
-	return 0;
 }
 
 static void

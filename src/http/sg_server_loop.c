@@ -27,7 +27,6 @@ struct loop_state {
 	struct event *drain_ev;
 	int64_t revision;
 	uint64_t drain_deadline_ns;
-	int exit_code;
 };
 
 int
