@@ -228,7 +228,7 @@ report_doc(json_t *report, const struct sg_store_doc *doc, const char *result, i
 
 static int
 store_changes(struct sg_store *s, const struct doc_list *in, struct sg_store_doc *live,
-    size_t n_live, bool dry_run, struct sg_diags *d, json_t *report)
+    size_t n_live, int64_t rev, bool dry_run, struct sg_diags *d, json_t *report)
 {
 	struct sg_store_doc *changed = calloc(in->n + 1, sizeof(*changed));
 	size_t n = 0;
@@ -243,7 +243,7 @@ store_changes(struct sg_store *s, const struct doc_list *in, struct sg_store_doc
 			changed[n++] = in->v[i];
 	}
 	int rc = 0;
-	if (n > 0 && !dry_run && sg_store_apply(s, changed, n, err, sizeof(err)) != 0) {
+	if (n > 0 && !dry_run && sg_store_apply_if(s, changed, n, rev, err, sizeof(err)) != 0) {
 		sg_diags_add(d, NULL, 0, 0, "%s", err);
 		rc = -1;
 	}
@@ -263,6 +263,7 @@ sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_se
 	struct doc_list in = {0};
 	struct sg_store_doc *live = NULL, *merged = NULL;
 	size_t n_live = 0, n_merged = 0, errs = d->n;
+	int64_t rev = -1;
 	int rc = -1;
 
 	for (size_t i = 0; i < n; i++)
@@ -275,7 +276,11 @@ sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_se
 		    "\"kind: policy\"");
 	if (d->n != errs)
 		goto out;
-	if (sg_store_live_docs(s, &live, &n_live) != 0) {
+	/*
+	 * Read the revision before the documents: if anything lands between
+	 * here and the write, the write sees a moved revision and refuses.
+	 */
+	if (sg_store_revision(s, &rev) != 0 || sg_store_live_docs(s, &live, &n_live) != 0) {
 		sg_diags_add(d, NULL, 0, 0, "cannot read the stored definitions");
 		goto out;
 	}
@@ -284,7 +289,7 @@ sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_se
 	if (defs == NULL)
 		goto out;
 	sg_defs_unref(defs);
-	rc = store_changes(s, &in, live, n_live, dry_run, d, report);
+	rc = store_changes(s, &in, live, n_live, rev, dry_run, d, report);
 out:
 	free(merged);
 	sg_store_docs_free(live, n_live);

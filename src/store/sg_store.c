@@ -497,6 +497,31 @@ int
 sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *err,
     size_t errlen)
 {
+	return sg_store_apply_if(s, docs, n, -1, err, errlen);
+}
+
+/* Inside the write transaction: has anything changed since the caller looked? */
+static int
+revision_moved(struct sg_store *s, int64_t expect, char *err, size_t errlen)
+{
+	int64_t now;
+	if (expect < 0)
+		return 0;
+	if (sg_store_revision(s, &now) != 0) {
+		say(err, errlen, "cannot read the store: %s; nothing was applied", why(s));
+		return -1;
+	}
+	if (now == expect)
+		return 0;
+	say(err, errlen, "the stored definitions or keys changed while this apply was being "
+			 "checked; nothing was applied: run it again");
+	return -1;
+}
+
+int
+sg_store_apply_if(struct sg_store *s, struct sg_store_doc *docs, size_t n, int64_t expect_rev,
+    char *err, size_t errlen)
+{
 	int64_t *versions = calloc(n ? n : 1, sizeof(*versions));
 	if (versions == NULL) {
 		say(err, errlen, "out of memory; nothing was applied");
@@ -507,7 +532,9 @@ sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *er
 		free(versions);
 		return -1;
 	}
-	int rc = apply_docs(s, docs, n, versions, err, errlen);
+	int rc = revision_moved(s, expect_rev, err, errlen);
+	if (rc == 0)
+		rc = apply_docs(s, docs, n, versions, err, errlen);
 	if (rc == 0 && tx_commit(s) != 0) {
 		say(err, errlen, "cannot save the definitions: %s; nothing was applied", why(s));
 		rc = -1;

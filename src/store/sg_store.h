@@ -64,6 +64,14 @@ struct sg_store_doc {
  */
 int sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *err,
     size_t errlen);
+/*
+ * The same, but only if the store's revision is still `expect_rev` inside
+ * the write transaction (optimistic concurrency: the caller validated
+ * against what it read at that revision).  A negative `expect_rev` skips
+ * the check.  A moved revision fails with nothing stored.
+ */
+int sg_store_apply_if(struct sg_store *s, struct sg_store_doc *docs, size_t n,
+    int64_t expect_rev, char *err, size_t errlen);
 /* The newest version of every (kind, name).  Free with sg_store_docs_free. */
 int sg_store_live_docs(struct sg_store *s, struct sg_store_doc **out, size_t *n);
 void sg_store_docs_free(struct sg_store_doc *docs, size_t n);

@@ -340,6 +340,31 @@ fill_docs(struct sg_store_doc d[3], const char *text)
 	}
 }
 
+/* An apply checked against an older revision must not land. */
+static void
+test_apply_if_refuses_a_moved_revision(void **state)
+{
+	struct fx *f = *state;
+	struct sg_store_doc d[3];
+	int64_t rev, after;
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_revision(f->s, &rev), 0);
+	fill_docs(d, "one");
+	assert_int_equal(sg_store_apply_if(f->s, d, 3, rev, f->err, sizeof(f->err)), 0);
+	assert_int_equal(d[0].version, 1);
+	/* `rev` is stale now: the first apply moved it. */
+	fill_docs(d, "two");
+	for (int i = 0; i < 3; i++)
+		d[i].version = 0;
+	assert_int_equal(sg_store_apply_if(f->s, d, 3, rev, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "run it again"));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(d[i].version, 0);
+	assert_int_equal(sg_store_revision(f->s, &after), 0);
+	assert_int_equal(sg_store_apply_if(f->s, d, 3, after, f->err, sizeof(f->err)), 0);
+	assert_int_equal(d[0].version, 2);
+}
+
 static void
 test_apply_versions(void **state)
 {
@@ -509,6 +534,7 @@ main(void)
 		T(test_keys_insert_list_revoke),
 		T(test_revision_bumps),
 		T(test_apply_versions),
+		T(test_apply_if_refuses_a_moved_revision),
 		T(test_failed_apply_stores_nothing),
 		T(test_record_and_count),
 		T(test_record_bounds_unterminated_fields),
