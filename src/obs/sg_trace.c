@@ -1,5 +1,7 @@
 #include "obs/sg_trace.h"
 
+#include "core/sg_rng.h"
+
 #include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,27 +55,19 @@ sg_trace_parse(const char *v, struct sg_trace *t)
  * not secret.  A per-thread xoshiro256** seeded from the system RNG avoids
  * a getrandom(2) per id on the request path.
  */
-static _Thread_local uint64_t rng[4];
-
-static uint64_t
-rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
+static _Thread_local struct sg_rng rng;
+static _Thread_local bool seeded;
 
 static uint64_t
 next_u64(void)
 {
-	if ((rng[0] | rng[1] | rng[2] | rng[3]) == 0)
-		randombytes_buf(rng, sizeof(rng));
-	uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
-	rng[2] ^= rng[0];
-	rng[3] ^= rng[1];
-	rng[1] ^= rng[2];
-	rng[0] ^= rng[3];
-	rng[2] ^= t;
-	rng[3] = rotl(rng[3], 45);
-	return r;
+	if (!seeded) {
+		uint64_t seed;
+		randombytes_buf(&seed, sizeof(seed));
+		sg_rng_seed(&rng, seed);
+		seeded = true;
+	}
+	return sg_rng_next(&rng);
 }
 
 static void

@@ -17,6 +17,8 @@
  */
 #include "upstream/sg_simulator.h"
 
+#include "core/sg_rng.h"
+
 #include <math.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -40,7 +42,7 @@ struct memo {
 };
 
 struct gen {
-	uint64_t s[4];
+	struct sg_rng rng;
 	size_t nodes;
 	bool vary;          /* re-roll ids taken from examples */
 	bool varied;        /* an id was re-rolled in this attempt */
@@ -54,33 +56,9 @@ struct gen {
 /* ---- randomness ------------------------------------------------------- */
 
 static uint64_t
-splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-static uint64_t
-rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** */
-static uint64_t
 next64(struct gen *g)
 {
-	uint64_t *s = g->s, r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return r;
+	return sg_rng_next(&g->rng);
 }
 
 /* A number in [0, n), n >= 1.  Modulo bias is harmless in synthetic data. */
@@ -132,8 +110,7 @@ seed_hash(uint64_t seed, const char *salt, const json_t *input, uint64_t *out)
 static void
 reseed(struct gen *g, uint64_t h)
 {
-	for (int i = 0; i < 4; i++)
-		g->s[i] = splitmix64(&h);
+	sg_rng_seed(&g->rng, h);
 	g->nodes = 0;
 	g->varied = false;
 }
