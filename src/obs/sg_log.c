@@ -17,15 +17,24 @@ sg_log_set_level(enum sg_log_level l)
 	min_level = l;
 }
 
+/*
+ * RFC 3339 UTC with microseconds.  The date and time part changes once a
+ * second, so each thread formats it once a second and reuses it.
+ */
 static void
 timestamp(char *out, size_t n)
 {
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[24];
 	struct timeval tv;
-	struct tm tm;
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + k, n - k, ".%06ldZ", (long)tv.tv_usec);
+	if (tv.tv_sec != cached_sec) {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_sec = tv.tv_sec;
+	}
+	snprintf(out, n, "%s.%06ldZ", cached, (long)tv.tv_usec);
 }
 
 json_t *
