@@ -45,20 +45,12 @@ sg_log_line(const char *level, const char *msg)
 	return json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "msg", msg);
 }
 
-/* The line as text with "ts" first (so lines sort and scan well), newline-terminated. */
+/* The line as newline-terminated text; takes the reference. */
 static char *
 render(json_t *line, size_t *len)
 {
-	json_t *out = line;
-	if (json_object_get(line, "ts") == NULL) {
-		char ts[40];
-		timestamp(ts, sizeof(ts));
-		out = json_pack("{s:s}", "ts", ts);
-		json_object_update(out, line);
-		json_decref(line);
-	}
-	char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(out);
+	char *text = json_dumps(line, JSON_COMPACT);
+	json_decref(line);
 	if (text == NULL)
 		return NULL;
 	*len = strlen(text);
@@ -78,8 +70,8 @@ write_all(const char *p, size_t n)
 	}
 }
 
-void
-sg_log_json(json_t *line)
+static void
+log_now(json_t *line)
 {
 	size_t n;
 	if (line == NULL)
@@ -113,26 +105,16 @@ sg_logbuf_append(struct sg_logbuf *b, json_t *line)
 {
 	if (line == NULL)
 		return;
-	if (json_object_get(line, "ts") == NULL) {
-		size_t n;
-		char *text = render(line, &n); /* rare: lines normally come from sg_log_line */
-		if (text && logbuf_reserve(b, n) == 0) {
-			memcpy(b->buf + b->len, text, n);
-			b->len += n;
-		}
-		free(text);
-	} else {
-		/* Serialise in place; a line that does not fit is retried once in a bigger buffer. */
-		size_t need = logbuf_reserve(b, 1024) == 0
-		    ? json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT) : 0;
-		if (need >= b->cap - b->len - 1 && logbuf_reserve(b, need + 2) == 0)
-			need = json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT);
-		if (need > 0 && need < b->cap - b->len - 1) {
-			b->len += need;
-			b->buf[b->len++] = '\n';
-		}
-		json_decref(line);
+	/* Serialise in place; a line that does not fit is retried once in a bigger buffer. */
+	size_t need = logbuf_reserve(b, 1024) == 0
+	    ? json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT) : 0;
+	if (need >= b->cap - b->len - 1 && logbuf_reserve(b, need + 2) == 0)
+		need = json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT);
+	if (need > 0 && need < b->cap - b->len - 1) {
+		b->len += need;
+		b->buf[b->len++] = '\n';
 	}
+	json_decref(line);
 	if (b->len >= LOGBUF_FLUSH_AT)
 		sg_logbuf_flush(b);
 }
@@ -165,9 +147,9 @@ sg_log(enum sg_log_level l, json_t *extra, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_t *line = json_pack("{s:s, s:s}", "level", level_names[l], "msg", msg);
+	json_t *line = sg_log_line(level_names[l], msg);
 	if (line && extra)
 		json_object_update(line, extra);
 	json_decref(extra);
-	sg_log_json(line);
+	log_now(line);
 }

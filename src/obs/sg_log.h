@@ -14,10 +14,12 @@ void sg_log_set_level(enum sg_log_level l);
 /* Server event: {"ts","level","msg", ...extra}.  `extra` is stolen and may be NULL. */
 void sg_log(enum sg_log_level l, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* A new line object that already starts with "ts", "level" and "msg". */
+/*
+ * A new line object that starts with "ts", "level" and "msg"; add fields,
+ * then hand it to sg_logbuf_append.  Every line is built this way, so "ts"
+ * always comes first.
+ */
 json_t *sg_log_line(const char *level, const char *msg);
-/* Writes `line` (stolen) with "ts" added when missing, as one line. */
-void sg_log_json(json_t *line);
 
 /*
  * A per-thread buffer for access-log lines, so that a busy thread pays one
@@ -30,6 +32,7 @@ struct sg_logbuf {
 	size_t cap;
 };
 
+/* Takes the reference to `line`, which must come from sg_log_line. */
 void sg_logbuf_append(struct sg_logbuf *b, json_t *line);
 void sg_logbuf_flush(struct sg_logbuf *b);
 void sg_logbuf_free(struct sg_logbuf *b);
