@@ -16,7 +16,7 @@
 
 #define NAME_MAX_LEN 64
 #define PATH_MAX_LEN 1024
-#define URL_MAX_LEN  2048
+#define URL_MAX_LEN 2048
 
 /* One file and its collected errors, passed down the loader. */
 struct cload {
@@ -28,14 +28,14 @@ struct cload {
 };
 
 static const char *const top_keys[] = {
-	"kind", "name", "version", "description", "auth", "environments", "upstream_limit",
-	"operations",
+    "kind", "name",         "version",        "description",
+    "auth", "environments", "upstream_limit", "operations",
 };
 static const char *const env_keys[] = {"simulator", "base_url"};
 static const char *const limit_keys[] = {"rate", "burst"};
 static const char *const op_keys[] = {
-	"description", "method", "path", "data_domain", "cost", "weight", "idempotent", "input",
-	"output", "examples",
+    "description", "method",     "path",  "data_domain", "cost",
+    "weight",      "idempotent", "input", "output",      "examples",
 };
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 static const char *const auths[] = {"none", "bearer", "api_key", "basic"};
@@ -51,7 +51,7 @@ valid_name(const char *s, const char *extra)
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		    strchr(extra, s[i]) != NULL))
+		      strchr(extra, s[i]) != NULL))
 			return false;
 	return true;
 }
@@ -94,14 +94,13 @@ keep(struct cload *l, const char *s)
 
 /* The string at `key`, or NULL; reports "missing key" with `hint` unless it is NULL. */
 static const char *
-get_str(struct cload *l, struct fy_node *map, const char *key, const char *what,
-    const char *hint)
+get_str(struct cload *l, struct fy_node *map, const char *key, const char *what, const char *hint)
 {
 	struct fy_node *n = sg_yaml_get(map, key);
 	if (n == NULL) {
 		if (hint)
 			sg_yaml_error(l->d, l->file, map, "%smissing key \"%s\": add %s: %s", what,
-			    key, key, hint);
+			              key, key, hint);
 		return NULL;
 	}
 	char label[160];
@@ -117,8 +116,9 @@ parse_env(struct cload *l, struct fy_node *envs, const char *name, struct sg_env
 	snprintf(what, sizeof(what), "environments.%s", name);
 	if (n == NULL) {
 		sg_yaml_error(l->d, l->file, envs,
-		    "environments: missing \"%s\": add %s: { simulator: true } or "
-		    "%s: { base_url: \"https://...\" }", name, name, name);
+		              "environments: missing \"%s\": add %s: { simulator: true } or "
+		              "%s: { base_url: \"https://...\" }",
+		              name, name, name);
 		return;
 	}
 	if (sg_yaml_check_keys(l->d, l->file, n, what, env_keys, COUNT(env_keys)) != 0 &&
@@ -132,15 +132,18 @@ parse_env(struct cload *l, struct fy_node *envs, const char *name, struct sg_env
 	if (sg_yaml_get(n, "base_url") && url == NULL)
 		return;
 	if (env->simulator == (url != NULL)) {
-		sg_yaml_error(l->d, l->file, n, "environments.%s: set exactly one of "
-		    "simulator: true or base_url", name);
+		sg_yaml_error(l->d, l->file, n,
+		              "environments.%s: set exactly one of "
+		              "simulator: true or base_url",
+		              name);
 		return;
 	}
 	if (url && (strlen(url) > URL_MAX_LEN || strpbrk(url, " \t\r\n") ||
-	    !((strncmp(url, "https://", 8) == 0 && url[8]) ||
-	    (strncmp(url, "http://", 7) == 0 && url[7])))) {
+	            !((strncmp(url, "https://", 8) == 0 && url[8]) ||
+	              (strncmp(url, "http://", 7) == 0 && url[7])))) {
 		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "base_url"),
-		    "environments.%s.base_url: expected an http:// or https:// URL", name);
+		              "environments.%s.base_url: expected an http:// or https:// URL",
+		              name);
 		return;
 	}
 	env->base_url = url ? keep(l, url) : NULL;
@@ -151,8 +154,9 @@ parse_upstream_limit(struct cload *l, struct fy_node *n)
 {
 	struct sg_limit lim;
 	long long burst = 0;
-	if (sg_yaml_check_keys(l->d, l->file, n, "upstream_limit", limit_keys,
-	    COUNT(limit_keys)) != 0 && !fy_node_is_mapping(n))
+	if (sg_yaml_check_keys(l->d, l->file, n, "upstream_limit", limit_keys, COUNT(limit_keys)) !=
+	        0 &&
+	    !fy_node_is_mapping(n))
 		return;
 	const char *rate = get_str(l, n, "rate", "upstream_limit: ", "50/s");
 	struct fy_node *b = sg_yaml_get(n, "burst");
@@ -161,13 +165,14 @@ parse_upstream_limit(struct cload *l, struct fy_node *n)
 	if (rate == NULL)
 		return;
 	if (sg_limit_parse(rate, (uint32_t)burst, &lim) != 0) {
-		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "rate"),
+		sg_yaml_error(
+		    l->d, l->file, sg_yaml_get(n, "rate"),
 		    "upstream_limit.rate: expected calls per period such as 50/s, 100/m, 10/h "
-		    "or 5000/d (up to 1000000, 3 decimals), got \"%.40s\"", rate);
+		    "or 5000/d (up to 1000000, 3 decimals), got \"%.40s\"",
+		    rate);
 		return;
 	}
-	l->c->upstream_rate = lim.rate / lim.period_s;
-	l->c->upstream_burst = lim.gcra.burst;
+	l->c->upstream_limit = lim;
 }
 
 static void
@@ -177,31 +182,36 @@ parse_header(struct cload *l, struct fy_node *root)
 	const char *kind = get_str(l, root, "kind", "", "connector");
 	if (kind && strcmp(kind, "connector") != 0)
 		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "kind"),
-		    "kind: expected \"connector\", got \"%.40s\"", kind);
+		              "kind: expected \"connector\", got \"%.40s\"", kind);
 	const char *name = get_str(l, root, "name", "", "NAME");
 	if (name && !valid_name(name, "_-"))
-		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "name"),
+		sg_yaml_error(
+		    l->d, l->file, sg_yaml_get(root, "name"),
 		    "name: use 1 to 64 lowercase letters, digits, '_' or '-', starting with a "
-		    "letter, got \"%.64s\"", name);
+		    "letter, got \"%.64s\"",
+		    name);
 	const char *version = get_str(l, root, "version", "", "1.0.0");
 	if (version && !valid_semver(version))
 		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "version"),
-		    "version: expected MAJOR.MINOR.PATCH such as 1.0.0, got \"%.40s\"", version);
+		              "version: expected MAJOR.MINOR.PATCH such as 1.0.0, got \"%.40s\"",
+		              version);
 	const char *desc = get_str(l, root, "description", "", "one line on what it is for");
 	const char *auth = get_str(l, root, "auth", "", NULL);
 	if (auth && !one_of(auth, auths, COUNT(auths)))
 		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "auth"),
-		    "auth: expected none, bearer, api_key or basic, got \"%.40s\"", auth);
+		              "auth: expected none, bearer, api_key or basic, got \"%.40s\"", auth);
 	c->name = keep(l, name);
 	c->version = keep(l, version);
 	c->description = keep(l, desc);
 	c->auth = keep(l, auth ? auth : "none");
 	struct fy_node *envs = sg_yaml_get(root, "environments");
 	if (envs == NULL)
-		sg_yaml_error(l->d, l->file, root, "missing key \"environments\": add sandbox: "
+		sg_yaml_error(
+		    l->d, l->file, root,
+		    "missing key \"environments\": add sandbox: "
 		    "{ simulator: true } and live: { base_url: \"https://...\" } under it");
 	else if (sg_yaml_check_keys(l->d, l->file, envs, "environments",
-	    (const char *const[]){"sandbox", "live"}, 2) == 0) {
+	                            (const char *const[]){"sandbox", "live"}, 2) == 0) {
 		parse_env(l, envs, "sandbox", &c->sandbox);
 		parse_env(l, envs, "live", &c->live);
 	}
@@ -247,8 +257,8 @@ compile_schema(struct cload *l, struct fy_node *n, const char *op, const char *w
 	struct sg_schema *s = sg_schema_compile(j, &err);
 	if (s == NULL)
 		sg_yaml_error(l->d, l->file, node_at_pointer(n, err.pointer),
-		    "operation \"%s\": %s schema%s%s: %s", op, which, err.pointer[0] ? " " : "",
-		    err.pointer, err.message);
+		              "operation \"%s\": %s schema%s%s: %s", op, which,
+		              err.pointer[0] ? " " : "", err.pointer, err.message);
 	json_decref(j);
 	return s;
 }
@@ -266,18 +276,22 @@ check_path(struct cload *l, struct fy_node *pn, const char *path, const struct s
 		size_t n = end ? (size_t)(end - p) : 0;
 		bool listed = false;
 		if (n == 0 || n > NAME_MAX_LEN) {
-			sg_yaml_error(l->d, l->file, pn, "operation \"%s\": path: each '{' needs "
-			    "a parameter name and a closing '}'", op->name);
+			sg_yaml_error(l->d, l->file, pn,
+			              "operation \"%s\": path: each '{' needs "
+			              "a parameter name and a closing '}'",
+			              op->name);
 			return;
 		}
 		memcpy(name, p, n);
 		name[n] = '\0';
 		for (size_t i = 0; i < json_array_size(req); i++)
 			listed |= json_is_string(json_array_get(req, i)) &&
-			    strcmp(json_string_value(json_array_get(req, i)), name) == 0;
+			          strcmp(json_string_value(json_array_get(req, i)), name) == 0;
 		if (!listed || json_object_get(props, name) == NULL)
-			sg_yaml_error(l->d, l->file, pn, "operation \"%s\": path parameter {%s} "
-			    "must be an input property listed in input.required", op->name, name);
+			sg_yaml_error(l->d, l->file, pn,
+			              "operation \"%s\": path parameter {%s} "
+			              "must be an input property listed in input.required",
+			              op->name, name);
 		p = end + 1;
 	}
 }
@@ -292,15 +306,21 @@ parse_op_scalars(struct cload *l, struct fy_node *n, struct sg_operation *op)
 	const char *path = get_str(l, n, "path", what, "/resource");
 	const char *domain = get_str(l, n, "data_domain", what, "pii");
 	if (method && !one_of(method, methods, COUNT(methods)))
-		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "method"), "%smethod: expected GET, "
-		    "POST, PUT, PATCH or DELETE, got \"%.40s\"", what, method);
+		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "method"),
+		              "%smethod: expected GET, "
+		              "POST, PUT, PATCH or DELETE, got \"%.40s\"",
+		              what, method);
 	if (path && (path[0] != '/' || strlen(path) > PATH_MAX_LEN || strpbrk(path, " \t\r\n?#")))
-		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "path"), "%spath: expected a path "
-		    "starting with '/', without spaces, '?' or '#', got \"%.60s\"", what, path);
+		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "path"),
+		              "%spath: expected a path "
+		              "starting with '/', without spaces, '?' or '#', got \"%.60s\"",
+		              what, path);
 	if (domain && (domain[0] == '\0' || strlen(domain) > NAME_MAX_LEN ||
-	    strspn(domain, "abcdefghijklmnopqrstuvwxyz_") != strlen(domain)))
-		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "data_domain"), "%sdata_domain: use "
-		    "lowercase letters and '_', such as pii or public, got \"%.40s\"", what, domain);
+	               strspn(domain, "abcdefghijklmnopqrstuvwxyz_") != strlen(domain)))
+		sg_yaml_error(l->d, l->file, sg_yaml_get(n, "data_domain"),
+		              "%sdata_domain: use "
+		              "lowercase letters and '_', such as pii or public, got \"%.40s\"",
+		              what, domain);
 	op->description = keep(l, desc);
 	op->method = keep(l, method);
 	op->path = keep(l, path);
@@ -318,7 +338,7 @@ parse_op_scalars(struct cload *l, struct fy_node *n, struct sg_operation *op)
 	op->weight = (uint32_t)w;
 	/* GET, PUT and DELETE are idempotent in HTTP; anything else must say so. */
 	op->idempotent = method && (strcmp(method, "GET") == 0 || strcmp(method, "PUT") == 0 ||
-	    strcmp(method, "DELETE") == 0);
+	                            strcmp(method, "DELETE") == 0);
 	snprintf(what, sizeof(what), "operation \"%.64s\": idempotent", op->name);
 	if ((v = sg_yaml_get(n, "idempotent")))
 		sg_yaml_bool(l->d, l->file, v, what, &op->idempotent);
@@ -330,9 +350,11 @@ check_input_is_object(struct cload *l, struct fy_node *n, const struct sg_operat
 	const json_t *type = json_object_get(sg_schema_json(op->input), "type");
 	if (json_is_string(type) && strcmp(json_string_value(type), "object") == 0)
 		return;
-	sg_yaml_error(l->d, l->file, sg_yaml_get(n, "type") ? sg_yaml_get(n, "type") : n,
+	sg_yaml_error(
+	    l->d, l->file, sg_yaml_get(n, "type") ? sg_yaml_get(n, "type") : n,
 	    "operation \"%s\": input schema must have type: object (a call's input is a JSON "
-	    "object)", op->name);
+	    "object)",
+	    op->name);
 }
 
 static void
@@ -341,17 +363,20 @@ check_examples(struct cload *l, struct fy_node *n, struct sg_operation *op)
 	struct sg_schema_error err[4];
 	size_t n_err = 0;
 	if (!fy_node_is_sequence(n)) {
-		sg_yaml_error(l->d, l->file, n, "operation \"%s\": examples: expected a list of "
-		    "example outputs", op->name);
+		sg_yaml_error(l->d, l->file, n,
+		              "operation \"%s\": examples: expected a list of "
+		              "example outputs",
+		              op->name);
 		return;
 	}
 	op->examples = sg_yaml_to_json(l->file, n, l->d);
 	for (size_t i = 0; i < json_array_size(op->examples); i++) {
 		if (sg_schema_validate(op->output, json_array_get(op->examples, i), err, 4,
-		    &n_err) == 0)
+		                       &n_err) == 0)
 			continue;
 		struct fy_node *ex = fy_node_sequence_get_by_index(n, (int)i);
-		sg_yaml_error(l->d, l->file, node_at_pointer(ex, err[0].pointer),
+		sg_yaml_error(
+		    l->d, l->file, node_at_pointer(ex, err[0].pointer),
 		    "operation \"%s\": example %zu does not match the output schema: %s%s%s",
 		    op->name, i, err[0].pointer, err[0].pointer[0] ? ": " : "", err[0].message);
 	}
@@ -369,13 +394,17 @@ check_simulator(struct cload *l, struct fy_node *n, const struct sg_operation *o
 	snprintf(salt, sizeof(salt), "%s.%s", l->c->name, op->name);
 	json_t *out = sg_sim_generate(op->output, op->examples, NULL, l->seed, salt);
 	if (out == NULL)
-		sg_yaml_error(l->d, l->file, n, "operation \"%s\": the simulator cannot produce "
+		sg_yaml_error(
+		    l->d, l->file, n,
+		    "operation \"%s\": the simulator cannot produce "
 		    "output for this schema (a pattern needs an example): add an example under "
-		    "examples:", op->name);
+		    "examples:",
+		    op->name);
 	else if (sg_schema_validate(op->output, out, &err, 1, &n_err) != 0)
-		sg_yaml_error(l->d, l->file, n, "operation \"%s\": the simulator's output does not "
-		    "match the output schema (%s: %s): add an example under examples:", op->name,
-		    err.pointer, err.message);
+		sg_yaml_error(l->d, l->file, n,
+		              "operation \"%s\": the simulator's output does not "
+		              "match the output schema (%s: %s): add an example under examples:",
+		              op->name, err.pointer, err.message);
 	json_decref(out);
 }
 
@@ -387,8 +416,10 @@ parse_op(struct cload *l, struct fy_node *key, struct fy_node *n, struct sg_oper
 	if (op->name == NULL)
 		return;
 	if (name && !valid_name(name, "_"))
-		sg_yaml_error(l->d, l->file, key, "operation name: use 1 to 64 lowercase letters, "
-		    "digits or '_', starting with a letter, got \"%.64s\"", name);
+		sg_yaml_error(l->d, l->file, key,
+		              "operation name: use 1 to 64 lowercase letters, "
+		              "digits or '_', starting with a letter, got \"%.64s\"",
+		              name);
 	char what[128];
 	snprintf(what, sizeof(what), "operation \"%.64s\"", op->name);
 	if (sg_yaml_check_keys(l->d, l->file, n, what, op_keys, COUNT(op_keys)) != 0 &&
@@ -397,8 +428,8 @@ parse_op(struct cload *l, struct fy_node *key, struct fy_node *n, struct sg_oper
 	parse_op_scalars(l, n, op);
 	struct fy_node *in = sg_yaml_get(n, "input"), *out = sg_yaml_get(n, "output");
 	if (in == NULL || out == NULL)
-		sg_yaml_error(l->d, l->file, key, "%s: missing key \"%s\": add a JSON Schema",
-		    what, in == NULL ? "input" : "output");
+		sg_yaml_error(l->d, l->file, key, "%s: missing key \"%s\": add a JSON Schema", what,
+		              in == NULL ? "input" : "output");
 	op->input = in ? compile_schema(l, in, op->name, "input") : NULL;
 	op->output = out ? compile_schema(l, out, op->name, "output") : NULL;
 	if (op->input) {
@@ -420,7 +451,7 @@ static int
 op_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct sg_operation *)a)->name,
-	    ((const struct sg_operation *)b)->name);
+	              ((const struct sg_operation *)b)->name);
 }
 
 static void
@@ -428,13 +459,15 @@ parse_operations(struct cload *l, struct fy_node *root)
 {
 	struct fy_node *ops = sg_yaml_get(root, "operations");
 	if (ops == NULL) {
-		sg_yaml_error(l->d, l->file, root,
+		sg_yaml_error(
+		    l->d, l->file, root,
 		    "missing key \"operations\": a connector needs at least one operation");
 		return;
 	}
 	if (!fy_node_is_mapping(ops) || fy_node_mapping_item_count(ops) < 1) {
-		sg_yaml_error(l->d, l->file, ops, "operations: expected a mapping of operation "
-		    "names to definitions, with at least one operation");
+		sg_yaml_error(l->d, l->file, ops,
+		              "operations: expected a mapping of operation "
+		              "names to definitions, with at least one operation");
 		return;
 	}
 	size_t n = (size_t)fy_node_mapping_item_count(ops);
@@ -454,7 +487,7 @@ parse_operations(struct cload *l, struct fy_node *root)
 
 struct sg_connector *
 sg_connector_parse(const char *file, const char *text, size_t len, uint64_t sim_seed,
-    struct sg_diags *d)
+                   struct sg_diags *d)
 {
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
@@ -465,8 +498,8 @@ sg_connector_parse(const char *file, const char *text, size_t len, uint64_t sim_
 	struct fy_node *root = fy_document_root(doc);
 	if (c == NULL) {
 		sg_diags_add(d, file, 0, 0, "out of memory");
-	} else if (sg_yaml_check_keys(d, file, root, "connector", top_keys,
-	    COUNT(top_keys)) == 0 || fy_node_is_mapping(root)) {
+	} else if (sg_yaml_check_keys(d, file, root, "connector", top_keys, COUNT(top_keys)) == 0 ||
+	           fy_node_is_mapping(root)) {
 		parse_header(&l, root);
 		parse_operations(&l, root);
 	}

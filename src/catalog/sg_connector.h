@@ -11,10 +11,11 @@
 #include <stdint.h>
 
 #include "core/sg_diag.h"
+#include "policy/sg_limit.h"
 #include "schema/sg_schema.h"
 
 struct sg_operation {
-	char *name;        /* "create_contact": [a-z][a-z0-9_]{0,63} */
+	char *name; /* "create_contact": [a-z][a-z0-9_]{0,63} */
 	char *description;
 	char *method;      /* GET, POST, PUT, PATCH, DELETE */
 	char *path;        /* upstream path template, "/contacts/{id}" */
@@ -24,28 +25,28 @@ struct sg_operation {
 	bool idempotent;
 	struct sg_schema *input;
 	struct sg_schema *output;
-	json_t *examples;  /* array of example outputs, or NULL */
-	size_t index;      /* position in the catalog's flat operation list */
+	json_t *examples; /* array of example outputs, or NULL */
+	size_t index;     /* position in the catalog's flat operation list */
 };
 
 struct sg_environment {
-	bool simulator;  /* served by the built-in simulator */
-	char *base_url;  /* upstream base URL, or NULL */
+	bool simulator; /* served by the built-in simulator */
+	char *base_url; /* upstream base URL, or NULL */
 };
 
 struct sg_connector {
-	char *name;      /* "crm": [a-z][a-z0-9_-]{0,63} */
-	char *version;   /* semantic version "1.2.0" */
+	char *name;    /* "crm": [a-z][a-z0-9_-]{0,63} */
+	char *version; /* semantic version "1.2.0" */
 	char *description;
-	char *auth;      /* none | bearer | api_key | basic */
+	char *auth; /* none | bearer | api_key | basic */
 	struct sg_environment sandbox;
 	struct sg_environment live;
-	double upstream_rate;    /* the upstream's own limit, calls per second; 0 = none */
-	uint32_t upstream_burst;
+	/* The upstream's own limit, shared by every live caller; emission_ns 0 = none. */
+	struct sg_limit upstream_limit;
 	struct sg_operation *ops; /* sorted by name */
 	size_t n_ops;
-	size_t index;    /* position in the catalog */
-	char *source;    /* YAML text as applied, for storage */
+	size_t index; /* position in the catalog */
+	char *source; /* YAML text as applied, for storage */
 };
 
 /*
@@ -55,7 +56,7 @@ struct sg_connector {
  * of each operation, which must satisfy the output schema.
  */
 struct sg_connector *sg_connector_parse(const char *file, const char *text, size_t len,
-    uint64_t sim_seed, struct sg_diags *d);
+                                        uint64_t sim_seed, struct sg_diags *d);
 void sg_connector_free(struct sg_connector *c);
 
 /* Binary search by name; NULL when absent. */

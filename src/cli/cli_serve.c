@@ -34,30 +34,42 @@ static int
 parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"listen", required_argument, NULL, 'l'},
-		{"data-dir", required_argument, NULL, 'd'},
-		{"threads", required_argument, NULL, 't'},
-		{"demo", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"demo", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 	char *end;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': o->config = optarg; break;
-		case 'l': o->listen = optarg; break;
-		case 'd': o->data_dir = optarg; break;
-		case 'D': o->demo = true; break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'd':
+			o->data_dir = optarg;
+			break;
+		case 'D':
+			o->demo = true;
+			break;
 		case 't':
 			o->threads = (int)strtol(optarg, &end, 10);
 			if (*end || o->threads < 1 || o->threads > 64)
 				return sg_cli_fail("--threads must be a number from 1 to 64"), -1;
 			break;
-		case 'h': fputs(serve_help, stdout); exit(0);
-		default: fputs(serve_help, stderr); return -1;
+		case 'h':
+			fputs(serve_help, stdout);
+			exit(0);
+		default:
+			fputs(serve_help, stderr);
+			return -1;
 		}
 	}
 	if (optind != argc) {
@@ -142,11 +154,12 @@ prepare_store(struct serve_state *st, const struct serve_opts *o)
 		return -1;
 	if (o->demo && store_is_empty(st->store))
 		return sg_cli_demo_bootstrap(st->store, st->gw.server_secret, cfg->listen_host,
-		    cfg->listen_port, cfg->simulator_seed);
+		                             cfg->listen_port, cfg->simulator_seed);
 	if (o->demo)
-		fprintf(stderr, "sandgate: %s already holds definitions; the demo content was not "
-				"applied again (create keys with 'sandgate keys create')\n",
-		    cfg->data_dir);
+		fprintf(stderr,
+		        "sandgate: %s already holds definitions; the demo content was not "
+		        "applied again (create keys with 'sandgate keys create')\n",
+		        cfg->data_dir);
 	return 0;
 }
 
@@ -157,10 +170,11 @@ start(struct serve_state *st)
 	struct sg_config *cfg = &st->cfg;
 	st->gw.config = cfg;
 	if (sg_server_reload(&st->gw, st->store, 0) != 0)
-		return sg_cli_fail("the stored definitions do not load (see the log above); fix them "
-				   "with 'sandgate apply'"), -1;
-	st->gw.rates = sg_ratetable_new(cfg->throttle_cells);
-	if (st->gw.rates == NULL)
+		return sg_cli_fail(
+		           "the stored definitions do not load (see the log above); fix them "
+		           "with 'sandgate apply'"),
+		       -1;
+	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
 	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
 	if (st->gw.recorder == NULL)
@@ -176,7 +190,7 @@ teardown(struct serve_state *st)
 {
 	sg_server_free(st->server);
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
-	sg_ratetable_free(st->gw.rates);
+	sg_limiter_fini(&st->gw.limiter);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {
@@ -201,9 +215,11 @@ sg_cli_serve(int argc, char **argv)
 	if (sg_keys_init() != 0)
 		return sg_cli_fail("cannot initialise libsodium");
 	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {
-		sg_log(SG_LOG_INFO, json_pack("{s:s, s:i, s:i, s:s}", "host", st.cfg.listen_host,
-		    "port", st.cfg.listen_port, "threads", st.cfg.threads, "data_dir",
-		    st.cfg.data_dir), "listening on %s:%u", st.cfg.listen_host, st.cfg.listen_port);
+		sg_log(SG_LOG_INFO,
+		       json_pack("{s:s, s:i, s:i, s:s}", "host", st.cfg.listen_host, "port",
+		                 st.cfg.listen_port, "threads", st.cfg.threads, "data_dir",
+		                 st.cfg.data_dir),
+		       "listening on %s:%u", st.cfg.listen_host, st.cfg.listen_port);
 		rc = sg_server_run(st.server, st.store) == 0 ? 0 : 1;
 		sg_log(SG_LOG_INFO, NULL, "stopped");
 	}

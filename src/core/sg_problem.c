@@ -7,116 +7,130 @@
 #define IANA_TYPE "https://iana.org/assignments/http-problem-types#"
 
 static const struct sg_problem_def defs[SG_P_COUNT] = {
-	[SG_P_KEY_MISSING] = {"key_missing", 401, "API key required", TYPE_BASE "key-missing",
-	    "Send your API key in the Authorization header as 'Bearer sgk_...'. "
-	    "If you do not have a key, ask your platform admin for one.",
-	    SG_DEC_UNAUTHENTICATED},
-	[SG_P_KEY_MALFORMED] = {"key_malformed", 401, "API key is not valid", TYPE_BASE "key-malformed",
-	    "Check that you copied the whole key, starting with 'sgk_', with nothing added. "
-	    "Send it as 'Authorization: Bearer sgk_...'.",
-	    SG_DEC_UNAUTHENTICATED},
-	[SG_P_KEY_UNKNOWN] = {"key_unknown", 401, "API key is not recognised", TYPE_BASE "key-unknown",
-	    "This key does not exist on this gateway. Check that you copied it exactly, "
-	    "or ask your platform admin for a new key.",
-	    SG_DEC_UNAUTHENTICATED},
-	[SG_P_KEY_EXPIRED] = {"key_expired", 401, "API key has expired", TYPE_BASE "key-expired",
-	    "Your key reached the end of its lifetime. Ask your platform admin for a new key, "
-	    "then retry with it.",
-	    SG_DEC_UNAUTHENTICATED},
-	[SG_P_KEY_REVOKED] = {"key_revoked", 401, "API key was revoked", TYPE_BASE "key-revoked",
-	    "An admin switched this key off. Ask your platform admin for a new key; "
-	    "do not keep retrying with this one.",
-	    SG_DEC_UNAUTHENTICATED},
-	[SG_P_ROLE_UNKNOWN] = {"role_unknown", 403, "Your role has no policy", TYPE_BASE "role-unknown",
-	    "Your key names a role that the current policy does not define. "
-	    "Ask your platform admin to add the role to the policy or to issue a key with "
-	    "another role.",
-	    SG_DEC_DENIED},
-	[SG_P_MODE_NOT_ALLOWED] = {"mode_not_allowed", 403, "Your role may not use this mode",
-	    TYPE_BASE "mode-not-allowed",
-	    "Your role is not allowed to make calls in this mode. Use a sandbox key to "
-	    "experiment, or ask your platform admin for access.",
-	    SG_DEC_DENIED},
-	[SG_P_OPERATION_NOT_ALLOWED] = {"operation_not_allowed", 403,
-	    "Your role may not call this operation", TYPE_BASE "operation-not-allowed",
-	    "GET /v1/catalog lists what you may call. If you need this operation, ask your "
-	    "platform admin to allow it for your role.",
-	    SG_DEC_DENIED},
-	[SG_P_CONNECTOR_NOT_FOUND] = {"connector_not_found", 404, "No such connector",
-	    TYPE_BASE "connector-not-found",
-	    "Check the connector name in the URL. GET /v1/catalog lists the connectors you may "
-	    "use.",
-	    SG_DEC_NOT_FOUND},
-	[SG_P_OPERATION_NOT_FOUND] = {"operation_not_found", 404, "No such operation",
-	    TYPE_BASE "operation-not-found",
-	    "Check the operation name in the URL. GET /v1/catalog lists each connector's "
-	    "operations.",
-	    SG_DEC_NOT_FOUND},
-	[SG_P_ROUTE_NOT_FOUND] = {"route_not_found", 404, "Nothing here", TYPE_BASE "route-not-found",
-	    "Connector calls are POST /v1/connectors/{connector}/{operation}. "
-	    "GET /v1/catalog lists what you may call.",
-	    SG_DEC_NOT_FOUND},
-	[SG_P_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405, "Method not allowed here",
-	    TYPE_BASE "method-not-allowed",
-	    "Use the method named in the Allow header. Connector calls are always POST.",
-	    SG_DEC_INVALID},
-	[SG_P_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415, "Body must be JSON",
-	    TYPE_BASE "unsupported-media-type",
-	    "Send the body as JSON with the header 'Content-Type: application/json'.",
-	    SG_DEC_INVALID},
-	[SG_P_MALFORMED_JSON] = {"malformed_json", 400, "Body is not valid JSON",
-	    TYPE_BASE "malformed-json",
-	    "Fix the JSON at the position given in the detail. A JSON checker or your "
-	    "tool's JSON view shows the exact spot.",
-	    SG_DEC_INVALID},
-	[SG_P_BODY_TOO_LARGE] = {"body_too_large", 413, "Body is too large", TYPE_BASE "body-too-large",
-	    "Send a smaller body. Split large batches into several calls.", SG_DEC_INVALID},
-	[SG_P_NESTED_TOO_DEEPLY] = {"nested_too_deeply", 400, "Body is nested too deeply",
-	    TYPE_BASE "nested-too-deeply",
-	    "Flatten the JSON: objects and arrays inside each other may go only a limited number "
-	    "of levels deep.",
-	    SG_DEC_INVALID},
-	[SG_P_INVALID_INPUT] = {"invalid_input", 400, "Input does not match the operation",
-	    TYPE_BASE "invalid-input",
-	    "Fix the fields listed in 'errors' (each 'pointer' shows where). "
-	    "GET /v1/catalog shows each operation's input schema.",
-	    SG_DEC_INVALID},
-	[SG_P_RATE_LIMITED] = {"rate_limited", 429, "Too many requests", IANA_TYPE "quota-exceeded",
-	    "Wait for the number of seconds in the Retry-After header, then try again. "
-	    "GET /v1/me/usage shows your limits.",
-	    SG_DEC_THROTTLED},
-	[SG_P_CAPACITY] = {"capacity", 503, "The gateway is at capacity",
-	    IANA_TYPE "temporary-reduced-capacity",
-	    "The gateway is protecting itself from overload. Wait for the number of seconds in "
-	    "the Retry-After header, then try again.",
-	    SG_DEC_THROTTLED},
-	[SG_P_LIVE_UNAVAILABLE] = {"live_unavailable", 501, "Live calls are not available here",
-	    TYPE_BASE "live-unavailable",
-	    "This gateway serves this connector from its simulator only. Use a sandbox key, or "
-	    "ask your platform admin when live calls will be enabled.",
-	    SG_DEC_ERROR},
-	[SG_P_SIMULATOR_FAILED] = {"simulator_failed", 500, "The simulator could not answer",
-	    TYPE_BASE "simulator-failed",
-	    "This is a problem with the connector definition, not with your call. Tell your "
-	    "platform admin and include the trace_id.",
-	    SG_DEC_ERROR},
-	[SG_P_NOT_READY] = {"not_ready", 503, "The gateway is not ready", TYPE_BASE "not-ready",
-	    "The gateway is starting or reloading. Try again in a few seconds.", SG_DEC_ERROR},
-	[SG_P_INTERNAL] = {"internal", 500, "Something went wrong inside the gateway",
-	    TYPE_BASE "internal",
-	    "Try again. If it keeps happening, tell your platform admin and include the "
-	    "trace_id.",
-	    SG_DEC_ERROR},
+    [SG_P_KEY_MISSING] = {"key_missing", 401, "API key required", TYPE_BASE "key-missing",
+                          "Send your API key in the Authorization header as 'Bearer sgk_...'. "
+                          "If you do not have a key, ask your platform admin for one.",
+                          SG_DEC_UNAUTHENTICATED},
+    [SG_P_KEY_MALFORMED] =
+        {"key_malformed", 401, "API key is not valid", TYPE_BASE "key-malformed",
+         "Check that you copied the whole key, starting with 'sgk_', with nothing added. "
+         "Send it as 'Authorization: Bearer sgk_...'.",
+         SG_DEC_UNAUTHENTICATED},
+    [SG_P_KEY_UNKNOWN] =
+        {"key_unknown", 401, "API key is not recognised", TYPE_BASE "key-unknown",
+         "This key does not exist on this gateway. Check that you copied it exactly, "
+         "or ask your platform admin for a new key.",
+         SG_DEC_UNAUTHENTICATED},
+    [SG_P_KEY_EXPIRED] =
+        {"key_expired", 401, "API key has expired", TYPE_BASE "key-expired",
+         "Your key reached the end of its lifetime. Ask your platform admin for a new key, "
+         "then retry with it.",
+         SG_DEC_UNAUTHENTICATED},
+    [SG_P_KEY_REVOKED] = {"key_revoked", 401, "API key was revoked", TYPE_BASE "key-revoked",
+                          "An admin switched this key off. Ask your platform admin for a new key; "
+                          "do not keep retrying with this one.",
+                          SG_DEC_UNAUTHENTICATED},
+    [SG_P_ROLE_UNKNOWN] =
+        {"role_unknown", 403, "Your role has no policy", TYPE_BASE "role-unknown",
+         "Your key names a role that the current policy does not define. "
+         "Ask your platform admin to add the role to the policy or to issue a key with "
+         "another role.",
+         SG_DEC_DENIED},
+    [SG_P_MODE_NOT_ALLOWED] =
+        {"mode_not_allowed", 403, "Your role may not use this mode", TYPE_BASE "mode-not-allowed",
+         "Your role is not allowed to make calls in this mode. Use a sandbox key to "
+         "experiment, or ask your platform admin for access.",
+         SG_DEC_DENIED},
+    [SG_P_OPERATION_NOT_ALLOWED] =
+        {"operation_not_allowed", 403, "Your role may not call this operation",
+         TYPE_BASE "operation-not-allowed",
+         "GET /v1/catalog lists what you may call. If you need this operation, ask your "
+         "platform admin to allow it for your role.",
+         SG_DEC_DENIED},
+    [SG_P_CONNECTOR_NOT_FOUND] =
+        {"connector_not_found", 404, "No such connector", TYPE_BASE "connector-not-found",
+         "Check the connector name in the URL. GET /v1/catalog lists the connectors you may "
+         "use.",
+         SG_DEC_NOT_FOUND},
+    [SG_P_OPERATION_NOT_FOUND] =
+        {"operation_not_found", 404, "No such operation", TYPE_BASE "operation-not-found",
+         "Check the operation name in the URL. GET /v1/catalog lists each connector's "
+         "operations.",
+         SG_DEC_NOT_FOUND},
+    [SG_P_ROUTE_NOT_FOUND] = {"route_not_found", 404, "Nothing here", TYPE_BASE "route-not-found",
+                              "Connector calls are POST /v1/connectors/{connector}/{operation}. "
+                              "GET /v1/catalog lists what you may call.",
+                              SG_DEC_NOT_FOUND},
+    [SG_P_METHOD_NOT_ALLOWED] =
+        {"method_not_allowed", 405, "Method not allowed here", TYPE_BASE "method-not-allowed",
+         "Use the method named in the Allow header. Connector calls are always POST.",
+         SG_DEC_INVALID},
+    [SG_P_UNSUPPORTED_MEDIA_TYPE] =
+        {"unsupported_media_type", 415, "Body must be JSON", TYPE_BASE "unsupported-media-type",
+         "Send the body as JSON with the header 'Content-Type: application/json'.", SG_DEC_INVALID},
+    [SG_P_MALFORMED_JSON] =
+        {"malformed_json", 400, "Body is not valid JSON", TYPE_BASE "malformed-json",
+         "Fix the JSON at the position given in the detail. A JSON checker or your "
+         "tool's JSON view shows the exact spot.",
+         SG_DEC_INVALID},
+    [SG_P_BODY_TOO_LARGE] = {"body_too_large", 413, "Body is too large", TYPE_BASE "body-too-large",
+                             "Send a smaller body. Split large batches into several calls.",
+                             SG_DEC_INVALID},
+    [SG_P_NESTED_TOO_DEEPLY] =
+        {"nested_too_deeply", 400, "Body is nested too deeply", TYPE_BASE "nested-too-deeply",
+         "Flatten the JSON: objects and arrays inside each other may go only a limited number "
+         "of levels deep.",
+         SG_DEC_INVALID},
+    [SG_P_INVALID_INPUT] = {"invalid_input", 400, "Input does not match the operation",
+                            TYPE_BASE "invalid-input",
+                            "Fix the fields listed in 'errors' (each 'pointer' shows where). "
+                            "GET /v1/catalog shows each operation's input schema.",
+                            SG_DEC_INVALID},
+    [SG_P_RATE_LIMITED] =
+        {"rate_limited", 429, "Too many requests", IANA_TYPE "quota-exceeded",
+         "Wait for the number of seconds in the Retry-After header, then try again. "
+         "GET /v1/me/usage shows your limits.",
+         SG_DEC_THROTTLED},
+    [SG_P_CONCURRENCY_LIMITED] =
+        {"concurrency_limited", 429, "Too many calls at once", IANA_TYPE "quota-exceeded",
+         "Wait for some of your calls in progress to finish, then try again; send calls one "
+         "after another rather than all at once. GET /v1/me/usage shows your limits.",
+         SG_DEC_THROTTLED},
+    [SG_P_PRIORITY_INVALID] =
+        {"priority_invalid", 400, "Sandgate-Priority is not valid", TYPE_BASE "priority-invalid",
+         "Send Sandgate-Priority: critical, normal or background, or leave the header out "
+         "to use your role's default.",
+         SG_DEC_INVALID},
+    [SG_P_CAPACITY] =
+        {"capacity", 503, "The gateway is at capacity", IANA_TYPE "temporary-reduced-capacity",
+         "The gateway is protecting itself from overload. Wait for the number of seconds in "
+         "the Retry-After header, then try again.",
+         SG_DEC_THROTTLED},
+    [SG_P_LIVE_UNAVAILABLE] =
+        {"live_unavailable", 501, "Live calls are not available here", TYPE_BASE "live-unavailable",
+         "This gateway serves this connector from its simulator only. Use a sandbox key, or "
+         "ask your platform admin when live calls will be enabled.",
+         SG_DEC_ERROR},
+    [SG_P_SIMULATOR_FAILED] =
+        {"simulator_failed", 500, "The simulator could not answer", TYPE_BASE "simulator-failed",
+         "This is a problem with the connector definition, not with your call. Tell your "
+         "platform admin and include the trace_id.",
+         SG_DEC_ERROR},
+    [SG_P_NOT_READY] = {"not_ready", 503, "The gateway is not ready", TYPE_BASE "not-ready",
+                        "The gateway is starting or reloading. Try again in a few seconds.",
+                        SG_DEC_ERROR},
+    [SG_P_INTERNAL] = {"internal", 500, "Something went wrong inside the gateway",
+                       TYPE_BASE "internal",
+                       "Try again. If it keeps happening, tell your platform admin and include the "
+                       "trace_id.",
+                       SG_DEC_ERROR},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {
-	[SG_DEC_ALLOWED] = "allowed",
-	[SG_DEC_UNAUTHENTICATED] = "unauthenticated",
-	[SG_DEC_DENIED] = "denied",
-	[SG_DEC_NOT_FOUND] = "not_found",
-	[SG_DEC_INVALID] = "invalid",
-	[SG_DEC_THROTTLED] = "throttled",
-	[SG_DEC_ERROR] = "error",
+    [SG_DEC_ALLOWED] = "allowed", [SG_DEC_UNAUTHENTICATED] = "unauthenticated",
+    [SG_DEC_DENIED] = "denied",   [SG_DEC_NOT_FOUND] = "not_found",
+    [SG_DEC_INVALID] = "invalid", [SG_DEC_THROTTLED] = "throttled",
+    [SG_DEC_ERROR] = "error",
 };
 
 const struct sg_problem_def *
@@ -165,11 +179,12 @@ safe_string(const char *in)
 
 json_t *
 sg_problem_body(const struct sg_problem_def *def, const char *detail, const char *trace_id,
-    const char *instance, json_t *ext)
+                const char *instance, json_t *ext)
 {
-	json_t *o = json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "type", def->type, "title",
-	    def->title, "status", def->status, "detail", safe_string(detail ? detail : def->title),
-	    "code", def->code, "remediation", def->remediation);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "type", def->type, "title", def->title,
+	              "status", def->status, "detail", safe_string(detail ? detail : def->title),
+	              "code", def->code, "remediation", def->remediation);
 	if (o == NULL) {
 		json_decref(ext);
 		return NULL;

@@ -28,6 +28,8 @@ enum sg_problem_code {
 	SG_P_NESTED_TOO_DEEPLY,
 	SG_P_INVALID_INPUT,
 	SG_P_RATE_LIMITED,
+	SG_P_CONCURRENCY_LIMITED,
+	SG_P_PRIORITY_INVALID,
 	SG_P_CAPACITY,
 	SG_P_LIVE_UNAVAILABLE,
 	SG_P_SIMULATOR_FAILED,
@@ -49,7 +51,7 @@ enum sg_decision_kind {
 };
 
 struct sg_problem_def {
-	const char *code;        /* stable machine code, "key_expired" */
+	const char *code; /* stable machine code, "key_expired" */
 	int status;
 	const char *title;
 	const char *type;        /* URI */
@@ -66,8 +68,8 @@ const char *sg_decision_name(enum sg_decision_kind d);
  * `ext` (may be NULL) is an object whose members are merged in; the
  * reference is stolen.  Returns a new reference.
  */
-json_t *sg_problem_body(const struct sg_problem_def *def, const char *detail,
-    const char *trace_id, const char *instance, json_t *ext);
+json_t *sg_problem_body(const struct sg_problem_def *def, const char *detail, const char *trace_id,
+                        const char *instance, json_t *ext);
 
 /* Copies `in` into `out` (size n), replacing control characters with spaces. */
 void sg_problem_sanitize(char *out, size_t n, const char *in);

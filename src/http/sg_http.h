@@ -32,7 +32,7 @@ struct sg_io_thread {
 	struct sg_snapshot *snap; /* pinned; swapped when the generation moves */
 	uint64_t snap_gen;
 	struct sg_metrics_shard *metrics;
-	struct sg_logbuf log;          /* access-log lines waiting for the flush timer */
+	struct sg_logbuf log; /* access-log lines waiting for the flush timer */
 	struct event *log_timer;
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 };
@@ -69,9 +69,9 @@ void sg_http_on_request(struct evhttp_request *req, void *arg);
 
 /* Response helpers: each sends exactly one reply. */
 void sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body /* stolen */,
-    const char *content_type);
+                       const char *content_type);
 void sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
-    const char *content_type);
+                       const char *content_type);
 void sg_http_send_problem(struct sg_http_ctx *c, enum sg_problem_code code, const char *detail);
 
 /* Handlers outside the governed path. */
@@ -80,6 +80,8 @@ void sg_http_readyz(struct sg_http_ctx *c);
 void sg_http_metrics(struct sg_http_ctx *c);
 void sg_http_catalog(struct sg_http_ctx *c);
 void sg_http_usage(struct sg_http_ctx *c);
+/* Who the identified caller is: key id, tenant, user, role, mode, expiry. */
+json_t *sg_http_principal_json(const struct sg_req *r);
 void sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation);
 
 /* Identifies the caller for the read-only API; replies and returns -1 on failure. */

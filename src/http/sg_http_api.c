@@ -1,18 +1,18 @@
 /*
- * The caller's read-only view: what they may call (catalog) and where they
- * stand against their limits (usage).  Both identify the caller first and
- * show only what the policy lets them use.
+ * The caller's read-only view of what they may call (catalog).  Like usage
+ * (sg_http_usage.c), it identifies the caller first and shows only what
+ * the policy lets them use.
  */
 #include "http/sg_http.h"
 #include "path/sg_path.h"
 #include "schema/sg_schema.h"
 
-static json_t *
-principal_json(const struct sg_req *r)
+json_t *
+sg_http_principal_json(const struct sg_req *r)
 {
 	const struct sg_key_entry *k = r->principal.key;
 	json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id", k->id, "tenant", k->tenant,
-	    "user", k->user, "role", k->role, "mode", sg_mode_name(k->mode));
+	                      "user", k->user, "role", k->role, "mode", sg_mode_name(k->mode));
 	if (p && k->expires_at)
 		json_object_set_new(p, "expires_at", json_integer(k->expires_at));
 	return p;
@@ -22,9 +22,10 @@ static json_t *
 operation_json(const struct sg_operation *op)
 {
 	return json_pack("{s:s, s:s?, s:s, s:s, s:f, s:i, s:b, s:O, s:O}", "name", op->name,
-	    "description", op->description, "method", op->method, "data_domain", op->data_domain,
-	    "cost", op->cost, "weight", (int)op->weight, "idempotent", op->idempotent, "input",
-	    sg_schema_json(op->input), "output", sg_schema_json(op->output));
+	                 "description", op->description, "method", op->method, "data_domain",
+	                 op->data_domain, "cost", op->cost, "weight", (int)op->weight, "idempotent",
+	                 op->idempotent, "input", sg_schema_json(op->input), "output",
+	                 sg_schema_json(op->output));
 }
 
 /* The connector with only the operations this caller may use, or NULL if none. */
@@ -40,7 +41,7 @@ connector_json(const struct sg_req *r, const struct sg_connector *c)
 		return NULL;
 	}
 	return json_pack("{s:s, s:s, s:s?, s:o}", "name", c->name, "version", c->version,
-	    "description", c->description, "operations", ops);
+	                 "description", c->description, "operations", ops);
 }
 
 void
@@ -56,44 +57,7 @@ sg_http_catalog(struct sg_http_ctx *c)
 		if (cj)
 			json_array_append_new(list, cj);
 	}
-	json_t *body = json_pack("{s:o, s:o}", "principal", principal_json(r), "connectors", list);
-	sg_http_send_json(c, 200, body, "application/json");
-}
-
-static json_t *
-limit_json(const struct sg_req *r, const struct sg_connector *conn)
-{
-	const struct sg_limit *l;
-	struct sg_gcra_result res;
-	if (sg_throttle_standing(r, conn, &l, &res) != 0)
-		return json_pack("{s:s, s:n}", "connector", conn->name, "limit");
-	return json_pack("{s:s, s:{s:s, s:i, s:f}, s:{s:i, s:f}}", "connector", conn->name,
-	    "limit", "rate", l->spec, "burst", (int)l->gcra.burst, "per_second",
-	    1e9 / (double)l->gcra.emission_ns, "standing", "remaining", (int)res.remaining,
-	    "full_in_seconds", (double)res.reset_ns / 1e9);
-}
-
-static bool
-may_use_any(const struct sg_req *r, const struct sg_connector *c)
-{
-	for (size_t i = 0; i < c->n_ops; i++)
-		if (sg_role_allows(r->principal.role, r->principal.mode, &c->ops[i]))
-			return true;
-	return false;
-}
-
-void
-sg_http_usage(struct sg_http_ctx *c)
-{
-	struct sg_req *r = &c->req_state;
-	if (sg_http_identify_or_reply(c, r) != 0)
-		return;
-	const struct sg_catalog *cat = r->snap->defs->catalog;
-	json_t *limits = json_array();
-	for (size_t i = 0; i < cat->n; i++)
-		if (may_use_any(r, cat->v[i]))
-			json_array_append_new(limits, limit_json(r, cat->v[i]));
-	json_t *body = json_pack("{s:o, s:s, s:o}", "principal", principal_json(r), "scope",
-	    "limits apply per key and connector", "limits", limits);
+	json_t *body =
+	    json_pack("{s:o, s:o}", "principal", sg_http_principal_json(r), "connectors", list);
 	sg_http_send_json(c, 200, body, "application/json");
 }

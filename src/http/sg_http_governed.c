@@ -40,13 +40,9 @@ read_body(struct sg_http_ctx *c, struct sg_req *r)
 static void
 respond(struct sg_http_ctx *c, struct sg_req *r)
 {
-	const struct sg_limit *limit;
 	/* Refusals before throttle still tell the caller where they stand. */
-	if (!r->has_rate && r->principal.role && r->connector &&
-	    sg_throttle_standing(r, r->connector, &limit, &r->rate) == 0) {
-		r->limit = limit;
-		r->has_rate = true;
-	}
+	if (!r->has_verdict && sg_throttle_standing(r) == 0)
+		r->has_verdict = true;
 	sg_http_rate_headers(c, r);
 	if (r->problem == NULL) {
 		json_t *out = r->output;
@@ -54,7 +50,7 @@ respond(struct sg_http_ctx *c, struct sg_req *r)
 		sg_http_send_json(c, 200, out, "application/json");
 		return;
 	}
-	if (r->status == 503 && !r->has_rate)
+	if (r->status == 503 && !r->has_verdict)
 		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
 	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
 }
@@ -73,8 +69,9 @@ sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *opera
 	c->governed = true;
 	r->connector_name = connector;
 	r->operation_name = operation;
-	r->content_type =
-	    evhttp_find_header(evhttp_request_get_input_headers(c->req), "Content-Type");
+	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
+	r->content_type = evhttp_find_header(in, "Content-Type");
+	r->priority = evhttp_find_header(in, "Sandgate-Priority");
 	read_body(c, r);
 	sg_path_run(r);
 	respond(c, r);

@@ -37,19 +37,32 @@ static const char *
 reason_phrase(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -79,7 +92,7 @@ send_buffer(struct sg_http_ctx *c, int status, struct evbuffer *out, const char 
 
 void
 sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
-    const char *content_type)
+                  const char *content_type)
 {
 	struct evbuffer *out = evbuffer_new();
 	if (out)
@@ -125,27 +138,39 @@ ceil_seconds(uint64_t ns)
 	return ns / 1000000000ull + (ns % 1000000000ull != 0);
 }
 
+/*
+ * draft-ietf-httpapi-ratelimit-headers-11, for the one limit nearest its
+ * end (on a refusal, the one that refused).  w is the time an empty bucket
+ * takes to refill completely, the GCRA window; a concurrency cap has no
+ * window and says so with qu="concurrent-requests".
+ */
 void
 sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-	const struct sg_limit *l = r->limit;
-	char v[160];
-	if (!r->has_rate || l == NULL)
-		return;
-	/* w: time for an empty bucket to refill completely, the GCRA window. */
-	uint64_t window = ceil_seconds(l->gcra.emission_ns * (uint64_t)l->gcra.burst);
-	snprintf(v, sizeof(v), "\"%s\";q=%u;w=%llu", r->connector->name, l->gcra.burst,
-	    (unsigned long long)(window ? window : 1));
-	evhttp_add_header(h, "RateLimit-Policy", v);
-	snprintf(v, sizeof(v), "\"%s\";r=%u;t=%llu", r->connector->name, r->rate.remaining,
-	    (unsigned long long)ceil_seconds(r->rate.reset_ns));
-	evhttp_add_header(h, "RateLimit", v);
-	if (r->status == 429 && r->rate.retry_after_ns != UINT64_MAX) {
-		uint64_t s = ceil_seconds(r->rate.retry_after_ns);
+	const struct sg_limit_hit *hit = &r->verdict.closest;
+	char v[224];
+	if (r->has_verdict && hit->window != NULL) {
+		snprintf(v, sizeof(v), "\"%s\";q=%u;w=%llu", hit->rule->name, hit->res.limit,
+		         (unsigned long long)sg_limit_window_s(hit->window));
+		evhttp_add_header(h, "RateLimit-Policy", v);
+		snprintf(v, sizeof(v), "\"%s\";r=%u;t=%llu", hit->rule->name, hit->res.remaining,
+		         (unsigned long long)ceil_seconds(hit->res.reset_ns));
+		evhttp_add_header(h, "RateLimit", v);
+	} else if (r->has_verdict) {
+		snprintf(v, sizeof(v), "\"%s\";q=%u;qu=\"concurrent-requests\"", hit->rule->name,
+		         hit->res.limit);
+		evhttp_add_header(h, "RateLimit-Policy", v);
+		snprintf(v, sizeof(v), "\"%s\";r=%u", hit->rule->name, hit->res.remaining);
+		evhttp_add_header(h, "RateLimit", v);
+	}
+	if (r->status == 429 && r->has_verdict && r->verdict.retry_after_ns != UINT64_MAX) {
+		uint64_t s = ceil_seconds(r->verdict.retry_after_ns);
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)(s ? s : 1));
 		evhttp_add_header(h, "Retry-After", v);
 	} else if (r->status == 503) {
 		evhttp_add_header(h, "Retry-After", "1");
 	}
+	if (r->has_verdict)
+		evhttp_add_header(h, "Sandgate-Priority", sg_class_name(r->cls));
 }

@@ -34,14 +34,15 @@ sg_server_reload(struct sg_gateway *gw, struct sg_store *store, int keys_only)
 {
 	struct sg_diags d = {0};
 	struct sg_snapshot *cur = keys_only ? sg_snapshot_current() : NULL;
-	struct sg_snapshot *next = sg_snapshot_build(store, cur ? cur->defs : NULL,
-	    gw->config->simulator_seed, &d);
+	struct sg_snapshot *next =
+	    sg_snapshot_build(store, cur ? cur->defs : NULL, gw->config->simulator_seed, &d);
 	sg_snapshot_unref(cur);
 	if (next == NULL) {
 		/* Keep serving the old snapshot: a bad reload must not take the gateway down. */
 		for (size_t i = 0; i < d.n; i++)
-			sg_log(SG_LOG_ERROR, json_pack("{s:s?, s:i}", "file", d.v[i].file, "line",
-			    d.v[i].line), "reload refused: %s", d.v[i].msg);
+			sg_log(SG_LOG_ERROR,
+			       json_pack("{s:s?, s:i}", "file", d.v[i].file, "line", d.v[i].line),
+			       "reload refused: %s", d.v[i].msg);
 		sg_diags_free(&d);
 		atomic_fetch_add(&sg_gauges.reloads_failed, 1);
 		return -1;
@@ -65,7 +66,7 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	atomic_store(&ls->s->store_ok, true);
-	atomic_store(&sg_gauges.throttle_cells, sg_ratetable_count(ls->s->gw->rates));
+	atomic_store(&sg_gauges.throttle_cells, sg_ratetable_count(ls->s->gw->limiter.cells));
 	if (rev == ls->revision)
 		return;
 	/* Keys change outside SIGHUP so that a revoked key stops working at once. */
@@ -83,8 +84,9 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sg_server_reload(ls->s->gw, ls->store, 0) == 0) {
 		sg_store_revision(ls->store, &ls->revision);
-		sg_log(SG_LOG_INFO, json_pack("{s:I}", "generation",
-		    (json_int_t)sg_snapshot_generation()), "catalog and policy reloaded");
+		sg_log(SG_LOG_INFO,
+		       json_pack("{s:I}", "generation", (json_int_t)sg_snapshot_generation()),
+		       "catalog and policy reloaded");
 	}
 }
 
@@ -138,10 +140,10 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	if (atomic_exchange(&ls->s->draining, true))
 		return;
 	sg_log(SG_LOG_INFO, json_pack("{s:i}", "signal", (int)sig),
-	    "draining: no new connections; finishing in-flight requests");
+	       "draining: no new connections; finishing in-flight requests");
 	for (int i = 0; i < ls->s->n_threads; i++)
 		event_base_once(ls->s->threads[i].base, -1, EV_TIMEOUT, stop_listening,
-		    &ls->s->threads[i], &zero);
+		                &ls->s->threads[i], &zero);
 	ls->drain_deadline_ns = sg_now_ns() + ls->s->cfg->drain_timeout_ms * 1000000ull;
 	ls->drain_ev = event_new(ls->base, -1, EV_PERSIST, on_drain_tick, ls);
 	event_add(ls->drain_ev, &tick);

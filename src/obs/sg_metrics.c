@@ -1,4 +1,5 @@
 #include "obs/sg_metrics.h"
+#include "obs/sg_rule_metrics.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@ static _Atomic size_t n_shards;
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const uint64_t bucket_us[SG_METRICS_BUCKETS - 1] = {
-	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
 };
 
 struct sg_metrics_shard *
@@ -60,12 +61,12 @@ bump(_Atomic uint64_t *c, uint64_t by)
 {
 	/* Single writer: a relaxed load and store is enough and cheaper than an RMW. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
-	    memory_order_relaxed);
+	                      memory_order_relaxed);
 }
 
 void
 sg_metrics_observe(struct sg_metrics_shard *m, const char *connector, int status,
-    enum sg_decision_kind d, uint64_t latency_us)
+                   enum sg_decision_kind d, uint64_t latency_us)
 {
 	if (m == NULL)
 		return;
@@ -101,8 +102,8 @@ merge_series(struct sg_metrics_series *out, size_t cap, uint64_t *counts)
 		for (size_t j = 0; j < n; j++) {
 			struct sg_metrics_series *s = &m->series[j];
 			size_t k = 0;
-			while (k < n_out &&
-			    (out[k].status != s->status || strcmp(out[k].connector, s->connector)))
+			while (k < n_out && (out[k].status != s->status ||
+			                     strcmp(out[k].connector, s->connector)))
 				k++;
 			if (k == n_out) {
 				if (n_out == cap)
@@ -128,10 +129,10 @@ render_requests(FILE *f)
 	size_t n = (merged && counts) ? merge_series(merged, cap, counts) : 0;
 	fputs("# HELP sandgate_requests_total Requests answered, by connector and HTTP status.\n"
 	      "# TYPE sandgate_requests_total counter\n",
-	    f);
+	      f);
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "sandgate_requests_total{connector=\"%s\",status=\"%d\"} %llu\n",
-		    merged[i].connector, merged[i].status, (unsigned long long)counts[i]);
+		        merged[i].connector, merged[i].status, (unsigned long long)counts[i]);
 	free(merged);
 	free(counts);
 }
@@ -151,16 +152,16 @@ render_latency(FILE *f)
 	}
 	fputs("# HELP sandgate_request_duration_seconds Time from request to response.\n"
 	      "# TYPE sandgate_request_duration_seconds histogram\n",
-	    f);
+	      f);
 	uint64_t cum = 0;
 	for (size_t b = 0; b < SG_METRICS_BUCKETS; b++) {
 		cum += buckets[b];
 		if (b < SG_METRICS_BUCKETS - 1)
 			fprintf(f, "sandgate_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-			    (double)bucket_us[b] / 1e6, (unsigned long long)cum);
+			        (double)bucket_us[b] / 1e6, (unsigned long long)cum);
 		else
 			fprintf(f, "sandgate_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-			    (unsigned long long)cum);
+			        (unsigned long long)cum);
 	}
 	fprintf(f, "sandgate_request_duration_seconds_sum %.6f\n", (double)sum / 1e6);
 	fprintf(f, "sandgate_request_duration_seconds_count %llu\n", (unsigned long long)count);
@@ -182,19 +183,19 @@ render_decisions(FILE *f)
 {
 	fputs("# HELP sandgate_decisions_total Governed-path decisions, by outcome.\n"
 	      "# TYPE sandgate_decisions_total counter\n",
-	    f);
+	      f);
 	for (int d = 0; d < SG_DEC_COUNT; d++)
 		fprintf(f, "sandgate_decisions_total{decision=\"%s\"} %llu\n", sg_decision_name(d),
-		    (unsigned long long)sum_decision(d));
+		        (unsigned long long)sum_decision(d));
 	fprintf(f,
-	    "# HELP sandgate_throttled_total Requests refused by a rate limit.\n"
-	    "# TYPE sandgate_throttled_total counter\n"
-	    "sandgate_throttled_total %llu\n"
-	    "# HELP sandgate_denied_total Requests refused by policy.\n"
-	    "# TYPE sandgate_denied_total counter\n"
-	    "sandgate_denied_total %llu\n",
-	    (unsigned long long)sum_decision(SG_DEC_THROTTLED),
-	    (unsigned long long)sum_decision(SG_DEC_DENIED));
+	        "# HELP sandgate_throttled_total Requests refused by a rate limit.\n"
+	        "# TYPE sandgate_throttled_total counter\n"
+	        "sandgate_throttled_total %llu\n"
+	        "# HELP sandgate_denied_total Requests refused by policy.\n"
+	        "# TYPE sandgate_denied_total counter\n"
+	        "sandgate_denied_total %llu\n",
+	        (unsigned long long)sum_decision(SG_DEC_THROTTLED),
+	        (unsigned long long)sum_decision(SG_DEC_DENIED));
 }
 
 static void
@@ -210,33 +211,33 @@ render_gauges(FILE *f)
 		overflow += load(&shards[i]->overflow);
 	}
 	fprintf(f,
-	    "# HELP sandgate_in_flight_requests Requests being processed now.\n"
-	    "# TYPE sandgate_in_flight_requests gauge\n"
-	    "sandgate_in_flight_requests %lld\n"
-	    "# HELP sandgate_series_overflow_total Requests not counted by series (label table "
-	    "full).\n"
-	    "# TYPE sandgate_series_overflow_total counter\n"
-	    "sandgate_series_overflow_total %llu\n"
-	    "# HELP sandgate_snapshot_generation Generation of the live catalog and policy.\n"
-	    "# TYPE sandgate_snapshot_generation gauge\n"
-	    "sandgate_snapshot_generation %llu\n"
-	    "# HELP sandgate_reloads_total Snapshot reloads, by result.\n"
-	    "# TYPE sandgate_reloads_total counter\n"
-	    "sandgate_reloads_total{result=\"ok\"} %llu\n"
-	    "sandgate_reloads_total{result=\"failed\"} %llu\n"
-	    "# HELP sandgate_record_dropped_total Decisions not written because the queue was "
-	    "full.\n"
-	    "# TYPE sandgate_record_dropped_total counter\n"
-	    "sandgate_record_dropped_total %llu\n"
-	    "# HELP sandgate_throttle_cells Rate-limit cells in use.\n"
-	    "# TYPE sandgate_throttle_cells gauge\n"
-	    "sandgate_throttle_cells %llu\n",
-	    (long long)in_flight, (unsigned long long)overflow,
-	    (unsigned long long)load(&sg_gauges.snapshot_generation),
-	    (unsigned long long)load(&sg_gauges.reloads_ok),
-	    (unsigned long long)load(&sg_gauges.reloads_failed),
-	    (unsigned long long)load(&sg_gauges.record_dropped),
-	    (unsigned long long)load(&sg_gauges.throttle_cells));
+	        "# HELP sandgate_in_flight_requests Requests being processed now.\n"
+	        "# TYPE sandgate_in_flight_requests gauge\n"
+	        "sandgate_in_flight_requests %lld\n"
+	        "# HELP sandgate_series_overflow_total Requests not counted by series (label table "
+	        "full).\n"
+	        "# TYPE sandgate_series_overflow_total counter\n"
+	        "sandgate_series_overflow_total %llu\n"
+	        "# HELP sandgate_snapshot_generation Generation of the live catalog and policy.\n"
+	        "# TYPE sandgate_snapshot_generation gauge\n"
+	        "sandgate_snapshot_generation %llu\n"
+	        "# HELP sandgate_reloads_total Snapshot reloads, by result.\n"
+	        "# TYPE sandgate_reloads_total counter\n"
+	        "sandgate_reloads_total{result=\"ok\"} %llu\n"
+	        "sandgate_reloads_total{result=\"failed\"} %llu\n"
+	        "# HELP sandgate_record_dropped_total Decisions not written because the queue was "
+	        "full.\n"
+	        "# TYPE sandgate_record_dropped_total counter\n"
+	        "sandgate_record_dropped_total %llu\n"
+	        "# HELP sandgate_throttle_cells Rate-limit cells in use.\n"
+	        "# TYPE sandgate_throttle_cells gauge\n"
+	        "sandgate_throttle_cells %llu\n",
+	        (long long)in_flight, (unsigned long long)overflow,
+	        (unsigned long long)load(&sg_gauges.snapshot_generation),
+	        (unsigned long long)load(&sg_gauges.reloads_ok),
+	        (unsigned long long)load(&sg_gauges.reloads_failed),
+	        (unsigned long long)load(&sg_gauges.record_dropped),
+	        (unsigned long long)load(&sg_gauges.throttle_cells));
 }
 
 char *
@@ -251,6 +252,7 @@ sg_metrics_render(size_t *len)
 	render_latency(f);
 	render_decisions(f);
 	render_gauges(f);
+	sg_metrics_rules_render(f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

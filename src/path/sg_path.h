@@ -33,8 +33,11 @@ enum sg_step_rc sg_path_run_decide(struct sg_req *r);
 /* Writes the audit record and returns how long the request took. */
 void sg_step_record(struct sg_req *r, uint64_t latency_us);
 
-/* Peeks at the caller's rate-limit standing for `c` without spending it. */
-int sg_throttle_standing(const struct sg_req *r, const struct sg_connector *c,
-    const struct sg_limit **limit, struct sg_gcra_result *res);
+/*
+ * Fills r->verdict with the caller's standing against the limits of
+ * r->op without spending any, for refusals made before throttle.  Returns
+ * -1 when there is nothing to report.
+ */
+int sg_throttle_standing(struct sg_req *r);
 
 #endif

@@ -17,6 +17,7 @@ sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap)
 void
 sg_req_finish(struct sg_req *r)
 {
+	sg_limiter_release(&r->verdict);
 	json_decref(r->input);
 	json_decref(r->output);
 	json_decref(r->problem_ext);

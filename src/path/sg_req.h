@@ -19,16 +19,15 @@
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
 #include "obs/sg_trace.h"
-#include "throttle/sg_gcra.h"
+#include "throttle/sg_limiter.h"
 
-struct sg_ratetable;
 struct sg_recorder;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
 	const struct sg_config *config;
 	uint8_t server_secret[SG_SERVER_SECRET_LEN];
-	struct sg_ratetable *rates;
+	struct sg_limiter limiter;
 	struct sg_recorder *recorder; /* NULL: decisions are not recorded (benchmarks) */
 };
 
@@ -52,11 +51,12 @@ struct sg_req {
 	const char *authorization; /* header value or NULL */
 	const char *connector_name;
 	const char *operation_name;
-	const char *content_type;  /* header value or NULL */
+	const char *content_type; /* header value or NULL */
+	const char *priority;     /* Sandgate-Priority header value or NULL */
 	const char *body;
 	size_t body_len;
-	uint64_t now_ns;           /* monotonic, taken once at arrival */
-	int64_t wall_s;            /* unix seconds, for key expiry */
+	uint64_t now_ns; /* monotonic, taken once at arrival */
+	int64_t wall_s;  /* unix seconds, for key expiry */
 	struct sg_trace trace;
 
 	/* Filled by the steps. */
@@ -65,9 +65,10 @@ struct sg_req {
 	const struct sg_operation *op;
 	json_t *input;
 	json_t *output;
-	bool has_rate;
-	const struct sg_limit *limit;
-	struct sg_gcra_result rate;
+	enum sg_class cls; /* the workload class the call runs in */
+	struct sg_limiter_ids ids;
+	bool has_verdict; /* verdict holds a decision or a peek at the standing */
+	struct sg_verdict verdict;
 	size_t next_step;
 
 	/* Outcome. */

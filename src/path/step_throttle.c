@@ -1,57 +1,124 @@
 /*
- * throttle: GCRA cells keyed by (key, connector).  Runs after validate, so
- * malformed requests never spend capacity, and before route, so a slow
- * upstream cannot let a client start many calls before the first counts.
- * An operation's weight is the cost of one call.
+ * throttle: every limit that binds the call, all or nothing (sg_limiter).
+ * Runs after validate, so malformed requests never spend capacity, and
+ * before route, so a slow upstream cannot let a client start many calls
+ * before the first counts.  An operation's weight is the cost of one call.
  */
-#include "path/sg_path.h"
-#include "throttle/sg_ratetable.h"
+#include <stdio.h>
+#include <string.h>
 
-static _Atomic uint64_t *
-cell_for(const struct sg_req *r, const struct sg_connector *c, bool create)
+#include "path/sg_path.h"
+
+/* A request may ask for less than its role allows, never more. */
+static int
+resolve_class(struct sg_req *r)
 {
-	uint64_t key = sg_ratetable_key(r->principal.key->id, c->name);
-	if (create)
-		return sg_ratetable_cell(r->gw->rates, key, r->now_ns);
-	return sg_ratetable_peek(r->gw->rates, key);
+	const struct sg_role *role = r->principal.role;
+	enum sg_class asked;
+	r->cls = role->default_class;
+	if (r->priority == NULL)
+		return 0;
+	if (sg_class_parse(r->priority, &asked) != 0)
+		return -1;
+	r->cls = asked < role->max_class ? role->max_class : asked;
+	return 0;
+}
+
+static void
+set_ids(struct sg_req *r, const struct sg_connector *c, const struct sg_operation *op)
+{
+	const struct sg_key_entry *k = r->principal.key;
+	sg_limiter_ids_set(&r->ids, k->id, k->tenant, k->user, c->name, op->name,
+	                   (uint32_t)r->principal.mode);
 }
 
 int
-sg_throttle_standing(const struct sg_req *r, const struct sg_connector *c,
-    const struct sg_limit **limit, struct sg_gcra_result *res)
+sg_throttle_standing(struct sg_req *r)
 {
-	uint64_t unused;
-	*limit = sg_role_limit(r->principal.role, r->principal.mode, c);
-	if (*limit == NULL)
+	if (r->principal.role == NULL || r->connector == NULL || r->op == NULL)
 		return -1;
-	_Atomic uint64_t *cell = cell_for(r, c, false);
-	uint64_t tat = cell ? atomic_load_explicit(cell, memory_order_relaxed) : 0;
-	*res = sg_gcra_decide(&(*limit)->gcra, tat, r->now_ns, 0, &unused);
-	return 0;
+	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
+	if (rl == NULL)
+		return -1;
+	set_ids(r, r->connector, r->op);
+	sg_limiter_peek(&r->gw->limiter, rl, &r->ids, r->principal.role->default_class, r->now_ns,
+	                &r->verdict);
+	return r->verdict.has_closest ? 0 : -1;
+}
+
+static const char *const who_phrase[] = {
+    "for your API key",
+    "for you",
+    "for your tenant",
+    "for everyone",
+};
+static const char *const what_phrase[] = {
+    "across all calls",
+    "per connector",
+    "per operation",
+};
+
+/* violated-policies: which limits refused the call and how long each needs. */
+static json_t *
+violations_json(const struct sg_verdict *v)
+{
+	json_t *list = json_array();
+	for (uint8_t i = 0; list && i < v->n_violated; i++) {
+		const struct sg_limit_hit *h = &v->violated[i];
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:i}", "policy", h->rule->name, "who",
+		              sg_rule_who_name(h->rule->who), "counts",
+		              sg_rule_what_name(h->rule->what), "quota", (json_int_t)h->res.limit);
+		if (o && h->window)
+			json_object_set_new(o, "rate", json_string(h->window->spec));
+		if (o && h->res.retry_after_ns != UINT64_MAX)
+			json_object_set_new(
+			    o, "retry_after_s",
+			    json_integer(
+			        (json_int_t)((h->res.retry_after_ns + 999999999) / 1000000000)));
+		json_array_append_new(list, o);
+	}
+	return json_pack("{s:o}", "violated-policies", list);
+}
+
+static enum sg_step_rc
+refuse(struct sg_req *r)
+{
+	const struct sg_limit_hit *h = &r->verdict.violated[0];
+	const struct sg_rule *rule = h->rule;
+	r->problem_ext = violations_json(&r->verdict);
+	if (h->window == NULL)
+		return sg_req_fail(
+		    r, SG_P_CONCURRENCY_LIMITED,
+		    "limit \"%s\" allows %u calls at once %s %s; that many are already running",
+		    rule->name, rule->concurrency, who_phrase[rule->who], what_phrase[rule->what]);
+	if (r->verdict.retry_after_ns == UINT64_MAX)
+		return sg_req_fail(
+		    r, SG_P_RATE_LIMITED,
+		    "%s.%s costs %u units but limit \"%s\" allows at most %u at once",
+		    r->connector->name, r->op->name, r->op->weight, rule->name, h->res.limit);
+	return sg_req_fail(
+	    r, SG_P_RATE_LIMITED,
+	    "limit \"%s\" allows %s with bursts of %u %s %s; this call would exceed it", rule->name,
+	    h->window->spec, h->window->gcra.burst, who_phrase[rule->who], what_phrase[rule->what]);
 }
 
 enum sg_step_rc
 sg_step_throttle(struct sg_req *r)
 {
-	r->limit = sg_role_limit(r->principal.role, r->principal.mode, r->connector);
-	if (r->limit == NULL)
-		return SG_STEP_NEXT;
-	_Atomic uint64_t *cell = cell_for(r, r->connector, true);
-	if (cell == NULL) {
+	if (resolve_class(r) != 0)
+		return sg_req_fail(
+		    r, SG_P_PRIORITY_INVALID,
+		    "Sandgate-Priority \"%.32s\" is not one of critical, normal or background",
+		    r->priority);
+	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
+	set_ids(r, r->connector, r->op);
+	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
+	                    &r->verdict) != 0) {
 		/* Table full of live buckets: refusing is safer than forgetting one. */
-		r->rate.retry_after_ns = 1000000000ull;
-		r->has_rate = false;
+		r->has_verdict = false;
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
 	}
-	r->rate = sg_gcra_take(&r->limit->gcra, cell, r->now_ns, r->op->weight);
-	r->has_rate = true;
-	if (r->rate.allowed)
-		return SG_STEP_NEXT;
-	if (r->rate.retry_after_ns == UINT64_MAX)
-		return sg_req_fail(r, SG_P_RATE_LIMITED,
-		    "%s.%s costs %u units but your limit allows at most %u at once", r->connector->name,
-		    r->op->name, r->op->weight, r->limit->gcra.burst);
-	return sg_req_fail(r, SG_P_RATE_LIMITED,
-	    "you may call %s at %s with bursts of %u; this call would exceed that",
-	    r->connector->name, r->limit->spec, r->limit->gcra.burst);
+	r->has_verdict = r->verdict.has_closest;
+	return r->verdict.allowed ? SG_STEP_NEXT : refuse(r);
 }

@@ -3,13 +3,13 @@
  * parameters.  Shared by policies (per-role limits) and connectors (the
  * upstream's own limit).
  */
-#include "policy/sg_policy.h"
+#include "policy/sg_limit.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define RATE_MAX_MILLI (1000000ULL * 1000) /* 1e6 calls per period, in thousandths */
-#define BURST_MAX      100000
+#define BURST_MAX 100000
 
 /*
  * The number is kept in thousandths so the emission interval is exact
@@ -86,4 +86,12 @@ sg_limit_parse(const char *spec, uint32_t burst, struct sg_limit *out)
 	out->period_s = period;
 	memcpy(out->spec, spec, len + 1);
 	return 0;
+}
+
+uint64_t
+sg_limit_window_s(const struct sg_limit *l)
+{
+	uint64_t ns = l->gcra.emission_ns * (uint64_t)l->gcra.burst;
+	uint64_t s = ns / 1000000000ull + (ns % 1000000000ull != 0);
+	return s ? s : 1;
 }

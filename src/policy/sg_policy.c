@@ -14,33 +14,20 @@
 #include <string.h>
 
 #include "core/sg_yaml.h"
+#include "policy/sg_policy_load.h"
 
-#define COUNT(a)  (sizeof(a) / sizeof((a)[0]))
+#define COUNT(a) SG_COUNT(a)
 #define MAX_ROLES 1024
+#define mode_names sg_policy_mode_names
 
-static const char *const mode_names[SG_MODE_COUNT] = {"sandbox", "live"};
-static const char *const top_keys[] = {"kind", "name", "description", "roles"};
-static const char *const role_keys[] = {"description", "allow", "limits", "connector_limits"};
+const char *const sg_policy_mode_names[SG_MODE_COUNT] = {"sandbox", "live"};
+static const char *const top_keys[] = {"kind", "name", "description", "roles", "rules"};
+static const char *const role_keys[] = {
+    "description", "allow", "limits", "connector_limits", "priority",
+};
 static const char *const rule_keys[] = {"operations", "modes", "data_domains"};
 static const char *const limit_keys[] = {"rate", "burst"};
-
-/* Where a role was first defined, for "defined twice" errors. */
-struct where {
-	const char *file;
-	int line;
-};
-
-struct pload {
-	const struct sg_catalog *cat;
-	struct sg_diags *d;
-	const char *file;   /* the source being compiled */
-	struct sg_policy *p;
-	struct where *where; /* parallel to p->roles */
-	size_t cap;
-	const char **conn_names;
-	const char **domains; /* distinct data domains in the catalog */
-	size_t n_domains;
-};
+static const char *const priority_keys[] = {"default", "max"};
 
 const char *
 sg_mode_name(enum sg_mode m)
@@ -59,8 +46,8 @@ sg_mode_parse(const char *s, enum sg_mode *m)
 	return -1;
 }
 
-static bool
-valid_role_name(const char *s)
+bool
+sg_policy_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > 64 || s[0] < 'a' || s[0] > 'z')
@@ -68,9 +55,8 @@ valid_role_name(const char *s)
 	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
-/* " (did you mean \"x\"?)" when some candidate is close, else "". */
-static const char *
-hint(const char *word, const char *const *candidates, size_t n, char *buf, size_t cap)
+const char *
+sg_policy_hint(const char *word, const char *const *candidates, size_t n, char *buf, size_t cap)
 {
 	const char *best = sg_did_you_mean(word, candidates, n);
 	if (best == NULL)
@@ -79,8 +65,8 @@ hint(const char *word, const char *const *candidates, size_t n, char *buf, size_
 	return buf;
 }
 
-static bool
-in_list(const char *s, const char *const *v, size_t n)
+bool
+sg_policy_in_list(const char *s, const char *const *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(s, v[i]) == 0)
@@ -106,7 +92,7 @@ struct grant {
 static size_t
 grant_op(const struct grant *g, const struct sg_operation *op)
 {
-	if (g->n_dom > 0 && !in_list(op->data_domain, g->domains, g->n_dom))
+	if (g->n_dom > 0 && !sg_policy_in_list(op->data_domain, g->domains, g->n_dom))
 		return 0;
 	for (int m = 0; m < SG_MODE_COUNT; m++)
 		if (g->modes[m])
@@ -125,14 +111,17 @@ grant_connector(const struct grant *g, const struct sg_connector *c)
 
 static void
 unknown_op(struct pload *l, const char *role, struct fy_node *at, const struct sg_connector *c,
-    const char *op)
+           const char *op)
 {
 	const char **names = calloc(c->n_ops ? c->n_ops : 1, sizeof(*names));
 	char h[96];
 	for (size_t i = 0; names && i < c->n_ops; i++)
 		names[i] = c->ops[i].name;
-	sg_yaml_error(l->d, l->file, at, "role \"%s\": unknown operation \"%.64s\" in connector "
-	    "\"%s\"%s", role, op, c->name, names ? hint(op, names, c->n_ops, h, sizeof(h)) : "");
+	sg_yaml_error(l->d, l->file, at,
+	              "role \"%s\": unknown operation \"%.64s\" in connector "
+	              "\"%s\"%s",
+	              role, op, c->name,
+	              names ? sg_policy_hint(op, names, c->n_ops, h, sizeof(h)) : "");
 	free(names);
 }
 
@@ -153,8 +142,10 @@ match_pattern(struct pload *l, const struct grant *g, struct fy_node *at, const 
 	const char *dot = strchr(pat, '.');
 	char conn[72];
 	if (dot == NULL || dot == pat || dot[1] == '\0' || (size_t)(dot - pat) >= sizeof(conn)) {
-		sg_yaml_error(l->d, l->file, at, "role \"%s\": operation pattern \"%.80s\": use "
-		    "connector.operation, connector.* or *", role, pat);
+		sg_yaml_error(l->d, l->file, at,
+		              "role \"%s\": operation pattern \"%.80s\": use "
+		              "connector.operation, connector.* or *",
+		              role, pat);
 		return -1;
 	}
 	memcpy(conn, pat, (size_t)(dot - pat));
@@ -163,7 +154,7 @@ match_pattern(struct pload *l, const struct grant *g, struct fy_node *at, const 
 	if (c == NULL) {
 		char h[96];
 		sg_yaml_error(l->d, l->file, at, "role \"%s\": unknown connector \"%s\"%s", role,
-		    conn, hint(conn, l->conn_names, l->cat->n, h, sizeof(h)));
+		              conn, sg_policy_hint(conn, l->conn_names, l->cat->n, h, sizeof(h)));
 		return -1;
 	}
 	if (strcmp(dot + 1, "*") == 0)
@@ -182,8 +173,9 @@ match_pattern(struct pload *l, const struct grant *g, struct fy_node *at, const 
  * Reads a list of strings into `out` (borrowed from the document).  Returns
  * the count, or -1 after an error; `max` bounds what the caller can hold.
  */
-static long
-str_list(struct pload *l, struct fy_node *n, const char *what, const char **out, size_t max)
+long
+sg_policy_str_list(struct pload *l, struct fy_node *n, const char *what, const char **out,
+                   size_t max)
 {
 	if (!fy_node_is_sequence(n) || fy_node_sequence_item_count(n) < 1) {
 		sg_yaml_error(l->d, l->file, n, "%s: expected a non-empty list", what);
@@ -211,15 +203,23 @@ static void
 rule_modes(struct pload *l, const char *role, struct fy_node *rule, bool modes[SG_MODE_COUNT])
 {
 	struct fy_node *n = sg_yaml_get(rule, "modes");
-	const char *v[SG_MODE_COUNT * 4];
 	char what[96];
 	snprintf(what, sizeof(what), "role \"%s\": modes", role);
 	if (n == NULL) {
-		sg_yaml_error(l->d, l->file, rule, "%s: missing; add modes: [sandbox] or "
-		    "modes: [sandbox, live]", what);
+		sg_yaml_error(l->d, l->file, rule,
+		              "%s: missing; add modes: [sandbox] or "
+		              "modes: [sandbox, live]",
+		              what);
 		return;
 	}
-	long count = str_list(l, n, what, v, COUNT(v));
+	sg_policy_modes(l, n, what, modes);
+}
+
+void
+sg_policy_modes(struct pload *l, struct fy_node *n, const char *what, bool modes[SG_MODE_COUNT])
+{
+	const char *v[SG_MODE_COUNT * 4];
+	long count = sg_policy_str_list(l, n, what, v, COUNT(v));
 	for (long i = 0; i < count; i++) {
 		enum sg_mode m;
 		if (sg_mode_parse(v[i], &m) == 0) {
@@ -228,15 +228,15 @@ rule_modes(struct pload *l, const char *role, struct fy_node *rule, bool modes[S
 		}
 		char h[96];
 		sg_yaml_error(l->d, l->file, fy_node_sequence_get_by_index(n, (int)i),
-		    "%s: unknown mode \"%.40s\"%s; modes are sandbox and live", what, v[i],
-		    hint(v[i], mode_names, SG_MODE_COUNT, h, sizeof(h)));
+		              "%s: unknown mode \"%.40s\"%s; modes are sandbox and live", what,
+		              v[i], sg_policy_hint(v[i], mode_names, SG_MODE_COUNT, h, sizeof(h)));
 	}
 }
 
 /* The rule's data_domains filter; *n_out stays 0 when there is none (or it is broken). */
 static void
 rule_domains(struct pload *l, const char *role, struct fy_node *rule, const char **v, size_t max,
-    size_t *n_out)
+             size_t *n_out)
 {
 	struct fy_node *n = sg_yaml_get(rule, "data_domains");
 	char what[96];
@@ -244,14 +244,14 @@ rule_domains(struct pload *l, const char *role, struct fy_node *rule, const char
 	*n_out = 0;
 	if (n == NULL)
 		return;
-	long count = str_list(l, n, what, v, max);
+	long count = sg_policy_str_list(l, n, what, v, max);
 	for (long i = 0; i < count; i++) {
-		if (in_list(v[i], l->domains, l->n_domains))
+		if (sg_policy_in_list(v[i], l->domains, l->n_domains))
 			continue;
 		char h[96];
 		sg_yaml_error(l->d, l->file, fy_node_sequence_get_by_index(n, (int)i),
-		    "%s: no operation in the catalog has data domain \"%.40s\"%s", what, v[i],
-		    hint(v[i], l->domains, l->n_domains, h, sizeof(h)));
+		              "%s: no operation in the catalog has data domain \"%.40s\"%s", what,
+		              v[i], sg_policy_hint(v[i], l->domains, l->n_domains, h, sizeof(h)));
 	}
 	*n_out = count > 0 ? (size_t)count : 0;
 }
@@ -271,8 +271,10 @@ compile_rule(struct pload *l, struct sg_role *r, struct fy_node *rule)
 		r->mode_allowed[m] |= g.modes[m];
 	struct fy_node *ops = sg_yaml_get(rule, "operations");
 	if (ops == NULL) {
-		sg_yaml_error(l->d, l->file, rule, "%s: missing operations; add operations: "
-		    "[\"connector.operation\"]", what);
+		sg_yaml_error(l->d, l->file, rule,
+		              "%s: missing operations; add operations: "
+		              "[\"connector.operation\"]",
+		              what);
 		return;
 	}
 	snprintf(what, sizeof(what), "role \"%s\": operations", r->name);
@@ -285,16 +287,17 @@ compile_rule(struct pload *l, struct sg_role *r, struct fy_node *rule)
 	while ((item = fy_node_sequence_iterate(ops, &it)) != NULL) {
 		const char *pat = sg_yaml_str(l->d, l->file, item, what);
 		if (pat && match_pattern(l, &g, item, pat) == 0)
-			sg_yaml_error(l->d, l->file, item, "role \"%s\": \"%.80s\" matches no "
-			    "operation%s: remove it or widen the rule", r->name, pat,
-			    g.n_dom ? " in the listed data_domains" : "");
+			sg_yaml_error(l->d, l->file, item,
+			              "role \"%s\": \"%.80s\" matches no "
+			              "operation%s: remove it or widen the rule",
+			              r->name, pat, g.n_dom ? " in the listed data_domains" : "");
 	}
 }
 
 /* ---- limits ------------------------------------------------------------ */
 
-static void
-compile_limit(struct pload *l, struct fy_node *n, const char *what, struct sg_limit *out)
+void
+sg_policy_limit(struct pload *l, struct fy_node *n, const char *what, struct sg_limit *out)
 {
 	long long burst = 0;
 	if (sg_yaml_check_keys(l->d, l->file, n, what, limit_keys, COUNT(limit_keys)) != 0 &&
@@ -312,14 +315,15 @@ compile_limit(struct pload *l, struct fy_node *n, const char *what, struct sg_li
 	snprintf(label, sizeof(label), "%s.rate", what);
 	const char *spec = sg_yaml_str(l->d, l->file, rn, label);
 	if (spec && sg_limit_parse(spec, (uint32_t)burst, out) != 0)
-		sg_yaml_error(l->d, l->file, rn, "%s: expected calls per period such as 2/s, "
-		    "100/m, 10/h or 5000/d (up to 1000000, 3 decimals), got \"%.40s\"", label,
-		    spec);
+		sg_yaml_error(l->d, l->file, rn,
+		              "%s: expected calls per period such as 2/s, "
+		              "100/m, 10/h or 5000/d (up to 1000000, 3 decimals), got \"%.40s\"",
+		              label, spec);
 }
 
 static void
 compile_mode_limits(struct pload *l, const char *prefix, struct fy_node *n,
-    struct sg_limit *limits[SG_MODE_COUNT], size_t idx)
+                    struct sg_limit *limits[SG_MODE_COUNT], size_t idx)
 {
 	if (sg_yaml_check_keys(l->d, l->file, n, prefix, mode_names, SG_MODE_COUNT) != 0 &&
 	    !fy_node_is_mapping(n))
@@ -329,7 +333,7 @@ compile_mode_limits(struct pload *l, const char *prefix, struct fy_node *n,
 		char what[160];
 		snprintf(what, sizeof(what), "%s.%s", prefix, mode_names[m]);
 		if (v != NULL)
-			compile_limit(l, v, what, &limits[m][idx]);
+			sg_policy_limit(l, v, what, &limits[m][idx]);
 	}
 }
 
@@ -351,7 +355,8 @@ compile_connector_limits(struct pload *l, struct sg_role *r, struct fy_node *n)
 		char h[96];
 		if (name && c == NULL)
 			sg_yaml_error(l->d, l->file, k, "%s: unknown connector \"%.64s\"%s", what,
-			    name, hint(name, l->conn_names, l->cat->n, h, sizeof(h)));
+			              name,
+			              sg_policy_hint(name, l->conn_names, l->cat->n, h, sizeof(h)));
 		if (c == NULL)
 			continue;
 		char prefix[200];
@@ -370,7 +375,7 @@ add_role(struct pload *l, const char *name, int line)
 	if (p->n_roles == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;
 		struct sg_role *v = realloc(p->roles, cap * sizeof(*v));
-		struct where *w = v ? realloc(l->where, cap * sizeof(*w)) : NULL;
+		struct sg_policy_where *w = v ? realloc(l->where, cap * sizeof(*w)) : NULL;
 		if (v)
 			p->roles = v;
 		if (w)
@@ -383,13 +388,13 @@ add_role(struct pload *l, const char *name, int line)
 	}
 	struct sg_role *r = &p->roles[p->n_roles];
 	memset(r, 0, sizeof(*r));
-	l->where[p->n_roles] = (struct where){l->file, line};
+	l->where[p->n_roles] = (struct sg_policy_where){l->file, line};
 	p->n_roles++;
 	bool ok = (r->name = strdup(name)) != NULL;
 	for (int m = 0; m < SG_MODE_COUNT; m++) {
 		ok &= (r->allowed[m] = calloc(p->n_ops ? p->n_ops : 1, 1)) != NULL;
 		ok &= (r->connector_limit[m] = calloc(p->n_connectors ? p->n_connectors : 1,
-		    sizeof(struct sg_limit))) != NULL;
+		                                      sizeof(struct sg_limit))) != NULL;
 	}
 	if (!ok) {
 		sg_diags_add(l->d, l->file, line, 0, "out of memory");
@@ -406,14 +411,52 @@ defined_before(struct pload *l, const char *name, struct fy_node *key)
 		if (strcmp(l->p->roles[i].name, name) != 0)
 			continue;
 		if (strcmp(l->where[i].file, l->file) == 0)
-			sg_yaml_error(l->d, l->file, key, "role \"%s\" defined twice (first at "
-			    "line %d)", name, l->where[i].line);
+			sg_yaml_error(l->d, l->file, key,
+			              "role \"%s\" defined twice (first at "
+			              "line %d)",
+			              name, l->where[i].line);
 		else
-			sg_yaml_error(l->d, l->file, key, "role \"%s\" defined twice (first at "
-			    "%s:%d)", name, l->where[i].file, l->where[i].line);
+			sg_yaml_error(l->d, l->file, key,
+			              "role \"%s\" defined twice (first at "
+			              "%s:%d)",
+			              name, l->where[i].file, l->where[i].line);
 		return true;
 	}
 	return false;
+}
+
+static void
+compile_class(struct pload *l, struct fy_node *map, const char *key, const char *what,
+              enum sg_class *out)
+{
+	struct fy_node *n = sg_yaml_get(map, key);
+	const char *s = n ? sg_yaml_str(l->d, l->file, n, what) : NULL;
+	if (s && sg_class_parse(s, out) != 0)
+		sg_yaml_error(l->d, l->file, n,
+		              "%s: expected critical, normal or background, got "
+		              "\"%.40s\"",
+		              what, s);
+}
+
+/* Which Sandgate-Priority a role gets by default and the most it may claim. */
+static void
+compile_priority(struct pload *l, struct sg_role *r, struct fy_node *n)
+{
+	char what[112];
+	snprintf(what, sizeof(what), "role \"%s\": priority", r->name);
+	if (sg_yaml_check_keys(l->d, l->file, n, what, priority_keys, COUNT(priority_keys)) != 0 &&
+	    !fy_node_is_mapping(n))
+		return;
+	snprintf(what, sizeof(what), "role \"%s\": priority.default", r->name);
+	compile_class(l, n, "default", what, &r->default_class);
+	snprintf(what, sizeof(what), "role \"%s\": priority.max", r->name);
+	compile_class(l, n, "max", what, &r->max_class);
+	if (r->default_class < r->max_class)
+		sg_yaml_error(l->d, l->file, n,
+		              "role \"%s\": priority.default (%s) is above "
+		              "priority.max (%s); lower the default or raise the max",
+		              r->name, sg_class_name(r->default_class),
+		              sg_class_name(r->max_class));
 }
 
 static void
@@ -421,9 +464,10 @@ check_limits_present(struct pload *l, const struct sg_role *r, struct fy_node *k
 {
 	for (int m = 0; m < SG_MODE_COUNT; m++)
 		if (r->mode_allowed[m] && r->limit[m].gcra.emission_ns == 0)
-			sg_yaml_error(l->d, l->file, key, "role \"%s\" may use %s mode but has no "
-			    "limits.%s; add limits: { %s: { rate: 10/s, burst: 20 } }", r->name,
-			    mode_names[m], mode_names[m], mode_names[m]);
+			sg_yaml_error(l->d, l->file, key,
+			              "role \"%s\" may use %s mode but has no "
+			              "limits.%s; add limits: { %s: { rate: 10/s, burst: 20 } }",
+			              r->name, mode_names[m], mode_names[m], mode_names[m]);
 }
 
 static void
@@ -434,36 +478,43 @@ compile_role(struct pload *l, struct fy_node *key, struct fy_node *val)
 	if (name == NULL)
 		return;
 	sg_yaml_pos(key, &line, &col);
-	if (!valid_role_name(name)) {
-		sg_yaml_error(l->d, l->file, key, "role name: use 1 to 64 lowercase letters, "
-		    "digits, '_' or '-', starting with a letter, got \"%.64s\"", name);
+	if (!sg_policy_valid_name(name)) {
+		sg_yaml_error(l->d, l->file, key,
+		              "role name: use 1 to 64 lowercase letters, "
+		              "digits, '_' or '-', starting with a letter, got \"%.64s\"",
+		              name);
 		return;
 	}
 	if (defined_before(l, name, key))
 		return;
 	/* The duplicate check is linear, so the count is capped, far above real use. */
 	if (l->p->n_roles >= MAX_ROLES) {
-		sg_yaml_error(l->d, l->file, key, "more than %d roles: merge roles that grant the "
-		    "same things", MAX_ROLES);
+		sg_yaml_error(l->d, l->file, key,
+		              "more than %d roles: merge roles that grant the "
+		              "same things",
+		              MAX_ROLES);
 		return;
 	}
 	struct sg_role *r = add_role(l, name, line);
 	char what[96];
 	snprintf(what, sizeof(what), "role \"%s\"", name);
-	if (r == NULL || (sg_yaml_check_keys(l->d, l->file, val, what, role_keys,
-	    COUNT(role_keys)) != 0 && !fy_node_is_mapping(val)))
+	if (r == NULL ||
+	    (sg_yaml_check_keys(l->d, l->file, val, what, role_keys, COUNT(role_keys)) != 0 &&
+	     !fy_node_is_mapping(val)))
 		return;
 	struct fy_node *n = sg_yaml_get(val, "description");
 	const char *desc = n ? sg_yaml_str(l->d, l->file, n, "description") : "";
 	r->description = strdup(desc ? desc : "");
 	struct fy_node *allow = sg_yaml_get(val, "allow");
 	if (allow == NULL || !fy_node_is_sequence(allow))
-		sg_yaml_error(l->d, l->file, allow ? allow : key, "%s: allow: expected a list of "
-		    "rules such as - { operations: [\"crm.*\"], modes: [sandbox] }", what);
+		sg_yaml_error(l->d, l->file, allow ? allow : key,
+		              "%s: allow: expected a list of "
+		              "rules such as - { operations: [\"crm.*\"], modes: [sandbox] }",
+		              what);
 	void *it = NULL;
 	struct fy_node *rule;
 	while (allow && fy_node_is_sequence(allow) &&
-	    (rule = fy_node_sequence_iterate(allow, &it)) != NULL)
+	       (rule = fy_node_sequence_iterate(allow, &it)) != NULL)
 		compile_rule(l, r, rule);
 	snprintf(what, sizeof(what), "role \"%s\": limits", name);
 	if ((n = sg_yaml_get(val, "limits")) != NULL) {
@@ -472,6 +523,9 @@ compile_role(struct pload *l, struct fy_node *key, struct fy_node *val)
 	}
 	if ((n = sg_yaml_get(val, "connector_limits")) != NULL)
 		compile_connector_limits(l, r, n);
+	r->default_class = r->max_class = SG_CLASS_NORMAL;
+	if ((n = sg_yaml_get(val, "priority")) != NULL)
+		compile_priority(l, r, n);
 	check_limits_present(l, r, key);
 }
 
@@ -486,21 +540,30 @@ compile_doc(struct pload *l, struct fy_node *root)
 	struct fy_node *kind = sg_yaml_get(root, "kind"), *name = sg_yaml_get(root, "name");
 	const char *k = kind ? sg_yaml_str(l->d, l->file, kind, "kind") : NULL;
 	if (kind == NULL || name == NULL)
-		sg_yaml_error(l->d, l->file, root, "missing key \"%s\": a policy starts with "
-		    "kind: policy and name: NAME", kind == NULL ? "kind" : "name");
+		sg_yaml_error(l->d, l->file, root,
+		              "missing key \"%s\": a policy starts with "
+		              "kind: policy and name: NAME",
+		              kind == NULL ? "kind" : "name");
 	if (k && strcmp(k, "policy") != 0)
 		sg_yaml_error(l->d, l->file, kind, "kind: expected \"policy\", got \"%.40s\"", k);
 	const char *nm = name ? sg_yaml_str(l->d, l->file, name, "name") : NULL;
-	if (nm && !valid_role_name(nm))
-		sg_yaml_error(l->d, l->file, name, "name: use 1 to 64 lowercase letters, digits, "
-		    "'_' or '-', starting with a letter");
+	if (nm && !sg_policy_valid_name(nm))
+		sg_yaml_error(l->d, l->file, name,
+		              "name: use 1 to 64 lowercase letters, digits, "
+		              "'_' or '-', starting with a letter");
 	struct fy_node *d = sg_yaml_get(root, "description");
 	if (d)
 		sg_yaml_str(l->d, l->file, d, "description");
-	struct fy_node *roles = sg_yaml_get(root, "roles");
+	struct fy_node *roles = sg_yaml_get(root, "roles"), *rules = sg_yaml_get(root, "rules");
+	if (rules != NULL)
+		sg_policy_rules_collect(l, rules);
+	/* A document may hold only shared rules; otherwise it defines roles. */
+	if (roles == NULL && rules != NULL)
+		return;
 	if (roles == NULL || !fy_node_is_mapping(roles)) {
-		sg_yaml_error(l->d, l->file, roles ? roles : root, "roles: expected a mapping of "
-		    "role names to definitions");
+		sg_yaml_error(l->d, l->file, roles ? roles : root,
+		              "roles: expected a mapping of "
+		              "role names to definitions");
 		return;
 	}
 	void *it = NULL;
@@ -522,7 +585,7 @@ index_catalog(struct pload *l)
 		l->conn_names[i] = cat->v[i]->name;
 		for (size_t j = 0; j < cat->v[i]->n_ops; j++) {
 			const char *dom = cat->v[i]->ops[j].data_domain;
-			if (!in_list(dom, l->domains, l->n_domains))
+			if (!sg_policy_in_list(dom, l->domains, l->n_domains))
 				l->domains[l->n_domains++] = dom;
 		}
 	}
@@ -537,7 +600,7 @@ role_cmp(const void *a, const void *b)
 
 struct sg_policy *
 sg_policy_compile(const struct sg_policy_source *src, size_t n, const struct sg_catalog *cat,
-    struct sg_diags *d)
+                  struct sg_diags *d)
 {
 	size_t before = d->n;
 	struct pload l = {.cat = cat, .d = d};
@@ -548,18 +611,29 @@ sg_policy_compile(const struct sg_policy_source *src, size_t n, const struct sg_
 	}
 	l.p->n_ops = cat->n_ops;
 	l.p->n_connectors = cat->n;
+	l.docs = calloc(n ? n : 1, sizeof(*l.docs));
+	if (l.docs == NULL) {
+		sg_diags_add(d, NULL, 0, 0, "out of memory while compiling policies");
+		goto done;
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t mark = d->n;
 		l.file = src[i].file;
 		struct fy_document *doc = sg_yaml_parse(src[i].file, src[i].text, src[i].len, d);
-		if (doc != NULL)
+		if (doc != NULL) {
+			l.docs[l.n_docs++] = doc;
 			compile_doc(&l, fy_document_root(doc));
-		fy_document_destroy(doc);
+		}
 		sg_yaml_sort_diags(d, mark);
 	}
 	if (d->n == before && l.p->n_roles > 1)
 		qsort(l.p->roles, l.p->n_roles, sizeof(*l.p->roles), role_cmp);
+	sg_policy_rules_compile(&l);
 done:
+	for (size_t i = 0; i < l.n_docs; i++)
+		fy_document_destroy(l.docs[i]);
+	free(l.docs);
+	free(l.pending);
 	free(l.where);
 	free(l.conn_names);
 	free(l.domains);
@@ -582,9 +656,11 @@ sg_policy_free(struct sg_policy *p)
 		for (int m = 0; m < SG_MODE_COUNT; m++) {
 			free(r->allowed[m]);
 			free(r->connector_limit[m]);
+			free(r->rules[m]);
 		}
 	}
 	free(p->roles);
+	sg_policy_rules_free(p);
 	free(p);
 }
 
@@ -620,4 +696,12 @@ sg_role_limit(const struct sg_role *r, enum sg_mode m, const struct sg_connector
 	    r->connector_limit[m][c->index].gcra.emission_ns != 0)
 		return &r->connector_limit[m][c->index];
 	return r->limit[m].gcra.emission_ns != 0 ? &r->limit[m] : NULL;
+}
+
+const struct sg_rule_list *
+sg_role_rules(const struct sg_role *r, enum sg_mode m, const struct sg_operation *op)
+{
+	if (r == NULL || op == NULL || (unsigned)m >= SG_MODE_COUNT || r->rules[m] == NULL)
+		return NULL;
+	return &r->rules[m][op->index];
 }

@@ -11,20 +11,14 @@
 
 #include "catalog/sg_catalog.h"
 #include "core/sg_diag.h"
-#include "throttle/sg_gcra.h"
+#include "policy/sg_limit.h"
+#include "policy/sg_rules.h"
 
 enum sg_mode { SG_MODE_SANDBOX = 0, SG_MODE_LIVE = 1, SG_MODE_COUNT };
 
 const char *sg_mode_name(enum sg_mode m);
 /* Returns 0 and sets *m for "sandbox" or "live"; -1 otherwise. */
 int sg_mode_parse(const char *s, enum sg_mode *m);
-
-struct sg_limit {
-	struct sg_gcra_limit gcra;
-	double rate;        /* calls per period, as written */
-	uint32_t period_s;  /* 1, 60, 3600 or 86400 */
-	char spec[32];      /* "2/s", for messages */
-};
 
 struct sg_role {
 	char *name;
@@ -36,13 +30,20 @@ struct sg_role {
 	struct sg_limit limit[SG_MODE_COUNT];
 	/* Per-connector overrides, indexed by connector->index; emission_ns 0 = use default. */
 	struct sg_limit *connector_limit[SG_MODE_COUNT];
+	/* Every limit a call passes, indexed by operation->index; built from all of the above. */
+	struct sg_rule_list *rules[SG_MODE_COUNT];
+	enum sg_class default_class; /* without a Sandgate-Priority header */
+	enum sg_class max_class;     /* the most a request may claim */
 };
 
 struct sg_policy {
 	struct sg_role *roles; /* sorted by name */
 	size_t n_roles;
-	size_t n_ops;          /* size of each allowed[] bitmap */
+	size_t n_ops; /* size of each allowed[] bitmap */
 	size_t n_connectors;
+	struct sg_rule **rules; /* role limits, upstream limits and `rules:` entries */
+	size_t n_rules;
+	const struct sg_rule **rule_pool; /* storage behind every sg_rule_list */
 };
 
 struct sg_policy_source {
@@ -58,16 +59,19 @@ struct sg_policy_source {
  * "did you mean" hint; returns NULL when any was found.
  */
 struct sg_policy *sg_policy_compile(const struct sg_policy_source *src, size_t n,
-    const struct sg_catalog *cat, struct sg_diags *d);
+                                    const struct sg_catalog *cat, struct sg_diags *d);
 void sg_policy_free(struct sg_policy *p);
 
 const struct sg_role *sg_policy_role(const struct sg_policy *p, const char *name);
 bool sg_role_allows(const struct sg_role *r, enum sg_mode m, const struct sg_operation *op);
+/*
+ * Every limit a call to `op` passes.  Lists exist for operations the role
+ * may not call too, so a refusal can still report the caller's standing.
+ */
+const struct sg_rule_list *sg_role_rules(const struct sg_role *r, enum sg_mode m,
+                                         const struct sg_operation *op);
 /* The limit for calls by this role to connector `c` in mode `m`, or NULL when unlimited. */
 const struct sg_limit *sg_role_limit(const struct sg_role *r, enum sg_mode m,
-    const struct sg_connector *c);
-
-/* Parses "2/s", "100/m", "5000/d", "10/h" into rate and period; -1 when malformed. */
-int sg_limit_parse(const char *spec, uint32_t burst, struct sg_limit *out);
+                                     const struct sg_connector *c);
 
 #endif

@@ -53,7 +53,14 @@ deny(struct sg_gcra_result res, uint32_t burst, uint64_t used, uint64_t t, uint6
 
 struct sg_gcra_result
 sg_gcra_decide(const struct sg_gcra_limit *l, uint64_t stored_tat, uint64_t now, uint32_t cost,
-    uint64_t *new_tat)
+               uint64_t *new_tat)
+{
+	return sg_gcra_decide_reserved(l, stored_tat, now, cost, 0, new_tat);
+}
+
+struct sg_gcra_result
+sg_gcra_decide_reserved(const struct sg_gcra_limit *l, uint64_t stored_tat, uint64_t now,
+                        uint32_t cost, uint64_t reserve_ns, uint64_t *new_tat)
 {
 	/* Defensive: the policy loader rejects both; never divide by zero here. */
 	uint64_t t = l->emission_ns ? l->emission_ns : 1;
@@ -72,6 +79,7 @@ sg_gcra_decide(const struct sg_gcra_limit *l, uint64_t stored_tat, uint64_t now,
 	if (cost > burst)
 		return deny(res, burst, used, t, UINT64_MAX);
 	uint64_t room = sat_mul(burst - cost, t);
+	room = room > reserve_ns ? room - reserve_ns : 0;
 	if (used > room)
 		return deny(res, burst, used, t, used - room);
 	uint64_t step;
@@ -87,6 +95,13 @@ sg_gcra_decide(const struct sg_gcra_limit *l, uint64_t stored_tat, uint64_t now,
 struct sg_gcra_result
 sg_gcra_take(const struct sg_gcra_limit *l, _Atomic uint64_t *cell, uint64_t now, uint32_t cost)
 {
+	return sg_gcra_take_reserved(l, cell, now, cost, 0);
+}
+
+struct sg_gcra_result
+sg_gcra_take_reserved(const struct sg_gcra_limit *l, _Atomic uint64_t *cell, uint64_t now,
+                      uint32_t cost, uint64_t reserve_ns)
+{
 	/*
 	 * Relaxed ordering throughout: the cell's value is the bucket's whole
 	 * state and publishes no other memory.  No update can be lost anyway,
@@ -97,11 +112,46 @@ sg_gcra_take(const struct sg_gcra_limit *l, _Atomic uint64_t *cell, uint64_t now
 	uint64_t seen = atomic_load_explicit(cell, memory_order_relaxed);
 	for (;;) {
 		uint64_t next;
-		struct sg_gcra_result res = sg_gcra_decide(l, seen, now, cost, &next);
+		struct sg_gcra_result res =
+		    sg_gcra_decide_reserved(l, seen, now, cost, reserve_ns, &next);
 		if (!res.allowed || cost == 0)
 			return res;
 		if (atomic_compare_exchange_weak_explicit(cell, &seen, next, memory_order_relaxed,
-			memory_order_relaxed))
+		                                          memory_order_relaxed))
 			return res;
+	}
+}
+
+void
+sg_gcra_refund(const struct sg_gcra_limit *l, _Atomic uint64_t *cell, uint32_t cost)
+{
+	/*
+	 * Taking stored max(tat, now) + cost*T, so subtracting cost*T leaves a
+	 * TAT at or before the one the take started from, and anything at or
+	 * before now reads as the same full bucket.  Later takes by others only
+	 * added to the TAT, so their charges survive the subtraction.
+	 */
+	uint64_t step = sat_mul(cost, l->emission_ns);
+	uint64_t seen = atomic_load_explicit(cell, memory_order_relaxed);
+	for (;;) {
+		uint64_t next = seen > step ? seen - step : 0;
+		if (atomic_compare_exchange_weak_explicit(cell, &seen, next, memory_order_relaxed,
+		                                          memory_order_relaxed))
+			return;
+	}
+}
+
+void
+sg_gcra_charge(const struct sg_gcra_limit *l, _Atomic uint64_t *cell, uint64_t now, uint32_t cost)
+{
+	/* Spending that already happened is never refused, only owed. */
+	uint64_t step = sat_mul(cost, l->emission_ns);
+	uint64_t seen = atomic_load_explicit(cell, memory_order_relaxed);
+	for (;;) {
+		uint64_t tat = seen > now ? seen : now;
+		uint64_t next = tat > UINT64_MAX - step ? UINT64_MAX : tat + step;
+		if (atomic_compare_exchange_weak_explicit(cell, &seen, next, memory_order_relaxed,
+		                                          memory_order_relaxed))
+			return;
 	}
 }

@@ -63,15 +63,14 @@ sg_fixture_init(struct sg_fixture *f, size_t n_keys)
 	f->snap = sg_snapshot_build(f->store, NULL, f->cfg.simulator_seed, &d);
 	sg_diags_print(&d, stderr);
 	sg_diags_free(&d);
-	f->gw.rates = sg_ratetable_new(f->cfg.throttle_cells);
-	return (f->snap && f->gw.rates) ? 0 : -1;
+	return (f->snap && sg_limiter_init(&f->gw.limiter, f->cfg.throttle_cells) == 0) ? 0 : -1;
 }
 
 void
 sg_fixture_free(struct sg_fixture *f)
 {
 	sg_snapshot_unref(f->snap);
-	sg_ratetable_free(f->gw.rates);
+	sg_limiter_fini(&f->gw.limiter);
 	sg_store_close(f->store);
 	sg_config_free(&f->cfg);
 	free(f->keys);

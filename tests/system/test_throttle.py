@@ -7,7 +7,7 @@ import time
 from conftest import assert_problem, fresh_key
 
 CONTACT = {"email": "ada@example.com", "name": "Ada"}
-SF_ITEM = re.compile(r'^"(?P<name>[a-z0-9_-]+)";(?P<params>.+)$')
+SF_ITEM = re.compile(r'^"(?P<name>[a-z0-9_:-]+)";(?P<params>.+)$')
 
 
 def parse_sf(value):
@@ -22,10 +22,12 @@ def parse_sf(value):
 
 
 def explorer_limit(gw, key):
+    """The explorer role's own window for crm, as /v1/me/usage reports it."""
     usage = gw.get("/v1/me/usage", key=key).json()
     for lim in usage["limits"]:
-        if lim["connector"] == "crm":
-            return lim["limit"]
+        if lim["policy"] == "explorer:sandbox" and lim.get("connector") == "crm":
+            assert lim["who"] == "api_key" and lim["counts"] == "connector"
+            return lim["windows"][0]
     raise AssertionError(usage)
 
 
@@ -42,7 +44,7 @@ def test_burst_then_429_with_headers_then_admitted_after_waiting(gateway):
         seen.append(r)
     # Every governed response carries both fields, in draft-11 syntax.
     name, pol = parse_sf(seen[0].headers["RateLimit-Policy"])
-    assert name == "crm" and pol["q"] == burst and pol["w"] >= 1
+    assert name == "explorer:sandbox" and pol["q"] == burst and pol["w"] >= 1
     remaining = [parse_sf(r.headers["RateLimit"])[1]["r"] for r in seen]
     assert remaining[-1] == 0
     assert remaining == sorted(remaining, reverse=True)
@@ -86,11 +88,15 @@ def test_refusals_before_throttle_do_not_spend_quota(gateway):
 
 def test_usage_reports_standing(gateway):
     key = fresh_key(gateway, "explorer")["key"]
-    before = gateway.get("/v1/me/usage", key=key).json()
-    crm = [l for l in before["limits"] if l["connector"] == "crm"][0]
-    assert crm["standing"]["remaining"] == crm["limit"]["burst"]
+    before = explorer_limit(gateway, key)
+    assert before["remaining"] == before["burst"]
     gateway.post("crm", "create_contact", CONTACT, key=key)
-    after = gateway.get("/v1/me/usage", key=key).json()
-    crm2 = [l for l in after["limits"] if l["connector"] == "crm"][0]
-    assert crm2["standing"]["remaining"] == crm["limit"]["burst"] - 1
-    assert after["principal"]["role"] == "explorer"
+    after = explorer_limit(gateway, key)
+    assert after["remaining"] == before["burst"] - 1
+    usage = gateway.get("/v1/me/usage", key=key).json()
+    assert usage["principal"]["role"] == "explorer"
+    assert usage["priority"] == {"default": "normal", "max": "normal"}
+    # Shared rules are listed once per bucket, not once per operation they bind.
+    names = [(l["policy"], l.get("connector")) for l in usage["limits"]]
+    assert len(names) == len(set(names)), names
+    assert ("tenant-sandbox", None) in names

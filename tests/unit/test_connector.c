@@ -64,24 +64,24 @@ parse(const char *text, struct sg_diags *d)
 }
 
 /* A small valid connector; tests append to it or change one line. */
-#define BASE \
-	"kind: connector\n"                                    /* 1 */ \
-	"name: demo\n"                                         /* 2 */ \
-	"version: 0.1.0\n"                                     /* 3 */ \
-	"description: Demo.\n"                                 /* 4 */ \
-	"environments:\n"                                      /* 5 */ \
-	"  sandbox: { simulator: true }\n"                     /* 6 */ \
-	"  live: { simulator: true }\n"                        /* 7 */ \
-	"operations:\n"                                        /* 8 */ \
-	"  ping:\n"                                            /* 9 */ \
-	"    method: GET\n"                                    /* 10 */ \
-	"    path: /ping\n"                                    /* 11 */ \
-	"    data_domain: public\n"                            /* 12 */ \
-	"    input: { type: object }\n"                        /* 13 */ \
-	"    output:\n"                                        /* 14 */ \
-	"      type: object\n"                                 /* 15 */ \
-	"      required: [ok]\n"                               /* 16 */ \
-	"      properties: { ok: { type: boolean } }\n"        /* 17 */
+#define BASE                                                                                       \
+	"kind: connector\n"                             /* 1 */                                    \
+	"name: demo\n"                                  /* 2 */                                    \
+	"version: 0.1.0\n"                              /* 3 */                                    \
+	"description: Demo.\n"                          /* 4 */                                    \
+	"environments:\n"                               /* 5 */                                    \
+	"  sandbox: { simulator: true }\n"              /* 6 */                                    \
+	"  live: { simulator: true }\n"                 /* 7 */                                    \
+	"operations:\n"                                 /* 8 */                                    \
+	"  ping:\n"                                     /* 9 */                                    \
+	"    method: GET\n"                             /* 10 */                                   \
+	"    path: /ping\n"                             /* 11 */                                   \
+	"    data_domain: public\n"                     /* 12 */                                   \
+	"    input: { type: object }\n"                 /* 13 */                                   \
+	"    output:\n"                                 /* 14 */                                   \
+	"      type: object\n"                          /* 15 */                                   \
+	"      required: [ok]\n"                        /* 16 */                                   \
+	"      properties: { ok: { type: boolean } }\n" /* 17 */
 
 static void
 test_examples_load(void **state)
@@ -103,8 +103,9 @@ test_examples_load(void **state)
 	assert_null(crm->sandbox.base_url);
 	assert_false(crm->live.simulator);
 	assert_string_equal(crm->live.base_url, "https://crm.example.com/api/v2");
-	assert_true(crm->upstream_rate == 50.0);
-	assert_int_equal(crm->upstream_burst, 100);
+	assert_int_equal(crm->upstream_limit.gcra.emission_ns, 20000000);
+	assert_int_equal(crm->upstream_limit.gcra.burst, 100);
+	assert_string_equal(crm->upstream_limit.spec, "50/s");
 	assert_int_equal(crm->n_ops, 3);
 	/* Sorted by name, whatever the file's order. */
 	assert_string_equal(crm->ops[0].name, "create_contact");
@@ -135,7 +136,7 @@ test_examples_load(void **state)
 	assert_string_equal(cal->auth, "none");
 	assert_true(cal->live.simulator);
 	assert_null(cal->live.base_url);
-	assert_true(cal->upstream_rate == 0);
+	assert_int_equal(cal->upstream_limit.gcra.emission_ns, 0);
 	sg_connector_free(crm);
 	sg_connector_free(mail);
 	sg_connector_free(cal);
@@ -184,24 +185,26 @@ test_broken_reports_every_error(void **state)
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 9);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:2:7: name: use 1 to 64 lowercase letters, "
-	    "digits, '_' or '-', starting with a letter, got \"Demo\"");
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:2:7: name: use 1 to 64 lowercase letters, "
+	                    "digits, '_' or '-', starting with a letter, got \"Demo\"");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:3:10: version: expected MAJOR.MINOR.PATCH "
-	    "such as 1.0.0, got \"1.0\"");
+	                                    "such as 1.0.0, got \"1.0\"");
 	assert_string_equal(diag_at(&d, 2), "t.yaml:6:14: environments.sandbox: set exactly one "
-	    "of simulator: true or base_url");
+	                                    "of simulator: true or base_url");
 	assert_string_equal(diag_at(&d, 3), "t.yaml:7:21: environments.live.base_url: expected "
-	    "an http:// or https:// URL");
+	                                    "an http:// or https:// URL");
 	assert_string_equal(diag_at(&d, 4),
-	    "t.yaml:8:1: unknown key \"opertions\" (did you mean \"operations\"?)");
+	                    "t.yaml:8:1: unknown key \"opertions\" (did you mean \"operations\"?)");
 	assert_string_equal(diag_at(&d, 5), "t.yaml:11:13: operation \"ping\": method: expected "
-	    "GET, POST, PUT, PATCH or DELETE, got \"post\"");
-	assert_string_equal(diag_at(&d, 6), "t.yaml:12:11: operation \"ping\": path: expected a "
-	    "path starting with '/', without spaces, '?' or '#', got \"ping\"");
+	                                    "GET, POST, PUT, PATCH or DELETE, got \"post\"");
+	assert_string_equal(diag_at(&d, 6),
+	                    "t.yaml:12:11: operation \"ping\": path: expected a "
+	                    "path starting with '/', without spaces, '?' or '#', got \"ping\"");
 	assert_string_equal(diag_at(&d, 7), "t.yaml:14:13: operation \"ping\": weight: expected "
-	    "an integer from 1 to 1000, got \"0\"");
+	                                    "an integer from 1 to 1000, got \"0\"");
 	assert_string_equal(diag_at(&d, 8), "t.yaml:15:11: operation \"ping\": cost: expected a "
-	    "number, got \"free\"");
+	                                    "number, got \"free\"");
 	sg_diags_free(&d);
 }
 
@@ -213,18 +216,20 @@ test_missing_keys(void **state)
 	assert_null(parse("kind: connector\nname: x\n", &d));
 	assert_int_equal(d.n, 4);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:1:1: missing key \"version\": add version: "
-	    "1.0.0");
+	                                    "1.0.0");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:1:1: missing key \"description\": add "
-	    "description: one line on what it is for");
-	assert_string_equal(diag_at(&d, 2), "t.yaml:1:1: missing key \"environments\": add "
+	                                    "description: one line on what it is for");
+	assert_string_equal(
+	    diag_at(&d, 2),
+	    "t.yaml:1:1: missing key \"environments\": add "
 	    "sandbox: { simulator: true } and live: { base_url: \"https://...\" } under it");
 	assert_string_equal(diag_at(&d, 3), "t.yaml:1:1: missing key \"operations\": a connector "
-	    "needs at least one operation");
+	                                    "needs at least one operation");
 	sg_diags_free(&d);
 
 	assert_null(parse("", &d));
 	assert_string_equal(diag_at(&d, 0), "t.yaml:0:0: connector: expected a mapping, got "
-	    "nothing");
+	                                    "nothing");
 	sg_diags_free(&d);
 }
 
@@ -232,23 +237,22 @@ static void
 test_schema_error_points_at_node(void **state)
 {
 	(void)state;
-	static const char text[] = BASE
-	    "  create_contact:\n"                                          /* 18 */
-	    "    method: POST\n"                                           /* 19 */
-	    "    path: /contacts\n"                                        /* 20 */
-	    "    data_domain: pii\n"                                       /* 21 */
-	    "    input:\n"                                                 /* 22 */
-	    "      type: object\n"                                         /* 23 */
-	    "      properties:\n"                                          /* 24 */
-	    "        email: { type: string, minLength: -1 }\n"             /* 25 */
-	    "    output: { type: objekt }\n";                              /* 26 */
+	static const char text[] = BASE "  create_contact:\n"                              /* 18 */
+	                                "    method: POST\n"                               /* 19 */
+	                                "    path: /contacts\n"                            /* 20 */
+	                                "    data_domain: pii\n"                           /* 21 */
+	                                "    input:\n"                                     /* 22 */
+	                                "      type: object\n"                             /* 23 */
+	                                "      properties:\n"                              /* 24 */
+	                                "        email: { type: string, minLength: -1 }\n" /* 25 */
+	                                "    output: { type: objekt }\n";                  /* 26 */
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 2);
 	assert_true(starts_with(diag_at(&d, 0), "t.yaml:25:43: operation \"create_contact\": "
-	    "input schema /properties/email/minLength: "));
+	                                        "input schema /properties/email/minLength: "));
 	assert_true(starts_with(diag_at(&d, 1), "t.yaml:26:21: operation \"create_contact\": "
-	    "output schema /type: "));
+	                                        "output schema /type: "));
 	assert_non_null(strstr(d.v[1].msg, "objekt"));
 	sg_diags_free(&d);
 }
@@ -257,20 +261,20 @@ static void
 test_input_must_be_object(void **state)
 {
 	(void)state;
-	static const char text[] = BASE
-	    "  get:\n"                                   /* 18 */
-	    "    method: GET\n"                          /* 19 */
-	    "    path: /things/{id}\n"                   /* 20 */
-	    "    data_domain: public\n"                  /* 21 */
-	    "    input: { type: array }\n"               /* 22 */
-	    "    output: { type: object }\n";            /* 23 */
+	static const char text[] = BASE "  get:\n"                        /* 18 */
+	                                "    method: GET\n"               /* 19 */
+	                                "    path: /things/{id}\n"        /* 20 */
+	                                "    data_domain: public\n"       /* 21 */
+	                                "    input: { type: array }\n"    /* 22 */
+	                                "    output: { type: object }\n"; /* 23 */
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 2);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:20:11: operation \"get\": path parameter "
-	    "{id} must be an input property listed in input.required");
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:20:11: operation \"get\": path parameter "
+	                    "{id} must be an input property listed in input.required");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:22:20: operation \"get\": input schema must "
-	    "have type: object (a call's input is a JSON object)");
+	                                    "have type: object (a call's input is a JSON object)");
 	sg_diags_free(&d);
 }
 
@@ -278,28 +282,28 @@ static void
 test_bad_example(void **state)
 {
 	(void)state;
-	static const char text[] = BASE
-	    "  get:\n"                                                         /* 18 */
-	    "    method: GET\n"                                                /* 19 */
-	    "    path: /things/{id}\n"                                         /* 20 */
-	    "    data_domain: public\n"                                        /* 21 */
-	    "    input:\n"                                                     /* 22 */
-	    "      type: object\n"                                             /* 23 */
-	    "      required: [id]\n"                                           /* 24 */
-	    "      properties: { id: { type: string } }\n"                     /* 25 */
-	    "    output:\n"                                                    /* 26 */
-	    "      type: object\n"                                             /* 27 */
-	    "      required: [id]\n"                                           /* 28 */
-	    "      properties: { id: { type: string, pattern: '^th_[a-z]+$' } }\n" /* 29 */
-	    "    examples:\n"                                                  /* 30 */
-	    "      - { id: th_good }\n"                                        /* 31 */
-	    "      - { id: \"TH-bad\" }\n"                                     /* 32 */
-	    "      - { id: th_fine }\n";                                       /* 33 */
+	static const char text[] =
+	    BASE "  get:\n"                                                             /* 18 */
+	         "    method: GET\n"                                                    /* 19 */
+	         "    path: /things/{id}\n"                                             /* 20 */
+	         "    data_domain: public\n"                                            /* 21 */
+	         "    input:\n"                                                         /* 22 */
+	         "      type: object\n"                                                 /* 23 */
+	         "      required: [id]\n"                                               /* 24 */
+	         "      properties: { id: { type: string } }\n"                         /* 25 */
+	         "    output:\n"                                                        /* 26 */
+	         "      type: object\n"                                                 /* 27 */
+	         "      required: [id]\n"                                               /* 28 */
+	         "      properties: { id: { type: string, pattern: '^th_[a-z]+$' } }\n" /* 29 */
+	         "    examples:\n"                                                      /* 30 */
+	         "      - { id: th_good }\n"                                            /* 31 */
+	         "      - { id: \"TH-bad\" }\n"                                         /* 32 */
+	         "      - { id: th_fine }\n";                                           /* 33 */
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 1);
 	assert_true(starts_with(diag_at(&d, 0), "t.yaml:32:15: operation \"get\": example 1 does "
-	    "not match the output schema: /id: "));
+	                                        "not match the output schema: /id: "));
 	sg_diags_free(&d);
 }
 
@@ -307,20 +311,22 @@ static void
 test_unsatisfiable_pattern(void **state)
 {
 	(void)state;
-	static const char text[] = BASE
-	    "  get:\n"                                                         /* 18 */
-	    "    method: GET\n"                                                /* 19 */
-	    "    path: /things\n"                                              /* 20 */
-	    "    data_domain: public\n"                                        /* 21 */
-	    "    input: { type: object }\n"                                    /* 22 */
-	    "    output:\n"                                                    /* 23 */
-	    "      type: object\n"                                             /* 24 */
-	    "      required: [id]\n"                                           /* 25 */
-	    "      properties: { id: { type: string, pattern: '^th_[a-z]{8}$' } }\n"; /* 26 */
+	static const char text[] =
+	    BASE "  get:\n"                                                                /* 18 */
+	         "    method: GET\n"                                                       /* 19 */
+	         "    path: /things\n"                                                     /* 20 */
+	         "    data_domain: public\n"                                               /* 21 */
+	         "    input: { type: object }\n"                                           /* 22 */
+	         "    output:\n"                                                           /* 23 */
+	         "      type: object\n"                                                    /* 24 */
+	         "      required: [id]\n"                                                  /* 25 */
+	         "      properties: { id: { type: string, pattern: '^th_[a-z]{8}$' } }\n"; /* 26 */
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 1);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:24:7: operation \"get\": the simulator cannot "
+	assert_string_equal(
+	    diag_at(&d, 0),
+	    "t.yaml:24:7: operation \"get\": the simulator cannot "
 	    "produce output for this schema (a pattern needs an example): add an example under "
 	    "examples:");
 	sg_diags_free(&d);
@@ -339,14 +345,13 @@ static void
 test_duplicate_key(void **state)
 {
 	(void)state;
-	static const char text[] = BASE
-	    "  ping:\n"
-	    "    method: GET\n";
+	static const char text[] = BASE "  ping:\n"
+	                                "    method: GET\n";
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 1);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:18:3: duplicate key \"ping\": each key may "
-	    "appear only once in a mapping");
+	                                    "appear only once in a mapping");
 	sg_diags_free(&d);
 }
 
@@ -355,20 +360,19 @@ test_aliases_refused(void **state)
 {
 	(void)state;
 	/* A "billion laughs" document: refused, never expanded. */
-	static const char text[] = BASE
-	    "  big:\n"
-	    "    method: GET\n"
-	    "    path: /big\n"
-	    "    data_domain: public\n"
-	    "    input: &a { type: object }\n"
-	    "    output: *a\n";
+	static const char text[] = BASE "  big:\n"
+	                                "    method: GET\n"
+	                                "    path: /big\n"
+	                                "    data_domain: public\n"
+	                                "    input: &a { type: object }\n"
+	                                "    output: *a\n";
 	struct sg_diags d = {0};
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 2);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:22:17: YAML anchors (&name) are not allowed: "
-	    "remove the anchor");
+	                                    "remove the anchor");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:23:13: YAML aliases (*name) are not allowed: "
-	    "write the value out");
+	                                    "write the value out");
 	sg_diags_free(&d);
 }
 
@@ -379,15 +383,15 @@ test_upstream_limit(void **state)
 	struct sg_diags d = {0};
 	struct sg_connector *c = parse(BASE "upstream_limit: { rate: 600/m }\n", &d);
 	assert_non_null(c);
-	assert_true(c->upstream_rate == 10.0);
-	assert_int_equal(c->upstream_burst, 600); /* default: ceil(rate per period) */
+	assert_int_equal(c->upstream_limit.gcra.emission_ns, 100000000); /* 10/s */
+	assert_int_equal(c->upstream_limit.gcra.burst, 600); /* default: ceil(rate per period) */
 	sg_connector_free(c);
 	assert_null(parse(BASE "upstream_limit: { rate: 5/w, burts: 2 }\n", &d));
 	assert_int_equal(d.n, 2);
 	assert_true(starts_with(diag_at(&d, 0), "t.yaml:18:25: upstream_limit.rate: expected "
-	    "calls per period such as 50/s"));
+	                                        "calls per period such as 50/s"));
 	assert_string_equal(diag_at(&d, 1), "t.yaml:18:30: unknown key \"burts\" (did you mean "
-	    "\"burst\"?)");
+	                                    "\"burst\"?)");
 	sg_diags_free(&d);
 }
 
@@ -447,18 +451,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_examples_load),
-		cmocka_unit_test(test_minimal_connector),
-		cmocka_unit_test(test_broken_reports_every_error),
-		cmocka_unit_test(test_missing_keys),
-		cmocka_unit_test(test_schema_error_points_at_node),
-		cmocka_unit_test(test_input_must_be_object),
-		cmocka_unit_test(test_bad_example),
-		cmocka_unit_test(test_unsatisfiable_pattern),
-		cmocka_unit_test(test_duplicate_key),
-		cmocka_unit_test(test_aliases_refused),
-		cmocka_unit_test(test_upstream_limit),
-		cmocka_unit_test(test_catalog),
+	    cmocka_unit_test(test_examples_load),
+	    cmocka_unit_test(test_minimal_connector),
+	    cmocka_unit_test(test_broken_reports_every_error),
+	    cmocka_unit_test(test_missing_keys),
+	    cmocka_unit_test(test_schema_error_points_at_node),
+	    cmocka_unit_test(test_input_must_be_object),
+	    cmocka_unit_test(test_bad_example),
+	    cmocka_unit_test(test_unsatisfiable_pattern),
+	    cmocka_unit_test(test_duplicate_key),
+	    cmocka_unit_test(test_aliases_refused),
+	    cmocka_unit_test(test_upstream_limit),
+	    cmocka_unit_test(test_catalog),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,121 @@
+/*
+ * GET /v1/me/usage: every limit that binds the caller, with where they
+ * stand in each.  A bucket shared across operations (a rule that counts
+ * per connector or across all calls) is listed once, not once per
+ * operation it binds.
+ */
+#include "http/sg_http.h"
+#include "path/sg_path.h"
+
+#define MAX_LISTED 1024
+
+/* One listed bucket: a rule and the connector or operation it counts, if any. */
+struct listed {
+	size_t rule;
+	const void *scope;
+};
+
+struct usage {
+	struct sg_req *r;
+	struct listed seen[MAX_LISTED];
+	size_t n_seen;
+	json_t *limits;
+};
+
+static bool
+already_listed(struct usage *u, const struct sg_rule *rule, const void *scope)
+{
+	for (size_t i = 0; i < u->n_seen; i++)
+		if (u->seen[i].rule == rule->index && u->seen[i].scope == scope)
+			return true;
+	if (u->n_seen < MAX_LISTED)
+		u->seen[u->n_seen++] = (struct listed){rule->index, scope};
+	return false;
+}
+
+static json_t *
+window_json(const struct sg_limit *w, const struct sg_gcra_result *res)
+{
+	return json_pack("{s:s, s:i, s:f, s:I, s:i, s:f}", "rate", w->spec, "burst",
+	                 (int)w->gcra.burst, "per_second", 1e9 / (double)w->gcra.emission_ns,
+	                 "window_s", (json_int_t)sg_limit_window_s(w), "remaining",
+	                 (int)res->remaining, "full_in_seconds", (double)res->reset_ns / 1e9);
+}
+
+static json_t *
+rule_json(struct usage *u, const struct sg_rule *rule, const struct sg_connector *c,
+          const struct sg_operation *op)
+{
+	struct sg_req *r = u->r;
+	const struct sg_limiter *lm = &r->gw->limiter;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "policy", rule->name, "who",
+	                      sg_rule_who_name(rule->who), "counts", sg_rule_what_name(rule->what),
+	                      "shadow", rule->shadow);
+	if (o == NULL)
+		return NULL;
+	if (rule->what != SG_WHAT_ALL)
+		json_object_set_new(o, "connector", json_string(c->name));
+	if (rule->what == SG_WHAT_OPERATION)
+		json_object_set_new(o, "operation", json_string(op->name));
+	if (rule->concurrency) {
+		struct sg_gcra_result res =
+		    sg_limiter_standing(lm, rule, NULL, &r->ids, r->cls, r->now_ns);
+		json_object_set_new(o, "concurrency",
+		                    json_pack("{s:i, s:i}", "limit", (int)rule->concurrency,
+		                              "in_flight",
+		                              (int)(rule->concurrency - res.remaining)));
+	}
+	json_t *windows = json_array();
+	for (size_t w = 0; w < rule->n_windows; w++) {
+		struct sg_gcra_result res =
+		    sg_limiter_standing(lm, rule, &rule->windows[w], &r->ids, r->cls, r->now_ns);
+		json_array_append_new(windows, window_json(&rule->windows[w], &res));
+	}
+	json_object_set_new(o, "windows", windows);
+	return o;
+}
+
+static void
+add_operation(struct usage *u, const struct sg_connector *c, const struct sg_operation *op)
+{
+	struct sg_req *r = u->r;
+	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, op);
+	const struct sg_key_entry *k = r->principal.key;
+	sg_limiter_ids_set(&r->ids, k->id, k->tenant, k->user, c->name, op->name,
+	                   (uint32_t)r->principal.mode);
+	for (uint8_t i = 0; rl && i < rl->n; i++) {
+		const struct sg_rule *rule = rl->v[i];
+		const void *scope = rule->what == SG_WHAT_CONNECTOR   ? (const void *)c
+		                    : rule->what == SG_WHAT_OPERATION ? (const void *)op
+		                                                      : NULL;
+		if (!already_listed(u, rule, scope))
+			json_array_append_new(u->limits, rule_json(u, rule, c, op));
+	}
+}
+
+void
+sg_http_usage(struct sg_http_ctx *c)
+{
+	struct sg_req *r = &c->req_state;
+	if (sg_http_identify_or_reply(c, r) != 0)
+		return;
+	struct usage *u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		sg_http_send_problem(c, SG_P_INTERNAL, "out of memory");
+		return;
+	}
+	const struct sg_catalog *cat = r->snap->defs->catalog;
+	const struct sg_role *role = r->principal.role;
+	u->r = r;
+	u->limits = json_array();
+	r->cls = role->default_class;
+	for (size_t i = 0; i < cat->n; i++)
+		for (size_t j = 0; j < cat->v[i]->n_ops; j++)
+			if (sg_role_allows(role, r->principal.mode, &cat->v[i]->ops[j]))
+				add_operation(u, cat->v[i], &cat->v[i]->ops[j]);
+	json_t *body = json_pack("{s:o, s:{s:s, s:s}, s:o}", "principal", sg_http_principal_json(r),
+	                         "priority", "default", sg_class_name(role->default_class), "max",
+	                         sg_class_name(role->max_class), "limits", u->limits);
+	free(u);
+	sg_http_send_json(c, 200, body, "application/json");
+}
