@@ -425,17 +425,20 @@ defined_before(struct pload *l, const char *name, struct fy_node *key)
 	return false;
 }
 
-static void
+/* Returns -1 after reporting a bad class; 0 when absent or valid. */
+static int
 compile_class(struct pload *l, struct fy_node *map, const char *key, const char *what,
               enum sg_class *out)
 {
 	struct fy_node *n = sg_yaml_get(map, key);
 	const char *s = n ? sg_yaml_str(l->d, l->file, n, what) : NULL;
-	if (s && sg_class_parse(s, out) != 0)
+	if (n == NULL || (s && sg_class_parse(s, out) == 0))
+		return 0;
+	if (s)
 		sg_yaml_error(l->d, l->file, n,
-		              "%s: expected critical, normal or background, got "
-		              "\"%.40s\"",
-		              what, s);
+		              "%s: expected critical, normal or background, got \"%.40s\"", what,
+		              s);
+	return -1;
 }
 
 /* Which Sandgate-Priority a role gets by default and the most it may claim. */
@@ -448,10 +451,10 @@ compile_priority(struct pload *l, struct sg_role *r, struct fy_node *n)
 	    !fy_node_is_mapping(n))
 		return;
 	snprintf(what, sizeof(what), "role \"%s\": priority.default", r->name);
-	compile_class(l, n, "default", what, &r->default_class);
+	int bad = compile_class(l, n, "default", what, &r->default_class);
 	snprintf(what, sizeof(what), "role \"%s\": priority.max", r->name);
-	compile_class(l, n, "max", what, &r->max_class);
-	if (r->default_class < r->max_class)
+	bad |= compile_class(l, n, "max", what, &r->max_class);
+	if (bad == 0 && r->default_class < r->max_class)
 		sg_yaml_error(l->d, l->file, n,
 		              "role \"%s\": priority.default (%s) is above "
 		              "priority.max (%s); lower the default or raise the max",

@@ -14,20 +14,20 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The same connector, operation and data-domain names as examples/. */
-#define OP(name, method, domain) \
-	"  " name ": { method: " method ", path: /x, data_domain: " domain ", " \
+#define OP(name, method, domain)                                                                   \
+	"  " name ": { method: " method ", path: /x, data_domain: " domain ", "                    \
 	"input: { type: object }, output: { type: object }, examples: [{}] }\n"
-#define CONNECTOR(name) \
-	"kind: connector\nname: " name "\nversion: 1.0.0\ndescription: Fuzz.\n" \
-	"environments: { sandbox: { simulator: true }, live: { simulator: true } }\n" \
+#define CONNECTOR(name)                                                                            \
+	"kind: connector\nname: " name "\nversion: 1.0.0\ndescription: Fuzz.\n"                    \
+	"environments: { sandbox: { simulator: true }, live: { simulator: true } }\n"              \
 	"operations:\n"
 
 static const char *const defs[] = {
-	CONNECTOR("crm") OP("create_contact", "POST", "pii") OP("get_contact", "GET", "pii")
-	    OP("list_contacts", "GET", "pii"),
-	CONNECTOR("mail") OP("send", "POST", "pii") OP("get_status", "GET", "internal"),
-	CONNECTOR("calendar") OP("create_event", "POST", "internal")
-	    OP("list_events", "GET", "internal") OP("list_holidays", "GET", "public"),
+    CONNECTOR("crm") OP("create_contact", "POST", "pii") OP("get_contact", "GET", "pii")
+        OP("list_contacts", "GET", "pii"),
+    CONNECTOR("mail") OP("send", "POST", "pii") OP("get_status", "GET", "internal"),
+    CONNECTOR("calendar") OP("create_event", "POST", "internal")
+        OP("list_events", "GET", "internal") OP("list_holidays", "GET", "public"),
 };
 
 static struct sg_catalog *
@@ -48,6 +48,27 @@ catalog(void)
 	if (cat == NULL)
 		abort();
 	return cat; /* kept for the process's life */
+}
+
+/* Every list is bounded and complete; a usable mode always starts with the role's limit. */
+static void
+check_rule_lists(const struct sg_catalog *cat, const struct sg_role *r)
+{
+	for (int m = 0; m < SG_MODE_COUNT; m++)
+		for (size_t c = 0; c < cat->n; c++)
+			for (size_t i = 0; i < cat->v[c]->n_ops; i++) {
+				const struct sg_rule_list *rl =
+				    sg_role_rules(r, (enum sg_mode)m, &cat->v[c]->ops[i]);
+				if (rl == NULL || rl->n > SG_RULE_MAX_PER_CALL)
+					abort();
+				for (uint8_t k = 0; k < rl->n; k++)
+					if (rl->v[k] == NULL || (rl->v[k]->n_windows == 0) ==
+					                            (rl->v[k]->concurrency == 0))
+						abort();
+				if (r->mode_allowed[m] &&
+				    (rl->n == 0 || strchr(rl->v[0]->name, ':') == NULL))
+					abort();
+			}
 }
 
 int
@@ -77,6 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t c = 0; r->mode_allowed[m] && c < cat->n; c++)
 				if (sg_role_limit(r, (enum sg_mode)m, cat->v[c]) == NULL)
 					abort();
+		check_rule_lists(cat, r);
 	}
 	sg_policy_free(p);
 	sg_diags_free(&d);
