@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sg_config.h"
 #include "core/sg_yaml.h"
 #include "policy/sg_policy.h"
 #include "upstream/sg_simulator.h"
@@ -31,7 +32,7 @@ static const char *const top_keys[] = {
     "kind", "name",         "version",        "description",
     "auth", "environments", "upstream_limit", "operations",
 };
-static const char *const env_keys[] = {"simulator", "base_url"};
+static const char *const env_keys[] = {"simulator", "base_url", "latency"};
 static const char *const limit_keys[] = {"rate", "burst"};
 static const char *const op_keys[] = {
     "description", "method",     "path",  "data_domain", "cost",
@@ -108,6 +109,32 @@ get_str(struct cload *l, struct fy_node *map, const char *key, const char *what,
 	return sg_yaml_str(l->d, l->file, n, label);
 }
 
+/* How long the simulator takes to answer, so explorers meet realistic timing. */
+static void
+parse_latency(struct cload *l, struct fy_node *env_node, const char *name,
+              struct sg_environment *env)
+{
+	struct fy_node *n = sg_yaml_get(env_node, "latency");
+	char what[64];
+	uint64_t ms;
+	snprintf(what, sizeof(what), "environments.%s.latency", name);
+	const char *s = n ? sg_yaml_str(l->d, l->file, n, what) : NULL;
+	if (s == NULL)
+		return;
+	if (!env->simulator)
+		sg_yaml_error(l->d, l->file, n,
+		              "%s: only the simulator takes a latency; a real "
+		              "upstream has its own",
+		              what);
+	else if (sg_duration_parse_ms(s, &ms) != 0 || ms > 60000)
+		sg_yaml_error(l->d, l->file, n,
+		              "%s: expected a duration from 0ms to 60s such as "
+		              "40ms, got \"%.40s\"",
+		              what, s);
+	else
+		env->latency_ms = (uint32_t)ms;
+}
+
 static void
 parse_env(struct cload *l, struct fy_node *envs, const char *name, struct sg_environment *env)
 {
@@ -147,6 +174,7 @@ parse_env(struct cload *l, struct fy_node *envs, const char *name, struct sg_env
 		return;
 	}
 	env->base_url = url ? keep(l, url) : NULL;
+	parse_latency(l, n, name, env);
 }
 
 static void

@@ -30,8 +30,9 @@ struct sg_operation {
 };
 
 struct sg_environment {
-	bool simulator; /* served by the built-in simulator */
-	char *base_url; /* upstream base URL, or NULL */
+	bool simulator;      /* served by the built-in simulator */
+	char *base_url;      /* upstream base URL, or NULL */
+	uint32_t latency_ms; /* simulator only: how long each answer takes */
 };
 
 struct sg_connector {

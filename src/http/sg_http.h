@@ -34,6 +34,7 @@ struct sg_io_thread {
 	struct sg_metrics_shard *metrics;
 	struct sg_logbuf log; /* access-log lines waiting for the flush timer */
 	struct event *log_timer;
+	struct sg_http_ctx *suspended; /* requests waiting in the path, doubly linked */
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 };
 
@@ -56,6 +57,12 @@ struct sg_http_ctx {
 	/* Points at `req_state` once a handler identified or governed the call. */
 	struct sg_req *gov;
 	bool governed; /* a connector call: counts as a decision */
+	/* While the path is suspended: a wake-up timer, a pinned snapshot and list links. */
+	bool is_suspended;
+	struct event *wake_ev;
+	struct sg_snapshot *pinned;
+	struct sg_http_ctx *prev, *next;
+	char connector_name[96], operation_name[96];
 	struct sg_req req_state;
 };
 
@@ -66,6 +73,17 @@ struct sg_snapshot *sg_http_snapshot(struct sg_io_thread *t);
 
 /* Entry point registered with evhttp. */
 void sg_http_on_request(struct evhttp_request *req, void *arg);
+/* Counts, logs and frees a request once its reply has been sent. */
+void sg_http_done(struct sg_http_ctx *c);
+
+/* The wake-ups steps use through sg_req.io (sg_http_async.c). */
+extern const struct sg_req_io sg_http_req_io;
+/* Parks a governed request whose path returned SG_STEP_AGAIN. */
+void sg_http_suspend(struct sg_http_ctx *c);
+/* Runs the path of a woken request on; defined with the governed call. */
+void sg_http_governed_resume(struct sg_http_ctx *c);
+/* At shutdown: frees requests still parked, without replying. */
+void sg_http_abandon_suspended(struct sg_io_thread *t);
 
 /* Response helpers: each sends exactly one reply. */
 void sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body /* stolen */,

@@ -5,6 +5,7 @@
  */
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -55,6 +56,14 @@ respond(struct sg_http_ctx *c, struct sg_req *r)
 	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
 }
 
+/* The path has stopped: answer, then record the decision. */
+static void
+complete(struct sg_http_ctx *c, struct sg_req *r)
+{
+	respond(c, r);
+	sg_step_record(r, (sg_now_ns() - c->start_ns) / 1000);
+}
+
 void
 sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation)
 {
@@ -67,15 +76,34 @@ sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *opera
 	}
 	prepare(c, r, snap);
 	c->governed = true;
-	r->connector_name = connector;
-	r->operation_name = operation;
+	r->io = &sg_http_req_io;
+	/* The router's buffers live on its stack; a suspended request outlives them. */
+	snprintf(c->connector_name, sizeof(c->connector_name), "%s", connector);
+	snprintf(c->operation_name, sizeof(c->operation_name), "%s", operation);
+	r->connector_name = c->connector_name;
+	r->operation_name = c->operation_name;
 	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
 	r->content_type = evhttp_find_header(in, "Content-Type");
 	r->priority = evhttp_find_header(in, "Sandgate-Priority");
 	read_body(c, r);
-	sg_path_run(r);
-	respond(c, r);
-	sg_step_record(r, (sg_now_ns() - c->start_ns) / 1000);
+	if (sg_path_run(r) == SG_STEP_AGAIN) {
+		sg_http_suspend(c);
+		return;
+	}
+	complete(c, r);
+}
+
+void
+sg_http_governed_resume(struct sg_http_ctx *c)
+{
+	struct sg_req *r = &c->req_state;
+	r->now_ns = sg_now_ns();
+	if (sg_path_run(r) == SG_STEP_AGAIN) {
+		sg_http_suspend(c);
+		return;
+	}
+	complete(c, r);
+	sg_http_done(c);
 }
 
 int

@@ -3,8 +3,11 @@
  * anything else is a problem+json 404, never libevent's HTML page.
  */
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -77,7 +80,7 @@ dispatch(struct sg_http_ctx *c)
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_usage(c);
 	} else if (strncmp(p, CONNECTOR_PREFIX, strlen(CONNECTOR_PREFIX)) == 0 &&
-	    split_connector_path(p, conn, sizeof(conn), op, sizeof(op)) == 0) {
+	           split_connector_path(p, conn, sizeof(conn), op, sizeof(op)) == 0) {
 		if (method_is(c, EVHTTP_REQ_POST, "POST"))
 			sg_http_governed(c, conn, op);
 	} else {
@@ -98,8 +101,11 @@ log_request(struct sg_http_ctx *c, int status, uint64_t latency_us)
 	json_object_set_new(line, "trace_id", json_string(c->trace.trace_id));
 	json_object_set_new(line, "status", json_integer(status));
 	json_object_set_new(line, "latency_us", json_integer((json_int_t)latency_us));
-	json_object_set_new(line, "method",
-	    json_string(evhttp_request_get_command(c->req) == EVHTTP_REQ_POST ? "POST" : "GET"));
+	json_object_set_new(
+	    line, "method",
+	    json_string(c->governed || evhttp_request_get_command(c->req) == EVHTTP_REQ_POST
+	                    ? "POST"
+	                    : "GET"));
 	json_object_set_new(line, "path", json_string(c->path));
 	if (k) {
 		json_object_set_new(line, "tenant", json_string(k->tenant));
@@ -122,25 +128,45 @@ void
 sg_http_on_request(struct evhttp_request *req, void *arg)
 {
 	struct sg_io_thread *t = arg;
-	struct sg_http_ctx c = {.t = t, .req = req, .start_ns = sg_now_ns()};
+	struct sg_http_ctx *c = malloc(sizeof(*c));
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
+	if (c == NULL) {
+		evhttp_send_error(req, 503, "out of memory");
+		return;
+	}
+	/* The request state is zeroed by sg_req_init when a handler needs it. */
+	memset(c, 0, offsetof(struct sg_http_ctx, req_state));
+	c->t = t;
+	c->req = req;
+	c->start_ns = sg_now_ns();
 	atomic_fetch_add_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
-	c.path = (path && *path) ? path : "/";
-	sg_trace_begin(&c.trace,
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent"));
-	dispatch(&c);
+	c->path = (path && *path) ? path : "/";
+	sg_trace_begin(&c->trace,
+	               evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent"));
+	dispatch(c);
+	if (!c->is_suspended)
+		sg_http_done(c);
+}
 
-	int status = evhttp_request_get_response_code(req);
+void
+sg_http_done(struct sg_http_ctx *c)
+{
+	struct sg_io_thread *t = c->t;
+	int status = c->req ? evhttp_request_get_response_code(c->req) : 503;
 	uint64_t done = sg_now_ns();
-	uint64_t latency_us = (done - c.start_ns) / 1000;
-	const char *conn = (c.gov && c.gov->connector) ? c.gov->connector->name : NULL;
-	sg_metrics_observe(t->metrics, conn, status, c.governed ? c.gov->decision : SG_DEC_COUNT,
-	    latency_us);
-	log_request(&c, status, latency_us);
-	if (c.gov)
-		sg_req_finish(c.gov);
+	uint64_t latency_us = (done - c->start_ns) / 1000;
+	const char *conn = (c->gov && c->gov->connector) ? c->gov->connector->name : NULL;
+	sg_metrics_observe(t->metrics, conn, status, c->governed ? c->gov->decision : SG_DEC_COUNT,
+	                   latency_us);
+	log_request(c, status, latency_us);
+	if (c->gov)
+		sg_req_finish(c->gov);
+	if (c->wake_ev)
+		event_free(c->wake_ev);
+	sg_snapshot_unref(c->pinned);
 	atomic_store_explicit(&t->last_done_ns, done, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
+	free(c);
 }

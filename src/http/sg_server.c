@@ -21,14 +21,15 @@
 static int
 resolve_listen(const struct sg_config *cfg, struct addrinfo **out, char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	char port[8];
 	snprintf(port, sizeof(port), "%u", cfg->listen_port);
 	int rc = getaddrinfo(cfg->listen_host, port, &hints, out);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_host,
-		    cfg->listen_port, gai_strerror(rc));
+		         cfg->listen_port, gai_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -64,9 +65,9 @@ probe_port_free(const struct addrinfo *ai, const struct sg_config *cfg, char *er
 	int fd = open_listener(ai, 0);
 	if (fd < 0) {
 		snprintf(err, errlen,
-		    "cannot listen on %s:%u: %s (is another sandgate or server using it? "
-		    "pick another with --listen HOST:PORT)",
-		    cfg->listen_host, cfg->listen_port, strerror(errno));
+		         "cannot listen on %s:%u: %s (is another sandgate or server using it? "
+		         "pick another with --listen HOST:PORT)",
+		         cfg->listen_host, cfg->listen_port, strerror(errno));
 		return -1;
 	}
 	close(fd);
@@ -86,7 +87,7 @@ on_log_timer(evutil_socket_t fd, short what, void *arg)
 
 static int
 setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo *ai, char *err,
-    size_t errlen)
+             size_t errlen)
 {
 	const struct sg_config *cfg = s->cfg;
 	struct timeval tmo = {cfg->read_timeout_ms / 1000, (cfg->read_timeout_ms % 1000) * 1000};
@@ -95,7 +96,7 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	t->listen_fd = open_listener(ai, 1);
 	if (t->listen_fd < 0) {
 		snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_host,
-		    cfg->listen_port, strerror(errno));
+		         cfg->listen_port, strerror(errno));
 		return -1;
 	}
 	/*
@@ -122,7 +123,8 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	evhttp_set_max_body_size(t->http, (ev_ssize_t)cfg->max_body_bytes * 2);
 	evhttp_set_timeout_tv(t->http, &tmo);
 	evhttp_set_allowed_methods(t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(t->http, sg_http_on_request, t);
 	struct timeval flush = {0, LOG_FLUSH_MS * 1000};
 	t->log_timer = event_new(t->base, -1, EV_PERSIST, on_log_timer, t);
@@ -182,6 +184,7 @@ sg_server_free(struct sg_server *s)
 		struct sg_io_thread *t = &s->threads[i];
 		if (t->log_timer)
 			event_free(t->log_timer);
+		sg_http_abandon_suspended(t); /* before the log buffer their lines go to */
 		sg_logbuf_free(&t->log);
 		if (t->http)
 			evhttp_free(t->http); /* closes the listener and open connections */

@@ -38,6 +38,22 @@ enum sg_step_rc {
 	SG_STEP_ERROR, /* an internal failure; answer 500 */
 };
 
+struct sg_req;
+
+/*
+ * How a step that must wait (a simulated upstream's latency, a queue, a
+ * remote store) suspends the request: it arranges a wake-up through these
+ * and returns SG_STEP_AGAIN; the transport then runs the path again from
+ * the same step.  NULL when the path runs synchronously (benchmarks and
+ * fuzzers), where steps must not suspend.
+ */
+struct sg_req_io {
+	/* Runs the path again after `delay_ns`; -1 (out of memory): do not suspend. */
+	int (*wake_after)(struct sg_req *r, uint64_t delay_ns);
+	/* Runs the path again soon, from the event loop, never from the caller's stack. */
+	int (*wake)(struct sg_req *r);
+};
+
 struct sg_principal {
 	const struct sg_key_entry *key; /* owned by the snapshot */
 	const struct sg_role *role;     /* owned by the snapshot */
@@ -55,9 +71,10 @@ struct sg_req {
 	const char *priority;     /* Sandgate-Priority header value or NULL */
 	const char *body;
 	size_t body_len;
-	uint64_t now_ns; /* monotonic, taken once at arrival */
+	uint64_t now_ns; /* monotonic: at arrival, then again each time the path resumes */
 	int64_t wall_s;  /* unix seconds, for key expiry */
 	struct sg_trace trace;
+	const struct sg_req_io *io; /* NULL: steps may not suspend */
 
 	/* Filled by the steps. */
 	struct sg_principal principal;
@@ -69,6 +86,7 @@ struct sg_req {
 	struct sg_limiter_ids ids;
 	bool has_verdict; /* verdict holds a decision or a peek at the standing */
 	struct sg_verdict verdict;
+	bool route_waited; /* the simulated upstream latency has passed */
 	size_t next_step;
 
 	/* Outcome. */

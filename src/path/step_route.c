@@ -12,10 +12,10 @@ simulate(struct sg_req *r)
 	char salt[160];
 	snprintf(salt, sizeof(salt), "%s.%s", r->connector->name, r->op->name);
 	r->output = sg_sim_generate(r->op->output, r->op->examples, r->input,
-	    r->gw->config->simulator_seed, salt);
+	                            r->gw->config->simulator_seed, salt);
 	if (r->output == NULL)
 		return sg_req_fail(r, SG_P_SIMULATOR_FAILED,
-		    "the simulator could not produce output for %s", salt);
+		                   "the simulator could not produce output for %s", salt);
 	return SG_STEP_NEXT;
 }
 
@@ -24,9 +24,15 @@ sg_step_route(struct sg_req *r)
 {
 	const struct sg_environment *env =
 	    r->principal.mode == SG_MODE_LIVE ? &r->connector->live : &r->connector->sandbox;
+	/* Wait first, as a real upstream would, then answer. */
+	if (env->simulator && env->latency_ms > 0 && r->io != NULL && !r->route_waited) {
+		r->route_waited = true;
+		if (r->io->wake_after(r, env->latency_ms * 1000000ull) == 0)
+			return SG_STEP_AGAIN;
+	}
 	if (env->simulator)
 		return simulate(r);
 	return sg_req_fail(r, SG_P_LIVE_UNAVAILABLE,
-	    "connector \"%s\" has no built-in %s side on this gateway", r->connector->name,
-	    sg_mode_name(r->principal.mode));
+	                   "connector \"%s\" has no built-in %s side on this gateway",
+	                   r->connector->name, sg_mode_name(r->principal.mode));
 }

@@ -217,3 +217,98 @@ def test_upstream_limit_binds_live_calls_of_everyone(tmp_path):
         assert gw.post("crm", "create_contact", CONTACT, key=sandbox).status_code == 200
     finally:
         gw.assert_clean_exit(gw.stop())
+
+
+@pytest.fixture
+def slow_crm(tmp_path):
+    """Examples whose crm simulator takes 400 ms per answer, plus extra rules."""
+    def _make(rules):
+        defs = tmp_path / "defs"
+        shutil.copytree(EXAMPLES, defs)
+        crm = defs / "connectors" / "crm.yaml"
+        crm.write_text(crm.read_text().replace("sandbox: { simulator: true }",
+                                               "sandbox: { simulator: true, latency: 400ms }"))
+        (defs / "policies" / "extra.yaml").write_text(
+            "kind: policy\nname: extra\nrules:\n" + rules)
+        return defs
+    return _make
+
+
+def parallel(fn, n):
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: fn(), range(n)))
+
+
+def test_concurrency_cap_counts_calls_in_flight(slow_crm, tmp_path):
+    defs = slow_crm("  - { name: two-at-once, bucket_per: [tenant], concurrency: 2 }\n")
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    key = make_key(data, "admin", user="a")["key"]
+    gw = Gateway(data).start()
+    try:
+        call = lambda: gw.post("crm", "create_contact", CONTACT, key=key)
+        t0 = time.monotonic()
+        results = parallel(call, 3)
+        codes = sorted(r.status_code for r in results)
+        assert codes == [200, 200, 429], [r.text for r in results]
+        refused = [r for r in results if r.status_code == 429][0]
+        body = assert_problem(refused, 429, "concurrency_limited")
+        assert "allows 2 calls at once for your tenant" in body["detail"]
+        assert refused.headers["RateLimit-Policy"] == '"two-at-once";q=2;qu="concurrent-requests"'
+        # The admitted calls really waited for the simulated upstream.
+        assert time.monotonic() - t0 >= 0.4
+        # Slots are given back when calls end.
+        assert sorted(r.status_code for r in parallel(call, 2)) == [200, 200]
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def test_reload_and_drain_with_calls_waiting_on_the_upstream(slow_crm, tmp_path):
+    import signal
+
+    defs = slow_crm("  - { name: roomy, bucket_per: [tenant], concurrency: 100 }\n")
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    key = make_key(data, "admin", user="a")["key"]
+    gw = Gateway(data).start()
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(gw.post, "crm", "create_contact", CONTACT, key=key)
+                   for _ in range(8)]
+        time.sleep(0.15)
+        gw.signal(signal.SIGHUP)  # the snapshot moves while they wait
+        results = [f.result() for f in futures]
+    assert [r.status_code for r in results] == [200] * 8, [r.text for r in results]
+    # SIGTERM while calls wait: they finish, then the process exits cleanly.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(gw.post, "crm", "create_contact", CONTACT, key=key)
+                   for _ in range(4)]
+        time.sleep(0.15)
+        rc = gw.stop()
+        assert [f.result().status_code for f in futures] == [200] * 4
+    gw.assert_clean_exit(rc)
+
+
+def test_shutdown_past_the_drain_timeout_frees_waiting_calls(slow_crm, tmp_path):
+    import concurrent.futures
+
+    defs = slow_crm("  - { name: roomy, bucket_per: [tenant], concurrency: 100 }\n")
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    key = make_key(data, "admin", user="a")["key"]
+    config = tmp_path / "sandgate.yaml"
+    config.write_text("limits:\n  drain_timeout: 0s\n")
+    gw = Gateway(data, config=str(config)).start()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(gw.post, "crm", "create_contact", CONTACT, key=key)
+                   for _ in range(3)]
+        time.sleep(0.15)
+        rc = gw.stop()
+        for f in futures:
+            try:
+                f.result()  # the connection is closed without an answer
+            except Exception:
+                pass
+    # No leak and no use-after-free from the abandoned calls (ASan build).
+    gw.assert_clean_exit(rc)

@@ -376,6 +376,43 @@ test_aliases_refused(void **state)
 	sg_diags_free(&d);
 }
 
+/* Replaces the first occurrence of `from` in BASE with `to`. */
+static struct sg_connector *
+parse_with(const char *from, const char *to, struct sg_diags *d)
+{
+	char text[4096];
+	const char *base = BASE;
+	const char *at = strstr(base, from);
+	assert_non_null(at);
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
+	return parse(text, d);
+}
+
+static void
+test_simulator_latency(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse_with("sandbox: { simulator: true }",
+	                                    "sandbox: { simulator: true, latency: 40ms }", &d);
+	assert_non_null(c);
+	assert_int_equal(c->sandbox.latency_ms, 40);
+	assert_int_equal(c->live.latency_ms, 0);
+	sg_connector_free(c);
+	assert_null(parse_with("sandbox: { simulator: true }",
+	                       "sandbox: { simulator: true, latency: 61s }", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:6:40: environments.sandbox.latency: expected a "
+	                                    "duration from 0ms to 60s such as 40ms, got \"61s\"");
+	sg_diags_free(&d);
+	memset(&d, 0, sizeof(d));
+	assert_null(parse_with("live: { simulator: true }",
+	                       "live: { base_url: \"https://x.test\", latency: 5ms }", &d));
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:7:48: environments.live.latency: only the "
+	                    "simulator takes a latency; a real upstream has its own");
+	sg_diags_free(&d);
+}
+
 static void
 test_upstream_limit(void **state)
 {
@@ -462,6 +499,7 @@ main(void)
 	    cmocka_unit_test(test_duplicate_key),
 	    cmocka_unit_test(test_aliases_refused),
 	    cmocka_unit_test(test_upstream_limit),
+	    cmocka_unit_test(test_simulator_latency),
 	    cmocka_unit_test(test_catalog),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
