@@ -16,7 +16,7 @@
 #include "schema/sg_schema.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
-#define DAY_MS           86400000LL
+#define DAY_MS 86400000LL
 
 enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL };
 
@@ -31,24 +31,30 @@ struct field {
 #define OFF(m) offsetof(struct sg_config, m)
 
 static const struct field fields[] = {
-	{NULL, "threads", F_INT, 1, 64, OFF(threads)},
-	{"limits", "max_header_bytes", F_SIZE, 1024, 1024 * 1024, OFF(max_header_bytes)},
-	{"limits", "max_body_bytes", F_SIZE, 1024, 64 * 1024 * 1024, OFF(max_body_bytes)},
-	{"limits", "max_json_depth", F_INT, 2, SG_SCHEMA_MAX_DEPTH, OFF(max_json_depth)},
-	{"limits", "read_timeout", F_MS, 1, DAY_MS, OFF(read_timeout_ms)},
-	{"limits", "idle_timeout", F_MS, 1, DAY_MS, OFF(idle_timeout_ms)},
-	/* 0 is allowed: stop at once, abandoning in-flight work. */
-	{"limits", "drain_timeout", F_MS, 0, DAY_MS, OFF(drain_timeout_ms)},
-	{"simulator", "seed", F_U64, 0, INT64_MAX, OFF(simulator_seed)},
-	{"log", "requests", F_BOOL, 0, 1, OFF(log_requests)},
-	{"record", "queue", F_SIZE, 16, 16 * 1024 * 1024, OFF(record_queue)},
-	{"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
+    {NULL, "threads", F_INT, 1, 64, OFF(threads)},
+    {"limits", "max_header_bytes", F_SIZE, 1024, 1024 * 1024, OFF(max_header_bytes)},
+    {"limits", "max_body_bytes", F_SIZE, 1024, 64 * 1024 * 1024, OFF(max_body_bytes)},
+    {"limits", "max_json_depth", F_INT, 2, SG_SCHEMA_MAX_DEPTH, OFF(max_json_depth)},
+    {"limits", "read_timeout", F_MS, 1, DAY_MS, OFF(read_timeout_ms)},
+    {"limits", "idle_timeout", F_MS, 1, DAY_MS, OFF(idle_timeout_ms)},
+    /* 0 is allowed: stop at once, abandoning in-flight work. */
+    {"limits", "drain_timeout", F_MS, 0, DAY_MS, OFF(drain_timeout_ms)},
+    {"simulator", "seed", F_U64, 0, INT64_MAX, OFF(simulator_seed)},
+    {"log", "requests", F_BOOL, 0, 1, OFF(log_requests)},
+    {"record", "queue", F_SIZE, 16, 16 * 1024 * 1024, OFF(record_queue)},
+    {"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
+    /* 0s turns queueing off: a call over its limit is refused at once. */
+    {"throttle", "queue_wait", F_MS, 0, 60 * 1000, OFF(queue_wait_ms)},
+    {"throttle", "queue_depth", F_INT, 1, 100000, OFF(queue_depth)},
+    {"shedding", "max_in_flight", F_INT, 1, 1000000, OFF(shed_max_in_flight)},
+    {"shedding", "background_percent", F_INT, 1, 100, OFF(shed_background_pct)},
+    {"shedding", "normal_percent", F_INT, 1, 100, OFF(shed_normal_pct)},
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const top_keys[] = {
-	"listen", "threads", "data_dir", "limits", "simulator", "log", "record", "throttle",
+    "listen", "threads", "data_dir", "limits", "simulator", "log", "record", "throttle", "shedding",
 };
 
 void
@@ -69,6 +75,11 @@ sg_config_defaults(struct sg_config *c)
 	c->log_requests = true;
 	c->record_queue = 8192;
 	c->throttle_cells = 1048576;
+	c->queue_wait_ms = 2000;
+	c->queue_depth = 64;
+	c->shed_max_in_flight = 4096;
+	c->shed_background_pct = 50;
+	c->shed_normal_pct = 85;
 }
 
 void
@@ -117,7 +128,7 @@ valid_hostname(const char *h)
 		return false;
 	for (; *h; h++)
 		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
-		    (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
+		      (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
 			return false;
 	return true;
 }
@@ -178,22 +189,26 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 }
 
 static int
-parse_duration_field(const char *file, struct fy_node *n, const char *what,
-    const struct field *f, long long *out, struct sg_diags *d)
+parse_duration_field(const char *file, struct fy_node *n, const char *what, const struct field *f,
+                     long long *out, struct sg_diags *d)
 {
 	const char *s = sg_yaml_str(d, file, n, what);
 	uint64_t ms;
 	if (s == NULL)
 		return -1;
 	if (sg_duration_parse_ms(s, &ms) != 0) {
-		sg_yaml_error(d, file, n,
+		sg_yaml_error(
+		    d, file, n,
 		    "%s: expected a duration such as 250ms, 10s, 5m, 1h or 2d, got \"%.40s\"", what,
 		    s);
 		return -1;
 	}
 	if (ms < (uint64_t)f->min || ms > (uint64_t)f->max) {
-		sg_yaml_error(d, file, n, "%s: must be from %lldms to 1d, got \"%.40s\"", what,
-		    f->min, s);
+		char top[32] = "1d";
+		if (f->max != DAY_MS)
+			snprintf(top, sizeof(top), "%llds", f->max / 1000);
+		sg_yaml_error(d, file, n, "%s: must be from %lldms to %s, got \"%.40s\"", what,
+		              f->min, top, s);
 		return -1;
 	}
 	*out = (long long)ms;
@@ -202,14 +217,14 @@ parse_duration_field(const char *file, struct fy_node *n, const char *what,
 
 static void
 parse_field(struct sg_config *c, const char *file, struct fy_node *n, const struct field *f,
-    struct sg_diags *d)
+            struct sg_diags *d)
 {
 	char what[64];
 	long long v = 0;
 	bool b = false;
 	int rc;
-	snprintf(what, sizeof(what), "%s%s%s", f->section ? f->section : "",
-	    f->section ? "." : "", f->key);
+	snprintf(what, sizeof(what), "%s%s%s", f->section ? f->section : "", f->section ? "." : "",
+	         f->key);
 	if (f->type == F_BOOL) {
 		rc = sg_yaml_bool(d, file, n, what, &b);
 		v = b;
@@ -224,7 +239,7 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 
 static void
 parse_section(struct sg_config *c, const char *file, struct fy_node *root, const char *section,
-    struct sg_diags *d)
+              struct sg_diags *d)
 {
 	const char *known[N_FIELDS];
 	const struct field *field[N_FIELDS];
@@ -256,8 +271,9 @@ parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, s
 	const char *s = n ? sg_yaml_str(d, file, n, "listen") : NULL;
 	if (s && sg_config_set_listen(c, s) != 0)
 		sg_yaml_error(d, file, n,
-		    "listen: expected host:port with a port from 1 to 65535, such as "
-		    "127.0.0.1:8080 or [::1]:8080, got \"%.60s\"", s);
+		              "listen: expected host:port with a port from 1 to 65535, such as "
+		              "127.0.0.1:8080 or [::1]:8080, got \"%.60s\"",
+		              s);
 	n = sg_yaml_get(root, "data_dir");
 	s = n ? sg_yaml_str(d, file, n, "data_dir") : NULL;
 	if (s && (s[0] == '\0' || strlen(s) > 4000)) {
@@ -275,9 +291,10 @@ parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, s
 
 int
 sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
-    struct sg_diags *d)
+                struct sg_diags *d)
 {
-	static const char *const sections[] = {"limits", "simulator", "log", "record", "throttle"};
+	static const char *const sections[] = {"limits", "simulator", "log",
+	                                       "record", "throttle",  "shedding"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)
@@ -286,8 +303,10 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 	/* Work on a copy so that a file with errors changes nothing. */
 	struct sg_config n = *c;
 	n.data_dir = c->data_dir ? strdup(c->data_dir) : NULL;
-	if (root != NULL && sg_yaml_check_keys(d, file, root, "sandgate.yaml", top_keys,
-	    sizeof(top_keys) / sizeof(top_keys[0])) != 0 && !fy_node_is_mapping(root))
+	if (root != NULL &&
+	    sg_yaml_check_keys(d, file, root, "sandgate.yaml", top_keys,
+	                       sizeof(top_keys) / sizeof(top_keys[0])) != 0 &&
+	    !fy_node_is_mapping(root))
 		root = NULL;
 	if (root != NULL) {
 		parse_top_strings(&n, file, root, d);
@@ -295,6 +314,11 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 			parse_section(&n, file, root, sections[i], d);
 	}
+	if (root != NULL && n.shed_background_pct > n.shed_normal_pct)
+		sg_yaml_error(d, file, sg_yaml_get(root, "shedding"),
+		              "shedding: background_percent (%d) is above normal_percent (%d); "
+		              "background work must be shed first",
+		              n.shed_background_pct, n.shed_normal_pct);
 	fy_document_destroy(doc);
 	sg_yaml_sort_diags(d, before);
 	if (d->n != before) {
@@ -320,8 +344,10 @@ sg_config_load(struct sg_config *c, const char *path, struct sg_diags *d)
 	int err = ferror(f);
 	fclose(f);
 	if (buf == NULL || err || len > CONFIG_MAX_BYTES) {
-		sg_diags_add(d, path, 0, 0, "cannot read: %s", buf == NULL ? "out of memory" :
-		    err ? "I/O error" : "file is over the 1 MiB limit");
+		sg_diags_add(d, path, 0, 0, "cannot read: %s",
+		             buf == NULL ? "out of memory"
+		             : err       ? "I/O error"
+		                         : "file is over the 1 MiB limit");
 		free(buf);
 		return -1;
 	}

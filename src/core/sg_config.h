@@ -21,6 +21,12 @@
  *     queue: 8192            # decisions waiting for the writer thread
  *   throttle:
  *     cells: 1048576         # GCRA cells in the local table
+ *     queue_wait: 2s         # longest a call over its limit waits its turn; 0s: never
+ *     queue_depth: 64        # waiting calls per tenant per I/O thread
+ *   shedding:
+ *     max_in_flight: 4096    # governed calls at once, waiting ones included
+ *     background_percent: 50 # background work is shed above this share
+ *     normal_percent: 85     # normal work above this; critical keeps the rest
  */
 #ifndef SG_CONFIG_H
 #define SG_CONFIG_H
@@ -34,18 +40,23 @@
 struct sg_config {
 	char listen_host[256];
 	uint16_t listen_port;
-	int threads;              /* 1..64 */
-	char *data_dir;           /* owned */
-	size_t max_header_bytes;  /* 1 KiB .. 1 MiB */
-	size_t max_body_bytes;    /* 1 KiB .. 64 MiB */
-	int max_json_depth;       /* 2 .. SG_SCHEMA_MAX_DEPTH */
+	int threads;             /* 1..64 */
+	char *data_dir;          /* owned */
+	size_t max_header_bytes; /* 1 KiB .. 1 MiB */
+	size_t max_body_bytes;   /* 1 KiB .. 64 MiB */
+	int max_json_depth;      /* 2 .. SG_SCHEMA_MAX_DEPTH */
 	uint32_t read_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t drain_timeout_ms;
 	uint64_t simulator_seed;
 	bool log_requests;
-	size_t record_queue;      /* 16 .. 16M */
-	size_t throttle_cells;    /* 1024 .. 64M */
+	size_t record_queue;     /* 16 .. 16M */
+	size_t throttle_cells;   /* 1024 .. 64M */
+	uint32_t queue_wait_ms;  /* 0 .. 60 s */
+	int queue_depth;         /* 1 .. 100000 */
+	int shed_max_in_flight;  /* 1 .. 1000000 */
+	int shed_background_pct; /* 1 .. 100, <= shed_normal_pct */
+	int shed_normal_pct;     /* 1 .. 100 */
 };
 
 void sg_config_defaults(struct sg_config *c);
@@ -57,7 +68,7 @@ void sg_config_defaults(struct sg_config *c);
 int sg_config_load(struct sg_config *c, const char *path, struct sg_diags *d);
 /* Same, from memory; `file` names the text in messages. */
 int sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
-    struct sg_diags *d);
+                    struct sg_diags *d);
 void sg_config_free(struct sg_config *c);
 
 /* "host:port" → fields; -1 when malformed.  Shared with --listen. */

@@ -35,6 +35,9 @@ struct sg_io_thread {
 	struct sg_logbuf log; /* access-log lines waiting for the flush timer */
 	struct event *log_timer;
 	struct sg_http_ctx *suspended; /* requests waiting in the path, doubly linked */
+	struct sg_fairq *fairq;        /* calls over a limit waiting for a turn */
+	struct event *queue_ev;
+	uint64_t queue_next;           /* when queue_ev fires; UINT64_MAX: not armed */
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 };
 
@@ -82,6 +85,9 @@ extern const struct sg_req_io sg_http_req_io;
 void sg_http_suspend(struct sg_http_ctx *c);
 /* Runs the path of a woken request on; defined with the governed call. */
 void sg_http_governed_resume(struct sg_http_ctx *c);
+/* The thread's fair queue and its timer; -1 when out of memory. */
+int sg_http_queue_init(struct sg_io_thread *t, const struct sg_config *cfg);
+void sg_http_queue_free(struct sg_io_thread *t);
 /* At shutdown: frees requests still parked, without replying. */
 void sg_http_abandon_suspended(struct sg_io_thread *t);
 

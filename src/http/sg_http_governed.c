@@ -76,6 +76,7 @@ sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *opera
 	}
 	prepare(c, r, snap);
 	c->governed = true;
+	atomic_fetch_add_explicit(&r->gw->in_flight, 1, memory_order_relaxed);
 	r->io = &sg_http_req_io;
 	/* The router's buffers live on its stack; a suspended request outlives them. */
 	snprintf(c->connector_name, sizeof(c->connector_name), "%s", connector);

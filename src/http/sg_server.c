@@ -128,7 +128,8 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	evhttp_set_gencb(t->http, sg_http_on_request, t);
 	struct timeval flush = {0, LOG_FLUSH_MS * 1000};
 	t->log_timer = event_new(t->base, -1, EV_PERSIST, on_log_timer, t);
-	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0) {
+	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0 ||
+	    sg_http_queue_init(t, cfg) != 0) {
 		snprintf(err, errlen, "out of memory setting up the event loops");
 		return -1;
 	}
@@ -184,6 +185,7 @@ sg_server_free(struct sg_server *s)
 		struct sg_io_thread *t = &s->threads[i];
 		if (t->log_timer)
 			event_free(t->log_timer);
+		sg_http_queue_free(t);
 		sg_http_abandon_suspended(t); /* before the log buffer their lines go to */
 		sg_logbuf_free(&t->log);
 		if (t->http)

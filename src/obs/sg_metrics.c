@@ -1,5 +1,5 @@
 #include "obs/sg_metrics.h"
-#include "obs/sg_rule_metrics.h"
+#include "obs/sg_throttle_metrics.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

@@ -40,4 +40,11 @@ void sg_step_record(struct sg_req *r, uint64_t latency_us);
  */
 int sg_throttle_standing(struct sg_req *r);
 
+/*
+ * For the fair queue's owner: tries a waiting call again at `now`.  True
+ * when admitted (r->queue_state becomes ADMITTED); otherwise r->qitem's
+ * ready_at says when it may fit.
+ */
+bool sg_throttle_retry(struct sg_req *r, uint64_t now);
+
 #endif

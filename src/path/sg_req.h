@@ -19,6 +19,7 @@
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
 #include "obs/sg_trace.h"
+#include "throttle/sg_fairq.h"
 #include "throttle/sg_limiter.h"
 
 struct sg_recorder;
@@ -29,6 +30,7 @@ struct sg_gateway {
 	uint8_t server_secret[SG_SERVER_SECRET_LEN];
 	struct sg_limiter limiter;
 	struct sg_recorder *recorder; /* NULL: decisions are not recorded (benchmarks) */
+	_Atomic int64_t in_flight;    /* governed calls between arrival and reply: load shedding */
 };
 
 enum sg_step_rc {
@@ -52,7 +54,15 @@ struct sg_req_io {
 	int (*wake_after)(struct sg_req *r, uint64_t delay_ns);
 	/* Runs the path again soon, from the event loop, never from the caller's stack. */
 	int (*wake)(struct sg_req *r);
+	/*
+	 * Parks the call in its tenant's fair queue (r->qitem is filled); the
+	 * queue's owner later sets r->queue_state to ADMITTED or EXPIRED and
+	 * wakes it.  -1 when the tenant's queue is full.
+	 */
+	int (*enqueue)(struct sg_req *r);
 };
+
+enum sg_queue_state { SG_Q_NONE, SG_Q_WAITING, SG_Q_ADMITTED, SG_Q_EXPIRED };
 
 struct sg_principal {
 	const struct sg_key_entry *key; /* owned by the snapshot */
@@ -87,6 +97,8 @@ struct sg_req {
 	bool has_verdict; /* verdict holds a decision or a peek at the standing */
 	struct sg_verdict verdict;
 	bool route_waited; /* the simulated upstream latency has passed */
+	enum sg_queue_state queue_state;
+	struct sg_fairq_item qitem; /* while waiting in a tenant queue */
 	size_t next_step;
 
 	/* Outcome. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "obs/sg_throttle_metrics.h"
 #include "path/sg_path.h"
 
 /* A request may ask for less than its role allows, never more. */
@@ -103,14 +104,123 @@ refuse(struct sg_req *r)
 	    h->window->spec, h->window->gcra.burst, who_phrase[rule->who], what_phrase[rule->what]);
 }
 
+/*
+ * Stripe's fleet-usage shedder: when the gateway is busy, background work
+ * goes first, then normal work, and critical work keeps the last share.
+ * Load counts calls in flight and waiting; this call is already in it.
+ */
+static enum sg_step_rc
+shed_or_next(struct sg_req *r)
+{
+	const struct sg_config *cfg = r->gw->config;
+	int64_t load = atomic_load_explicit(&r->gw->in_flight, memory_order_relaxed) +
+	               atomic_load_explicit(&sg_throttle_stats.queue_depth, memory_order_relaxed);
+	int64_t max = cfg->shed_max_in_flight;
+	int64_t limit = r->cls == SG_CLASS_BACKGROUND ? max * cfg->shed_background_pct / 100
+	                : r->cls == SG_CLASS_NORMAL   ? max * cfg->shed_normal_pct / 100
+	                                              : max;
+	if (load <= limit)
+		return SG_STEP_NEXT;
+	atomic_fetch_add_explicit(&sg_throttle_stats.shed[r->cls], 1, memory_order_relaxed);
+	return sg_req_fail(r, SG_P_CAPACITY,
+	                   "the gateway is busy (%lld calls in progress) and is turning away %s "
+	                   "work first",
+	                   (long long)load, sg_class_name(r->cls));
+}
+
+/* Waiting helps only a rate window that frees up within the queue's wait. */
+static bool
+may_queue(const struct sg_req *r)
+{
+	uint64_t max_wait = (uint64_t)r->gw->config->queue_wait_ms * 1000000ull;
+	if (r->io == NULL || r->io->enqueue == NULL || max_wait == 0 ||
+	    r->cls == SG_CLASS_BACKGROUND || r->verdict.retry_after_ns > max_wait)
+		return false;
+	for (uint8_t i = 0; i < r->verdict.n_violated; i++)
+		if (r->verdict.violated[i].window == NULL)
+			return false;
+	return true;
+}
+
+static enum sg_step_rc
+queue_or_refuse(struct sg_req *r)
+{
+	if (!may_queue(r))
+		return refuse(r);
+	struct sg_fairq_item *it = &r->qitem;
+	*it = (struct sg_fairq_item){
+	    .tenant = r->ids.who[SG_WHO_TENANT],
+	    .cost = r->op->weight,
+	    .enqueued_at = r->now_ns,
+	    .ready_at = r->now_ns + r->verdict.retry_after_ns,
+	    .deadline = r->now_ns + (uint64_t)r->gw->config->queue_wait_ms * 1000000ull,
+	};
+	if (r->io->enqueue(r) == 0) {
+		r->queue_state = SG_Q_WAITING;
+		return SG_STEP_AGAIN;
+	}
+	atomic_fetch_add_explicit(&sg_throttle_stats.queue_full, 1, memory_order_relaxed);
+	enum sg_step_rc rc = refuse(r);
+	size_t len = strlen(r->detail);
+	snprintf(r->detail + len, sizeof(r->detail) - len,
+	         ", and your tenant already has %d calls waiting for a turn",
+	         r->gw->config->queue_depth);
+	return rc;
+}
+
+/* The wait reached its deadline: the limit that held the call back is named. */
+static enum sg_step_rc
+refuse_after_wait(struct sg_req *r)
+{
+	uint64_t waited_ms = (r->now_ns - r->qitem.enqueued_at) / 1000000ull;
+	uint64_t ready = r->qitem.ready_at;
+	r->verdict.retry_after_ns = ready > r->now_ns ? ready - r->now_ns : 1;
+	atomic_fetch_add_explicit(&sg_throttle_stats.queue_expired, 1, memory_order_relaxed);
+	enum sg_step_rc rc = refuse(r);
+	char waited[96];
+	snprintf(waited, sizeof(waited),
+	         "after waiting %llu ms for a turn: ", (unsigned long long)waited_ms);
+	size_t len = strlen(waited), dlen = strnlen(r->detail, sizeof(r->detail) - 1 - len);
+	memmove(r->detail + len, r->detail, dlen + 1);
+	memcpy(r->detail, waited, len);
+	r->detail[sizeof(r->detail) - 1] = '\0';
+	return rc;
+}
+
+bool
+sg_throttle_retry(struct sg_req *r, uint64_t now)
+{
+	r->now_ns = now;
+	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
+	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, now,
+	                    &r->verdict) != 0 ||
+	    !r->verdict.allowed) {
+		uint64_t wait = r->verdict.allowed || r->verdict.retry_after_ns == UINT64_MAX
+		                    ? 1000000ull
+		                    : r->verdict.retry_after_ns;
+		r->qitem.ready_at = now + (wait ? wait : 1);
+		return false;
+	}
+	r->queue_state = SG_Q_ADMITTED;
+	r->has_verdict = r->verdict.has_closest;
+	sg_metrics_queue_wait((now - r->qitem.enqueued_at) / 1000);
+	return true;
+}
+
 enum sg_step_rc
 sg_step_throttle(struct sg_req *r)
 {
+	if (r->queue_state == SG_Q_ADMITTED)
+		return SG_STEP_NEXT;
+	if (r->queue_state == SG_Q_EXPIRED)
+		return refuse_after_wait(r);
 	if (resolve_class(r) != 0)
-		return sg_req_fail(
-		    r, SG_P_PRIORITY_INVALID,
-		    "Sandgate-Priority \"%.32s\" is not one of critical, normal or background",
-		    r->priority);
+		return sg_req_fail(r, SG_P_PRIORITY_INVALID,
+		                   "Sandgate-Priority \"%.32s\" is not one of critical, normal or "
+		                   "background",
+		                   r->priority);
+	if (shed_or_next(r) != SG_STEP_NEXT)
+		return SG_STEP_STOP;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	set_ids(r, r->connector, r->op);
 	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
@@ -120,5 +230,5 @@ sg_step_throttle(struct sg_req *r)
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
 	}
 	r->has_verdict = r->verdict.has_closest;
-	return r->verdict.allowed ? SG_STEP_NEXT : refuse(r);
+	return r->verdict.allowed ? SG_STEP_NEXT : queue_or_refuse(r);
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/sg_yaml.h"
-#include "obs/sg_rule_metrics.h"
+#include "obs/sg_throttle_metrics.h"
 #include "policy/sg_policy_load.h"
 
 #define MAX_RULES 4096

@@ -16,7 +16,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "obs/sg_rule_metrics.h"
+#include "obs/sg_throttle_metrics.h"
 #include "throttle/sg_ratetable.h"
 
 #define MIN_SLOTS 1024

@@ -128,11 +128,18 @@ def workdir():
 
 
 @pytest.fixture(scope="module")
-def gateway(workdir):
-    """A gateway with the examples applied and one key per role."""
+def gateway(workdir, request):
+    """A gateway with the examples applied and one key per role.  A test module
+    may set GATEWAY_CONFIG to the text of a sandgate.yaml."""
     data = os.path.join(workdir, "data")
     run_cli("apply", "-f", EXAMPLES, data_dir=data)
-    gw = Gateway(data)
+    config = None
+    text = getattr(request.module, "GATEWAY_CONFIG", None)
+    if text:
+        config = os.path.join(workdir, "sandgate.yaml")
+        with open(config, "w") as f:
+            f.write(text)
+    gw = Gateway(data, config=config)
     gw.keys = {
         "explorer": make_key(data, "explorer")["key"],
         "maker": make_key(data, "maker")["key"],

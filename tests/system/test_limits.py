@@ -312,3 +312,202 @@ def test_shutdown_past_the_drain_timeout_frees_waiting_calls(slow_crm, tmp_path)
                 pass
     # No leak and no use-after-free from the abandoned calls (ASan build).
     gw.assert_clean_exit(rc)
+
+
+def gateway_with(tmp_path, defs, config_text, threads=None):
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    config = tmp_path / "sandgate.yaml"
+    config.write_text(config_text)
+    extra = ["--threads", str(threads)] if threads else []
+    return data, Gateway(data, extra_args=extra, config=str(config))
+
+
+def queue_defs(tmp_path, rules):
+    defs = tmp_path / "defs"
+    shutil.copytree(os.path.join(EXAMPLES, "connectors"), defs / "connectors")
+    (defs / "policies").mkdir()
+    (defs / "policies" / "test.yaml").write_text(ROLES + rules)
+    return defs
+
+
+def timed_post(gw, key, headers=None):
+    t0 = time.monotonic()
+    r = gw.post("crm", "create_contact", CONTACT, key=key, headers=headers)
+    return r, time.monotonic() - t0
+
+
+def test_calls_over_the_limit_wait_their_turn(tmp_path):
+    defs = queue_defs(tmp_path, """
+rules:
+  - { name: per-tenant, bucket_per: [tenant], windows: [{ rate: 2/s, burst: 1 }] }
+""")
+    data, gw = gateway_with(tmp_path, defs, "throttle:\n  queue_wait: 800ms\n", threads=1)
+    key = make_key(data, "dev")["key"]
+    gw.start()
+    try:
+        results = parallel(lambda: timed_post(gw, key), 4)
+        ok = sorted(t for r, t in results if r.status_code == 200)
+        refused = [r for r, t in results if r.status_code == 429]
+        # One at once, one after ~0.5 s in the queue; the next would need
+        # 1 s, past the 0.8 s deadline, so they are refused when it passes.
+        assert len(ok) == 2 and len(refused) == 2, [r.text for r, _ in results]
+        assert ok[1] >= 0.4
+        for r in refused:
+            body = assert_problem(r, 429, "rate_limited")
+            assert body["detail"].startswith("after waiting "), body["detail"]
+            assert 1 <= int(r.headers["Retry-After"]) <= 1
+        # A call whose limit frees up later than the wait allows is refused at once.
+        time.sleep(1.1)
+        slow = make_key(data, "dev", user="slow")["key"]
+        assert wait_for(lambda: gw.get("/v1/me/usage", key=slow).status_code == 200)
+        metrics = gw.get("/metrics").text
+        assert "sandgate_queued_total 3" in metrics, metrics
+        assert 'sandgate_queue_refused_total{reason="deadline"} 2' in metrics
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def test_queue_is_bounded_and_background_never_waits(tmp_path):
+    defs = queue_defs(tmp_path, """
+rules:
+  - { name: per-tenant, bucket_per: [tenant], windows: [{ rate: 1/s, burst: 1 }] }
+""")
+    data, gw = gateway_with(tmp_path, defs,
+                            "throttle:\n  queue_wait: 5s\n  queue_depth: 1\n", threads=1)
+    key = make_key(data, "dev")["key"]
+    gw.start()
+    try:
+        assert gw.post("crm", "create_contact", CONTACT, key=key).status_code == 200
+        r, took = timed_post(gw, key, headers={"Sandgate-Priority": "background"})
+        assert r.status_code == 429 and took < 0.5
+        results = parallel(lambda: timed_post(gw, key), 2)
+        codes = sorted(r.status_code for r, _ in results)
+        assert codes == [200, 429], [r.text for r, _ in results]
+        [full] = [r for r, _ in results if r.status_code == 429]
+        assert "already has 1 calls waiting for a turn" in full.json()["detail"]
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def test_load_shedding_keeps_a_share_for_critical_work(slow_crm, tmp_path):
+    import concurrent.futures
+
+    defs = slow_crm("  - { name: roomy, bucket_per: [tenant], concurrency: 100 }\n")
+    data, gw = gateway_with(tmp_path, defs,
+                            "shedding:\n  max_in_flight: 4\n  background_percent: 50\n"
+                            "  normal_percent: 75\n")
+    key = make_key(data, "admin", user="a")["key"]
+    gw.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            slow = [pool.submit(gw.post, "crm", "create_contact", CONTACT, key=key)
+                    for _ in range(3)]
+            time.sleep(0.15)  # three calls are now waiting on the upstream
+            bg = gw.post("mail", "send", {"to": ["a@example.com"], "subject": "s", "body": "b"},
+                         key=key, headers={"Sandgate-Priority": "background"})
+            body = assert_problem(bg, 503, "capacity")
+            assert body["type"].endswith("#temporary-reduced-capacity")
+            assert "turning away background work first" in body["detail"]
+            normal = gw.post("mail", "send", {"to": ["a@example.com"], "subject": "s",
+                                              "body": "b"}, key=key)
+            assert_problem(normal, 503, "capacity")
+            critical = gw.post("mail", "send", {"to": ["a@example.com"], "subject": "s",
+                                                "body": "b"}, key=key,
+                               headers={"Sandgate-Priority": "critical"})
+            assert critical.status_code == 200, critical.text
+            assert [f.result().status_code for f in slow] == [200] * 3
+        assert gw.post("mail", "send", {"to": ["a@example.com"], "subject": "s", "body": "b"},
+                       key=key, headers={"Sandgate-Priority": "background"}).status_code == 200
+        metrics = gw.get("/metrics").text
+        assert 'sandgate_shed_total{class="background"} 1' in metrics
+        assert 'sandgate_shed_total{class="normal"} 1' in metrics
+        assert 'sandgate_shed_total{class="critical"} 0' in metrics
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def p99(samples):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * 0.99))]
+
+
+def light_latencies(gw, key, n=60, pace=0.05):
+    """A light tenant well within its quota: one call every `pace` seconds,
+    after a few warm-up calls that open the connection."""
+    import requests
+
+    out, codes = [], []
+    with requests.Session() as s:
+        for i in range(n + 5):
+            t0 = time.monotonic()
+            r = gw.post("crm", "create_contact", CONTACT, key=key, session=s)
+            if i >= 5:
+                out.append(time.monotonic() - t0)
+                codes.append(r.status_code)
+            time.sleep(pace)
+    return out, codes
+
+
+# The heavy tenant runs in its own process, so it competes for the gateway
+# and not for this interpreter's lock.  Each thread paces itself; normal
+# calls wait in the heavy tenant's queue, background ones are refused at once.
+FLOOD = r"""
+import json, sys, threading, time, requests
+url, key, seconds, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+body = json.dumps({"email": "ada@example.com", "name": "Ada"})
+codes, lock = [], threading.Lock()
+def run(prio):
+    h = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+    if prio:
+        h["Sandgate-Priority"] = prio
+    s = requests.Session()
+    end, gap = time.monotonic() + seconds, 4 / rate
+    nxt = time.monotonic()
+    while time.monotonic() < end:
+        r = s.post(url + "/v1/connectors/crm/create_contact", data=body, headers=h, timeout=10)
+        with lock:
+            codes.append(r.status_code)
+        nxt += gap
+        time.sleep(max(0, nxt - time.monotonic()))
+ts = [threading.Thread(target=run, args=(p,)) for p in (None, None, "background", "background")]
+t0 = time.monotonic()
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({"codes": codes, "seconds": time.monotonic() - t0}))
+"""
+
+
+def test_heavy_tenant_does_not_hurt_a_light_one(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    defs = queue_defs(tmp_path, """
+rules:
+  - { name: per-tenant, bucket_per: [tenant], windows: [{ rate: 20/s, burst: 10 }] }
+""")
+    data, gw = gateway_with(tmp_path, defs, "log:\n  requests: false\n")
+    light = make_key(data, "dev", tenant="light")["key"]
+    heavy = make_key(data, "dev", tenant="heavy")["key"]
+    gw.start()
+    try:
+        solo, codes = light_latencies(gw, light)
+        assert set(codes) == {200}
+        # Over 10x the heavy tenant's 20/s quota, for as long as the light run
+        # lasts; its queued calls go slower than their pace, the rest do not.
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, gw.url, heavy, "4", "500"],
+                                 stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        loaded, codes = light_latencies(gw, light)
+        out = json.loads(flood.communicate(timeout=30)[0])
+        sent, window = out["codes"], out["seconds"]
+        # The heavy tenant asked for 10x its quota and got no more than it...
+        assert len(sent) / window >= 200, (len(sent), window)
+        assert sent.count(200) <= 10 + 20 * window + 1
+        assert 429 in sent
+        # ...and the light tenant never saw a refusal nor a much slower gateway.
+        assert set(codes) == {200}, codes
+        assert p99(loaded) < 2 * p99(solo), (p99(solo), p99(loaded))
+    finally:
+        gw.assert_clean_exit(gw.stop())

@@ -7,6 +7,10 @@ import time
 from conftest import assert_problem, fresh_key
 
 CONTACT = {"email": "ada@example.com", "name": "Ada"}
+
+# These tests look at refusals themselves, so calls over a limit are refused
+# at once instead of waiting for a turn (test_limits covers the queue).
+GATEWAY_CONFIG = "throttle:\n  queue_wait: 0s\n"
 SF_ITEM = re.compile(r'^"(?P<name>[a-z0-9_:-]+)";(?P<params>.+)$')
 
 

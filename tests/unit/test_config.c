@@ -159,6 +159,32 @@ test_bad_duration(void **state)
 }
 
 static void
+test_queue_and_shedding(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_int_equal(c.queue_wait_ms, 2000);
+	assert_int_equal(c.shed_background_pct, 50);
+	assert_int_equal(parse(&c, "throttle:\n  queue_wait: 0s\n  queue_depth: 3\n"
+	                           "shedding:\n  max_in_flight: 10\n", &d), 0);
+	assert_int_equal(c.queue_wait_ms, 0);
+	assert_int_equal(c.queue_depth, 3);
+	assert_int_equal(c.shed_max_in_flight, 10);
+	assert_int_equal(parse(&c, "throttle:\n  queue_wait: 61s\n", &d), -1);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:15: throttle.queue_wait: must be from 0ms to "
+	                                    "60s, got \"61s\"");
+	sg_diags_free(&d);
+	assert_int_equal(parse(&c, "shedding:\n  background_percent: 90\n  normal_percent: 80\n",
+	                       &d), -1);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:3: shedding: background_percent (90) is above "
+	                                    "normal_percent (80); background work must be shed first");
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
+static void
 test_duration_parse(void **state)
 {
 	(void)state;
@@ -513,6 +539,7 @@ main(void)
 		cmocka_unit_test(test_yaml_refuses_anchors),
 		cmocka_unit_test(test_yaml_size_limit),
 		cmocka_unit_test(test_error_cap),
+		cmocka_unit_test(test_queue_and_shedding),
 		cmocka_unit_test(test_yaml_to_json),
 		cmocka_unit_test(test_load_example_file),
 	};

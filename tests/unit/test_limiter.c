@@ -17,7 +17,7 @@
 #include "../support/sg_testdiag.h"
 
 #include "catalog/sg_catalog.h"
-#include "obs/sg_rule_metrics.h"
+#include "obs/sg_throttle_metrics.h"
 #include "policy/sg_policy.h"
 #include "throttle/sg_limiter.h"
 
