@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -163,6 +164,35 @@ prepare_store(struct serve_state *st, const struct serve_opts *o)
 	return 0;
 }
 
+static void
+restore_one(void *arg, const char *tenant, const char *user, bool sandbox, int64_t day_start_s,
+            int64_t micros)
+{
+	sg_spend_add(arg, tenant, user, day_start_s, micros, sandbox);
+}
+
+/*
+ * Budgets survive a restart: this month's spending is summed back from
+ * the decision record.  Decisions dropped from a full record queue are not
+ * in it (they are counted in /metrics), so the restored figure is a floor.
+ */
+static int
+restore_spend(struct serve_state *st)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	int64_t month_start_us = (int64_t)timegm(&tm) * 1000000;
+	st->gw.spend = sg_spend_new();
+	if (st->gw.spend == NULL)
+		return sg_cli_fail("out of memory for budget counters"), -1;
+	if (sg_store_spend_since(st->store, month_start_us, restore_one, st->gw.spend) != 0)
+		return sg_cli_fail("cannot read this month's spending from the store"), -1;
+	return 0;
+}
+
 static int
 start(struct serve_state *st)
 {
@@ -174,6 +204,8 @@ start(struct serve_state *st)
 		           "the stored definitions do not load (see the log above); fix them "
 		           "with 'sandgate apply'"),
 		       -1;
+	if (restore_spend(st) != 0)
+		return -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
 	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
@@ -191,6 +223,7 @@ teardown(struct serve_state *st)
 	sg_server_free(st->server);
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
 	sg_limiter_fini(&st->gw.limiter);
+	sg_spend_free(st->gw.spend);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {

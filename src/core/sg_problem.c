@@ -96,6 +96,12 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
          "Wait for some of your calls in progress to finish, then try again; send calls one "
          "after another rather than all at once. GET /v1/me/usage shows your limits.",
          SG_DEC_THROTTLED},
+    [SG_P_BUDGET_EXCEEDED] = {"budget_exceeded", 429, "The budget for these calls is used up",
+                              IANA_TYPE "quota-exceeded",
+                              "Wait until the budget resets (the Retry-After header says when), "
+                              "try the call in sandbox mode, where nothing is charged, or ask "
+                              "for a larger budget as 'budget.ask' says.",
+                              SG_DEC_THROTTLED},
     [SG_P_PRIORITY_INVALID] =
         {"priority_invalid", 400, "Sandgate-Priority is not valid", TYPE_BASE "priority-invalid",
          "Send Sandgate-Priority: critical, normal or background, or leave the header out "

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "http/sg_http.h"
 #include "path/sg_path.h"
@@ -38,6 +39,46 @@ read_body(struct sg_http_ctx *c, struct sg_req *r)
 	r->body_len = len;
 }
 
+/*
+ * What an answered call cost, on every 200: sandbox calls show the price
+ * they would have had, so explorers see the money side of experiments.
+ */
+static void
+cost_headers(struct sg_http_ctx *c, const struct sg_req *r)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	const struct sg_budgets *b = r->snap->defs->policy->budgets;
+	const char *cur = b ? b->currency : "units";
+	char v[256];
+	snprintf(v, sizeof(v), "%.4f %s (%s)", r->op->cost, cur,
+	         r->principal.mode == SG_MODE_LIVE ? "live, charged" : "sandbox, not charged");
+	evhttp_add_header(h, "Sandgate-Cost", v);
+	if (r->spend.warn < 0 || b == NULL)
+		return;
+	const struct sg_spend_line *ln = &r->spend.line[r->spend.warn];
+	char resets[32];
+	time_t t = (time_t)ln->resets_at;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(resets, sizeof(resets), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(v, sizeof(v), "%s %s budget %lld%% used: %.2f of %.2f %s; resets %s",
+	         sg_budget_scope_name(ln->scope), sg_budget_period_name(ln->period),
+	         (long long)(ln->spent * 100 / ln->limit), (double)ln->spent / SG_MICROS,
+	         (double)ln->limit / SG_MICROS, cur, resets);
+	evhttp_add_header(h, "Sandgate-Budget-Warning", v);
+}
+
+/* A used-up budget is worth retrying when it resets, not before. */
+static void
+budget_retry_after(struct sg_http_ctx *c, const struct sg_req *r)
+{
+	const struct sg_spend_line *ln = &r->spend.line[r->spend.refused];
+	char v[32];
+	long long wait = (long long)(ln->resets_at - r->wall_s);
+	snprintf(v, sizeof(v), "%lld", wait > 0 ? wait : 1);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
+}
+
 static void
 respond(struct sg_http_ctx *c, struct sg_req *r)
 {
@@ -45,7 +86,10 @@ respond(struct sg_http_ctx *c, struct sg_req *r)
 	if (!r->has_verdict && sg_throttle_standing(r) == 0)
 		r->has_verdict = true;
 	sg_http_rate_headers(c, r);
+	if (r->problem == sg_problem_def(SG_P_BUDGET_EXCEEDED) && r->spend.refused >= 0)
+		budget_retry_after(c, r);
 	if (r->problem == NULL) {
+		cost_headers(c, r);
 		json_t *out = r->output;
 		r->output = NULL;
 		sg_http_send_json(c, 200, out, "application/json");

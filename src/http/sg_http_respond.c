@@ -164,7 +164,9 @@ sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 		snprintf(v, sizeof(v), "\"%s\";r=%u", hit->rule->name, hit->res.remaining);
 		evhttp_add_header(h, "RateLimit", v);
 	}
-	if (r->status == 429 && r->has_verdict && r->verdict.retry_after_ns != UINT64_MAX) {
+	/* Only a refusal by a limit (not a peek at the standing) knows its wait. */
+	if (r->status == 429 && r->has_verdict && r->verdict.n_violated > 0 &&
+	    r->verdict.retry_after_ns != UINT64_MAX) {
 		uint64_t s = ceil_seconds(r->verdict.retry_after_ns);
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)(s ? s : 1));
 		evhttp_add_header(h, "Retry-After", v);

@@ -93,6 +93,49 @@ add_operation(struct usage *u, const struct sg_connector *c, const struct sg_ope
 	}
 }
 
+static json_t *
+utc_json(int64_t s)
+{
+	char buf[32];
+	time_t t = (time_t)s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/* Money: each live budget with what is spent and left, and what sandbox calls would have cost. */
+static json_t *
+budgets_json(struct sg_req *r)
+{
+	const struct sg_budgets *b = r->snap->defs->policy->budgets;
+	const struct sg_key_entry *k = r->principal.key;
+	struct sg_spend_hold h;
+	if (r->gw->spend == NULL)
+		return json_null();
+	sg_spend_standing(r->gw->spend, b, k->tenant, k->user, r->wall_s, &h);
+	json_t *lines = json_array();
+	for (uint8_t i = 0; i < h.n; i++) {
+		const struct sg_spend_line *ln = &h.line[i];
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:f, s:f, s:f}", "scope", sg_budget_scope_name(ln->scope), "period",
+		    sg_budget_period_name(ln->period), "limit", (double)ln->limit / SG_MICROS,
+		    "spent", (double)ln->spent / SG_MICROS, "left",
+		    (double)(ln->limit > ln->spent ? ln->limit - ln->spent : 0) / SG_MICROS);
+		json_object_set_new(o, "resets_at", utc_json(ln->resets_at));
+		json_array_append_new(lines, o);
+	}
+	json_t *would = json_object();
+	for (int p = 0; p < SG_BUDGET_PERIODS; p++)
+		json_object_set_new(
+		    would, sg_budget_period_name((enum sg_budget_period)p),
+		    json_real((double)sg_spend_get(r->gw->spend, SG_BUDGET_USER, k->tenant, k->user,
+		                                   (enum sg_budget_period)p, r->wall_s, true) /
+		              SG_MICROS));
+	return json_pack("{s:s, s:s?, s:o, s:o}", "currency", b ? b->currency : "units", "ask",
+	                 b ? b->ask : NULL, "budgets", lines, "sandbox_would_have_cost", would);
+}
+
 void
 sg_http_usage(struct sg_http_ctx *c)
 {
@@ -113,9 +156,10 @@ sg_http_usage(struct sg_http_ctx *c)
 		for (size_t j = 0; j < cat->v[i]->n_ops; j++)
 			if (sg_role_allows(role, r->principal.mode, &cat->v[i]->ops[j]))
 				add_operation(u, cat->v[i], &cat->v[i]->ops[j]);
-	json_t *body = json_pack("{s:o, s:{s:s, s:s}, s:o}", "principal", sg_http_principal_json(r),
-	                         "priority", "default", sg_class_name(role->default_class), "max",
-	                         sg_class_name(role->max_class), "limits", u->limits);
+	json_t *body = json_pack(
+	    "{s:o, s:{s:s, s:s}, s:o, s:o}", "principal", sg_http_principal_json(r), "priority",
+	    "default", sg_class_name(role->default_class), "max", sg_class_name(role->max_class),
+	    "limits", u->limits, "money", budgets_json(r));
 	free(u);
 	sg_http_send_json(c, 200, body, "application/json");
 }

@@ -12,12 +12,16 @@ sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap)
 	r->snap = snap;
 	r->status = 200;
 	r->decision = SG_DEC_ALLOWED;
+	r->spend.refused = r->spend.warn = -1;
 }
 
 void
 sg_req_finish(struct sg_req *r)
 {
 	sg_limiter_release(&r->verdict);
+	/* Only a call that was answered costs anything. */
+	if (r->status != 200)
+		sg_spend_release(&r->spend);
 	json_decref(r->input);
 	json_decref(r->output);
 	json_decref(r->problem_ext);

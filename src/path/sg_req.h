@@ -21,6 +21,7 @@
 #include "obs/sg_trace.h"
 #include "throttle/sg_fairq.h"
 #include "throttle/sg_limiter.h"
+#include "throttle/sg_spend.h"
 
 struct sg_recorder;
 
@@ -31,6 +32,7 @@ struct sg_gateway {
 	struct sg_limiter limiter;
 	struct sg_recorder *recorder; /* NULL: decisions are not recorded (benchmarks) */
 	_Atomic int64_t in_flight;    /* governed calls between arrival and reply: load shedding */
+	struct sg_spend *spend;       /* money spent against budgets; NULL: budgets are off */
 };
 
 enum sg_step_rc {
@@ -96,7 +98,8 @@ struct sg_req {
 	struct sg_limiter_ids ids;
 	bool has_verdict; /* verdict holds a decision or a peek at the standing */
 	struct sg_verdict verdict;
-	bool route_waited; /* the simulated upstream latency has passed */
+	bool route_waited;          /* the simulated upstream latency has passed */
+	struct sg_spend_hold spend; /* live calls: the cost held against budgets */
 	enum sg_queue_state queue_state;
 	struct sg_fairq_item qitem; /* while waiting in a tenant queue */
 	size_t next_step;

@@ -3,12 +3,14 @@
  * store through the writer thread's queue.  The request thread copies a
  * small struct and never touches the disk.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "path/sg_path.h"
 #include "store/sg_recorder.h"
+#include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
 
 /* Truncates on purpose: audit columns are bounded. */
@@ -34,12 +36,47 @@ fill_principal(struct sg_decision *d, const struct sg_req *r)
 	copy(d->mode, sizeof(d->mode), sg_mode_name(k->mode));
 }
 
+/*
+ * The first call to take a budget past its warning level leaves an event
+ * in the audit store (decision "event") and a warning in the log.
+ */
+static void
+record_budget_warning(struct sg_req *r, const struct sg_decision *call)
+{
+	const struct sg_spend_line *ln = &r->spend.line[r->spend.warn];
+	const struct sg_budgets *b = r->snap->defs->policy->budgets;
+	struct sg_decision ev = *call;
+	copy(ev.decision, sizeof(ev.decision), "event");
+	copy(ev.code, sizeof(ev.code), "budget_warning");
+	snprintf(ev.reason, sizeof(ev.reason), "%s %s budget passed %u%%: %.2f of %.2f %s spent",
+	         sg_budget_scope_name(ln->scope), sg_budget_period_name(ln->period), b->warn_pct,
+	         (double)ln->spent / SG_MICROS, (double)ln->limit / SG_MICROS, b->currency);
+	ev.cost = 0;
+	sg_log(SG_LOG_WARN, json_pack("{s:s, s:s}", "tenant", call->tenant, "user", call->user),
+	       "%s", ev.reason);
+	if (sg_recorder_push(r->gw->recorder, &ev) != 0)
+		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
+}
+
+/* Sandbox calls are free, but what they would have cost is kept for usage. */
+static void
+count_sandbox_cost(struct sg_req *r)
+{
+	const struct sg_key_entry *k = r->principal.key;
+	if (r->gw->spend && r->status == 200 && r->principal.mode == SG_MODE_SANDBOX &&
+	    r->op->cost > 0)
+		sg_spend_add(r->gw->spend, k->tenant, k->user, r->wall_s,
+		             llround(r->op->cost * SG_MICROS), true);
+}
+
 void
 sg_step_record(struct sg_req *r, uint64_t latency_us)
 {
 	struct sg_decision d;
 	struct timeval tv;
 
+	if (r->op != NULL && r->principal.key != NULL)
+		count_sandbox_cost(r);
 	if (r->gw->recorder == NULL)
 		return;
 	memset(&d, 0, sizeof(d));
@@ -48,7 +85,8 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	copy(d.trace_id, sizeof(d.trace_id), r->trace.trace_id);
 	fill_principal(&d, r);
 	/* Only resolved names are recorded verbatim; raw URL text is capped. */
-	copy(d.connector, sizeof(d.connector), r->connector ? r->connector->name : r->connector_name);
+	copy(d.connector, sizeof(d.connector),
+	     r->connector ? r->connector->name : r->connector_name);
 	copy(d.operation, sizeof(d.operation), r->op ? r->op->name : r->operation_name);
 	copy(d.decision, sizeof(d.decision), sg_decision_name(r->decision));
 	d.status = r->status;
@@ -58,4 +96,6 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;
 	if (sg_recorder_push(r->gw->recorder, &d) != 0)
 		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
+	if (r->spend.crossed && r->status == 200)
+		record_budget_warning(r, &d);
 }

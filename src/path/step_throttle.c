@@ -4,8 +4,10 @@
  * before route, so a slow upstream cannot let a client start many calls
  * before the first counts.  An operation's weight is the cost of one call.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "obs/sg_throttle_metrics.h"
 #include "path/sg_path.h"
@@ -187,6 +189,56 @@ refuse_after_wait(struct sg_req *r)
 	return rc;
 }
 
+/* "2026-11-28T00:00:00Z" */
+static void
+format_utc(int64_t s, char *buf, size_t n)
+{
+	time_t t = (time_t)s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static enum sg_step_rc
+refuse_budget(struct sg_req *r, const struct sg_budgets *b)
+{
+	const struct sg_spend_line *ln = &r->spend.line[r->spend.refused];
+	char resets[32];
+	format_utc(ln->resets_at, resets, sizeof(resets));
+	r->problem_ext = json_pack(
+	    "{s:{s:s, s:s, s:f, s:f, s:s, s:s, s:s}}", "budget", "scope",
+	    sg_budget_scope_name(ln->scope), "period", sg_budget_period_name(ln->period), "limit",
+	    (double)ln->limit / SG_MICROS, "spent", (double)ln->spent / SG_MICROS, "currency",
+	    b->currency, "resets_at", resets, "ask", b->ask);
+	return sg_req_fail(r, SG_P_BUDGET_EXCEEDED,
+	                   "%s.%s costs %.4f %s, and your %s's %s budget of %.2f %s has %.4f %s "
+	                   "left; it resets at %s. %s",
+	                   r->connector->name, r->op->name, r->op->cost, b->currency,
+	                   sg_budget_scope_name(ln->scope), sg_budget_period_name(ln->period),
+	                   (double)ln->limit / SG_MICROS, b->currency,
+	                   (double)(ln->limit - ln->spent) / SG_MICROS, b->currency, resets,
+	                   b->ask);
+}
+
+/*
+ * Live calls hold their price against every budget before any limit is
+ * taken; a call refused later gives it back when it ends (sg_req_finish).
+ * Sandbox calls cost nothing real and are never held.
+ */
+static enum sg_step_rc
+hold_budget(struct sg_req *r)
+{
+	const struct sg_budgets *b = r->snap->defs->policy->budgets;
+	const struct sg_key_entry *k = r->principal.key;
+	int64_t cost = llround(r->op->cost * SG_MICROS);
+	r->spend.refused = r->spend.warn = -1;
+	if (b == NULL || r->gw->spend == NULL || r->principal.mode != SG_MODE_LIVE || cost <= 0)
+		return SG_STEP_NEXT;
+	if (sg_spend_hold(r->gw->spend, b, k->tenant, k->user, r->wall_s, cost, &r->spend) != 0)
+		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many budgets");
+	return r->spend.refused < 0 ? SG_STEP_NEXT : refuse_budget(r, b);
+}
+
 bool
 sg_throttle_retry(struct sg_req *r, uint64_t now)
 {
@@ -219,7 +271,7 @@ sg_step_throttle(struct sg_req *r)
 		                   "Sandgate-Priority \"%.32s\" is not one of critical, normal or "
 		                   "background",
 		                   r->priority);
-	if (shed_or_next(r) != SG_STEP_NEXT)
+	if (shed_or_next(r) != SG_STEP_NEXT || hold_budget(r) != SG_STEP_NEXT)
 		return SG_STEP_STOP;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	set_ids(r, r->connector, r->op);

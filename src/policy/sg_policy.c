@@ -21,7 +21,9 @@
 #define mode_names sg_policy_mode_names
 
 const char *const sg_policy_mode_names[SG_MODE_COUNT] = {"sandbox", "live"};
-static const char *const top_keys[] = {"kind", "name", "description", "roles", "rules"};
+static const char *const top_keys[] = {
+    "kind", "name", "description", "roles", "rules", "budgets",
+};
 static const char *const role_keys[] = {
     "description", "allow", "limits", "connector_limits", "priority",
 };
@@ -558,10 +560,13 @@ compile_doc(struct pload *l, struct fy_node *root)
 	if (d)
 		sg_yaml_str(l->d, l->file, d, "description");
 	struct fy_node *roles = sg_yaml_get(root, "roles"), *rules = sg_yaml_get(root, "rules");
+	struct fy_node *budgets = sg_yaml_get(root, "budgets");
 	if (rules != NULL)
 		sg_policy_rules_collect(l, rules);
-	/* A document may hold only shared rules; otherwise it defines roles. */
-	if (roles == NULL && rules != NULL)
+	if (budgets != NULL)
+		sg_policy_budgets_compile(l, budgets);
+	/* A document may hold only shared rules or budgets; otherwise it defines roles. */
+	if (roles == NULL && (rules != NULL || budgets != NULL))
 		return;
 	if (roles == NULL || !fy_node_is_mapping(roles)) {
 		sg_yaml_error(l->d, l->file, roles ? roles : root,
@@ -664,6 +669,7 @@ sg_policy_free(struct sg_policy *p)
 	}
 	free(p->roles);
 	sg_policy_rules_free(p);
+	sg_budgets_free(p->budgets);
 	free(p);
 }
 

@@ -11,6 +11,7 @@
 
 #include "catalog/sg_catalog.h"
 #include "core/sg_diag.h"
+#include "policy/sg_budgets.h"
 #include "policy/sg_limit.h"
 #include "policy/sg_rules.h"
 
@@ -44,6 +45,7 @@ struct sg_policy {
 	struct sg_rule **rules; /* role limits, upstream limits and `rules:` entries */
 	size_t n_rules;
 	const struct sg_rule **rule_pool; /* storage behind every sg_rule_list */
+	struct sg_budgets *budgets;       /* NULL: no cost budgets */
 };
 
 struct sg_policy_source {

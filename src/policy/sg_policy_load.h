@@ -62,5 +62,7 @@ void sg_policy_rules_collect(struct pload *l, struct fy_node *rules);
 /* Compiles the collected rules and every role's per-operation lists (roles sorted). */
 void sg_policy_rules_compile(struct pload *l);
 void sg_policy_rules_free(struct sg_policy *p);
+/* Compiles a document's `budgets:` section into p->budgets. */
+void sg_policy_budgets_compile(struct pload *l, struct fy_node *n);
 
 #endif

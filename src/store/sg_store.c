@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,33 +41,34 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	/*
-	 * IMMEDIATE takes the write lock up front, so a busy database waits in
-	 * the busy handler instead of failing when a read upgrades to a write.
-	 */
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_REVISION] = "SELECT value FROM meta WHERE key = 'revision'",
-	[ST_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'revision'",
-	[ST_KEY_INSERT] = "INSERT INTO keys (id, hash, tenant, user, role, mode, created_at,"
-			  " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[ST_KEY_REVOKE] = "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0",
-	[ST_KEYS_LIST] = "SELECT id, hash, tenant, user, role, mode, created_at, expires_at,"
-			 " revoked_at FROM keys ORDER BY created_at DESC, rowid DESC",
-	[ST_APPLY_INSERT] = "INSERT INTO applies (applied_at, n_docs) VALUES (?, ?)",
-	[ST_DOC_NEXT] = "SELECT coalesce(max(version), 0) + 1 FROM documents"
-			" WHERE kind = ? AND name = ?",
-	[ST_DOC_INSERT] = "INSERT INTO documents (kind, name, version, file, text, apply_id,"
-			  " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-	[ST_LIVE_DOCS] = "SELECT kind, name, version, file, text FROM documents d"
-			 " WHERE version = (SELECT max(version) FROM documents"
-			 " WHERE kind = d.kind AND name = d.name) ORDER BY kind, name",
-	[ST_DECISION_INSERT] = "INSERT INTO decisions (ts_us, trace_id, key_id, tenant, user, role,"
-			       " mode, connector, operation, decision, status, code, reason,"
-			       " latency_us, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[ST_COUNT_ALL] = "SELECT count(*) FROM decisions",
-	[ST_COUNT_BY] = "SELECT count(*) FROM decisions WHERE decision = ?",
+    /*
+     * IMMEDIATE takes the write lock up front, so a busy database waits in
+     * the busy handler instead of failing when a read upgrades to a write.
+     */
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_REVISION] = "SELECT value FROM meta WHERE key = 'revision'",
+    [ST_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'revision'",
+    [ST_KEY_INSERT] = "INSERT INTO keys (id, hash, tenant, user, role, mode, created_at,"
+                      " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_KEY_REVOKE] = "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0",
+    [ST_KEYS_LIST] = "SELECT id, hash, tenant, user, role, mode, created_at, expires_at,"
+                     " revoked_at FROM keys ORDER BY created_at DESC, rowid DESC",
+    [ST_APPLY_INSERT] = "INSERT INTO applies (applied_at, n_docs) VALUES (?, ?)",
+    [ST_DOC_NEXT] = "SELECT coalesce(max(version), 0) + 1 FROM documents"
+                    " WHERE kind = ? AND name = ?",
+    [ST_DOC_INSERT] = "INSERT INTO documents (kind, name, version, file, text, apply_id,"
+                      " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [ST_LIVE_DOCS] = "SELECT kind, name, version, file, text FROM documents d"
+                     " WHERE version = (SELECT max(version) FROM documents"
+                     " WHERE kind = d.kind AND name = d.name) ORDER BY kind, name",
+    [ST_DECISION_INSERT] =
+        "INSERT INTO decisions (ts_us, trace_id, key_id, tenant, user, role,"
+        " mode, connector, operation, decision, status, code, reason,"
+        " latency_us, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_COUNT_ALL] = "SELECT count(*) FROM decisions",
+    [ST_COUNT_BY] = "SELECT count(*) FROM decisions WHERE decision = ?",
 };
 
 struct sg_store {
@@ -74,8 +76,8 @@ struct sg_store {
 	sqlite3_stmt *st[ST_COUNT];
 };
 
-static void
-say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 say(char *err, size_t errlen, const char *fmt, ...)
@@ -145,7 +147,7 @@ prepare_range(struct sg_store *s, int from, int to)
 {
 	for (int i = from; i < to; i++)
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-			NULL) != SQLITE_OK)
+		                       NULL) != SQLITE_OK)
 			return -1;
 	return 0;
 }
@@ -178,8 +180,9 @@ migrate_step(struct sg_store *s, const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	if (v < 0 || (size_t)v > sg_migrations_count) {
-		say(err, errlen, "%s was created by a newer sandgate (schema %d; this build knows up "
-				 "to %zu); upgrade sandgate to open it",
+		say(err, errlen,
+		    "%s was created by a newer sandgate (schema %d; this build knows up "
+		    "to %zu); upgrade sandgate to open it",
 		    path, v, sg_migrations_count);
 		goto fail;
 	}
@@ -213,7 +216,9 @@ configure(struct sg_store *s)
 	sqlite3_busy_timeout(s->db, 5000);
 	/* WAL lets the writer thread and readers proceed together. */
 	return exec(s, "PRAGMA journal_mode = WAL") || exec(s, "PRAGMA synchronous = NORMAL") ||
-	    exec(s, "PRAGMA foreign_keys = ON") ? -1 : 0;
+	               exec(s, "PRAGMA foreign_keys = ON")
+	           ? -1
+	           : 0;
 }
 
 /* mkdir -p, creating missing parents 0700 too: they lead to the secret and the store. */
@@ -275,7 +280,8 @@ sg_store_open(const char *data_dir, char *err, size_t errlen)
 	char path[4096];
 	struct sg_store *s;
 	if (mkdir_p(data_dir) != 0) {
-		say(err, errlen, "cannot open the data directory %s: %s", data_dir, strerror(errno));
+		say(err, errlen, "cannot open the data directory %s: %s", data_dir,
+		    strerror(errno));
 		return NULL;
 	}
 	if (snprintf(path, sizeof(path), "%s/sandgate.db", data_dir) >= (int)sizeof(path)) {
@@ -443,7 +449,7 @@ next_version(struct sg_store *s, const struct sg_store_doc *doc, int64_t *versio
 
 static int
 insert_doc(struct sg_store *s, const struct sg_store_doc *doc, int64_t version, int64_t apply_id,
-    int64_t now)
+           int64_t now)
 {
 	sqlite3_stmt *st = s->st[ST_DOC_INSERT];
 	bind_text(st, 1, doc->kind);
@@ -459,7 +465,7 @@ insert_doc(struct sg_store *s, const struct sg_store_doc *doc, int64_t version, 
 /* Stores every doc; `versions` receives what each one got.  The caller owns the transaction. */
 static int
 apply_docs(struct sg_store *s, const struct sg_store_doc *docs, size_t n, int64_t *versions,
-    char *err, size_t errlen)
+           char *err, size_t errlen)
 {
 	int64_t now = (int64_t)time(NULL);
 	sqlite3_stmt *ap = s->st[ST_APPLY_INSERT];
@@ -474,8 +480,8 @@ apply_docs(struct sg_store *s, const struct sg_store_doc *docs, size_t n, int64_
 		const struct sg_store_doc *d = &docs[i];
 		const char *from = d->file ? d->file : "(no file)";
 		if (d->kind == NULL || d->name == NULL) {
-			say(err, errlen, "a document from %s has no kind or name; nothing was applied",
-			    from);
+			say(err, errlen,
+			    "a document from %s has no kind or name; nothing was applied", from);
 			return -1;
 		}
 		if (next_version(s, d, &versions[i]) != 0 ||
@@ -494,8 +500,7 @@ apply_docs(struct sg_store *s, const struct sg_store_doc *docs, size_t n, int64_
 }
 
 int
-sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *err,
-    size_t errlen)
+sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *err, size_t errlen)
 {
 	return sg_store_apply_if(s, docs, n, -1, err, errlen);
 }
@@ -513,14 +518,15 @@ revision_moved(struct sg_store *s, int64_t expect, char *err, size_t errlen)
 	}
 	if (now == expect)
 		return 0;
-	say(err, errlen, "the stored definitions or keys changed while this apply was being "
-			 "checked; nothing was applied: run it again");
+	say(err, errlen,
+	    "the stored definitions or keys changed while this apply was being "
+	    "checked; nothing was applied: run it again");
 	return -1;
 }
 
 int
 sg_store_apply_if(struct sg_store *s, struct sg_store_doc *docs, size_t n, int64_t expect_rev,
-    char *err, size_t errlen)
+                  char *err, size_t errlen)
 {
 	int64_t *versions = calloc(n ? n : 1, sizeof(*versions));
 	if (versions == NULL) {
@@ -673,4 +679,33 @@ sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *coun
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc;
+}
+
+int
+sg_store_spend_since(struct sg_store *s, int64_t since_us,
+                     void (*fn)(void *arg, const char *tenant, const char *user, bool sandbox,
+                                int64_t day_start_s, int64_t micros),
+                     void *arg)
+{
+	/* Run once at start, so it is prepared here rather than kept open. */
+	static const char sql[] =
+	    "SELECT tenant, user, mode, ts_us / 86400000000, sum(cost) FROM decisions "
+	    "WHERE ts_us >= ? AND decision = 'allowed' AND cost > 0 "
+	    "GROUP BY tenant, user, mode, ts_us / 86400000000";
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, since_us);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *tenant = (const char *)sqlite3_column_text(st, 0);
+		const char *user = (const char *)sqlite3_column_text(st, 1);
+		const char *mode = (const char *)sqlite3_column_text(st, 2);
+		if (tenant && user && mode)
+			fn(arg, tenant, user, strcmp(mode, "sandbox") == 0,
+			   sqlite3_column_int64(st, 3) * 86400,
+			   llround(sqlite3_column_double(st, 4) * 1e6));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }

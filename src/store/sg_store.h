@@ -7,6 +7,7 @@
 #ifndef SG_STORE_H
 #define SG_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,11 +51,11 @@ int sg_store_revision(struct sg_store *s, int64_t *rev);
 /* ---- definitions (connectors and policies), versioned ---- */
 
 struct sg_store_doc {
-	char *kind;  /* "connector" | "policy" */
+	char *kind; /* "connector" | "policy" */
 	char *name;
 	int64_t version; /* assigned by sg_store_apply; 1, 2, ... per (kind, name) */
-	char *file;  /* path it was applied from */
-	char *text;  /* YAML source */
+	char *file;      /* path it was applied from */
+	char *text;      /* YAML source */
 };
 
 /*
@@ -63,15 +64,15 @@ struct sg_store_doc {
  * version and returns 0; -1 with `err` on failure.
  */
 int sg_store_apply(struct sg_store *s, struct sg_store_doc *docs, size_t n, char *err,
-    size_t errlen);
+                   size_t errlen);
 /*
  * The same, but only if the store's revision is still `expect_rev` inside
  * the write transaction (optimistic concurrency: the caller validated
  * against what it read at that revision).  A negative `expect_rev` skips
  * the check.  A moved revision fails with nothing stored.
  */
-int sg_store_apply_if(struct sg_store *s, struct sg_store_doc *docs, size_t n,
-    int64_t expect_rev, char *err, size_t errlen);
+int sg_store_apply_if(struct sg_store *s, struct sg_store_doc *docs, size_t n, int64_t expect_rev,
+                      char *err, size_t errlen);
 /* The newest version of every (kind, name).  Free with sg_store_docs_free. */
 int sg_store_live_docs(struct sg_store *s, struct sg_store_doc **out, size_t *n);
 void sg_store_docs_free(struct sg_store_doc *docs, size_t n);
@@ -79,7 +80,7 @@ void sg_store_docs_free(struct sg_store_doc *docs, size_t n);
 /* ---- decisions (audit of every governed request) ---- */
 
 struct sg_decision {
-	int64_t ts_us;          /* unix microseconds */
+	int64_t ts_us; /* unix microseconds */
 	char trace_id[33];
 	char key_id[SG_KEY_ID_LEN + 1];
 	char tenant[64];
@@ -88,7 +89,8 @@ struct sg_decision {
 	char mode[16];
 	char connector[64];
 	char operation[64];
-	char decision[16];      /* allowed | denied | throttled | invalid | unauthenticated | not_found | error */
+	char decision[16]; /* allowed | denied | throttled | invalid | unauthenticated | not_found |
+	                      error */
 	int status;
 	char code[48];
 	char reason[256];
@@ -98,6 +100,15 @@ struct sg_decision {
 
 /* Inserts a batch in one transaction. */
 int sg_store_record(struct sg_store *s, const struct sg_decision *v, size_t n);
+/*
+ * Calls `fn` once per (tenant, user, mode, UTC day) with the cost of the
+ * calls allowed since `since_us`, in micro-units: how budgets are restored
+ * at start.  Returns -1 on a store error.
+ */
+int sg_store_spend_since(struct sg_store *s, int64_t since_us,
+                         void (*fn)(void *arg, const char *tenant, const char *user, bool sandbox,
+                                    int64_t day_start_s, int64_t micros),
+                         void *arg);
 /* Counts decisions, optionally only those with `decision` (NULL = all). */
 int sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *count);
 

@@ -432,7 +432,7 @@ def p99(samples):
     return s[min(len(s) - 1, int(len(s) * 0.99))]
 
 
-def light_latencies(gw, key, n=60, pace=0.05):
+def light_latencies(gw, key, n=150, pace=0.02):
     """A light tenant well within its quota: one call every `pace` seconds,
     after a few warm-up calls that open the connection."""
     import requests
@@ -496,7 +496,7 @@ rules:
         assert set(codes) == {200}
         # Over 10x the heavy tenant's 20/s quota, for as long as the light run
         # lasts; its queued calls go slower than their pace, the rest do not.
-        flood = subprocess.Popen([sys.executable, "-c", FLOOD, gw.url, heavy, "4", "500"],
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, gw.url, heavy, "6", "400"],
                                  stdout=subprocess.PIPE, text=True)
         time.sleep(0.3)
         loaded, codes = light_latencies(gw, light)
