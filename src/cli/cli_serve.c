@@ -206,6 +206,8 @@ start(struct serve_state *st)
 		       -1;
 	if (restore_spend(st) != 0)
 		return -1;
+	if ((st->gw.sessions = sg_sessions_new()) == NULL)
+		return sg_cli_fail("out of memory for sessions"), -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
 	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
@@ -224,6 +226,7 @@ teardown(struct serve_state *st)
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
 	sg_limiter_fini(&st->gw.limiter);
 	sg_spend_free(st->gw.spend);
+	sg_sessions_free(st->gw.sessions);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {

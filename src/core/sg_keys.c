@@ -11,8 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PREFIX "sgk_"
-#define PREFIX_LEN 4
+#define PREFIX_LEN 4 /* "sgk_" or "sgs_" */
 #define SECRET_BYTES 32
 #define SECRET_B64_LEN 43 /* 32 bytes, base64url, no padding */
 #define KEY_LEN (PREFIX_LEN + SG_KEY_ID_LEN + 1 + SECRET_B64_LEN)
@@ -26,6 +25,12 @@ sg_keys_init(void)
 int
 sg_key_generate(char *out, size_t outlen, char id[SG_KEY_ID_LEN + 1])
 {
+	return sg_token_generate(SG_KEY_PREFIX, out, outlen, id);
+}
+
+int
+sg_token_generate(const char *prefix, char *out, size_t outlen, char id[SG_KEY_ID_LEN + 1])
+{
 	unsigned char idb[SG_KEY_ID_LEN / 2], secret[SECRET_BYTES];
 	char b64[SECRET_B64_LEN + 1];
 	if (outlen < KEY_LEN + 1)
@@ -34,8 +39,8 @@ sg_key_generate(char *out, size_t outlen, char id[SG_KEY_ID_LEN + 1])
 	randombytes_buf(secret, sizeof(secret));
 	sodium_bin2hex(id, SG_KEY_ID_LEN + 1, idb, sizeof(idb));
 	sodium_bin2base64(b64, sizeof(b64), secret, sizeof(secret),
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	memcpy(out, PREFIX, PREFIX_LEN);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	memcpy(out, prefix, PREFIX_LEN);
 	memcpy(out + PREFIX_LEN, id, SG_KEY_ID_LEN);
 	out[PREFIX_LEN + SG_KEY_ID_LEN] = '_';
 	memcpy(out + PREFIX_LEN + SG_KEY_ID_LEN + 1, b64, SECRET_B64_LEN + 1);
@@ -48,13 +53,19 @@ static int
 is_b64url(char ch)
 {
 	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	    ch == '-' || ch == '_';
+	       ch == '-' || ch == '_';
 }
 
 int
 sg_key_parse(const char *key, size_t len, char id[SG_KEY_ID_LEN + 1])
 {
-	if (len != KEY_LEN || memcmp(key, PREFIX, PREFIX_LEN) != 0 ||
+	return sg_token_parse(SG_KEY_PREFIX, key, len, id);
+}
+
+int
+sg_token_parse(const char *prefix, const char *key, size_t len, char id[SG_KEY_ID_LEN + 1])
+{
+	if (len != KEY_LEN || memcmp(key, prefix, PREFIX_LEN) != 0 ||
 	    key[PREFIX_LEN + SG_KEY_ID_LEN] != '_')
 		return -1;
 	for (size_t i = 0; i < SG_KEY_ID_LEN; i++) {
@@ -73,15 +84,15 @@ sg_key_parse(const char *key, size_t len, char id[SG_KEY_ID_LEN + 1])
 
 void
 sg_key_hash(const uint8_t secret[SG_SERVER_SECRET_LEN], const char *key, size_t len,
-    uint8_t out[SG_KEY_HASH_LEN])
+            uint8_t out[SG_KEY_HASH_LEN])
 {
 	crypto_generichash(out, SG_KEY_HASH_LEN, (const unsigned char *)key, len, secret,
-	    SG_SERVER_SECRET_LEN);
+	                   SG_SERVER_SECRET_LEN);
 }
 
 int
 sg_key_verify(const uint8_t secret[SG_SERVER_SECRET_LEN], const char *key, size_t len,
-    const uint8_t stored[SG_KEY_HASH_LEN])
+              const uint8_t stored[SG_KEY_HASH_LEN])
 {
 	uint8_t h[SG_KEY_HASH_LEN];
 	sg_key_hash(secret, key, len, h);

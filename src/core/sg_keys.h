@@ -15,6 +15,8 @@
 #define SG_KEY_HASH_LEN 32
 #define SG_SERVER_SECRET_LEN 32
 #define SG_KEY_MAX_LEN 80
+#define SG_KEY_PREFIX "sgk_"
+#define SG_SESSION_PREFIX "sgs_"
 
 /* Call once per process before anything else here (wraps sodium_init). */
 int sg_keys_init(void);
@@ -28,12 +30,16 @@ int sg_key_generate(char *out, size_t outlen, char id[SG_KEY_ID_LEN + 1]);
  */
 int sg_key_parse(const char *key, size_t len, char id[SG_KEY_ID_LEN + 1]);
 
+/* The same shapes for any four-character prefix: "sgs_" session tokens use them. */
+int sg_token_generate(const char *prefix, char *out, size_t outlen, char id[SG_KEY_ID_LEN + 1]);
+int sg_token_parse(const char *prefix, const char *key, size_t len, char id[SG_KEY_ID_LEN + 1]);
+
 void sg_key_hash(const uint8_t secret[SG_SERVER_SECRET_LEN], const char *key, size_t len,
-    uint8_t out[SG_KEY_HASH_LEN]);
+                 uint8_t out[SG_KEY_HASH_LEN]);
 
 /* Constant-time: returns 1 when `key` hashes to `stored`. */
 int sg_key_verify(const uint8_t secret[SG_SERVER_SECRET_LEN], const char *key, size_t len,
-    const uint8_t stored[SG_KEY_HASH_LEN]);
+                  const uint8_t stored[SG_KEY_HASH_LEN]);
 
 /*
  * Loads the server secret from `path`, creating it (mode 0600, random) when

@@ -30,6 +30,24 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                           "An admin switched this key off. Ask your platform admin for a new key; "
                           "do not keep retrying with this one.",
                           SG_DEC_UNAUTHENTICATED},
+    [SG_P_SESSION_UNKNOWN] = {"session_unknown", 401, "Session is not recognised",
+                              TYPE_BASE "session-unknown",
+                              "This session does not exist on this gateway (sessions end when "
+                              "it restarts). Start a new one: POST /v1/sessions with your API "
+                              "key.",
+                              SG_DEC_UNAUTHENTICATED},
+    [SG_P_SESSION_EXPIRED] = {"session_expired", 401, "Session has expired",
+                              TYPE_BASE "session-expired",
+                              "Your session reached the end of its time. Start a new session: "
+                              "POST /v1/sessions with your API key, then use the new sgs_ "
+                              "token.",
+                              SG_DEC_UNAUTHENTICATED},
+    [SG_P_SESSION_SPENT] = {"session_spent", 429, "The session has used what it was given",
+                            IANA_TYPE "quota-exceeded",
+                            "This session has used all its calls or its budget. Start a new "
+                            "session (POST /v1/sessions), with a larger budget or call count "
+                            "if you need one.",
+                            SG_DEC_THROTTLED},
     [SG_P_ROLE_UNKNOWN] =
         {"role_unknown", 403, "Your role has no policy", TYPE_BASE "role-unknown",
          "Your key names a role that the current policy does not define. "
@@ -86,6 +104,10 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                             "Fix the fields listed in 'errors' (each 'pointer' shows where). "
                             "GET /v1/catalog shows each operation's input schema.",
                             SG_DEC_INVALID},
+    [SG_P_REQUEST_INVALID] = {"request_invalid", 400, "The request is not valid",
+                              TYPE_BASE "request-invalid",
+                              "Fix what the detail names, then send the request again.",
+                              SG_DEC_INVALID},
     [SG_P_RATE_LIMITED] =
         {"rate_limited", 429, "Too many requests", IANA_TYPE "quota-exceeded",
          "Wait for the number of seconds in the Retry-After header, then try again. "

@@ -104,6 +104,8 @@ void sg_http_readyz(struct sg_http_ctx *c);
 void sg_http_metrics(struct sg_http_ctx *c);
 void sg_http_catalog(struct sg_http_ctx *c);
 void sg_http_usage(struct sg_http_ctx *c);
+void sg_http_session_start(struct sg_http_ctx *c);
+void sg_http_session_show(struct sg_http_ctx *c, const char *id);
 /* Who the identified caller is: key id, tenant, user, role, mode, expiry. */
 json_t *sg_http_principal_json(const struct sg_req *r);
 void sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation);

@@ -30,6 +30,14 @@ sg_http_snapshot(struct sg_io_thread *t)
 	return t->snap;
 }
 
+#define SESSION_PREFIX "/v1/sessions/"
+
+static bool
+valid_session_id(const char *s)
+{
+	return strlen(s) == SG_KEY_ID_LEN && strspn(s, "0123456789abcdef") == SG_KEY_ID_LEN;
+}
+
 static bool
 method_is(struct sg_http_ctx *c, enum evhttp_cmd_type want, const char *allow)
 {
@@ -79,6 +87,13 @@ dispatch(struct sg_http_ctx *c)
 	} else if (strcmp(p, "/v1/me/usage") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_usage(c);
+	} else if (strcmp(p, "/v1/sessions") == 0) {
+		if (method_is(c, EVHTTP_REQ_POST, "POST"))
+			sg_http_session_start(c);
+	} else if (strncmp(p, SESSION_PREFIX, strlen(SESSION_PREFIX)) == 0 &&
+	           valid_session_id(p + strlen(SESSION_PREFIX))) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_session_show(c, p + strlen(SESSION_PREFIX));
 	} else if (strncmp(p, CONNECTOR_PREFIX, strlen(CONNECTOR_PREFIX)) == 0 &&
 	           split_connector_path(p, conn, sizeof(conn), op, sizeof(op)) == 0) {
 		if (method_is(c, EVHTTP_REQ_POST, "POST"))

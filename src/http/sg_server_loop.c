@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/sg_http.h"
 #include "http/sg_server.h"
@@ -16,6 +17,8 @@
 
 #define POLL_MS 500
 #define DRAIN_TICK_MS 50
+#define SESSION_GRACE_S 3600
+
 /* A drain ends early once no request has finished for this long. */
 #define DRAIN_QUIET_MS 250
 
@@ -67,6 +70,9 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 	}
 	atomic_store(&ls->s->store_ok, true);
 	atomic_store(&sg_gauges.throttle_cells, sg_ratetable_count(ls->s->gw->limiter.cells));
+	/* An expired session stays readable for an hour, then it goes. */
+	if (ls->s->gw->sessions)
+		sg_sessions_purge(ls->s->gw->sessions, (int64_t)time(NULL), SESSION_GRACE_S);
 	if (rev == ls->revision)
 		return;
 	/* Keys change outside SIGHUP so that a revoked key stops working at once. */

@@ -1,6 +1,7 @@
 #include "path/sg_req.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,13 +16,33 @@ sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap)
 	r->spend.refused = r->spend.warn = -1;
 }
 
+/* Gives back what a refused call held in its session, and counts the refusal. */
+static void
+release_session(struct sg_req *r)
+{
+	struct sg_session *ss = r->principal.session;
+	if (ss == NULL || !r->session_hold.call)
+		return;
+	atomic_fetch_sub(&ss->calls, 1);
+	atomic_fetch_add(&ss->refused, 1);
+	if (r->session_hold.window)
+		sg_gcra_refund(&ss->window.gcra, &ss->tat, r->op->weight);
+	atomic_fetch_sub(&ss->spent_micros, r->session_hold.cost);
+	r->session_hold.call = r->session_hold.window = false;
+	r->session_hold.cost = 0;
+}
+
 void
 sg_req_finish(struct sg_req *r)
 {
 	sg_limiter_release(&r->verdict);
 	/* Only a call that was answered costs anything. */
-	if (r->status != 200)
+	if (r->status != 200) {
 		sg_spend_release(&r->spend);
+		release_session(r);
+	}
+	sg_session_unref(r->principal.session);
+	r->principal.session = NULL;
 	json_decref(r->input);
 	json_decref(r->output);
 	json_decref(r->problem_ext);

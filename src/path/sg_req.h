@@ -18,6 +18,7 @@
 #include "catalog/sg_snapshot.h"
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
+#include "core/sg_sessions.h"
 #include "obs/sg_trace.h"
 #include "throttle/sg_fairq.h"
 #include "throttle/sg_limiter.h"
@@ -33,6 +34,7 @@ struct sg_gateway {
 	struct sg_recorder *recorder; /* NULL: decisions are not recorded (benchmarks) */
 	_Atomic int64_t in_flight;    /* governed calls between arrival and reply: load shedding */
 	struct sg_spend *spend;       /* money spent against budgets; NULL: budgets are off */
+	struct sg_sessions *sessions; /* NULL: sessions are off */
 };
 
 enum sg_step_rc {
@@ -70,6 +72,7 @@ struct sg_principal {
 	const struct sg_key_entry *key; /* owned by the snapshot */
 	const struct sg_role *role;     /* owned by the snapshot */
 	enum sg_mode mode;
+	struct sg_session *session; /* a reference, when the call came with an sgs_ token */
 };
 
 struct sg_req {
@@ -100,6 +103,10 @@ struct sg_req {
 	struct sg_verdict verdict;
 	bool route_waited;          /* the simulated upstream latency has passed */
 	struct sg_spend_hold spend; /* live calls: the cost held against budgets */
+	struct {
+		bool call, window; /* a call counted, a window unit taken */
+		int64_t cost;      /* micro-units held against the session's budget */
+	} session_hold;
 	enum sg_queue_state queue_state;
 	struct sg_fairq_item qitem; /* while waiting in a tenant queue */
 	size_t next_step;

@@ -15,8 +15,10 @@ fail_missing_or_malformed(struct sg_req *r, const char *h)
 {
 	if (h == NULL || *h == '\0')
 		return sg_req_fail(r, SG_P_KEY_MISSING, "no Authorization header was sent");
-	return sg_req_fail(r, SG_P_KEY_MALFORMED,
-	    "the Authorization header must be 'Bearer ' followed by a key starting with 'sgk_'");
+	return sg_req_fail(
+	    r, SG_P_KEY_MALFORMED,
+	    "the Authorization header must be 'Bearer ' followed by a key starting with 'sgk_' "
+	    "or a session token starting with 'sgs_'");
 }
 
 static enum sg_step_rc
@@ -31,9 +33,35 @@ check_key(struct sg_req *r, const struct sg_key_entry *k)
 	r->principal.mode = k->mode;
 	if (role == NULL)
 		return sg_req_fail(r, SG_P_ROLE_UNKNOWN, "role \"%s\" is not in the current policy",
-		    k->role);
+		                   k->role);
 	r->principal.role = role;
 	return SG_STEP_NEXT;
+}
+
+/*
+ * A session token acts as the key that started the session, so revoking
+ * or expiring that key also ends its sessions.
+ */
+static enum sg_step_rc
+identify_session(struct sg_req *r, const char *token, size_t len)
+{
+	char id[SG_KEY_ID_LEN + 1];
+	if (r->gw->sessions == NULL || sg_token_parse(SG_SESSION_PREFIX, token, len, id) != 0)
+		return fail_missing_or_malformed(r, r->authorization);
+	struct sg_session *ss = sg_sessions_get(r->gw->sessions, id);
+	if (ss == NULL || !sg_key_verify(r->gw->server_secret, token, len, ss->hash)) {
+		sg_session_unref(ss);
+		return sg_req_fail(r, SG_P_SESSION_UNKNOWN, "this session is not recognised");
+	}
+	r->principal.session = ss; /* released by sg_req_finish */
+	if (r->wall_s >= ss->expires_at)
+		return sg_req_fail(r, SG_P_SESSION_EXPIRED, "session %s ended %lld seconds ago",
+		                   ss->id, (long long)(r->wall_s - ss->expires_at));
+	const struct sg_key_entry *k = sg_snapshot_key(r->snap, ss->key_id);
+	if (k == NULL)
+		return sg_req_fail(r, SG_P_KEY_UNKNOWN,
+		                   "the key that started this session is gone");
+	return check_key(r, k);
 }
 
 enum sg_step_rc
@@ -50,6 +78,8 @@ sg_step_identify(struct sg_req *r)
 	size_t len = strlen(key);
 	while (len > 0 && key[len - 1] == ' ')
 		len--;
+	if (len > 4 && memcmp(key, SG_SESSION_PREFIX, 4) == 0)
+		return identify_session(r, key, len);
 	if (sg_key_parse(key, len, id) != 0)
 		return fail_missing_or_malformed(r, h);
 	const struct sg_key_entry *k = sg_snapshot_key(r->snap, id);

@@ -77,6 +77,8 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 
 	if (r->op != NULL && r->principal.key != NULL)
 		count_sandbox_cost(r);
+	if (r->principal.session && r->status == 200)
+		sg_session_note_trace(r->principal.session, r->trace.trace_id);
 	if (r->gw->recorder == NULL)
 		return;
 	memset(&d, 0, sizeof(d));
@@ -94,6 +96,8 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	copy(d.reason, sizeof(d.reason), r->problem ? r->detail : "allowed by policy");
 	d.latency_us = (int64_t)latency_us;
 	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;
+	if (r->principal.session)
+		copy(d.session_id, sizeof(d.session_id), r->principal.session->id);
 	if (sg_recorder_push(r->gw->recorder, &d) != 0)
 		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
 	if (r->spend.crossed && r->status == 200)

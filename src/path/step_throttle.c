@@ -239,6 +239,57 @@ hold_budget(struct sg_req *r)
 	return r->spend.refused < 0 ? SG_STEP_NEXT : refuse_budget(r, b);
 }
 
+static enum sg_step_rc
+refuse_session_window(struct sg_req *r, const struct sg_gcra_result *res)
+{
+	struct sg_session *ss = r->principal.session;
+	struct sg_verdict *v = &r->verdict;
+	memset(v, 0, sizeof(*v));
+	v->violated[0] = (struct sg_limit_hit){&ss->rule, &ss->rule.windows[0], *res};
+	v->n_violated = 1;
+	v->closest = v->violated[0];
+	v->has_closest = r->has_verdict = true;
+	v->retry_after_ns = res->retry_after_ns;
+	return refuse(r);
+}
+
+/*
+ * A session's own limits come first: they are the cheapest to check and
+ * only ever stricter than the role's.  What is held here is given back by
+ * sg_req_finish when the call is not answered.
+ */
+static enum sg_step_rc
+hold_session(struct sg_req *r)
+{
+	struct sg_session *ss = r->principal.session;
+	if (ss == NULL)
+		return SG_STEP_NEXT;
+	uint64_t before = atomic_fetch_add(&ss->calls, 1);
+	r->session_hold.call = true;
+	if (ss->max_calls != 0 && before >= ss->max_calls)
+		return sg_req_fail(r, SG_P_SESSION_SPENT,
+		                   "session %s has made all of its %llu calls", ss->id,
+		                   (unsigned long long)ss->max_calls);
+	if (ss->rule.n_windows != 0) {
+		struct sg_gcra_result res =
+		    sg_gcra_take(&ss->window.gcra, &ss->tat, r->now_ns, r->op->weight);
+		if (!res.allowed)
+			return refuse_session_window(r, &res);
+		r->session_hold.window = true;
+	}
+	int64_t cost = llround(r->op->cost * SG_MICROS);
+	int64_t spent = atomic_fetch_add(&ss->spent_micros, cost);
+	r->session_hold.cost = cost;
+	if (ss->budget_micros != 0 && spent + cost > ss->budget_micros)
+		return sg_req_fail(r, SG_P_SESSION_SPENT,
+		                   "%s.%s costs %.4f but session %s has %.4f of its budget of %.4f "
+		                   "left",
+		                   r->connector->name, r->op->name, r->op->cost, ss->id,
+		                   (double)(ss->budget_micros - spent) / SG_MICROS,
+		                   (double)ss->budget_micros / SG_MICROS);
+	return SG_STEP_NEXT;
+}
+
 bool
 sg_throttle_retry(struct sg_req *r, uint64_t now)
 {
@@ -271,7 +322,8 @@ sg_step_throttle(struct sg_req *r)
 		                   "Sandgate-Priority \"%.32s\" is not one of critical, normal or "
 		                   "background",
 		                   r->priority);
-	if (shed_or_next(r) != SG_STEP_NEXT || hold_budget(r) != SG_STEP_NEXT)
+	if (shed_or_next(r) != SG_STEP_NEXT || hold_session(r) != SG_STEP_NEXT ||
+	    hold_budget(r) != SG_STEP_NEXT)
 		return SG_STEP_STOP;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	set_ids(r, r->connector, r->op);

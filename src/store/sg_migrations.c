@@ -1,26 +1,28 @@
 #include "store/sg_migrations.h"
 
 const char *const sg_migrations[] = {
-	/* 1: keys, versioned definitions, the decision audit. */
-	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT INTO meta (key, value) VALUES ('revision', 0);"
-	"CREATE TABLE keys ("
-	"  id TEXT PRIMARY KEY, hash BLOB NOT NULL, tenant TEXT NOT NULL, user TEXT NOT NULL,"
-	"  role TEXT NOT NULL, mode TEXT NOT NULL, created_at INTEGER NOT NULL,"
-	"  expires_at INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE applies (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL,"
-	"  n_docs INTEGER NOT NULL);"
-	"CREATE TABLE documents ("
-	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,"
-	"  version INTEGER NOT NULL, file TEXT NOT NULL, text TEXT NOT NULL,"
-	"  apply_id INTEGER NOT NULL REFERENCES applies(id), applied_at INTEGER NOT NULL,"
-	"  UNIQUE (kind, name, version));"
-	"CREATE TABLE decisions ("
-	"  id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, trace_id TEXT, key_id TEXT,"
-	"  tenant TEXT, user TEXT, role TEXT, mode TEXT, connector TEXT, operation TEXT,"
-	"  decision TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, reason TEXT,"
-	"  latency_us INTEGER, cost REAL);"
-	"CREATE INDEX decisions_ts ON decisions (ts_us);",
+    /* 1: keys, versioned definitions, the decision audit. */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta (key, value) VALUES ('revision', 0);"
+    "CREATE TABLE keys ("
+    "  id TEXT PRIMARY KEY, hash BLOB NOT NULL, tenant TEXT NOT NULL, user TEXT NOT NULL,"
+    "  role TEXT NOT NULL, mode TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE applies (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL,"
+    "  n_docs INTEGER NOT NULL);"
+    "CREATE TABLE documents ("
+    "  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, file TEXT NOT NULL, text TEXT NOT NULL,"
+    "  apply_id INTEGER NOT NULL REFERENCES applies(id), applied_at INTEGER NOT NULL,"
+    "  UNIQUE (kind, name, version));"
+    "CREATE TABLE decisions ("
+    "  id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, trace_id TEXT, key_id TEXT,"
+    "  tenant TEXT, user TEXT, role TEXT, mode TEXT, connector TEXT, operation TEXT,"
+    "  decision TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, reason TEXT,"
+    "  latency_us INTEGER, cost REAL);"
+    "CREATE INDEX decisions_ts ON decisions (ts_us);",
+    /* 2: calls made in a session are grouped by it in the audit. */
+    "ALTER TABLE decisions ADD COLUMN session_id TEXT;",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

@@ -66,7 +66,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DECISION_INSERT] =
         "INSERT INTO decisions (ts_us, trace_id, key_id, tenant, user, role,"
         " mode, connector, operation, decision, status, code, reason,"
-        " latency_us, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " latency_us, cost, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_COUNT_ALL] = "SELECT count(*) FROM decisions",
     [ST_COUNT_BY] = "SELECT count(*) FROM decisions WHERE decision = ?",
 };
@@ -652,6 +652,7 @@ insert_decision(struct sg_store *s, const struct sg_decision *d)
 	BIND(st, 13, d, reason);
 	sqlite3_bind_int64(st, 14, d->latency_us);
 	sqlite3_bind_double(st, 15, d->cost);
+	BIND(st, 16, d, session_id);
 	return run(st);
 }
 

@@ -96,6 +96,7 @@ struct sg_decision {
 	char reason[256];
 	int64_t latency_us;
 	double cost;
+	char session_id[SG_KEY_ID_LEN + 1]; /* empty: not made in a session */
 };
 
 /* Inserts a batch in one transaction. */

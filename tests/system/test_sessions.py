@@ -1,0 +1,117 @@
+"""Time-bound sessions against the real binary: starting one, its own limits,
+grouped usage and traces, expiry, and who may see it."""
+
+import json
+import os
+import sqlite3
+import time
+
+import requests
+
+from conftest import assert_problem, fresh_key, run_cli, wait_for
+
+CONTACT = {"email": "ada@example.com", "name": "Ada"}
+
+
+def post_session(gw, key, body, raw=None):
+    h = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+    return requests.post(gw.url + "/v1/sessions", headers=h, timeout=10,
+                         data=raw if raw is not None else json.dumps(body))
+
+
+def start_session(gw, key, body):
+    r = post_session(gw, key, body)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["session"].startswith("sgs_") and out["id"] in out["session"]
+    return out
+
+
+def key_id(key):
+    return key.split("_")[1]
+
+
+def test_session_groups_calls_and_holds_its_own_limits(gateway):
+    key = fresh_key(gateway, "admin")["key"]
+    s = start_session(gateway, key, {"ttl": "10m", "limits": {"rate": "1/h", "burst": 2}})
+    assert s["limits"] == {"rate": {"rate": "1/h", "burst": 2}}
+    token = s["session"]
+    ok = [gateway.post("crm", "create_contact", CONTACT, key=token) for _ in range(2)]
+    assert [r.status_code for r in ok] == [200, 200]
+    r = gateway.post("crm", "create_contact", CONTACT, key=token)
+    body = assert_problem(r, 429, "rate_limited")
+    assert body["violated-policies"][0]["policy"] == "session"
+    assert r.headers["RateLimit"].startswith('"session";r=0;')
+    # The key itself is not held to the session's limits.
+    assert gateway.post("crm", "create_contact", CONTACT, key=key).status_code == 200
+
+    shown = gateway.get(f"/v1/sessions/{s['id']}", key=key).json()
+    assert shown["usage"]["calls"] == 2 and shown["usage"]["refused"] == 1
+    assert abs(shown["usage"]["cost"] - 0.004) < 1e-9
+    traces = [r.headers["traceparent"].split("-")[1] for r in ok]
+    assert shown["traces"] == list(reversed(traces))
+    assert shown["expired"] is False and 590 <= shown["seconds_left"] <= 600
+    # The session's own token may look too; another key may not.
+    assert gateway.get(f"/v1/sessions/{s['id']}", key=token).status_code == 200
+    other = fresh_key(gateway, "admin")["key"]
+    assert_problem(gateway.get(f"/v1/sessions/{s['id']}", key=other), 404, "route_not_found")
+
+    # Calls made in the session are tagged with it in the audit store.
+    db = os.path.join(gateway.data_dir, "sandgate.db")
+
+    def tagged():
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("SELECT count(*) FROM decisions WHERE session_id = ?",
+                               (s["id"],)).fetchone()[0]
+        finally:
+            con.close()
+    assert wait_for(lambda: tagged() == 3)
+
+
+def test_session_call_count_and_budget_run_out(gateway):
+    key = fresh_key(gateway, "admin")["key"]
+    s = start_session(gateway, key, {"ttl": "5m", "limits": {"max_calls": 2}})
+    codes = [gateway.post("crm", "create_contact", CONTACT, key=s["session"]).status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429]
+    # create_contact costs 0.002: a 0.003 budget pays for one call, in sandbox too.
+    s = start_session(gateway, key, {"ttl": "5m", "budget": 0.003})
+    assert gateway.post("crm", "create_contact", CONTACT, key=s["session"]).status_code == 200
+    body = assert_problem(gateway.post("crm", "create_contact", CONTACT, key=s["session"]),
+                          429, "session_spent")
+    assert "has 0.0010 of its budget of 0.0030 left" in body["detail"]
+    assert "Start a new session" in body["remediation"]
+
+
+def test_expired_session_says_to_start_a_new_one(gateway):
+    key = fresh_key(gateway, "explorer")["key"]
+    s = start_session(gateway, key, {"ttl": "1s"})
+    assert gateway.post("crm", "create_contact", CONTACT, key=s["session"]).status_code == 200
+    time.sleep(1.2)
+    body = assert_problem(gateway.post("crm", "create_contact", CONTACT, key=s["session"]),
+                          401, "session_expired")
+    assert "POST /v1/sessions" in body["remediation"]
+    assert gateway.get(f"/v1/sessions/{s['id']}", key=key).json()["expired"] is True
+
+
+def test_bad_session_requests_are_refused_clearly(gateway):
+    key = fresh_key(gateway, "explorer")["key"]
+    post = lambda k, b, raw=None: post_session(gateway, k, b, raw)
+    body = assert_problem(post(key, {"ttl": "forever"}), 400, "request_invalid")
+    assert "ttl must be a duration" in body["detail"]
+    assert "1s to 24h" in assert_problem(post(key, {"ttl": "2d"}), 400, "request_invalid")["detail"]
+    assert 'unknown member "color"' in assert_problem(post(key, {"color": 1}), 400,
+                                                      "request_invalid")["detail"]
+    assert 'limits: unknown member "rps"' in assert_problem(
+        post(key, {"limits": {"rps": 1}}), 400, "request_invalid")["detail"]
+    assert_problem(post(key, None, raw="{not json"), 400, "request_invalid")
+    assert_problem(post(key, {"budget": -1}), 400, "request_invalid")
+    s = start_session(gateway, key, {})
+    assert_problem(post(s["session"], {}), 400, "request_invalid")
+    assert_problem(gateway.post("crm", "create_contact", CONTACT,
+                                key="sgs_0123456789abcdef_" + "A" * 43), 401, "session_unknown")
+    # Revoking the key ends its sessions.
+    run_cli("keys", "revoke", key_id(key), data_dir=gateway.data_dir)
+    assert wait_for(lambda: gateway.post("crm", "create_contact", CONTACT,
+                                         key=s["session"]).status_code == 401)
