@@ -29,14 +29,14 @@ struct cload {
 };
 
 static const char *const top_keys[] = {
-    "kind", "name",         "version",        "description",
-    "auth", "environments", "upstream_limit", "operations",
+    "kind",         "name",           "version",    "description",          "auth",
+    "environments", "upstream_limit", "operations", "upstream_concurrency",
 };
 static const char *const env_keys[] = {"simulator", "base_url", "latency"};
 static const char *const limit_keys[] = {"rate", "burst"};
 static const char *const op_keys[] = {
-    "description", "method",     "path",  "data_domain", "cost",
-    "weight",      "idempotent", "input", "output",      "examples",
+    "description", "method", "path",     "data_domain",     "cost", "weight", "idempotent",
+    "input",       "output", "examples", "reported_weight",
 };
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 static const char *const auths[] = {"none", "bearer", "api_key", "basic"};
@@ -203,6 +203,33 @@ parse_upstream_limit(struct cload *l, struct fy_node *n)
 	l->c->upstream_limit = lim;
 }
 
+/* { initial, min, max }: the adaptive limit on calls at once to the live upstream. */
+static void
+parse_upstream_concurrency(struct cload *l, struct fy_node *n)
+{
+	static const char *const keys[] = {"initial", "min", "max"};
+	long long v[3] = {0, 1, 0};
+	if (sg_yaml_check_keys(l->d, l->file, n, "upstream_concurrency", keys, COUNT(keys)) != 0 &&
+	    !fy_node_is_mapping(n))
+		return;
+	for (int i = 0; i < 3; i++) {
+		struct fy_node *k = sg_yaml_get(n, keys[i]);
+		char what[48];
+		snprintf(what, sizeof(what), "upstream_concurrency.%s", keys[i]);
+		if (k && sg_yaml_int(l->d, l->file, k, what, 1, 100000, &v[i]) != 0)
+			return;
+	}
+	if (v[0] == 0 || v[2] == 0 || v[1] > v[0] || v[0] > v[2]) {
+		sg_yaml_error(l->d, l->file, n,
+		              "upstream_concurrency: give initial and max (and "
+		              "optionally min), with min <= initial <= max, such as { initial: 20, "
+		              "min: 2, max: 200 }");
+		return;
+	}
+	l->c->upstream_concurrency =
+	    (struct sg_adaptive_config){(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]};
+}
+
 static void
 parse_header(struct cload *l, struct fy_node *root)
 {
@@ -246,6 +273,8 @@ parse_header(struct cload *l, struct fy_node *root)
 	struct fy_node *ul = sg_yaml_get(root, "upstream_limit");
 	if (ul != NULL)
 		parse_upstream_limit(l, ul);
+	if ((ul = sg_yaml_get(root, "upstream_concurrency")) != NULL)
+		parse_upstream_concurrency(l, ul);
 }
 
 /* Finds the YAML node an RFC 6901 pointer names, or the deepest one that exists. */
@@ -364,6 +393,16 @@ parse_op_scalars(struct cload *l, struct fy_node *n, struct sg_operation *op)
 	if ((v = sg_yaml_get(n, "weight")))
 		sg_yaml_int(l->d, l->file, v, what, 1, 1000, &w);
 	op->weight = (uint32_t)w;
+	snprintf(what, sizeof(what), "operation \"%.64s\": reported_weight", op->name);
+	const char *rw =
+	    (v = sg_yaml_get(n, "reported_weight")) ? sg_yaml_str(l->d, l->file, v, what) : NULL;
+	if (rw && (rw[0] != '/' || strlen(rw) > 200))
+		sg_yaml_error(l->d, l->file, v,
+		              "%s: expected a JSON Pointer into the output such as "
+		              "/usage/units, got \"%.40s\"",
+		              what, rw);
+	else if (rw)
+		op->reported_weight = keep(l, rw);
 	/* GET, PUT and DELETE are idempotent in HTTP; anything else must say so. */
 	op->idempotent = method && (strcmp(method, "GET") == 0 || strcmp(method, "PUT") == 0 ||
 	                            strcmp(method, "DELETE") == 0);
@@ -543,6 +582,9 @@ sg_connector_parse(const char *file, const char *text, size_t len, uint64_t sim_
 		sg_connector_free(c);
 		return NULL;
 	}
+	/* Past the registry's size the upstream simply has no adaptive limit. */
+	if (c->upstream_concurrency.initial != 0)
+		c->adaptive = sg_adaptive_for(c->name, &c->upstream_concurrency);
 	return c;
 }
 
@@ -554,6 +596,7 @@ free_op(struct sg_operation *op)
 	free(op->method);
 	free(op->path);
 	free(op->data_domain);
+	free(op->reported_weight);
 	sg_schema_free(op->input);
 	sg_schema_free(op->output);
 	json_decref(op->examples);

@@ -12,6 +12,7 @@
 
 #include "core/sg_diag.h"
 #include "policy/sg_limit.h"
+#include "throttle/sg_adaptive.h"
 #include "schema/sg_schema.h"
 
 struct sg_operation {
@@ -22,6 +23,8 @@ struct sg_operation {
 	char *data_domain; /* e.g. "pii", "public", "financial" */
 	double cost;       /* price of one call in the catalog currency, >= 0 */
 	uint32_t weight;   /* throttle units one call spends, >= 1 (default 1) */
+	/* JSON Pointer to the units the upstream says a call used, or NULL. */
+	char *reported_weight;
 	bool idempotent;
 	struct sg_schema *input;
 	struct sg_schema *output;
@@ -44,7 +47,10 @@ struct sg_connector {
 	struct sg_environment live;
 	/* The upstream's own limit, shared by every live caller; emission_ns 0 = none. */
 	struct sg_limit upstream_limit;
-	struct sg_operation *ops; /* sorted by name */
+	/* The adaptive limit on live calls at once; initial 0 = none. */
+	struct sg_adaptive_config upstream_concurrency;
+	struct sg_adaptive *adaptive; /* process-wide controller, or NULL */
+	struct sg_operation *ops;     /* sorted by name */
 	size_t n_ops;
 	size_t index; /* position in the catalog */
 	char *source; /* YAML text as applied, for storage */

@@ -1,5 +1,6 @@
 #include "obs/sg_metrics.h"
 #include "obs/sg_throttle_metrics.h"
+#include "throttle/sg_adaptive.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -253,6 +254,7 @@ sg_metrics_render(size_t *len)
 	render_decisions(f);
 	render_gauges(f);
 	sg_metrics_rules_render(f);
+	sg_adaptive_render(f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

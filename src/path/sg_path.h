@@ -47,4 +47,12 @@ int sg_throttle_standing(struct sg_req *r);
  */
 bool sg_throttle_retry(struct sg_req *r, uint64_t now);
 
+/*
+ * After the upstream answered: when the operation names a reported_weight
+ * and the answer reports more units than the operation's weight, the
+ * difference is charged to every window the call was charged in.  The
+ * call is not refused (it is done); later calls wait out the debt.
+ */
+void sg_throttle_settle(struct sg_req *r);
+
 #endif

@@ -41,6 +41,9 @@ sg_req_finish(struct sg_req *r)
 		sg_spend_release(&r->spend);
 		release_session(r);
 	}
+	if (r->adaptive != NULL)
+		sg_adaptive_release(r->adaptive, r->status == 200, r->upstream_ns);
+	r->adaptive = NULL;
 	sg_session_unref(r->principal.session);
 	r->principal.session = NULL;
 	json_decref(r->input);

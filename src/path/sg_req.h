@@ -101,8 +101,10 @@ struct sg_req {
 	struct sg_limiter_ids ids;
 	bool has_verdict; /* verdict holds a decision or a peek at the standing */
 	struct sg_verdict verdict;
-	bool route_waited;          /* the simulated upstream latency has passed */
-	struct sg_spend_hold spend; /* live calls: the cost held against budgets */
+	bool route_waited;                    /* the simulated upstream latency has passed */
+	uint64_t route_start_ns, upstream_ns; /* when route began; how long the upstream took */
+	struct sg_adaptive *adaptive;         /* a place held in the upstream's adaptive limit */
+	struct sg_spend_hold spend;           /* live calls: the cost held against budgets */
 	struct {
 		bool call, window; /* a call counted, a window unit taken */
 		int64_t cost;      /* micro-units held against the session's budget */

@@ -16,6 +16,8 @@ simulate(struct sg_req *r)
 	if (r->output == NULL)
 		return sg_req_fail(r, SG_P_SIMULATOR_FAILED,
 		                   "the simulator could not produce output for %s", salt);
+	r->upstream_ns = r->now_ns - r->route_start_ns;
+	sg_throttle_settle(r);
 	return SG_STEP_NEXT;
 }
 
@@ -24,6 +26,8 @@ sg_step_route(struct sg_req *r)
 {
 	const struct sg_environment *env =
 	    r->principal.mode == SG_MODE_LIVE ? &r->connector->live : &r->connector->sandbox;
+	if (r->route_start_ns == 0)
+		r->route_start_ns = r->now_ns;
 	/* Wait first, as a real upstream would, then answer. */
 	if (env->simulator && env->latency_ms > 0 && r->io != NULL && !r->route_waited) {
 		r->route_waited = true;

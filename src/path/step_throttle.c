@@ -5,6 +5,7 @@
  * before the first counts.  An operation's weight is the cost of one call.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -290,6 +291,27 @@ hold_session(struct sg_req *r)
 	return SG_STEP_NEXT;
 }
 
+/*
+ * A live upstream with an adaptive limit takes only so many calls at once;
+ * past it the call is shed like any overload (Envoy's adaptive concurrency
+ * answers 503 the same way).  The place is given back by sg_req_finish.
+ */
+static enum sg_step_rc
+upstream_place(struct sg_req *r)
+{
+	struct sg_adaptive *a = r->connector->adaptive;
+	if (a == NULL || r->principal.mode != SG_MODE_LIVE)
+		return SG_STEP_NEXT;
+	if (sg_adaptive_acquire(a) == 0) {
+		r->adaptive = a;
+		return SG_STEP_NEXT;
+	}
+	return sg_req_fail(r, SG_P_CAPACITY,
+	                   "the %s upstream is answering slowly, so the gateway lets only %u calls "
+	                   "reach it at once right now",
+	                   r->connector->name, atomic_load(&a->limit_now));
+}
+
 bool
 sg_throttle_retry(struct sg_req *r, uint64_t now)
 {
@@ -314,7 +336,7 @@ enum sg_step_rc
 sg_step_throttle(struct sg_req *r)
 {
 	if (r->queue_state == SG_Q_ADMITTED)
-		return SG_STEP_NEXT;
+		return upstream_place(r);
 	if (r->queue_state == SG_Q_EXPIRED)
 		return refuse_after_wait(r);
 	if (resolve_class(r) != 0)
@@ -334,5 +356,43 @@ sg_step_throttle(struct sg_req *r)
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
 	}
 	r->has_verdict = r->verdict.has_closest;
-	return r->verdict.allowed ? SG_STEP_NEXT : queue_or_refuse(r);
+	if (!r->verdict.allowed)
+		return queue_or_refuse(r);
+	return upstream_place(r);
+}
+
+/* RFC 6901: the value at `ptr` in `doc`, or NULL. */
+static const json_t *
+pointer_get(const json_t *doc, const char *ptr)
+{
+	char token[128];
+	while (doc != NULL && *ptr == '/') {
+		size_t n = 0;
+		for (ptr++; *ptr && *ptr != '/' && n < sizeof(token) - 1; ptr++) {
+			char ch = *ptr;
+			if (ch == '~' && (ptr[1] == '0' || ptr[1] == '1'))
+				ch = *++ptr == '0' ? '~' : '/';
+			token[n++] = ch;
+		}
+		token[n] = '\0';
+		if (json_is_object(doc))
+			doc = json_object_get(doc, token);
+		else if (json_is_array(doc) && n > 0 && strspn(token, "0123456789") == n)
+			doc = json_array_get(doc, strtoul(token, NULL, 10));
+		else
+			doc = NULL;
+	}
+	return *ptr == '\0' ? doc : NULL;
+}
+
+void
+sg_throttle_settle(struct sg_req *r)
+{
+	if (r->op->reported_weight == NULL || r->output == NULL || !r->verdict.allowed)
+		return;
+	const json_t *v = pointer_get(r->output, r->op->reported_weight);
+	if (!json_is_integer(v) || json_integer_value(v) <= (json_int_t)r->op->weight)
+		return;
+	json_int_t extra = json_integer_value(v) - (json_int_t)r->op->weight;
+	sg_limiter_charge(&r->verdict, r->now_ns, extra > 1000000 ? 1000000 : (uint32_t)extra);
 }

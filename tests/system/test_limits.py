@@ -511,3 +511,121 @@ rules:
         assert p99(loaded) < 2 * p99(solo), (p99(solo), p99(loaded))
     finally:
         gw.assert_clean_exit(gw.stop())
+
+
+METERED = """\
+kind: connector
+name: metered
+version: 1.0.0
+description: An upstream that reports how many units each call used.
+auth: none
+environments:
+  sandbox: { simulator: true }
+  live: { simulator: true }
+operations:
+  search:
+    description: Search; the answer says what it cost.
+    method: POST
+    path: /search
+    data_domain: public
+    weight: 1
+    reported_weight: /usage/units
+    input: { type: object, properties: { q: { type: string } } }
+    output:
+      type: object
+      required: [hits, usage]
+      properties:
+        hits: { type: integer }
+        usage:
+          type: object
+          required: [units]
+          properties: { units: { type: integer, minimum: 1, maximum: 10 } }
+    examples:
+      - { hits: 3, usage: { units: 5 } }
+"""
+
+
+def test_upstream_reported_usage_is_charged_afterwards(tmp_path):
+    defs = queue_defs(tmp_path, """
+rules:
+  - { name: units, bucket_per: [api_key], windows: [{ rate: 1/h, burst: 10 }] }
+""")
+    (defs / "connectors" / "metered.yaml").write_text(METERED)
+    data, gw = gateway_with(tmp_path, defs, "throttle:\n  queue_wait: 0s\n")
+    key = make_key(data, "dev")["key"]
+    gw.start()
+    try:
+        answers = [gw.post("metered", "search", {"q": "x"}, key=key) for _ in range(3)]
+        assert answers[0].json()["usage"]["units"] == 5, answers[0].text
+        # Each call weighs 1 up front and 5 once the upstream reports it:
+        # 10 units go in two calls, not ten.
+        assert [r.status_code for r in answers] == [200, 200, 429]
+        assert answers[2].json()["violated-policies"][0]["policy"] == "units"
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def metric(gw, name):
+    import re as _re
+    m = _re.search(r"^" + _re.escape(name) + r" (\d+)$", gw.get("/metrics").text, _re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_adaptive_concurrency_follows_upstream_latency(tmp_path):
+    import signal
+    import threading
+
+    import requests
+
+    # ROLES' dev role may make 1000 live calls a second, so the upstream,
+    # not a rate limit, is what holds the clients back.
+    defs = queue_defs(tmp_path, "")
+    crm = defs / "connectors" / "crm.yaml"
+    original = crm.read_text()
+    live = 'live: { base_url: "https://crm.example.com/api/v2" }'
+
+    def set_latency(ms):
+        crm.write_text(original.replace(live, f"live: {{ simulator: true, latency: {ms}ms }}")
+                       .replace("upstream_limit: { rate: 50/s, burst: 100 }",
+                                "upstream_concurrency: { initial: 8, min: 2, max: 64 }"))
+    set_latency(20)
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    key = make_key(data, "dev", mode="live", user="a")["key"]
+    gw = Gateway(data).start()
+    name = 'sandgate_upstream_concurrency_limit{connector="crm"}'
+    stop = threading.Event()
+    codes = []
+
+    def client():
+        with requests.Session() as s:
+            while not stop.is_set():
+                codes.append(gw.post("crm", "get_contact", {"id": "ct_1"}, key=key,
+                                     session=s).status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(2.5)
+        quick = metric(gw, name)
+        assert quick > 8, quick  # busy and quick: the limit climbs
+        set_latency(300)
+        run_cli("apply", "-f", str(defs), data_dir=data)  # tells the gateway to reload
+        time.sleep(5)
+        slow = metric(gw, name)
+        # Gradient2 reacts to change: as the slow average catches up, the
+        # limit settles (about 1/(1-gradient)^2) rather than reaching its min.
+        assert slow < quick / 2, (quick, slow)
+        assert metric(gw, 'sandgate_upstream_refused_total{connector="crm"}') > 0
+        set_latency(20)
+        run_cli("apply", "-f", str(defs), data_dir=data)
+        time.sleep(3)
+        recovered = metric(gw, name)
+        assert recovered > slow * 1.5, (quick, slow, recovered)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        gw.assert_clean_exit(gw.stop())
+    assert set(codes) <= {200, 503}, set(codes)

@@ -414,6 +414,43 @@ test_simulator_latency(void **state)
 }
 
 static void
+test_reported_weight(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c =
+	    parse_with("    path: /ping\n", "    path: /ping\n    reported_weight: /ok\n", &d);
+	assert_non_null(c);
+	assert_string_equal(c->ops[0].reported_weight, "/ok");
+	sg_connector_free(c);
+	assert_null(
+	    parse_with("    path: /ping\n", "    path: /ping\n    reported_weight: ok\n", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:12:22: operation \"ping\": reported_weight: "
+	                                    "expected a JSON Pointer into the output such as "
+	                                    "/usage/units, got \"ok\"");
+	sg_diags_free(&d);
+}
+
+static void
+test_upstream_concurrency(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse(BASE "upstream_concurrency: { initial: 8, max: 64 }\n", &d);
+	assert_non_null(c);
+	assert_int_equal(c->upstream_concurrency.initial, 8);
+	assert_int_equal(c->upstream_concurrency.min, 1);
+	assert_int_equal(c->upstream_concurrency.max, 64);
+	assert_non_null(c->adaptive);
+	sg_connector_free(c);
+	assert_null(parse(BASE "upstream_concurrency: { initial: 80, max: 64 }\n", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:18:25: upstream_concurrency: give initial and "
+	                                    "max (and optionally min), with min <= initial <= max, "
+	                                    "such as { initial: 20, min: 2, max: 200 }");
+	sg_diags_free(&d);
+}
+
+static void
 test_upstream_limit(void **state)
 {
 	(void)state;
@@ -500,6 +537,8 @@ main(void)
 	    cmocka_unit_test(test_aliases_refused),
 	    cmocka_unit_test(test_upstream_limit),
 	    cmocka_unit_test(test_simulator_latency),
+	    cmocka_unit_test(test_reported_weight),
+	    cmocka_unit_test(test_upstream_concurrency),
 	    cmocka_unit_test(test_catalog),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
