@@ -164,6 +164,9 @@ prepare_store(struct serve_state *st, const struct serve_opts *o)
 	return 0;
 }
 
+/* Tenants with calls waiting at once; a counter at zero frees its slot. */
+#define WAITING_TENANTS 65536
+
 static void
 restore_one(void *arg, const char *tenant, const char *user, bool sandbox, int64_t day_start_s,
             int64_t micros)
@@ -206,8 +209,9 @@ start(struct serve_state *st)
 		       -1;
 	if (restore_spend(st) != 0)
 		return -1;
-	if ((st->gw.sessions = sg_sessions_new()) == NULL)
-		return sg_cli_fail("out of memory for sessions"), -1;
+	if ((st->gw.sessions = sg_sessions_new()) == NULL ||
+	    (st->gw.waiting = sg_ratetable_new(WAITING_TENANTS)) == NULL)
+		return sg_cli_fail("out of memory for sessions and queues"), -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
 	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
@@ -227,6 +231,7 @@ teardown(struct serve_state *st)
 	sg_limiter_fini(&st->gw.limiter);
 	sg_spend_free(st->gw.spend);
 	sg_sessions_free(st->gw.sessions);
+	sg_ratetable_free(st->gw.waiting);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {

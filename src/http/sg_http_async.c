@@ -17,6 +17,7 @@
 #include "http/sg_http.h"
 #include "obs/sg_throttle_metrics.h"
 #include "path/sg_path.h"
+#include "throttle/sg_ratetable.h"
 
 static struct sg_http_ctx *
 ctx_of(struct sg_req *r)
@@ -97,9 +98,19 @@ queue_timer_at(struct sg_io_thread *t, uint64_t at, uint64_t now)
 		t->queue_next = at;
 }
 
+/* The tenant's count of waiting calls, for GET /v1/me/usage; NULL when off or full. */
+static _Atomic uint64_t *
+tenant_waiting(struct sg_req *r)
+{
+	return r->gw->waiting ? sg_ratetable_cell(r->gw->waiting, r->qitem.tenant, 0) : NULL;
+}
+
 static void
 leave_queue(struct sg_req *r)
 {
+	_Atomic uint64_t *w = tenant_waiting(r);
+	if (w != NULL)
+		atomic_fetch_sub_explicit(w, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&sg_throttle_stats.queue_depth, 1, memory_order_relaxed);
 	wake_now(r);
 }
@@ -145,6 +156,9 @@ enqueue(struct sg_req *r)
 	struct sg_io_thread *t = ctx_of(r)->t;
 	if (t->fairq == NULL || sg_fairq_push(t->fairq, &r->qitem) != 0)
 		return -1;
+	_Atomic uint64_t *w = tenant_waiting(r);
+	if (w != NULL)
+		atomic_fetch_add_explicit(w, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&sg_throttle_stats.queue_depth, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&sg_throttle_stats.queued, 1, memory_order_relaxed);
 	queue_timer_at(

@@ -6,6 +6,7 @@
  */
 #include "http/sg_http.h"
 #include "path/sg_path.h"
+#include "throttle/sg_ratetable.h"
 
 #define MAX_LISTED 1024
 
@@ -136,6 +137,18 @@ budgets_json(struct sg_req *r)
 	                 b ? b->ask : NULL, "budgets", lines, "sandbox_would_have_cost", would);
 }
 
+/* The caller's tenant's calls waiting for a turn right now, and the queue's bounds. */
+static json_t *
+queue_json(struct sg_req *r)
+{
+	const struct sg_key_entry *k = r->principal.key;
+	uint64_t tenant = sg_ratetable_key("t", k->tenant);
+	_Atomic uint64_t *w = r->gw->waiting ? sg_ratetable_peek(r->gw->waiting, tenant) : NULL;
+	return json_pack("{s:I, s:f, s:i}", "tenant_waiting", (json_int_t)(w ? atomic_load(w) : 0),
+	                 "max_wait_s", r->gw->config->queue_wait_ms / 1000.0, "depth_per_thread",
+	                 r->gw->config->queue_depth);
+}
+
 void
 sg_http_usage(struct sg_http_ctx *c)
 {
@@ -156,10 +169,11 @@ sg_http_usage(struct sg_http_ctx *c)
 		for (size_t j = 0; j < cat->v[i]->n_ops; j++)
 			if (sg_role_allows(role, r->principal.mode, &cat->v[i]->ops[j]))
 				add_operation(u, cat->v[i], &cat->v[i]->ops[j]);
-	json_t *body = json_pack(
-	    "{s:o, s:{s:s, s:s}, s:o, s:o}", "principal", sg_http_principal_json(r), "priority",
-	    "default", sg_class_name(role->default_class), "max", sg_class_name(role->max_class),
-	    "limits", u->limits, "money", budgets_json(r));
+	json_t *body =
+	    json_pack("{s:o, s:{s:s, s:s}, s:o, s:o, s:o}", "principal", sg_http_principal_json(r),
+	              "priority", "default", sg_class_name(role->default_class), "max",
+	              sg_class_name(role->max_class), "limits", u->limits, "money", budgets_json(r),
+	              "queue", queue_json(r));
 	free(u);
 	sg_http_send_json(c, 200, body, "application/json");
 }

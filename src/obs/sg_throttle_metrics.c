@@ -120,10 +120,97 @@ render_queue(FILE *f)
 		        (unsigned long long)load(&s->shed[c]));
 }
 
+/*
+ * Tenants in an open-addressing table: found without a lock (names are
+ * published with a release store after they are written), added under the
+ * registry lock.  Entries are never removed.
+ */
+struct tenant_spend {
+	_Atomic uint64_t hash; /* 0: empty */
+	char name[64];
+	_Atomic uint64_t micros[2]; /* live, sandbox */
+};
+
+static struct tenant_spend tenants[SG_TENANT_METRICS_MAX * 2];
+static struct tenant_spend tenant_overflow = {.name = "_overflow"};
+static _Atomic size_t n_tenants;
+
+static uint64_t
+tenant_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+static struct tenant_spend *
+tenant_slot(const char *tenant)
+{
+	uint64_t h = tenant_hash(tenant);
+	size_t cap = sizeof(tenants) / sizeof(tenants[0]);
+	for (size_t i = 0, at = h % cap; i < cap; i++, at = (at + 1) % cap) {
+		struct tenant_spend *t = &tenants[at];
+		uint64_t seen = atomic_load_explicit(&t->hash, memory_order_acquire);
+		if (seen == h && strcmp(t->name, tenant) == 0)
+			return t;
+		if (seen != 0)
+			continue;
+		pthread_mutex_lock(&registry_lock);
+		if (atomic_load_explicit(&t->hash, memory_order_relaxed) == 0 &&
+		    atomic_load(&n_tenants) < SG_TENANT_METRICS_MAX &&
+		    strlen(tenant) < sizeof(t->name)) {
+			memcpy(t->name, tenant, strlen(tenant) + 1);
+			atomic_fetch_add(&n_tenants, 1);
+			atomic_store_explicit(&t->hash, h, memory_order_release);
+		}
+		pthread_mutex_unlock(&registry_lock);
+		seen = atomic_load_explicit(&t->hash, memory_order_acquire);
+		if (seen == h && strcmp(t->name, tenant) == 0)
+			return t;
+		if (seen == 0)
+			return &tenant_overflow; /* full, or a name too long */
+	}
+	return &tenant_overflow;
+}
+
+void
+sg_metrics_tenant_spend(const char *tenant, int64_t micros, bool sandbox)
+{
+	if (micros > 0)
+		atomic_fetch_add_explicit(&tenant_slot(tenant)->micros[sandbox], (uint64_t)micros,
+		                          memory_order_relaxed);
+}
+
+static void
+render_spend(FILE *f)
+{
+	fputs(
+	    "# HELP sandgate_budget_spend_total Catalog cost of answered calls per tenant, in the "
+	    "budget currency; sandbox calls show what they would have cost.\n"
+	    "# TYPE sandgate_budget_spend_total counter\n",
+	    f);
+	size_t cap = sizeof(tenants) / sizeof(tenants[0]);
+	for (size_t i = 0; i <= cap; i++) {
+		struct tenant_spend *t = i < cap ? &tenants[i] : &tenant_overflow;
+		if (i < cap && atomic_load_explicit(&t->hash, memory_order_acquire) == 0)
+			continue;
+		for (int m = 0; m < 2; m++) {
+			uint64_t v = atomic_load_explicit(&t->micros[m], memory_order_relaxed);
+			if (i == cap && v == 0)
+				continue;
+			/* Tenant names are [A-Za-z0-9._@-] (keys create checks): no escaping. */
+			fprintf(f, "sandgate_budget_spend_total{tenant=\"%s\",mode=\"%s\"} %.6f\n",
+			        t->name, m ? "sandbox" : "live", (double)v / 1e6);
+		}
+	}
+}
+
 void
 sg_metrics_rules_render(FILE *f)
 {
 	render_queue(f);
+	render_spend(f);
 	render_family(f, "sandgate_limit_near_total",
 	              "Calls admitted with a fifth or less of a limit window left.",
 	              offsetof(struct sg_metrics_rule, near_limit));

@@ -10,6 +10,7 @@
 #ifndef SG_THROTTLE_METRICS_H
 #define SG_THROTTLE_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -46,7 +47,16 @@ extern struct sg_throttle_stats sg_throttle_stats;
 /* Counts one call that left the queue admitted after waiting `wait_us`. */
 void sg_metrics_queue_wait(uint64_t wait_us);
 
-/* Writes the rule, queue and shedding families in Prometheus text format. */
+/*
+ * Adds `micros` (millionths of the budget currency) to what `tenant` spent,
+ * live or (with `sandbox`) what its sandbox calls would have cost.  Lock-free
+ * after a tenant's first call; past SG_TENANT_METRICS_MAX tenants the rest
+ * share one "_overflow" series.
+ */
+#define SG_TENANT_METRICS_MAX 4096
+void sg_metrics_tenant_spend(const char *tenant, int64_t micros, bool sandbox);
+
+/* Writes the rule, queue, shedding and spend families in Prometheus text format. */
 void sg_metrics_rules_render(FILE *f);
 
 #endif

@@ -25,6 +25,7 @@
 #include "throttle/sg_spend.h"
 
 struct sg_recorder;
+struct sg_ratetable;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -35,6 +36,8 @@ struct sg_gateway {
 	_Atomic int64_t in_flight;    /* governed calls between arrival and reply: load shedding */
 	struct sg_spend *spend;       /* money spent against budgets; NULL: budgets are off */
 	struct sg_sessions *sessions; /* NULL: sessions are off */
+	struct sg_ratetable
+	    *waiting; /* calls in tenant queues, by tenant hash; NULL: not counted */
 };
 
 enum sg_step_rc {

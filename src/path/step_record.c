@@ -12,6 +12,7 @@
 #include "store/sg_recorder.h"
 #include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
+#include "obs/sg_throttle_metrics.h"
 
 /* Truncates on purpose: audit columns are bounded. */
 static void
@@ -58,15 +59,21 @@ record_budget_warning(struct sg_req *r, const struct sg_decision *call)
 		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
 }
 
-/* Sandbox calls are free, but what they would have cost is kept for usage. */
+/*
+ * What an answered call cost, per tenant in /metrics.  Sandbox calls are
+ * free, but what they would have cost is also kept for usage.
+ */
 static void
-count_sandbox_cost(struct sg_req *r)
+count_cost(struct sg_req *r)
 {
 	const struct sg_key_entry *k = r->principal.key;
-	if (r->gw->spend && r->status == 200 && r->principal.mode == SG_MODE_SANDBOX &&
-	    r->op->cost > 0)
-		sg_spend_add(r->gw->spend, k->tenant, k->user, r->wall_s,
-		             llround(r->op->cost * SG_MICROS), true);
+	int64_t micros = llround(r->op->cost * SG_MICROS);
+	bool sandbox = r->principal.mode == SG_MODE_SANDBOX;
+	if (r->status != 200 || micros <= 0)
+		return;
+	sg_metrics_tenant_spend(k->tenant, micros, sandbox);
+	if (r->gw->spend && sandbox)
+		sg_spend_add(r->gw->spend, k->tenant, k->user, r->wall_s, micros, true);
 }
 
 void
@@ -76,7 +83,7 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	struct timeval tv;
 
 	if (r->op != NULL && r->principal.key != NULL)
-		count_sandbox_cost(r);
+		count_cost(r);
 	if (r->principal.session && r->status == 200)
 		sg_session_note_trace(r->principal.session, r->trace.trace_id);
 	if (r->gw->recorder == NULL)

@@ -84,6 +84,9 @@ def test_budget_warns_then_refuses_until_it_resets(tmp_path):
         [line] = usage["budgets"]
         assert line["left"] == 0 and line["spent"] == 0.01 and line["resets_at"] == resets
 
+        metrics = gw.get("/metrics").text
+        assert 'sandgate_budget_spend_total{tenant="acme",mode="live"} 0.010000' in metrics
+        assert 'sandgate_budget_spend_total{tenant="acme",mode="sandbox"} 0.002000' in metrics
         # Exactly one event marks the crossing of the warning level.
         assert wait_for(lambda: len(events(data)) == 1)
         assert events(data)[0] == ("budget_warning",

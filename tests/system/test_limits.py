@@ -346,7 +346,13 @@ rules:
     key = make_key(data, "dev")["key"]
     gw.start()
     try:
-        results = parallel(lambda: timed_post(gw, key), 4)
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(timed_post, gw, key) for _ in range(4)]
+            time.sleep(0.25)  # one answered, three waiting for a turn
+            queue = gw.get("/v1/me/usage", key=key).json()["queue"]
+            results = [f.result() for f in futures]
+        assert queue == {"tenant_waiting": 3, "max_wait_s": 0.8, "depth_per_thread": 64}, queue
         ok = sorted(t for r, t in results if r.status_code == 200)
         refused = [r for r, t in results if r.status_code == 429]
         # One at once, one after ~0.5 s in the queue; the next would need
