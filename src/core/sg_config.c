@@ -18,7 +18,7 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define DAY_MS 86400000LL
 
-enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL };
+enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST };
 
 struct field {
 	const char *section; /* NULL: top level */
@@ -26,9 +26,14 @@ struct field {
 	enum field_type type;
 	long long min, max;
 	size_t off;
+	const char *const *choices; /* F_ENUM: the words, stored as their index (int) */
 };
 
-#define OFF(m) offsetof(struct sg_config, m)
+static const char *const backends[] = {"local", "redis", NULL};
+static const char *const failure_modes[] = {"local", "deny", "allow", NULL};
+
+#define OFF(m) offsetof(struct sg_config, m), NULL
+#define WORDS(m, w) offsetof(struct sg_config, m), w
 
 static const struct field fields[] = {
     {NULL, "threads", F_INT, 1, 64, OFF(threads)},
@@ -49,12 +54,19 @@ static const struct field fields[] = {
     {"shedding", "max_in_flight", F_INT, 1, 1000000, OFF(shed_max_in_flight)},
     {"shedding", "background_percent", F_INT, 1, 100, OFF(shed_background_pct)},
     {"shedding", "normal_percent", F_INT, 1, 100, OFF(shed_normal_pct)},
+    {"throttle", "backend", F_ENUM, 0, 1, WORDS(throttle_backend, backends)},
+    {"redis", "host", F_HOST, 0, 0, OFF(redis_host)},
+    {"redis", "port", F_INT, 1, 65535, OFF(redis_port)},
+    {"redis", "timeout", F_MS, 1, 60 * 1000, OFF(redis_timeout_ms)},
+    {"redis", "failure_mode", F_ENUM, 0, 2, WORDS(redis_failure, failure_modes)},
+    {"redis", "nodes", F_INT, 1, 1024, OFF(redis_nodes)},
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const top_keys[] = {
-    "listen", "threads", "data_dir", "limits", "simulator", "log", "record", "throttle", "shedding",
+    "listen", "threads", "data_dir", "limits",   "simulator",
+    "log",    "record",  "throttle", "shedding", "redis",
 };
 
 void
@@ -80,6 +92,12 @@ sg_config_defaults(struct sg_config *c)
 	c->shed_max_in_flight = 4096;
 	c->shed_background_pct = 50;
 	c->shed_normal_pct = 85;
+	c->throttle_backend = SG_BACKEND_LOCAL;
+	strcpy(c->redis_host, "127.0.0.1");
+	c->redis_port = 6379;
+	c->redis_timeout_ms = 50;
+	c->redis_failure = SG_REDIS_FAIL_LOCAL;
+	c->redis_nodes = 1;
 }
 
 void
@@ -185,7 +203,47 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 	case F_BOOL:
 		*(bool *)(void *)p = v != 0;
 		break;
+	case F_ENUM:
+		*(int *)(void *)p = (int)v;
+		break;
+	case F_HOST:
+		break; /* stored by parse_text_field */
 	}
+}
+
+/* F_ENUM and F_HOST: a word from a list, or a host name or address. */
+static int
+parse_text_field(struct sg_config *c, const char *file, struct fy_node *n, const char *what,
+                 const struct field *f, long long *out, struct sg_diags *d)
+{
+	const char *s = sg_yaml_str(d, file, n, what);
+	if (s == NULL)
+		return -1;
+	if (f->type == F_HOST) {
+		struct in6_addr a6;
+		if (strlen(s) >= sizeof(c->redis_host) ||
+		    (!valid_hostname(s) && inet_pton(AF_INET6, s, &a6) != 1)) {
+			sg_yaml_error(d, file, n,
+			              "%s: expected a host name or address such as "
+			              "127.0.0.1 or redis.internal, got \"%.60s\"",
+			              what, s);
+			return -1;
+		}
+		memcpy((char *)c + f->off, s, strlen(s) + 1);
+		return 0;
+	}
+	for (long long i = 0; f->choices[i] != NULL; i++)
+		if (strcmp(s, f->choices[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	char h[96] = "";
+	const char *best = sg_did_you_mean(s, f->choices, (size_t)f->max + 1);
+	if (best)
+		snprintf(h, sizeof(h), " (did you mean \"%s\"?)", best);
+	sg_yaml_error(d, file, n, "%s: unknown \"%.40s\"%s; use %s", what, s, h,
+	              f->max == 1 ? "local or redis" : "local, deny or allow");
+	return -1;
 }
 
 static int
@@ -230,6 +288,8 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 		v = b;
 	} else if (f->type == F_MS) {
 		rc = parse_duration_field(file, n, what, f, &v, d);
+	} else if (f->type == F_ENUM || f->type == F_HOST) {
+		rc = parse_text_field(c, file, n, what, f, &v, d);
 	} else {
 		rc = sg_yaml_int(d, file, n, what, f->min, f->max, &v);
 	}
@@ -293,8 +353,8 @@ int
 sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
                 struct sg_diags *d)
 {
-	static const char *const sections[] = {"limits", "simulator", "log",
-	                                       "record", "throttle",  "shedding"};
+	static const char *const sections[] = {"limits",   "simulator", "log",  "record",
+	                                       "throttle", "shedding",  "redis"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)

@@ -23,6 +23,13 @@
  *     cells: 1048576         # GCRA cells in the local table
  *     queue_wait: 2s         # longest a call over its limit waits its turn; 0s: never
  *     queue_depth: 64        # waiting calls per tenant per I/O thread
+ *     backend: local         # local, or redis to share limits between gateways
+ *   redis:                   # only with throttle.backend: redis
+ *     host: 127.0.0.1
+ *     port: 6379
+ *     timeout: 50ms          # a decision not answered in this long counts as Redis down
+ *     failure_mode: local    # local (1/nodes of each quota), deny or allow
+ *     nodes: 1               # gateways sharing this Redis
  *   shedding:
  *     max_in_flight: 4096    # governed calls at once, waiting ones included
  *     background_percent: 50 # background work is shed above this share
@@ -36,6 +43,10 @@
 #include <stdint.h>
 
 #include "core/sg_diag.h"
+
+enum sg_throttle_backend { SG_BACKEND_LOCAL, SG_BACKEND_REDIS };
+/* What decides while Redis is unreachable. */
+enum sg_redis_failure { SG_REDIS_FAIL_LOCAL, SG_REDIS_FAIL_DENY, SG_REDIS_FAIL_ALLOW };
 
 struct sg_config {
 	char listen_host[256];
@@ -57,6 +68,12 @@ struct sg_config {
 	int shed_max_in_flight;  /* 1 .. 1000000 */
 	int shed_background_pct; /* 1 .. 100, <= shed_normal_pct */
 	int shed_normal_pct;     /* 1 .. 100 */
+	int throttle_backend;    /* enum sg_throttle_backend */
+	char redis_host[256];
+	int redis_port;
+	uint32_t redis_timeout_ms;
+	int redis_failure; /* enum sg_redis_failure */
+	int redis_nodes;   /* gateways sharing Redis: a fallback's share is 1/nodes */
 };
 
 void sg_config_defaults(struct sg_config *c);

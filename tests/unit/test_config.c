@@ -71,25 +71,24 @@ static void
 test_every_key(void **state)
 {
 	(void)state;
-	static const char text[] =
-	    "listen: \"[::1]:9090\"\n"
-	    "threads: 8\n"
-	    "data_dir: /var/lib/sandgate\n"
-	    "limits:\n"
-	    "  max_header_bytes: 16384\n"
-	    "  max_body_bytes: 2097152\n"
-	    "  max_json_depth: 16\n"
-	    "  read_timeout: 250ms\n"
-	    "  idle_timeout: 2m\n"
-	    "  drain_timeout: 0s\n"
-	    "simulator:\n"
-	    "  seed: 7\n"
-	    "log:\n"
-	    "  requests: false\n"
-	    "record:\n"
-	    "  queue: 1024\n"
-	    "throttle:\n"
-	    "  cells: 4096\n";
+	static const char text[] = "listen: \"[::1]:9090\"\n"
+	                           "threads: 8\n"
+	                           "data_dir: /var/lib/sandgate\n"
+	                           "limits:\n"
+	                           "  max_header_bytes: 16384\n"
+	                           "  max_body_bytes: 2097152\n"
+	                           "  max_json_depth: 16\n"
+	                           "  read_timeout: 250ms\n"
+	                           "  idle_timeout: 2m\n"
+	                           "  drain_timeout: 0s\n"
+	                           "simulator:\n"
+	                           "  seed: 7\n"
+	                           "log:\n"
+	                           "  requests: false\n"
+	                           "record:\n"
+	                           "  queue: 1024\n"
+	                           "throttle:\n"
+	                           "  cells: 4096\n";
 	struct sg_config c = {0};
 	struct sg_diags d = {0};
 	assert_int_equal(parse(&c, text, &d), 0);
@@ -117,10 +116,11 @@ test_unknown_key_points_at_line(void **state)
 	(void)state;
 	struct sg_config c = {0};
 	struct sg_diags d = {0};
-	assert_int_equal(parse(&c, "listen: 127.0.0.1:9000\nlimits:\n    max_body_byte: 2048\n", &d),
-	    -1);
+	assert_int_equal(
+	    parse(&c, "listen: 127.0.0.1:9000\nlimits:\n    max_body_byte: 2048\n", &d), -1);
 	assert_int_equal(d.n, 1);
-	assert_string_equal(diag_at(&d, 0),
+	assert_string_equal(
+	    diag_at(&d, 0),
 	    "t.yaml:3:5: unknown key \"max_body_byte\" (did you mean \"max_body_bytes\"?)");
 	/* A file with errors changes nothing, not even the valid keys. */
 	assert_int_equal(c.listen_port, 8080);
@@ -128,9 +128,9 @@ test_unknown_key_points_at_line(void **state)
 	assert_int_equal(parse(&c, "thraeds: 4\nzzzzzz: 1\n", &d), -1);
 	assert_int_equal(d.n, 2);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:1:1: unknown key \"thraeds\" (did you mean \"threads\"?)");
+	                    "t.yaml:1:1: unknown key \"thraeds\" (did you mean \"threads\"?)");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:2:1: unknown key \"zzzzzz\" in sandgate.yaml: "
-	    "remove it");
+	                                    "remove it");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -144,16 +144,16 @@ test_bad_duration(void **state)
 	assert_int_equal(parse(&c, "limits:\n  read_timeout: 10x\n  idle_timeout: 10\n", &d), -1);
 	assert_int_equal(d.n, 2);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:2:17: limits.read_timeout: expected a duration "
-	    "such as 250ms, 10s, 5m, 1h or 2d, got \"10x\"");
+	                                    "such as 250ms, 10s, 5m, 1h or 2d, got \"10x\"");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:3:17: limits.idle_timeout: expected a duration "
-	    "such as 250ms, 10s, 5m, 1h or 2d, got \"10\"");
+	                                    "such as 250ms, 10s, 5m, 1h or 2d, got \"10\"");
 	sg_diags_free(&d);
 	assert_int_equal(parse(&c, "limits:\n  read_timeout: 0s\n  idle_timeout: 2d\n", &d), -1);
 	assert_int_equal(d.n, 2);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:2:17: limits.read_timeout: must be from 1ms to 1d, got \"0s\"");
+	                    "t.yaml:2:17: limits.read_timeout: must be from 1ms to 1d, got \"0s\"");
 	assert_string_equal(diag_at(&d, 1),
-	    "t.yaml:3:17: limits.idle_timeout: must be from 1ms to 1d, got \"2d\"");
+	                    "t.yaml:3:17: limits.idle_timeout: must be from 1ms to 1d, got \"2d\"");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -167,8 +167,11 @@ test_queue_and_shedding(void **state)
 	sg_config_defaults(&c);
 	assert_int_equal(c.queue_wait_ms, 2000);
 	assert_int_equal(c.shed_background_pct, 50);
-	assert_int_equal(parse(&c, "throttle:\n  queue_wait: 0s\n  queue_depth: 3\n"
-	                           "shedding:\n  max_in_flight: 10\n", &d), 0);
+	assert_int_equal(parse(&c,
+	                       "throttle:\n  queue_wait: 0s\n  queue_depth: 3\n"
+	                       "shedding:\n  max_in_flight: 10\n",
+	                       &d),
+	                 0);
 	assert_int_equal(c.queue_wait_ms, 0);
 	assert_int_equal(c.queue_depth, 3);
 	assert_int_equal(c.shed_max_in_flight, 10);
@@ -176,10 +179,47 @@ test_queue_and_shedding(void **state)
 	assert_string_equal(diag_at(&d, 0), "t.yaml:2:15: throttle.queue_wait: must be from 0ms to "
 	                                    "60s, got \"61s\"");
 	sg_diags_free(&d);
-	assert_int_equal(parse(&c, "shedding:\n  background_percent: 90\n  normal_percent: 80\n",
-	                       &d), -1);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:2:3: shedding: background_percent (90) is above "
-	                                    "normal_percent (80); background work must be shed first");
+	assert_int_equal(
+	    parse(&c, "shedding:\n  background_percent: 90\n  normal_percent: 80\n", &d), -1);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:2:3: shedding: background_percent (90) is above "
+	                    "normal_percent (80); background work must be shed first");
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
+static void
+test_redis_settings(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_int_equal(c.throttle_backend, SG_BACKEND_LOCAL);
+	assert_int_equal(parse(&c,
+	                       "throttle:\n  backend: redis\nredis:\n  host: redis.internal\n"
+	                       "  port: 6380\n  failure_mode: deny\n  nodes: 3\n",
+	                       &d),
+	                 0);
+	assert_int_equal(c.throttle_backend, SG_BACKEND_REDIS);
+	assert_string_equal(c.redis_host, "redis.internal");
+	assert_int_equal(c.redis_port, 6380);
+	assert_int_equal(c.redis_failure, SG_REDIS_FAIL_DENY);
+	assert_int_equal(c.redis_nodes, 3);
+	assert_int_equal(c.redis_timeout_ms, 50);
+	assert_int_equal(parse(&c,
+	                       "throttle:\n  backend: redsi\nredis:\n  host: \"bad host\"\n"
+	                       "  failure_mode: panic\n",
+	                       &d),
+	                 -1);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:12: throttle.backend: unknown \"redsi\" (did "
+	                                    "you mean \"redis\"?); use local or redis");
+	assert_string_equal(diag_at(&d, 1),
+	                    "t.yaml:4:9: redis.host: expected a host name or address "
+	                    "such as 127.0.0.1 or redis.internal, got \"bad host\"");
+	assert_string_equal(diag_at(&d, 2),
+	                    "t.yaml:5:17: redis.failure_mode: unknown \"panic\"; use "
+	                    "local, deny or allow");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -217,25 +257,35 @@ test_ranges(void **state)
 		const char *text;
 		int rc;
 	} cases[] = {
-		{"threads: 0\n", -1}, {"threads: 1\n", 0}, {"threads: 64\n", 0},
-		{"threads: 65\n", -1},
-		{"limits: { max_header_bytes: 1023 }\n", -1},
-		{"limits: { max_header_bytes: 1024 }\n", 0},
-		{"limits: { max_header_bytes: 1048576 }\n", 0},
-		{"limits: { max_header_bytes: 1048577 }\n", -1},
-		{"limits: { max_body_bytes: 67108864 }\n", 0},
-		{"limits: { max_body_bytes: 67108865 }\n", -1},
-		{"limits: { max_json_depth: 1 }\n", -1}, {"limits: { max_json_depth: 2 }\n", 0},
-		{"limits: { max_json_depth: 64 }\n", 0}, {"limits: { max_json_depth: 65 }\n", -1},
-		{"limits: { drain_timeout: 0ms }\n", 0}, {"limits: { drain_timeout: 1d }\n", 0},
-		{"limits: { drain_timeout: 86400001ms }\n", -1},
-		{"record: { queue: 15 }\n", -1}, {"record: { queue: 16 }\n", 0},
-		{"record: { queue: 16777216 }\n", 0}, {"record: { queue: 16777217 }\n", -1},
-		{"throttle: { cells: 1023 }\n", -1}, {"throttle: { cells: 1024 }\n", 0},
-		{"throttle: { cells: 67108864 }\n", 0}, {"throttle: { cells: 67108865 }\n", -1},
-		{"simulator: { seed: -1 }\n", -1}, {"simulator: { seed: 0 }\n", 0},
-		{"simulator: { seed: 9223372036854775807 }\n", 0},
-		{"simulator: { seed: 9223372036854775808 }\n", -1},
+	    {"threads: 0\n", -1},
+	    {"threads: 1\n", 0},
+	    {"threads: 64\n", 0},
+	    {"threads: 65\n", -1},
+	    {"limits: { max_header_bytes: 1023 }\n", -1},
+	    {"limits: { max_header_bytes: 1024 }\n", 0},
+	    {"limits: { max_header_bytes: 1048576 }\n", 0},
+	    {"limits: { max_header_bytes: 1048577 }\n", -1},
+	    {"limits: { max_body_bytes: 67108864 }\n", 0},
+	    {"limits: { max_body_bytes: 67108865 }\n", -1},
+	    {"limits: { max_json_depth: 1 }\n", -1},
+	    {"limits: { max_json_depth: 2 }\n", 0},
+	    {"limits: { max_json_depth: 64 }\n", 0},
+	    {"limits: { max_json_depth: 65 }\n", -1},
+	    {"limits: { drain_timeout: 0ms }\n", 0},
+	    {"limits: { drain_timeout: 1d }\n", 0},
+	    {"limits: { drain_timeout: 86400001ms }\n", -1},
+	    {"record: { queue: 15 }\n", -1},
+	    {"record: { queue: 16 }\n", 0},
+	    {"record: { queue: 16777216 }\n", 0},
+	    {"record: { queue: 16777217 }\n", -1},
+	    {"throttle: { cells: 1023 }\n", -1},
+	    {"throttle: { cells: 1024 }\n", 0},
+	    {"throttle: { cells: 67108864 }\n", 0},
+	    {"throttle: { cells: 67108865 }\n", -1},
+	    {"simulator: { seed: -1 }\n", -1},
+	    {"simulator: { seed: 0 }\n", 0},
+	    {"simulator: { seed: 9223372036854775807 }\n", 0},
+	    {"simulator: { seed: 9223372036854775808 }\n", -1},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct sg_config c = {0};
@@ -251,7 +301,7 @@ test_ranges(void **state)
 	struct sg_diags d = {0};
 	assert_int_equal(parse(&c, "threads: 65\n", &d), -1);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:1:10: threads: expected an integer from 1 to 64, got \"65\"");
+	                    "t.yaml:1:10: threads: expected an integer from 1 to 64, got \"65\"");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -260,29 +310,30 @@ static void
 test_wrong_types(void **state)
 {
 	(void)state;
-	static const char text[] =
-	    "threads: two\n"
-	    "limits: 5\n"
-	    "log:\n"
-	    "  requests: yes\n"
-	    "data_dir: [a, b]\n"
-	    "record: { queue: \"100\" }\n";
+	static const char text[] = "threads: two\n"
+	                           "limits: 5\n"
+	                           "log:\n"
+	                           "  requests: yes\n"
+	                           "data_dir: [a, b]\n"
+	                           "record: { queue: \"100\" }\n";
 	struct sg_config c = {0};
 	struct sg_diags d = {0};
 	assert_int_equal(parse(&c, text, &d), -1);
 	assert_int_equal(d.n, 5);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:1:10: threads: expected an integer from 1 to 64, got \"two\"");
+	                    "t.yaml:1:10: threads: expected an integer from 1 to 64, got \"two\"");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:2:9: limits: expected a mapping, got \"5\"");
-	assert_string_equal(diag_at(&d, 2),
+	assert_string_equal(
+	    diag_at(&d, 2),
 	    "t.yaml:4:13: log.requests: expected a boolean (true or false), got \"yes\"");
 	assert_string_equal(diag_at(&d, 3), "t.yaml:5:12: data_dir: expected a string, got a list");
-	assert_string_equal(diag_at(&d, 4),
+	assert_string_equal(
+	    diag_at(&d, 4),
 	    "t.yaml:6:18: record.queue: expected an integer from 16 to 16777216, got \"100\"");
 	sg_diags_free(&d);
 	assert_int_equal(parse(&c, "- threads\n", &d), -1);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:1:3: sandgate.yaml: expected a mapping, got a list");
+	                    "t.yaml:1:3: sandgate.yaml: expected a mapping, got a list");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -317,8 +368,9 @@ test_listen(void **state)
 
 	struct sg_diags d = {0};
 	assert_int_equal(sg_config_parse(&c, "t.yaml", "listen: 8080\n", 13, &d), -1);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:1:9: listen: expected host:port with a port "
-	    "from 1 to 65535, such as 127.0.0.1:8080 or [::1]:8080, got \"8080\"");
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:1:9: listen: expected host:port with a port "
+	                    "from 1 to 65535, such as 127.0.0.1:8080 or [::1]:8080, got \"8080\"");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -338,24 +390,28 @@ test_yaml_syntax_errors(void **state)
 	assert_int_equal(parse(&c, "threads: 2\nlisten: 1.2.3.4:5\nthreads: 3\n", &d), -1);
 	assert_int_equal(d.n, 1);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:3:1: duplicate key \"threads\": each key may "
-	    "appear only once in a mapping");
+	                                    "appear only once in a mapping");
 	sg_diags_free(&d);
 
 	/* Invalid UTF-8 is refused before libfyaml sees it (it once looped on this). */
-	assert_int_equal(parse(&c, "%25\x8e" "12", &d), -1);
+	assert_int_equal(parse(&c,
+	                       "%25\x8e"
+	                       "12",
+	                       &d),
+	                 -1);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:1:4: invalid UTF-8 (byte 0x8e): save the file as UTF-8");
+	                    "t.yaml:1:4: invalid UTF-8 (byte 0x8e): save the file as UTF-8");
 	sg_diags_free(&d);
 	assert_int_equal(parse(&c, "data_dir: \"caf\xc3\xa9\"\nthreads: \xed\xa0\x80\n", &d), -1);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:2:10: invalid UTF-8 (byte 0xed): save the file as UTF-8");
+	                    "t.yaml:2:10: invalid UTF-8 (byte 0xed): save the file as UTF-8");
 	sg_diags_free(&d);
 	assert_int_equal(parse(&c, "data_dir: \"caf\xc3\xa9 \xf0\x9f\x98\x80\"\n", &d), 0);
 	assert_string_equal(c.data_dir, "caf\xc3\xa9 \xf0\x9f\x98\x80");
 	/* So are control characters: libfyaml 0.7.12 crashes on a NUL. */
 	assert_int_equal(sg_config_parse(&c, "t.yaml", "threads: 2\nx: \0\n", 16, &d), -1);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:2:4: control character (byte 0x00) is not "
-	    "allowed in YAML: remove it");
+	                                    "allowed in YAML: remove it");
 	sg_diags_free(&d);
 	assert_int_equal(parse(&c, "data_dir: \"\xc2\x9b\"\n", &d), -1);
 	assert_int_equal(d.v[0].col, 12);
@@ -370,13 +426,14 @@ test_yaml_syntax_errors(void **state)
 	assert_int_equal(parse(&c, "data_dir: 'it''s'\n", &d), 0);
 	assert_string_equal(c.data_dir, "it's");
 	assert_int_equal(parse(&c, "data_dir: 'it''''s'\n", &d), -1);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:1:11: two or more '' escapes in a row in a "
-	    "single-quoted string: use a double-quoted string instead");
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:1:11: two or more '' escapes in a row in a "
+	                    "single-quoted string: use a double-quoted string instead");
 	sg_diags_free(&d);
 
 	assert_int_equal(parse(&c, "threads: 2\n---\nthreads: 3\n", &d), -1);
 	assert_string_equal(diag_at(&d, 0), "t.yaml:3:1: only one YAML document per file: move "
-	    "the document after \"---\" into its own file");
+	                                    "the document after \"---\" into its own file");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -388,17 +445,18 @@ test_yaml_refuses_anchors(void **state)
 	struct sg_config c = {0};
 	struct sg_diags d = {0};
 	static const char text[] = "limits: &l { max_json_depth: 8 }\n"
-	    "log: *l\n"
-	    "record:\n  <<: { queue: 100 }\n"
-	    "threads: !!int 3\n";
+	                           "log: *l\n"
+	                           "record:\n  <<: { queue: 100 }\n"
+	                           "threads: !!int 3\n";
 	assert_int_equal(parse(&c, text, &d), -1);
 	assert_int_equal(d.n, 4);
 	assert_string_equal(diag_at(&d, 0),
-	    "t.yaml:1:14: YAML anchors (&name) are not allowed: remove the anchor");
-	assert_string_equal(diag_at(&d, 1),
+	                    "t.yaml:1:14: YAML anchors (&name) are not allowed: remove the anchor");
+	assert_string_equal(
+	    diag_at(&d, 1),
 	    "t.yaml:2:6: YAML aliases (*name) are not allowed: write the value out");
 	assert_string_equal(diag_at(&d, 2),
-	    "t.yaml:4:3: YAML merge keys (<<) are not allowed: write the keys out");
+	                    "t.yaml:4:3: YAML merge keys (<<) are not allowed: write the keys out");
 	assert_non_null(strstr(diag_at(&d, 3), "t.yaml:5:16: YAML tags (!tag) are not allowed"));
 	sg_diags_free(&d);
 	sg_config_free(&c);
@@ -421,8 +479,8 @@ test_yaml_size_limit(void **state)
 	fy_document_destroy(doc);
 	assert_null(sg_yaml_parse("big.yaml", big, len, &d));
 	assert_int_equal(d.n, 1);
-	assert_string_equal(d.v[0].msg,
-	    "file is 1048577 bytes, over the 1 MiB limit: split it into smaller files");
+	assert_string_equal(
+	    d.v[0].msg, "file is 1048577 bytes, over the 1 MiB limit: split it into smaller files");
 	sg_diags_free(&d);
 	free(big);
 }
@@ -462,7 +520,7 @@ test_yaml_to_json(void **state)
 {
 	(void)state;
 	static const char text[] = "a: 1\nb: 1.5\nc: true\nd: ~\ne: \"1\"\nf: [x, 'y']\ng: 0x1f\n"
-	    "h: 1.0.0\ni: 99999999999999999999\n";
+	                           "h: 1.0.0\ni: 99999999999999999999\n";
 	struct sg_diags d = {0};
 	struct fy_document *doc = sg_yaml_parse("j.yaml", text, strlen(text), &d);
 	assert_non_null(doc);
@@ -474,13 +532,12 @@ test_yaml_to_json(void **state)
 	sg_diags_free(&d);
 	/* Drop the out-of-range integer and convert again. */
 	fy_document_destroy(doc);
-	doc = sg_yaml_parse("j.yaml", text, strlen(text) - strlen("i: 99999999999999999999\n"),
-	    &d);
+	doc = sg_yaml_parse("j.yaml", text, strlen(text) - strlen("i: 99999999999999999999\n"), &d);
 	j = sg_yaml_to_json("j.yaml", fy_document_root(doc), &d);
 	assert_non_null(j);
 	char *dump = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
 	assert_string_equal(dump, "{\"a\":1,\"b\":1.5,\"c\":true,\"d\":null,\"e\":\"1\","
-	    "\"f\":[\"x\",\"y\"],\"g\":31,\"h\":\"1.0.0\"}");
+	                          "\"f\":[\"x\",\"y\"],\"g\":31,\"h\":\"1.0.0\"}");
 	free(dump);
 	json_decref(j);
 	fy_document_destroy(doc);
@@ -526,22 +583,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_empty_file_keeps_defaults),
-		cmocka_unit_test(test_every_key),
-		cmocka_unit_test(test_unknown_key_points_at_line),
-		cmocka_unit_test(test_bad_duration),
-		cmocka_unit_test(test_duration_parse),
-		cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_wrong_types),
-		cmocka_unit_test(test_listen),
-		cmocka_unit_test(test_yaml_syntax_errors),
-		cmocka_unit_test(test_yaml_refuses_anchors),
-		cmocka_unit_test(test_yaml_size_limit),
-		cmocka_unit_test(test_error_cap),
-		cmocka_unit_test(test_queue_and_shedding),
-		cmocka_unit_test(test_yaml_to_json),
-		cmocka_unit_test(test_load_example_file),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_empty_file_keeps_defaults),
+	    cmocka_unit_test(test_every_key),
+	    cmocka_unit_test(test_unknown_key_points_at_line),
+	    cmocka_unit_test(test_bad_duration),
+	    cmocka_unit_test(test_duration_parse),
+	    cmocka_unit_test(test_ranges),
+	    cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_yaml_syntax_errors),
+	    cmocka_unit_test(test_yaml_refuses_anchors),
+	    cmocka_unit_test(test_yaml_size_limit),
+	    cmocka_unit_test(test_error_cap),
+	    cmocka_unit_test(test_queue_and_shedding),
+	    cmocka_unit_test(test_redis_settings),
+	    cmocka_unit_test(test_yaml_to_json),
+	    cmocka_unit_test(test_load_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
