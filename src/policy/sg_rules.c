@@ -40,13 +40,13 @@ sg_rule_what_name(enum sg_rule_what w)
 }
 
 uint64_t
-sg_rule_reserve_ns(const struct sg_rule *r, const struct sg_limit *w, enum sg_class cls)
+sg_rule_reserve_ns(const struct sg_rule *r, const struct sg_gcra_limit *w, enum sg_class cls)
 {
 	uint32_t share = (unsigned)cls < SG_CLASS_COUNT ? r->share_permille[cls] : 1000;
 	if (share >= 1000)
 		return 0;
 	/* burst * T reaches 1e5 * 8.64e16 for "0.001/d", past 64 bits; saturate. */
-	unsigned __int128 part = (unsigned __int128)w->gcra.emission_ns * w->gcra.burst;
+	unsigned __int128 part = (unsigned __int128)w->emission_ns * w->burst;
 	part = part * (1000 - share) / 1000;
 	return part > UINT64_MAX ? UINT64_MAX : (uint64_t)part;
 }

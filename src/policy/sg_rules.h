@@ -67,6 +67,7 @@ const char *sg_rule_what_name(enum sg_rule_what w);
  * The part of a window's bucket that `cls` must leave untouched, in ns of
  * GCRA tolerance: (1 - share) of burst * T.
  */
-uint64_t sg_rule_reserve_ns(const struct sg_rule *r, const struct sg_limit *w, enum sg_class cls);
+uint64_t sg_rule_reserve_ns(const struct sg_rule *r, const struct sg_gcra_limit *w,
+                            enum sg_class cls);
 
 #endif

@@ -110,23 +110,40 @@ static void
 refund_all(struct sg_verdict *v, uint32_t cost)
 {
 	for (uint8_t i = 0; i < v->n_taken; i++)
-		sg_gcra_refund(&v->taken[i].window->gcra, v->taken[i].cell, cost);
+		sg_gcra_refund(&v->taken[i].gcra, v->taken[i].cell, cost);
 	v->n_taken = 0;
 	sg_limiter_release(v);
+}
+
+/*
+ * The GCRA parameters a window is decided with: the rule's own, or a
+ * node's share of a window that `div` gateways split (rate and burst over
+ * div).  `buf` holds the share; the rule's own are used in place.
+ */
+static const struct sg_gcra_limit *
+share_of(const struct sg_limit *win, uint32_t div, struct sg_gcra_limit *buf)
+{
+	if (div <= 1)
+		return &win->gcra;
+	buf->emission_ns = win->gcra.emission_ns * div;
+	buf->burst = win->gcra.burst / div ? win->gcra.burst / div : 1;
+	return buf;
 }
 
 /* Once refused, the rest of the enforced windows are only looked at, to name them all. */
 static void
 peek_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
             const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost, uint64_t now,
-            struct sg_verdict *v)
+            uint32_t div, struct sg_verdict *v)
 {
 	uint64_t unused;
 	const struct sg_limit *win = &r->windows[w];
+	struct sg_gcra_limit buf;
+	const struct sg_gcra_limit *g = share_of(win, div, &buf);
 	_Atomic uint64_t *cell = sg_ratetable_peek(lm->cells, bucket_key(r, w, ids));
 	uint64_t tat = cell ? atomic_load_explicit(cell, memory_order_relaxed) : 0;
-	struct sg_gcra_result res = sg_gcra_decide_reserved(
-	    &win->gcra, tat, now, cost, sg_rule_reserve_ns(r, win, cls), &unused);
+	struct sg_gcra_result res =
+	    sg_gcra_decide_reserved(g, tat, now, cost, sg_rule_reserve_ns(r, g, cls), &unused);
 	if (!res.allowed)
 		note_violation(v, r, win, &res);
 }
@@ -135,14 +152,16 @@ peek_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
 static int
 take_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
             const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost, uint64_t now,
-            struct sg_verdict *v)
+            uint32_t div, struct sg_verdict *v)
 {
 	const struct sg_limit *win = &r->windows[w];
+	struct sg_gcra_limit buf;
+	const struct sg_gcra_limit *g = share_of(win, div, &buf);
 	_Atomic uint64_t *cell = sg_ratetable_cell(lm->cells, bucket_key(r, w, ids), now);
 	if (cell == NULL)
 		return -1;
 	struct sg_gcra_result res =
-	    sg_gcra_take_reserved(&win->gcra, cell, now, cost, sg_rule_reserve_ns(r, win, cls));
+	    sg_gcra_take_reserved(g, cell, now, cost, sg_rule_reserve_ns(r, g, cls));
 	if (!res.allowed) {
 		if (r->shadow)
 			sg_metrics_rule_count(&r->stats->shadow);
@@ -151,7 +170,7 @@ take_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
 		return 0;
 	}
 	if (v->n_taken < SG_VERDICT_CELLS)
-		v->taken[v->n_taken++] = (struct sg_verdict_cell){cell, win};
+		v->taken[v->n_taken++] = (struct sg_verdict_cell){cell, *g};
 	if ((uint64_t)res.remaining * 5 <= res.limit)
 		sg_metrics_rule_count(&r->stats->near_limit);
 	if (!r->shadow)
@@ -190,6 +209,22 @@ sg_limiter_take(const struct sg_limiter *lm, const struct sg_rule_list *rl,
                 const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost, uint64_t now,
                 struct sg_verdict *v)
 {
+	static const struct sg_take_scope all = {true, true, 1};
+	return sg_limiter_take_scoped(lm, rl, ids, cls, cost, now, &all, v);
+}
+
+uint64_t
+sg_limiter_bucket(const struct sg_rule *r, unsigned window, const struct sg_limiter_ids *ids)
+{
+	return bucket_key(r, window, ids);
+}
+
+int
+sg_limiter_take_scoped(const struct sg_limiter *lm, const struct sg_rule_list *rl,
+                       const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost,
+                       uint64_t now, const struct sg_take_scope *scope, struct sg_verdict *v)
+{
+	uint32_t div = scope->share_div ? scope->share_div : 1;
 	memset(v, 0, sizeof(*v));
 	for (uint8_t i = 0; rl != NULL && i < rl->n; i++) {
 		const struct sg_rule *r = rl->v[i];
@@ -197,13 +232,13 @@ sg_limiter_take(const struct sg_limiter *lm, const struct sg_rule_list *rl,
 		if (refused && r->shadow)
 			break; /* shadow rules only see calls that would have gone through */
 		int rc = 0;
-		if (r->concurrency != 0 && !refused)
+		if (scope->caps && r->concurrency != 0 && !refused)
 			rc = take_slot(lm, r, ids, v);
-		for (unsigned w = 0; rc == 0 && w < r->n_windows; w++) {
+		for (unsigned w = 0; scope->windows && rc == 0 && w < r->n_windows; w++) {
 			if (v->n_violated > 0 && !r->shadow)
-				peek_window(lm, r, w, ids, cls, cost, now, v);
+				peek_window(lm, r, w, ids, cls, cost, now, div, v);
 			else
-				rc = take_window(lm, r, w, ids, cls, cost, now, v);
+				rc = take_window(lm, r, w, ids, cls, cost, now, div, v);
 		}
 		if (rc != 0) {
 			refund_all(v, cost);
@@ -228,7 +263,7 @@ void
 sg_limiter_charge(struct sg_verdict *v, uint64_t now, uint32_t extra)
 {
 	for (uint8_t i = 0; extra > 0 && i < v->n_taken; i++)
-		sg_gcra_charge(&v->taken[i].window->gcra, v->taken[i].cell, now, extra);
+		sg_gcra_charge(&v->taken[i].gcra, v->taken[i].cell, now, extra);
 }
 
 struct sg_gcra_result
@@ -248,7 +283,7 @@ sg_limiter_standing(const struct sg_limiter *lm, const struct sg_rule *r,
 	_Atomic uint64_t *cell = sg_ratetable_peek(lm->cells, bucket_key(r, w, ids));
 	uint64_t tat = cell ? atomic_load_explicit(cell, memory_order_relaxed) : 0, unused;
 	return sg_gcra_decide_reserved(&window->gcra, tat, now, 0,
-	                               sg_rule_reserve_ns(r, window, cls), &unused);
+	                               sg_rule_reserve_ns(r, &window->gcra, cls), &unused);
 }
 
 void

@@ -53,7 +53,8 @@ struct sg_verdict {
 	/* What an admitted call holds: cells it charged and slots it occupies. */
 	struct sg_verdict_cell {
 		_Atomic uint64_t *cell;
-		const struct sg_limit *window;
+		struct sg_gcra_limit
+		    gcra; /* as taken: a local share may be smaller than the rule */
 	} taken[SG_VERDICT_CELLS];
 	uint8_t n_taken;
 	_Atomic uint64_t *held[SG_RULE_MAX_PER_CALL];
@@ -79,6 +80,26 @@ void sg_limiter_fini(struct sg_limiter *lm);
 int sg_limiter_take(const struct sg_limiter *lm, const struct sg_rule_list *rl,
                     const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost,
                     uint64_t now, struct sg_verdict *v);
+
+/*
+ * What one take covers.  With the Redis backend the windows are decided in
+ * Redis and only the concurrency caps here; while Redis is unreachable
+ * (failure mode "local") the windows are decided here with 1/share_div of
+ * each rate and burst, the node's share of a quota that several gateways
+ * split.
+ */
+struct sg_take_scope {
+	bool windows, caps;
+	uint32_t share_div; /* >= 1 */
+};
+
+int sg_limiter_take_scoped(const struct sg_limiter *lm, const struct sg_rule_list *rl,
+                           const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost,
+                           uint64_t now, const struct sg_take_scope *scope, struct sg_verdict *v);
+
+/* The bucket a window of `r` uses for this caller, locally and in Redis alike. */
+uint64_t sg_limiter_bucket(const struct sg_rule *r, unsigned window,
+                           const struct sg_limiter_ids *ids);
 
 /* Frees the concurrency slots an admitted call holds.  Safe to call twice. */
 void sg_limiter_release(struct sg_verdict *v);
