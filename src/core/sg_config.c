@@ -415,3 +415,11 @@ sg_config_load(struct sg_config *c, const char *path, struct sg_diags *d)
 	free(buf);
 	return rc;
 }
+
+const char *
+sg_config_failure_name(int failure_mode)
+{
+	return failure_mode >= 0 && failure_mode <= SG_REDIS_FAIL_ALLOW
+	           ? failure_modes[failure_mode]
+	           : "unknown";
+}

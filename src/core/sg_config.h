@@ -88,6 +88,9 @@ int sg_config_parse(struct sg_config *c, const char *file, const char *text, siz
                     struct sg_diags *d);
 void sg_config_free(struct sg_config *c);
 
+/* "local", "deny" or "allow". */
+const char *sg_config_failure_name(int failure_mode);
+
 /* "host:port" → fields; -1 when malformed.  Shared with --listen. */
 int sg_config_set_listen(struct sg_config *c, const char *hostport);
 /* "250ms", "10s", "5m", "1h", "2d" → milliseconds; -1 when malformed. */

@@ -27,6 +27,7 @@ prepare(struct sg_http_ctx *c, struct sg_req *r, struct sg_snapshot *snap)
 	gettimeofday(&tv, NULL);
 	r->wall_s = tv.tv_sec;
 	r->authorization = evhttp_find_header(in, "Authorization");
+	r->redis = c->t->redis;
 }
 
 static void

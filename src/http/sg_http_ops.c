@@ -18,8 +18,9 @@ snapshot_check(const struct sg_snapshot *snap)
 	if (snap == NULL)
 		return json_pack("{s:b, s:s}", "ok", 0, "detail", "no catalog or policy loaded");
 	return json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", 1, "generation",
-	    (json_int_t)snap->generation, "connectors", (json_int_t)snap->defs->catalog->n, "roles",
-	    (json_int_t)snap->defs->policy->n_roles, "keys", (json_int_t)snap->n_keys);
+	                 (json_int_t)snap->generation, "connectors",
+	                 (json_int_t)snap->defs->catalog->n, "roles",
+	                 (json_int_t)snap->defs->policy->n_roles, "keys", (json_int_t)snap->n_keys);
 }
 
 void
@@ -31,10 +32,12 @@ sg_http_readyz(struct sg_http_ctx *c)
 	bool draining = atomic_load(&s->draining);
 	bool ready = store_ok && snap != NULL && !draining;
 
-	json_t *checks = json_pack("{s:{s:b}, s:o, s:{s:b}}", "store", "ok", store_ok, "snapshot",
-	    snapshot_check(snap), "accepting", "ok", !draining);
-	json_t *body = json_pack("{s:s, s:o}", "status", ready ? "ready" : "not_ready", "checks",
-	    checks);
+	/* A Redis outage degrades limits as configured; it does not stop serving. */
+	json_t *checks = json_pack("{s:{s:b}, s:o, s:{s:b}, s:o}", "store", "ok", store_ok,
+	                           "snapshot", snapshot_check(snap), "accepting", "ok", !draining,
+	                           "throttle_store", sg_server_redis_check(s));
+	json_t *body =
+	    json_pack("{s:s, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks);
 	sg_http_send_json(c, ready ? 200 : 503, body, "application/json");
 }
 

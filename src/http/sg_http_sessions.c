@@ -201,8 +201,16 @@ sg_http_session_show(struct sg_http_ctx *c, const char *id)
 		sg_http_send_problem(c, SG_P_ROUTE_NOT_FOUND, "you have no session with this id");
 		return;
 	}
+	json_t *body = sg_http_session_json(r, ss);
+	sg_session_unref(ss);
+	sg_http_send_json(c, 200, body, "application/json");
+}
+
+json_t *
+sg_http_session_json(const struct sg_req *r, struct sg_session *ss)
+{
 	const struct sg_budgets *b = r->snap->defs->policy->budgets;
-	json_t *body = json_pack(
+	return json_pack(
 	    "{s:s, s:o, s:o, s:b, s:I, s:o, s:{s:I, s:I, s:f, s:s}, s:o}", "id", ss->id,
 	    "created_at", utc(ss->created_at), "expires_at", utc(ss->expires_at), "expired",
 	    r->wall_s >= ss->expires_at, "seconds_left",
@@ -211,6 +219,4 @@ sg_http_session_show(struct sg_http_ctx *c, const char *id)
 	    (json_int_t)atomic_load(&ss->refused), "cost",
 	    (double)atomic_load(&ss->spent_micros) / SG_MICROS, "currency",
 	    b ? b->currency : "units", "traces", traces_json(ss));
-	sg_session_unref(ss);
-	sg_http_send_json(c, 200, body, "application/json");
 }

@@ -174,6 +174,9 @@ sg_http_usage(struct sg_http_ctx *c)
 	              "priority", "default", sg_class_name(role->default_class), "max",
 	              sg_class_name(role->max_class), "limits", u->limits, "money", budgets_json(r),
 	              "queue", queue_json(r));
+	/* Called with a session token: where the session stands too. */
+	if (r->principal.session)
+		json_object_set_new(body, "session", sg_http_session_json(r, r->principal.session));
 	free(u);
 	sg_http_send_json(c, 200, body, "application/json");
 }

@@ -167,6 +167,8 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 		if (setup_thread(s, &s->threads[i], ai, err, errlen) != 0)
 			goto fail;
 	}
+	if (sg_server_redis_setup(s, err, errlen) != 0)
+		goto fail;
 	freeaddrinfo(ai);
 	return s;
 fail:
@@ -185,6 +187,7 @@ sg_server_free(struct sg_server *s)
 		struct sg_io_thread *t = &s->threads[i];
 		if (t->log_timer)
 			event_free(t->log_timer);
+		sg_server_redis_free(t);
 		sg_http_queue_free(t);
 		sg_http_abandon_suspended(t); /* before the log buffer their lines go to */
 		sg_logbuf_free(&t->log);

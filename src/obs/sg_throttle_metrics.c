@@ -118,6 +118,17 @@ render_queue(FILE *f)
 	for (size_t c = 0; c < 3; c++)
 		fprintf(f, "sandgate_shed_total{class=\"%s\"} %llu\n", classes[c],
 		        (unsigned long long)load(&s->shed[c]));
+	static const char *const modes[] = {"local", "deny", "allow"};
+	fputs("# HELP sandgate_redis_fallback_total Calls decided without Redis, by failure mode.\n"
+	      "# TYPE sandgate_redis_fallback_total counter\n",
+	      f);
+	for (size_t m = 0; m < 3; m++)
+		fprintf(f, "sandgate_redis_fallback_total{mode=\"%s\"} %llu\n", modes[m],
+		        (unsigned long long)load(&s->redis_fallback[m]));
+	fprintf(f,
+	        "# HELP sandgate_redis_links_down I/O threads whose Redis link is down now.\n"
+	        "# TYPE sandgate_redis_links_down gauge\nsandgate_redis_links_down %lld\n",
+	        (long long)atomic_load_explicit(&s->redis_links_down, memory_order_relaxed));
 }
 
 /*

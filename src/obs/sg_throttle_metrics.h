@@ -39,8 +39,10 @@ struct sg_throttle_stats {
 	_Atomic uint64_t queue_expired; /* refused: the wait passed its deadline */
 	_Atomic uint64_t queue_wait_bucket[SG_QUEUE_WAIT_BUCKETS];
 	_Atomic uint64_t queue_wait_sum_us;
-	_Atomic int64_t queue_depth; /* calls waiting now */
-	_Atomic uint64_t shed[3];    /* by class: critical, normal, background */
+	_Atomic int64_t queue_depth;        /* calls waiting now */
+	_Atomic uint64_t shed[3];           /* by class: critical, normal, background */
+	_Atomic uint64_t redis_fallback[3]; /* decided without Redis, by failure mode */
+	_Atomic int64_t redis_links_down;   /* I/O threads whose Redis link is down now */
 };
 extern struct sg_throttle_stats sg_throttle_stats;
 

@@ -55,4 +55,14 @@ bool sg_throttle_retry(struct sg_req *r, uint64_t now);
  */
 void sg_throttle_settle(struct sg_req *r);
 
+/* Refuses the call with r->verdict's violations (429, violated-policies). */
+enum sg_step_rc sg_throttle_refuse(struct sg_req *r);
+
+/* step_throttle_redis.c: the windows decided in Redis, caps here; may suspend. */
+enum sg_step_rc sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl);
+/* The call has been (or is being) decided by the Redis half. */
+bool sg_throttle_remote_pending(const struct sg_req *r);
+void sg_throttle_remote_charge(struct sg_req *r, uint32_t extra);
+void sg_throttle_remote_free(struct sg_req *r);
+
 #endif

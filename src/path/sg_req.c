@@ -1,4 +1,5 @@
 #include "path/sg_req.h"
+#include "path/sg_path.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -44,6 +45,7 @@ sg_req_finish(struct sg_req *r)
 	if (r->adaptive != NULL)
 		sg_adaptive_release(r->adaptive, r->status == 200, r->upstream_ns);
 	r->adaptive = NULL;
+	sg_throttle_remote_free(r);
 	sg_session_unref(r->principal.session);
 	r->principal.session = NULL;
 	json_decref(r->input);

@@ -26,6 +26,8 @@
 
 struct sg_recorder;
 struct sg_ratetable;
+struct sg_redis;
+struct sg_remote;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -107,7 +109,9 @@ struct sg_req {
 	bool route_waited;                    /* the simulated upstream latency has passed */
 	uint64_t route_start_ns, upstream_ns; /* when route began; how long the upstream took */
 	struct sg_adaptive *adaptive;         /* a place held in the upstream's adaptive limit */
-	struct sg_spend_hold spend;           /* live calls: the cost held against budgets */
+	struct sg_redis *redis;     /* the I/O thread's Redis client (backend redis), or NULL */
+	struct sg_remote *remote;   /* while Redis decides (step_throttle_redis.c); owned */
+	struct sg_spend_hold spend; /* live calls: the cost held against budgets */
 	struct {
 		bool call, window; /* a call counted, a window unit taken */
 		int64_t cost;      /* micro-units held against the session's budget */

@@ -85,8 +85,8 @@ violations_json(const struct sg_verdict *v)
 	return json_pack("{s:o}", "violated-policies", list);
 }
 
-static enum sg_step_rc
-refuse(struct sg_req *r)
+enum sg_step_rc
+sg_throttle_refuse(struct sg_req *r)
 {
 	const struct sg_limit_hit *h = &r->verdict.violated[0];
 	const struct sg_rule *rule = h->rule;
@@ -136,8 +136,10 @@ static bool
 may_queue(const struct sg_req *r)
 {
 	uint64_t max_wait = (uint64_t)r->gw->config->queue_wait_ms * 1000000ull;
+	/* With Redis deciding, a retry would have to wait on Redis too: not queued yet. */
 	if (r->io == NULL || r->io->enqueue == NULL || max_wait == 0 ||
-	    r->cls == SG_CLASS_BACKGROUND || r->verdict.retry_after_ns > max_wait)
+	    r->gw->config->throttle_backend == SG_BACKEND_REDIS || r->cls == SG_CLASS_BACKGROUND ||
+	    r->verdict.retry_after_ns > max_wait)
 		return false;
 	for (uint8_t i = 0; i < r->verdict.n_violated; i++)
 		if (r->verdict.violated[i].window == NULL)
@@ -149,7 +151,7 @@ static enum sg_step_rc
 queue_or_refuse(struct sg_req *r)
 {
 	if (!may_queue(r))
-		return refuse(r);
+		return sg_throttle_refuse(r);
 	struct sg_fairq_item *it = &r->qitem;
 	*it = (struct sg_fairq_item){
 	    .tenant = r->ids.who[SG_WHO_TENANT],
@@ -163,7 +165,7 @@ queue_or_refuse(struct sg_req *r)
 		return SG_STEP_AGAIN;
 	}
 	atomic_fetch_add_explicit(&sg_throttle_stats.queue_full, 1, memory_order_relaxed);
-	enum sg_step_rc rc = refuse(r);
+	enum sg_step_rc rc = sg_throttle_refuse(r);
 	size_t len = strlen(r->detail);
 	snprintf(r->detail + len, sizeof(r->detail) - len,
 	         ", and your tenant already has %d calls waiting for a turn",
@@ -179,7 +181,7 @@ refuse_after_wait(struct sg_req *r)
 	uint64_t ready = r->qitem.ready_at;
 	r->verdict.retry_after_ns = ready > r->now_ns ? ready - r->now_ns : 1;
 	atomic_fetch_add_explicit(&sg_throttle_stats.queue_expired, 1, memory_order_relaxed);
-	enum sg_step_rc rc = refuse(r);
+	enum sg_step_rc rc = sg_throttle_refuse(r);
 	char waited[96];
 	snprintf(waited, sizeof(waited),
 	         "after waiting %llu ms for a turn: ", (unsigned long long)waited_ms);
@@ -251,7 +253,7 @@ refuse_session_window(struct sg_req *r, const struct sg_gcra_result *res)
 	v->closest = v->violated[0];
 	v->has_closest = r->has_verdict = true;
 	v->retry_after_ns = res->retry_after_ns;
-	return refuse(r);
+	return sg_throttle_refuse(r);
 }
 
 /*
@@ -332,6 +334,14 @@ sg_throttle_retry(struct sg_req *r, uint64_t now)
 	return true;
 }
 
+static enum sg_step_rc
+remote_then_place(struct sg_req *r)
+{
+	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
+	enum sg_step_rc rc = sg_throttle_remote(r, rl);
+	return rc == SG_STEP_NEXT ? upstream_place(r) : rc;
+}
+
 enum sg_step_rc
 sg_step_throttle(struct sg_req *r)
 {
@@ -339,6 +349,8 @@ sg_step_throttle(struct sg_req *r)
 		return upstream_place(r);
 	if (r->queue_state == SG_Q_EXPIRED)
 		return refuse_after_wait(r);
+	if (sg_throttle_remote_pending(r)) /* resumed: Redis has answered */
+		return remote_then_place(r);
 	if (resolve_class(r) != 0)
 		return sg_req_fail(r, SG_P_PRIORITY_INVALID,
 		                   "Sandgate-Priority \"%.32s\" is not one of critical, normal or "
@@ -349,6 +361,8 @@ sg_step_throttle(struct sg_req *r)
 		return SG_STEP_STOP;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	set_ids(r, r->connector, r->op);
+	if (r->gw->config->throttle_backend == SG_BACKEND_REDIS)
+		return remote_then_place(r);
 	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
 	                    &r->verdict) != 0) {
 		/* Table full of live buckets: refusing is safer than forgetting one. */
@@ -394,5 +408,7 @@ sg_throttle_settle(struct sg_req *r)
 	if (!json_is_integer(v) || json_integer_value(v) <= (json_int_t)r->op->weight)
 		return;
 	json_int_t extra = json_integer_value(v) - (json_int_t)r->op->weight;
-	sg_limiter_charge(&r->verdict, r->now_ns, extra > 1000000 ? 1000000 : (uint32_t)extra);
+	uint32_t units = extra > 1000000 ? 1000000 : (uint32_t)extra;
+	sg_limiter_charge(&r->verdict, r->now_ns, units);
+	sg_throttle_remote_charge(r, units);
 }

@@ -51,6 +51,9 @@ def test_session_groups_calls_and_holds_its_own_limits(gateway):
     traces = [r.headers["traceparent"].split("-")[1] for r in ok]
     assert shown["traces"] == list(reversed(traces))
     assert shown["expired"] is False and 590 <= shown["seconds_left"] <= 600
+    usage = gateway.get("/v1/me/usage", key=token).json()
+    assert usage["session"]["id"] == s["id"] and usage["session"]["usage"]["calls"] == 2
+    assert "session" not in gateway.get("/v1/me/usage", key=key).json()
     # The session's own token may look too; another key may not.
     assert gateway.get(f"/v1/sessions/{s['id']}", key=token).status_code == 200
     other = fresh_key(gateway, "admin")["key"]

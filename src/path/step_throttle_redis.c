@@ -1,0 +1,210 @@
+/*
+ * throttle, with throttle.backend: redis.  The windows of every rule are
+ * decided together in Redis by one atomic script (sg_redis), so gateways
+ * sharing a Redis share their limits; concurrency caps stay local (a cap
+ * counts calls this node is running).  The step suspends while Redis
+ * answers and resumes here.
+ *
+ * When Redis cannot answer (down, timed out), redis.failure_mode decides:
+ * "local" takes the windows here at 1/redis.nodes of each rate and burst,
+ * so the gateways together stay near the quota; "deny" refuses; "allow"
+ * admits on caps alone.  Decisions go back to Redis as soon as it answers
+ * again: its state kept counting for the other nodes, and what this node
+ * took locally meanwhile is forgotten rather than replayed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/sg_throttle_metrics.h"
+#include "path/sg_path.h"
+#include "throttle/sg_redis.h"
+
+static const struct sg_take_scope caps_only = {false, true, 1};
+
+/*
+ * What a request keeps while Redis decides; allocated only with the Redis
+ * backend, so local decisions do not pay for it.
+ */
+struct sg_remote {
+	enum { SG_REMOTE_NONE, SG_REMOTE_WAITING, SG_REMOTE_ANSWERED, SG_REMOTE_LOCAL } state;
+	struct sg_redis_reply reply;
+	struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
+	const struct sg_rule *rule[SG_REDIS_WINDOWS_MAX];
+	uint8_t win[SG_REDIS_WINDOWS_MAX];
+	uint8_t n;
+};
+
+static void
+on_reply(void *arg, const struct sg_redis_reply *reply)
+{
+	struct sg_req *r = arg;
+	r->remote->reply = *reply;
+	r->remote->state = SG_REMOTE_ANSWERED;
+	/* Out of memory for the wake-up event: nothing can resume the request. */
+	if (r->io->wake(r) != 0)
+		abort();
+}
+
+/* Enforced windows first, then shadow ones, as the script expects; caps are left out. */
+static void
+build_windows(struct sg_req *r, const struct sg_rule_list *rl)
+{
+	r->remote->n = 0;
+	for (uint8_t i = 0; rl != NULL && i < rl->n; i++)
+		for (unsigned w = 0; w < rl->v[i]->n_windows && r->remote->n < SG_REDIS_WINDOWS_MAX;
+		     w++) {
+			const struct sg_rule *rule = rl->v[i];
+			const struct sg_limit *win = &rule->windows[w];
+			r->remote->rule[r->remote->n] = rule;
+			r->remote->win[r->remote->n] = (uint8_t)w;
+			r->remote->w[r->remote->n++] = (struct sg_redis_window){
+			    .key = sg_limiter_bucket(rule, w, &r->ids),
+			    .emission_ns = win->gcra.emission_ns,
+			    .burst = win->gcra.burst,
+			    .reserve_ns = sg_rule_reserve_ns(rule, &win->gcra, r->cls),
+			    .shadow = rule->shadow,
+			};
+		}
+}
+
+static void
+note(struct sg_verdict *v, const struct sg_limit_hit *hit, bool refused)
+{
+	if (refused) {
+		if (v->n_violated == 0)
+			v->closest = *hit;
+		if (v->n_violated < SG_VERDICT_MAX)
+			v->violated[v->n_violated++] = *hit;
+		if (hit->res.retry_after_ns > v->retry_after_ns)
+			v->retry_after_ns = hit->res.retry_after_ns;
+		sg_metrics_rule_count(&hit->rule->stats->over_limit);
+	} else if (v->n_violated == 0 &&
+	           (!v->has_closest || (uint64_t)hit->res.remaining * v->closest.res.limit <
+	                                   (uint64_t)v->closest.res.remaining * hit->res.limit)) {
+		v->closest = *hit;
+	}
+	v->has_closest = true;
+}
+
+/* The script's answer, as the verdict a local take would have given. */
+static void
+read_reply(struct sg_req *r, struct sg_verdict *v)
+{
+	const struct sg_redis_reply *rep = &r->remote->reply;
+	memset(v, 0, sizeof(*v));
+	for (uint8_t i = 0; i < r->remote->n && i < rep->n; i++) {
+		const struct sg_rule *rule = r->remote->rule[i];
+		struct sg_limit_hit hit = {rule, &rule->windows[r->remote->win[i]], rep->res[i]};
+		if (rule->shadow) {
+			if (rep->allowed && !hit.res.allowed)
+				sg_metrics_rule_count(&rule->stats->shadow);
+			continue;
+		}
+		note(v, &hit, !hit.res.allowed);
+	}
+	v->allowed = rep->allowed;
+}
+
+/*
+ * The windows an admitted call was charged in: every enforced one, and the
+ * shadow ones that would have admitted it (the others were left alone).
+ */
+static size_t
+charged_windows(const struct sg_remote *rm, struct sg_redis_window *out)
+{
+	size_t n = 0;
+	for (uint8_t i = 0; i < rm->n; i++)
+		if (!rm->w[i].shadow || rm->reply.res[i].allowed)
+			out[n++] = rm->w[i];
+	return n;
+}
+
+/* Caps are local; a cap that refuses gives the Redis windows back. */
+static enum sg_step_rc
+take_caps(struct sg_req *r, const struct sg_rule_list *rl)
+{
+	struct sg_verdict caps;
+	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
+	                           &caps_only, &caps) != 0)
+		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
+	if (!caps.allowed) {
+		struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
+		sg_redis_refund(r->redis, w, charged_windows(r->remote, w), r->op->weight);
+		r->verdict = caps;
+		r->has_verdict = true;
+		return sg_throttle_refuse(r);
+	}
+	memcpy(r->verdict.held, caps.held, sizeof(caps.held));
+	r->verdict.n_held = caps.n_held;
+	return SG_STEP_NEXT;
+}
+
+static enum sg_step_rc
+fall_back(struct sg_req *r, const struct sg_rule_list *rl)
+{
+	const struct sg_config *cfg = r->gw->config;
+	struct sg_take_scope scope = {true, true, (uint32_t)cfg->redis_nodes};
+	atomic_fetch_add_explicit(&sg_throttle_stats.redis_fallback[cfg->redis_failure], 1,
+	                          memory_order_relaxed);
+	if (cfg->redis_failure == SG_REDIS_FAIL_DENY)
+		return sg_req_fail(r, SG_P_CAPACITY,
+		                   "the shared rate-limit store is unreachable, "
+		                   "and this gateway refuses calls until it is back");
+	if (cfg->redis_failure == SG_REDIS_FAIL_ALLOW)
+		scope = caps_only;
+	r->remote->state = SG_REMOTE_LOCAL;
+	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
+	                           &scope, &r->verdict) != 0)
+		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
+	r->has_verdict = r->verdict.has_closest;
+	return r->verdict.allowed ? SG_STEP_NEXT : sg_throttle_refuse(r);
+}
+
+enum sg_step_rc
+sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl)
+{
+	if (r->remote == NULL && (r->remote = calloc(1, sizeof(*r->remote))) == NULL)
+		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is out of memory");
+	if (r->remote->state == SG_REMOTE_NONE) {
+		build_windows(r, rl);
+		if (r->remote->n > 0 && r->redis != NULL &&
+		    sg_redis_decide(r->redis, r->remote->w, r->remote->n, r->op->weight, on_reply,
+		                    r) == 0) {
+			r->remote->state = SG_REMOTE_WAITING;
+			return SG_STEP_AGAIN;
+		}
+		if (r->remote->n > 0)
+			return fall_back(r, rl);
+		r->remote->state = SG_REMOTE_ANSWERED; /* nothing to ask: caps only */
+		r->remote->reply = (struct sg_redis_reply){.allowed = true};
+	}
+	if (r->remote->reply.status != 0)
+		return fall_back(r, rl);
+	read_reply(r, &r->verdict);
+	r->has_verdict = r->verdict.has_closest;
+	if (!r->verdict.allowed)
+		return sg_throttle_refuse(r);
+	return take_caps(r, rl);
+}
+
+bool
+sg_throttle_remote_pending(const struct sg_req *r)
+{
+	return r->remote != NULL && r->remote->state != SG_REMOTE_NONE;
+}
+
+void
+sg_throttle_remote_charge(struct sg_req *r, uint32_t extra)
+{
+	struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
+	if (r->remote && r->remote->state == SG_REMOTE_ANSWERED && r->remote->n > 0 && r->redis &&
+	    r->remote->reply.allowed)
+		sg_redis_charge(r->redis, w, charged_windows(r->remote, w), extra);
+}
+
+void
+sg_throttle_remote_free(struct sg_req *r)
+{
+	free(r->remote);
+	r->remote = NULL;
+}

@@ -1,0 +1,158 @@
+"""throttle.backend: redis against a real redis-server: two gateways sharing
+one limit, and every failure mode when Redis dies and comes back."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import EXAMPLES, Gateway, assert_problem, free_port, make_key, run_cli, wait_for
+
+REDIS = "/usr/bin/redis-server"
+CONTACT = {"email": "ada@example.com", "name": "Ada"}
+
+POLICY = """\
+kind: policy
+name: test
+roles:
+  dev:
+    allow: [{ operations: ["*"], modes: [sandbox] }]
+    limits: { sandbox: { rate: 100000/s, burst: 100000 } }
+rules:
+  - { name: shared, bucket_per: [tenant], windows: [{ rate: %s, burst: %d }] }
+"""
+
+
+class Redis:
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self):
+        assert os.path.exists(REDIS), "redis-server is missing: scripts/install-deps installs it"
+        self.proc = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+        def up():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    return s.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+        assert wait_for(up, timeout=10), "redis-server did not start"
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis():
+    r = Redis().start()
+    yield r
+    r.kill()
+
+
+def prepare(tmp_path, redis, rate, burst, failure_mode="local", nodes=1, name="data"):
+    defs = tmp_path / ("defs-" + name)
+    shutil.copytree(os.path.join(EXAMPLES, "connectors"), defs / "connectors")
+    (defs / "policies").mkdir()
+    (defs / "policies" / "test.yaml").write_text(POLICY % (rate, burst))
+    data = str(tmp_path / name)
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    config = tmp_path / (name + ".yaml")
+    config.write_text(f"throttle:\n  backend: redis\n  queue_wait: 0s\nredis:\n"
+                      f"  port: {redis.port}\n  failure_mode: {failure_mode}\n  nodes: {nodes}\n")
+    return data, str(config)
+
+
+def redis_ok(gw):
+    return gw.get("/readyz").json()["checks"]["throttle_store"]["ok"]
+
+
+FLOOD = r"""
+import json, sys, threading, time, requests
+url, key, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+body = json.dumps({"email": "ada@example.com", "name": "Ada"})
+out, lock = [], threading.Lock()
+def run():
+    s = requests.Session()
+    h = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.time()
+        code = s.post(url + "/v1/connectors/crm/create_contact", data=body, headers=h).status_code
+        with lock:
+            out.append((t, code))
+ts = [threading.Thread(target=run) for _ in range(3)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps(out))
+"""
+
+
+def test_two_gateways_share_one_limit_within_two_percent(tmp_path, redis):
+    # Two gateways, each with its own data directory (and so its own keys),
+    # serving the same tenant: only Redis links them.
+    nodes = [prepare(tmp_path, redis, "100/s", 20, name=f"node{i}") for i in range(2)]
+    keys = [make_key(data, "dev", user=f"u{i}")["key"] for i, (data, _) in enumerate(nodes)]
+    gws = [Gateway(data, config=config).start() for data, config in nodes]
+    try:
+        assert wait_for(lambda: all(redis_ok(g) for g in gws))
+        floods = [subprocess.Popen([sys.executable, "-c", FLOOD, g.url, k, "6"],
+                                   stdout=subprocess.PIPE, text=True) for g, k in zip(gws, keys)]
+        calls = [c for f in floods for c in json.loads(f.communicate(timeout=60)[0])]
+        window = max(t for t, _ in calls) - min(t for t, _ in calls)
+        admitted = sum(1 for _, code in calls if code == 200)
+        expected = 20 + 100 * window
+        print(f"two gateways over {window:.2f}s: admitted {admitted} of {len(calls)}, "
+              f"b + r*t = {expected:.1f}")
+        assert len(calls) > 2 * admitted, "the clients must ask for far more than the limit"
+        assert abs(admitted - expected) <= 0.02 * expected, (admitted, expected, window)
+        assert {code for _, code in calls} == {200, 429}
+    finally:
+        for g in gws:
+            g.assert_clean_exit(g.stop())
+
+
+@pytest.mark.parametrize("mode", ["local", "deny", "allow"])
+def test_redis_killed_then_back(tmp_path, redis, mode):
+    data, config = prepare(tmp_path, redis, "1/h", 4, failure_mode=mode, nodes=2)
+    key = make_key(data, "dev")["key"]
+    gw = Gateway(data, config=config).start()
+    try:
+        assert wait_for(lambda: redis_ok(gw))
+        shared = [gw.post("crm", "create_contact", CONTACT, key=key).status_code for _ in range(5)]
+        assert shared == [200] * 4 + [429]
+        redis.kill()
+        assert wait_for(lambda: not redis_ok(gw))
+        ready = gw.get("/readyz")
+        assert ready.status_code == 200  # degraded, still serving
+        codes = [gw.post("crm", "create_contact", CONTACT, key=key).status_code for _ in range(4)]
+        if mode == "local":
+            assert codes == [200, 200, 429, 429]  # this node's share: half the burst
+        elif mode == "deny":
+            assert codes == [503] * 4
+            body = assert_problem(gw.post("crm", "create_contact", CONTACT, key=key), 503,
+                                  "capacity")
+            assert "rate-limit store is unreachable" in body["detail"]
+        else:
+            assert codes == [200] * 4
+        assert f'sandgate_redis_fallback_total{{mode="{mode}"}}' in gw.get("/metrics").text
+        # Back (a new, empty Redis on the same port): shared decisions resume.
+        redis.start()
+        assert wait_for(lambda: redis_ok(gw), timeout=10)
+        assert gw.post("crm", "create_contact", CONTACT, key=key).status_code == 200
+        log = gw.log_text()
+        assert "Redis is unreachable" in log and "limits are shared between gateways" in log
+    finally:
+        gw.assert_clean_exit(gw.stop())
