@@ -1,0 +1,3 @@
+function run()
+  local x = = 1
+end
