@@ -48,7 +48,7 @@ read_file(const char *path, struct sg_diags *d)
 	fclose(f);
 	if (buf && n > SG_APPLY_MAX_FILE) {
 		sg_diags_add(d, path, 0, 0, "file is larger than %d bytes; split it",
-		    SG_APPLY_MAX_FILE);
+		             SG_APPLY_MAX_FILE);
 		free(buf);
 		return NULL;
 	}
@@ -72,6 +72,28 @@ scalar_at(struct fy_document *doc, const char *key)
 	return (n && fy_node_is_scalar(n)) ? fy_node_get_scalar0(n) : NULL;
 }
 
+/*
+ * A template's script lives beside its manifest as main.lua and is stored
+ * as its own document, so a changed script alone makes a new version.
+ * A missing main.lua is reported when the template is checked.
+ */
+static void
+load_template_source(struct doc_list *l, const char *manifest, const char *name, struct sg_diags *d)
+{
+	char path[4096];
+	const char *slash = strrchr(manifest, '/');
+	int dir = slash ? (int)(slash - manifest) : 1;
+	snprintf(path, sizeof(path), "%.*s/main.lua", dir, slash ? manifest : ".");
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return;
+	char *text = read_file(path, d);
+	if (text != NULL && push_doc(l, "template_source", name, path, text) != 0) {
+		sg_diags_add(d, path, 0, 0, "out of memory");
+		free(text);
+	}
+}
+
 /* Reads one file and works out its kind and name; the full check comes later. */
 static void
 load_file(struct doc_list *l, const char *path, struct sg_diags *d)
@@ -86,17 +108,21 @@ load_file(struct doc_list *l, const char *path, struct sg_diags *d)
 	}
 	const char *kind = scalar_at(doc, "kind");
 	const char *name = scalar_at(doc, "name");
-	if (kind == NULL || (strcmp(kind, "connector") != 0 && strcmp(kind, "policy") != 0)) {
+	if (kind == NULL || (strcmp(kind, "connector") != 0 && strcmp(kind, "policy") != 0 &&
+	                     strcmp(kind, "template") != 0)) {
 		sg_yaml_error(d, path, fy_document_root(doc),
-		    "a definition needs \"kind: connector\" or \"kind: policy\" at the top");
+		              "a definition needs \"kind: connector\", \"kind: policy\" or \"kind: "
+		              "template\" at the top");
 		free(text);
 	} else if (name == NULL || *name == '\0') {
 		sg_yaml_error(d, path, fy_document_root(doc),
-		    "a definition needs a \"name:\" at the top");
+		              "a definition needs a \"name:\" at the top");
 		free(text);
 	} else if (push_doc(l, kind, name, path, text) != 0) {
 		sg_diags_add(d, path, 0, 0, "out of memory");
 		free(text);
+	} else if (strcmp(kind, "template") == 0) {
+		load_template_source(l, path, name, d);
 	}
 	fy_document_destroy(doc);
 }
@@ -106,7 +132,7 @@ is_yaml_name(const char *name)
 {
 	size_t n = strlen(name);
 	return (n > 5 && strcmp(name + n - 5, ".yaml") == 0) ||
-	    (n > 4 && strcmp(name + n - 4, ".yml") == 0);
+	       (n > 4 && strcmp(name + n - 4, ".yml") == 0);
 }
 
 static int
@@ -196,7 +222,7 @@ check_duplicates(const struct doc_list *l, struct sg_diags *d)
 		struct sg_store_doc *first = find_doc(l->v, i, l->v[i].kind, l->v[i].name);
 		if (first)
 			sg_diags_add(d, l->v[i].file, 0, 0, "%s \"%s\" is also defined in %s",
-			    l->v[i].kind, l->v[i].name, first->file);
+			             l->v[i].kind, l->v[i].name, first->file);
 	}
 }
 
@@ -221,14 +247,15 @@ static void
 report_doc(json_t *report, const struct sg_store_doc *doc, const char *result, int64_t version)
 {
 	if (report)
-		json_array_append_new(report, json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind",
-		    doc->kind, "name", doc->name, "file", doc->file, "version", (json_int_t)version,
-		    "result", result));
+		json_array_append_new(report,
+		                      json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", doc->kind,
+		                                "name", doc->name, "file", doc->file, "version",
+		                                (json_int_t)version, "result", result));
 }
 
 static int
 store_changes(struct sg_store *s, const struct doc_list *in, struct sg_store_doc *live,
-    size_t n_live, int64_t rev, bool dry_run, struct sg_diags *d, json_t *report)
+              size_t n_live, int64_t rev, bool dry_run, struct sg_diags *d, json_t *report)
 {
 	struct sg_store_doc *changed = calloc(in->n + 1, sizeof(*changed));
 	size_t n = 0;
@@ -250,15 +277,16 @@ store_changes(struct sg_store *s, const struct doc_list *in, struct sg_store_doc
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		bool existed = find_doc(live, n_live, changed[i].kind, changed[i].name) != NULL;
 		report_doc(report, &changed[i],
-		    dry_run ? "valid" : (existed ? "updated" : "created"), changed[i].version);
+		           dry_run ? "valid" : (existed ? "updated" : "created"),
+		           changed[i].version);
 	}
 	free(changed);
 	return rc;
 }
 
 int
-sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_seed,
-    bool dry_run, struct sg_diags *d, json_t *report)
+sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_seed, bool dry_run,
+         struct sg_diags *d, json_t *report)
 {
 	struct doc_list in = {0};
 	struct sg_store_doc *live = NULL, *merged = NULL;
@@ -271,7 +299,8 @@ sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_se
 	if (d->n == errs)
 		check_duplicates(&in, d);
 	if (d->n == errs && in.n == 0)
-		sg_diags_add(d, NULL, 0, 0,
+		sg_diags_add(
+		    d, NULL, 0, 0,
 		    "no definitions found: expected *.yaml files with \"kind: connector\" or "
 		    "\"kind: policy\"");
 	if (d->n != errs)

@@ -20,8 +20,8 @@ build_catalog(const struct sg_store_doc *docs, size_t n, uint64_t seed, struct s
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(docs[i].kind, "connector") != 0)
 			continue;
-		struct sg_connector *c = sg_connector_parse(docs[i].file, docs[i].text,
-		    strlen(docs[i].text), seed, d);
+		struct sg_connector *c =
+		    sg_connector_parse(docs[i].file, docs[i].text, strlen(docs[i].text), seed, d);
 		if (c)
 			v[nc++] = c;
 	}
@@ -36,6 +36,53 @@ build_catalog(const struct sg_store_doc *docs, size_t n, uint64_t seed, struct s
 			sg_connector_free(v[i]);
 	free(v);
 	return cat;
+}
+
+static const struct sg_store_doc *
+find_doc(const struct sg_store_doc *docs, size_t n, const char *kind, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(docs[i].kind, kind) == 0 && strcmp(docs[i].name, name) == 0)
+			return &docs[i];
+	return NULL;
+}
+
+static int
+template_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct sg_template *const *)a)->name,
+	              (*(struct sg_template *const *)b)->name);
+}
+
+/* Each template with its main.lua, checked against the catalog; -1 after an error. */
+static int
+build_templates(struct sg_defs *defs, const struct sg_store_doc *docs, size_t n, struct sg_diags *d)
+{
+	size_t before = d->n;
+	defs->templates = calloc(n ? n : 1, sizeof(*defs->templates));
+	if (defs->templates == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(docs[i].kind, "template") != 0)
+			continue;
+		const struct sg_store_doc *src = find_doc(docs, n, "template_source", docs[i].name);
+		struct sg_template *t = sg_template_parse(
+		    docs[i].file, docs[i].text, strlen(docs[i].text), src ? src->file : NULL,
+		    src ? src->text : NULL, src ? strlen(src->text) : 0, defs->catalog, d);
+		if (t != NULL)
+			defs->templates[defs->n_templates++] = t;
+	}
+	qsort(defs->templates, defs->n_templates, sizeof(*defs->templates), template_cmp);
+	return d->n == before ? 0 : -1;
+}
+
+const struct sg_template *
+sg_defs_template(const struct sg_defs *defs, const char *name)
+{
+	for (size_t i = 0; name && i < defs->n_templates; i++)
+		if (strcmp(defs->templates[i]->name, name) == 0)
+			return defs->templates[i];
+	return NULL;
 }
 
 struct sg_defs *
@@ -70,6 +117,10 @@ sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed, stru
 	defs->catalog = cat;
 	defs->policy = pol;
 	defs->n_policy_docs = ns;
+	if (build_templates(defs, docs, n, d) != 0) {
+		sg_defs_unref(defs);
+		return NULL;
+	}
 	return defs;
 }
 
@@ -79,6 +130,9 @@ sg_defs_unref(struct sg_defs *defs)
 	if (defs == NULL || atomic_fetch_sub(&defs->refs, 1) != 1)
 		return;
 	/* The policy borrows nothing from the catalog after compiling, but free it first anyway. */
+	for (size_t i = 0; i < defs->n_templates; i++)
+		sg_template_free(defs->templates[i]);
+	free(defs->templates);
 	sg_policy_free(defs->policy);
 	sg_catalog_free(defs->catalog);
 	free(defs);

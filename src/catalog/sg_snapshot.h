@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "catalog/sg_catalog.h"
+#include "catalog/sg_template.h"
 #include "core/sg_diag.h"
 #include "core/sg_keys.h"
 #include "policy/sg_policy.h"
@@ -35,12 +36,17 @@ struct sg_defs {
 	struct sg_catalog *catalog;
 	struct sg_policy *policy;
 	size_t n_policy_docs;
+	struct sg_template **templates; /* sorted by name */
+	size_t n_templates;
 };
+
+/* The template called `name`, or NULL. */
+const struct sg_template *sg_defs_template(const struct sg_defs *defs, const char *name);
 
 struct sg_snapshot {
 	_Atomic int refs;
 	uint64_t generation;
-	int64_t revision;          /* store revision it was built from */
+	int64_t revision; /* store revision it was built from */
 	struct sg_defs *defs;
 	struct sg_key_entry *keys; /* sorted by id */
 	size_t n_keys;
@@ -51,7 +57,7 @@ struct sg_snapshot {
  * compile against them.  Errors go to `d`; returns NULL when there were any.
  */
 struct sg_defs *sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed,
-    struct sg_diags *d);
+                              struct sg_diags *d);
 void sg_defs_unref(struct sg_defs *defs);
 
 /*
@@ -59,8 +65,8 @@ void sg_defs_unref(struct sg_defs *defs);
  * are shared and only keys are re-read (the cheap reload after a key
  * change); otherwise definitions are rebuilt from the live documents.
  */
-struct sg_snapshot *sg_snapshot_build(struct sg_store *s, struct sg_defs *reuse,
-    uint64_t sim_seed, struct sg_diags *d);
+struct sg_snapshot *sg_snapshot_build(struct sg_store *s, struct sg_defs *reuse, uint64_t sim_seed,
+                                      struct sg_diags *d);
 void sg_snapshot_ref(struct sg_snapshot *snap);
 void sg_snapshot_unref(struct sg_snapshot *snap);
 
