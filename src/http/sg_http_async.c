@@ -160,7 +160,8 @@ enqueue(struct sg_req *r)
 	if (w != NULL)
 		atomic_fetch_add_explicit(w, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&sg_throttle_stats.queue_depth, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&sg_throttle_stats.queued, 1, memory_order_relaxed);
+	if (r->queue_state != SG_Q_ASK_AGAIN) /* a Redis call put back is not a new wait */
+		atomic_fetch_add_explicit(&sg_throttle_stats.queued, 1, memory_order_relaxed);
 	queue_timer_at(
 	    t, r->qitem.ready_at < r->qitem.deadline ? r->qitem.ready_at : r->qitem.deadline,
 	    r->now_ns);

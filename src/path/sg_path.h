@@ -57,6 +57,8 @@ void sg_throttle_settle(struct sg_req *r);
 
 /* Refuses the call with r->verdict's violations (429, violated-policies). */
 enum sg_step_rc sg_throttle_refuse(struct sg_req *r);
+/* A refused call waits its turn in the tenant's queue when that can help; else refused. */
+enum sg_step_rc sg_throttle_queue_or_refuse(struct sg_req *r);
 
 /* step_throttle_redis.c: the windows decided in Redis, caps here; may suspend. */
 enum sg_step_rc sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl);
@@ -64,5 +66,7 @@ enum sg_step_rc sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *
 bool sg_throttle_remote_pending(const struct sg_req *r);
 void sg_throttle_remote_charge(struct sg_req *r, uint32_t extra);
 void sg_throttle_remote_free(struct sg_req *r);
+/* Forgets Redis's last answer so the call asks again (its turn in the queue came). */
+void sg_throttle_remote_reset(struct sg_req *r);
 
 #endif

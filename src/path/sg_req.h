@@ -71,7 +71,11 @@ struct sg_req_io {
 	int (*enqueue)(struct sg_req *r);
 };
 
-enum sg_queue_state { SG_Q_NONE, SG_Q_WAITING, SG_Q_ADMITTED, SG_Q_EXPIRED };
+/*
+ * SG_Q_ASK_AGAIN: with the Redis backend the queue cannot decide itself; a
+ * call's turn means asking Redis again, and a refusal puts it back.
+ */
+enum sg_queue_state { SG_Q_NONE, SG_Q_WAITING, SG_Q_ADMITTED, SG_Q_EXPIRED, SG_Q_ASK_AGAIN };
 
 struct sg_principal {
 	const struct sg_key_entry *key; /* owned by the snapshot */

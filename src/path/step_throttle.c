@@ -131,48 +131,6 @@ shed_or_next(struct sg_req *r)
 	                   (long long)load, sg_class_name(r->cls));
 }
 
-/* Waiting helps only a rate window that frees up within the queue's wait. */
-static bool
-may_queue(const struct sg_req *r)
-{
-	uint64_t max_wait = (uint64_t)r->gw->config->queue_wait_ms * 1000000ull;
-	/* With Redis deciding, a retry would have to wait on Redis too: not queued yet. */
-	if (r->io == NULL || r->io->enqueue == NULL || max_wait == 0 ||
-	    r->gw->config->throttle_backend == SG_BACKEND_REDIS || r->cls == SG_CLASS_BACKGROUND ||
-	    r->verdict.retry_after_ns > max_wait)
-		return false;
-	for (uint8_t i = 0; i < r->verdict.n_violated; i++)
-		if (r->verdict.violated[i].window == NULL)
-			return false;
-	return true;
-}
-
-static enum sg_step_rc
-queue_or_refuse(struct sg_req *r)
-{
-	if (!may_queue(r))
-		return sg_throttle_refuse(r);
-	struct sg_fairq_item *it = &r->qitem;
-	*it = (struct sg_fairq_item){
-	    .tenant = r->ids.who[SG_WHO_TENANT],
-	    .cost = r->op->weight,
-	    .enqueued_at = r->now_ns,
-	    .ready_at = r->now_ns + r->verdict.retry_after_ns,
-	    .deadline = r->now_ns + (uint64_t)r->gw->config->queue_wait_ms * 1000000ull,
-	};
-	if (r->io->enqueue(r) == 0) {
-		r->queue_state = SG_Q_WAITING;
-		return SG_STEP_AGAIN;
-	}
-	atomic_fetch_add_explicit(&sg_throttle_stats.queue_full, 1, memory_order_relaxed);
-	enum sg_step_rc rc = sg_throttle_refuse(r);
-	size_t len = strlen(r->detail);
-	snprintf(r->detail + len, sizeof(r->detail) - len,
-	         ", and your tenant already has %d calls waiting for a turn",
-	         r->gw->config->queue_depth);
-	return rc;
-}
-
 /* The wait reached its deadline: the limit that held the call back is named. */
 static enum sg_step_rc
 refuse_after_wait(struct sg_req *r)
@@ -189,6 +147,58 @@ refuse_after_wait(struct sg_req *r)
 	memmove(r->detail + len, r->detail, dlen + 1);
 	memcpy(r->detail, waited, len);
 	r->detail[sizeof(r->detail) - 1] = '\0';
+	return rc;
+}
+
+/* Waiting helps only a rate window that frees up within the queue's wait. */
+static bool
+may_queue(const struct sg_req *r)
+{
+	uint64_t max_wait = (uint64_t)r->gw->config->queue_wait_ms * 1000000ull;
+	if (r->io == NULL || r->io->enqueue == NULL || max_wait == 0 ||
+	    r->cls == SG_CLASS_BACKGROUND || r->verdict.retry_after_ns > max_wait)
+		return false;
+	/* Asked again after a turn: the first wait's deadline still holds. */
+	if (r->queue_state == SG_Q_ASK_AGAIN &&
+	    r->now_ns + r->verdict.retry_after_ns > r->qitem.deadline)
+		return false;
+	for (uint8_t i = 0; i < r->verdict.n_violated; i++)
+		if (r->verdict.violated[i].window == NULL)
+			return false;
+	return true;
+}
+
+enum sg_step_rc
+sg_throttle_queue_or_refuse(struct sg_req *r)
+{
+	if (!may_queue(r)) {
+		if (r->queue_state != SG_Q_ASK_AGAIN || r->verdict.retry_after_ns == UINT64_MAX)
+			return sg_throttle_refuse(r);
+		r->qitem.ready_at = r->now_ns + r->verdict.retry_after_ns;
+		return refuse_after_wait(r);
+	}
+	struct sg_fairq_item *it = &r->qitem;
+	if (r->queue_state == SG_Q_ASK_AGAIN) {
+		it->ready_at = r->now_ns + r->verdict.retry_after_ns;
+	} else {
+		*it = (struct sg_fairq_item){
+		    .tenant = r->ids.who[SG_WHO_TENANT],
+		    .cost = r->op->weight,
+		    .enqueued_at = r->now_ns,
+		    .ready_at = r->now_ns + r->verdict.retry_after_ns,
+		    .deadline = r->now_ns + (uint64_t)r->gw->config->queue_wait_ms * 1000000ull,
+		};
+	}
+	if (r->io->enqueue(r) == 0) {
+		r->queue_state = SG_Q_WAITING;
+		return SG_STEP_AGAIN;
+	}
+	atomic_fetch_add_explicit(&sg_throttle_stats.queue_full, 1, memory_order_relaxed);
+	enum sg_step_rc rc = sg_throttle_refuse(r);
+	size_t len = strlen(r->detail);
+	snprintf(r->detail + len, sizeof(r->detail) - len,
+	         ", and your tenant already has %d calls waiting for a turn",
+	         r->gw->config->queue_depth);
 	return rc;
 }
 
@@ -318,6 +328,12 @@ bool
 sg_throttle_retry(struct sg_req *r, uint64_t now)
 {
 	r->now_ns = now;
+	if (r->gw->config->throttle_backend == SG_BACKEND_REDIS) {
+		/* The turn is to ask Redis again; the step does it when the call wakes. */
+		r->queue_state = SG_Q_ASK_AGAIN;
+		sg_throttle_remote_reset(r);
+		return true;
+	}
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, now,
 	                    &r->verdict) != 0 ||
@@ -349,8 +365,8 @@ sg_step_throttle(struct sg_req *r)
 		return upstream_place(r);
 	if (r->queue_state == SG_Q_EXPIRED)
 		return refuse_after_wait(r);
-	if (sg_throttle_remote_pending(r)) /* resumed: Redis has answered */
-		return remote_then_place(r);
+	if (sg_throttle_remote_pending(r) || r->queue_state == SG_Q_ASK_AGAIN)
+		return remote_then_place(r); /* Redis has answered, or is to be asked again */
 	if (resolve_class(r) != 0)
 		return sg_req_fail(r, SG_P_PRIORITY_INVALID,
 		                   "Sandgate-Priority \"%.32s\" is not one of critical, normal or "
@@ -371,7 +387,7 @@ sg_step_throttle(struct sg_req *r)
 	}
 	r->has_verdict = r->verdict.has_closest;
 	if (!r->verdict.allowed)
-		return queue_or_refuse(r);
+		return sg_throttle_queue_or_refuse(r);
 	return upstream_place(r);
 }
 

@@ -5,6 +5,10 @@
  * counts calls this node is running).  The step suspends while Redis
  * answers and resumes here.
  *
+ * A call refused by Redis may wait in the tenant's fair queue like any
+ * other; its turn (sg_throttle_retry) only marks it SG_Q_ASK_AGAIN, and
+ * the step asks Redis again when the call wakes.
+ *
  * When Redis cannot answer (down, timed out), redis.failure_mode decides:
  * "local" takes the windows here at 1/redis.nodes of each rate and burst,
  * so the gateways together stay near the quota; "deny" refuses; "allow"
@@ -183,7 +187,11 @@ sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl)
 	read_reply(r, &r->verdict);
 	r->has_verdict = r->verdict.has_closest;
 	if (!r->verdict.allowed)
-		return sg_throttle_refuse(r);
+		return sg_throttle_queue_or_refuse(r);
+	if (r->queue_state == SG_Q_ASK_AGAIN) {
+		r->queue_state = SG_Q_ADMITTED;
+		sg_metrics_queue_wait((r->now_ns - r->qitem.enqueued_at) / 1000);
+	}
 	return take_caps(r, rl);
 }
 
@@ -200,6 +208,13 @@ sg_throttle_remote_charge(struct sg_req *r, uint32_t extra)
 	if (r->remote && r->remote->state == SG_REMOTE_ANSWERED && r->remote->n > 0 && r->redis &&
 	    r->remote->reply.allowed)
 		sg_redis_charge(r->redis, w, charged_windows(r->remote, w), extra);
+}
+
+void
+sg_throttle_remote_reset(struct sg_req *r)
+{
+	if (r->remote != NULL)
+		r->remote->state = SG_REMOTE_NONE;
 }
 
 void

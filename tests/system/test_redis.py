@@ -156,3 +156,36 @@ def test_redis_killed_then_back(tmp_path, redis, mode):
         assert "Redis is unreachable" in log and "limits are shared between gateways" in log
     finally:
         gw.assert_clean_exit(gw.stop())
+
+
+def test_calls_over_a_shared_limit_wait_their_turn(tmp_path, redis):
+    import concurrent.futures
+
+    data, config = prepare(tmp_path, redis, "2/s", 1)
+    with open(config) as f:
+        text = f.read().replace("queue_wait: 0s", "queue_wait: 800ms")
+    with open(config, "w") as f:
+        f.write(text)
+    key = make_key(data, "dev")["key"]
+    gw = Gateway(data, config=config, extra_args=["--threads", "1"]).start()
+    try:
+        assert wait_for(lambda: redis_ok(gw))
+
+        def timed():
+            t0 = time.monotonic()
+            r = gw.post("crm", "create_contact", CONTACT, key=key)
+            return r, time.monotonic() - t0
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = [f.result() for f in [pool.submit(timed) for _ in range(4)]]
+        ok = sorted(t for r, t in results if r.status_code == 200)
+        refused = [r for r, _ in results if r.status_code == 429]
+        # One at once, one after ~0.5 s asking Redis again; the next would
+        # need 1 s, past the 0.8 s deadline.
+        assert len(ok) == 2 and len(refused) == 2, [r.text for r, _ in results]
+        assert ok[1] >= 0.4
+        for r in refused:
+            assert r.json()["detail"].startswith("after waiting "), r.text
+        assert "sandgate_queued_total 3" in gw.get("/metrics").text
+    finally:
+        gw.assert_clean_exit(gw.stop())
