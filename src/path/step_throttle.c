@@ -72,7 +72,7 @@ violations_json(const struct sg_verdict *v)
 		json_t *o =
 		    json_pack("{s:s, s:s, s:s, s:i}", "policy", h->rule->name, "who",
 		              sg_rule_who_name(h->rule->who), "counts",
-		              sg_rule_what_name(h->rule->what), "quota", (json_int_t)h->res.limit);
+		              sg_rule_what_name(h->rule->what), "quota", (int)h->res.limit);
 		if (o && h->window)
 			json_object_set_new(o, "rate", json_string(h->window->spec));
 		if (o && h->res.retry_after_ns != UINT64_MAX)
