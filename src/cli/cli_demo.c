@@ -52,7 +52,9 @@ print_quick_start(char keys[][SG_KEY_MAX_LEN + 1], const char *host, unsigned po
 	       "    -H 'Authorization: Bearer %s' \\\n"
 	       "    -H 'Content-Type: application/json' \\\n"
 	       "    -d '{\"email\": \"ada@example.com\", \"name\": \"Ada Lovelace\"}'\n\n"
-	       "  Run it four times quickly to see the explorer's burst limit (429).\n"
+	       "  Run it a few times quickly: past the explorer's burst of 3, calls wait\n"
+	       "  their turn (up to 2 s). Add -H 'Sandgate-Priority: background' to be\n"
+	       "  refused at once instead (429 with Retry-After).\n"
 	       "  GET /v1/catalog shows what a key may call; GET /v1/me/usage its limits.\n\n",
 	    host, port, keys[0]);
 	fflush(stdout);
