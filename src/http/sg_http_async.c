@@ -154,7 +154,9 @@ static int
 enqueue(struct sg_req *r)
 {
 	struct sg_io_thread *t = ctx_of(r)->t;
-	if (t->fairq == NULL || sg_fairq_push(t->fairq, &r->qitem) != 0)
+	bool again = r->queue_state == SG_Q_ASK_AGAIN; /* keeps its place and deadline order */
+	if (t->fairq == NULL ||
+	    (again ? sg_fairq_push_front : sg_fairq_push)(t->fairq, &r->qitem) != 0)
 		return -1;
 	_Atomic uint64_t *w = tenant_waiting(r);
 	if (w != NULL)
@@ -172,7 +174,8 @@ int
 sg_http_queue_init(struct sg_io_thread *t, const struct sg_config *cfg)
 {
 	t->queue_next = UINT64_MAX;
-	t->fairq = sg_fairq_new((uint32_t)cfg->queue_depth, 1);
+	/* A quantum of the heaviest weight: every visit can admit a ready head. */
+	t->fairq = sg_fairq_new((uint32_t)cfg->queue_depth, 1000);
 	t->queue_ev = event_new(t->base, -1, 0, on_queue_timer, t);
 	return t->fairq && t->queue_ev ? 0 : -1;
 }

@@ -65,6 +65,8 @@ enum sg_step_rc sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *
 /* The call has been (or is being) decided by the Redis half. */
 bool sg_throttle_remote_pending(const struct sg_req *r);
 void sg_throttle_remote_charge(struct sg_req *r, uint32_t extra);
+/* Gives back the Redis windows an admitted call was charged in. */
+void sg_throttle_remote_refund(struct sg_req *r);
 void sg_throttle_remote_free(struct sg_req *r);
 /* Forgets Redis's last answer so the call asks again (its turn in the queue came). */
 void sg_throttle_remote_reset(struct sg_req *r);

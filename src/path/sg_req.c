@@ -26,8 +26,10 @@ release_session(struct sg_req *r)
 		return;
 	atomic_fetch_sub(&ss->calls, 1);
 	atomic_fetch_add(&ss->refused, 1);
-	if (r->session_hold.window)
-		sg_gcra_refund(&ss->window.gcra, &ss->tat, r->op->weight);
+	/*
+	 * The session's window unit is not given back: a refund is exact only
+	 * right after the take, and this may be seconds later.
+	 */
 	atomic_fetch_sub(&ss->spent_micros, r->session_hold.cost);
 	r->session_hold.call = r->session_hold.window = false;
 	r->session_hold.cost = 0;

@@ -44,10 +44,14 @@ sg_throttle_standing(struct sg_req *r)
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	if (rl == NULL)
 		return -1;
+	/* Into a copy: the call may hold slots in r->verdict that finish must release. */
+	struct sg_verdict peek;
 	set_ids(r, r->connector, r->op);
 	sg_limiter_peek(&r->gw->limiter, rl, &r->ids, r->principal.role->default_class, r->now_ns,
-	                &r->verdict);
-	return r->verdict.has_closest ? 0 : -1;
+	                &peek);
+	r->verdict.closest = peek.closest;
+	r->verdict.has_closest = peek.has_closest;
+	return peek.has_closest ? 0 : -1;
 }
 
 static const char *const who_phrase[] = {
@@ -69,10 +73,9 @@ violations_json(const struct sg_verdict *v)
 	json_t *list = json_array();
 	for (uint8_t i = 0; list && i < v->n_violated; i++) {
 		const struct sg_limit_hit *h = &v->violated[i];
-		json_t *o =
-		    json_pack("{s:s, s:s, s:s, s:i}", "policy", h->rule->name, "who",
-		              sg_rule_who_name(h->rule->who), "counts",
-		              sg_rule_what_name(h->rule->what), "quota", (int)h->res.limit);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "policy", h->rule->name, "who",
+		                      sg_rule_who_name(h->rule->who), "counts",
+		                      sg_rule_what_name(h->rule->what), "quota", (int)h->res.limit);
 		if (o && h->window)
 			json_object_set_new(o, "rate", json_string(h->window->spec));
 		if (o && h->res.retry_after_ns != UINT64_MAX)
@@ -88,6 +91,11 @@ violations_json(const struct sg_verdict *v)
 enum sg_step_rc
 sg_throttle_refuse(struct sg_req *r)
 {
+	/* Defensive: every caller has a violation to name. */
+	if (r->verdict.n_violated == 0) {
+		r->has_verdict = false;
+		return sg_req_fail(r, SG_P_CAPACITY, "the gateway could not decide this call");
+	}
 	const struct sg_limit_hit *h = &r->verdict.violated[0];
 	const struct sg_rule *rule = h->rule;
 	r->problem_ext = violations_json(&r->verdict);
@@ -110,14 +118,14 @@ sg_throttle_refuse(struct sg_req *r)
 /*
  * Stripe's fleet-usage shedder: when the gateway is busy, background work
  * goes first, then normal work, and critical work keeps the last share.
- * Load counts calls in flight and waiting; this call is already in it.
+ * Load counts calls in flight, waiting ones included; this call is already in it.
  */
 static enum sg_step_rc
 shed_or_next(struct sg_req *r)
 {
 	const struct sg_config *cfg = r->gw->config;
-	int64_t load = atomic_load_explicit(&r->gw->in_flight, memory_order_relaxed) +
-	               atomic_load_explicit(&sg_throttle_stats.queue_depth, memory_order_relaxed);
+	/* Calls waiting in queues are in flight already: they arrived and are not answered. */
+	int64_t load = atomic_load_explicit(&r->gw->in_flight, memory_order_relaxed);
 	int64_t max = cfg->shed_max_in_flight;
 	int64_t limit = r->cls == SG_CLASS_BACKGROUND ? max * cfg->shed_background_pct / 100
 	                : r->cls == SG_CLASS_NORMAL   ? max * cfg->shed_normal_pct / 100
@@ -318,6 +326,9 @@ upstream_place(struct sg_req *r)
 		r->adaptive = a;
 		return SG_STEP_NEXT;
 	}
+	/* Refused after the limits admitted it: the call spends nothing. */
+	sg_limiter_refund(&r->verdict, r->op->weight);
+	sg_throttle_remote_refund(r);
 	return sg_req_fail(r, SG_P_CAPACITY,
 	                   "the %s upstream is answering slowly, so the gateway lets only %u calls "
 	                   "reach it at once right now",
@@ -335,12 +346,15 @@ sg_throttle_retry(struct sg_req *r, uint64_t now)
 		return true;
 	}
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
-	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, now,
-	                    &r->verdict) != 0 ||
-	    !r->verdict.allowed) {
-		uint64_t wait = r->verdict.allowed || r->verdict.retry_after_ns == UINT64_MAX
-		                    ? 1000000ull
-		                    : r->verdict.retry_after_ns;
+	struct sg_verdict v;
+	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, now, &v) != 0) {
+		/* Table full: try again soon; the last refusal stays in r->verdict. */
+		r->qitem.ready_at = now + 1000000ull;
+		return false;
+	}
+	r->verdict = v;
+	if (!v.allowed) {
+		uint64_t wait = v.retry_after_ns == UINT64_MAX ? 1000000ull : v.retry_after_ns;
 		r->qitem.ready_at = now + (wait ? wait : 1);
 		return false;
 	}

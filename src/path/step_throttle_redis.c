@@ -129,17 +129,22 @@ take_caps(struct sg_req *r, const struct sg_rule_list *rl)
 {
 	struct sg_verdict caps;
 	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
-	                           &caps_only, &caps) != 0)
+	                           &caps_only, &caps) != 0) {
+		sg_throttle_remote_refund(r);
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
+	}
 	if (!caps.allowed) {
-		struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
-		sg_redis_refund(r->redis, w, charged_windows(r->remote, w), r->op->weight);
+		sg_throttle_remote_refund(r);
 		r->verdict = caps;
 		r->has_verdict = true;
 		return sg_throttle_refuse(r);
 	}
 	memcpy(r->verdict.held, caps.held, sizeof(caps.held));
 	r->verdict.n_held = caps.n_held;
+	if (!r->verdict.has_closest && caps.has_closest) {
+		r->verdict.closest = caps.closest;
+		r->verdict.has_closest = r->has_verdict = true;
+	}
 	return SG_STEP_NEXT;
 }
 
@@ -193,6 +198,15 @@ sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl)
 		sg_metrics_queue_wait((r->now_ns - r->qitem.enqueued_at) / 1000);
 	}
 	return take_caps(r, rl);
+}
+
+void
+sg_throttle_remote_refund(struct sg_req *r)
+{
+	struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
+	if (r->remote && r->remote->state == SG_REMOTE_ANSWERED && r->remote->reply.allowed &&
+	    r->remote->n > 0 && r->redis)
+		sg_redis_refund(r->redis, w, charged_windows(r->remote, w), r->op->weight);
 }
 
 bool

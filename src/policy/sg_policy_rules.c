@@ -14,6 +14,7 @@
 #include "core/sg_yaml.h"
 #include "obs/sg_throttle_metrics.h"
 #include "policy/sg_policy_load.h"
+#include "throttle/sg_limiter.h"
 
 #define MAX_RULES 4096
 #define MAX_MATCH 64
@@ -481,7 +482,11 @@ fill_list(struct list_ctx *x, const struct sg_role *role, enum sg_mode mode, siz
 	}
 	out->n = (uint8_t)(x->pool_len - start > 255 ? 255 : x->pool_len - start);
 	out->v = NULL; /* set once the pool stops moving */
-	return x->pool_len - start > SG_RULE_MAX_PER_CALL ? -2 : 0;
+	/* A call's windows must fit the verdict (and one Redis script call) whole. */
+	size_t windows = 0;
+	for (size_t i = start; i < x->pool_len; i++)
+		windows += x->b->l->p->rule_pool[i]->n_windows;
+	return x->pool_len - start > SG_RULE_MAX_PER_CALL || windows > SG_VERDICT_CELLS ? -2 : 0;
 }
 
 static int
@@ -501,12 +506,14 @@ build_role_lists(struct list_ctx *x, struct sg_role *role, size_t *list_no)
 				int rc = fill_list(x, role, (enum sg_mode)m, c, op,
 				                   &role->rules[m][op->index]);
 				if (rc == -2)
-					sg_diags_add(l->d, NULL, 0, 0,
-					             "role \"%s\": %s.%s in %s mode "
-					             "is bound by more than %d limits; merge rules",
-					             role->name, l->cat->v[c]->name, op->name,
-					             sg_mode_name((enum sg_mode)m),
-					             SG_RULE_MAX_PER_CALL);
+					sg_diags_add(
+					    l->d, NULL, 0, 0,
+					    "role \"%s\": %s.%s in %s mode "
+					    "is bound by more than %d limits or %d windows; "
+					    "merge rules",
+					    role->name, l->cat->v[c]->name, op->name,
+					    sg_mode_name((enum sg_mode)m), SG_RULE_MAX_PER_CALL,
+					    SG_VERDICT_CELLS);
 				if (rc == -1)
 					return -1;
 			}

@@ -31,7 +31,7 @@ struct sg_adaptive_config {
 };
 
 struct sg_adaptive {
-	char name[64];
+	char name[65];        /* a connector name: up to 64 characters */
 	pthread_mutex_t lock; /* guards the fields below it */
 	struct sg_adaptive_config cfg;
 	double limit;

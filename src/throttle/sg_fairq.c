@@ -103,8 +103,8 @@ retire(struct sg_fairq *q, struct tenant_queue *t)
 	free(t);
 }
 
-int
-sg_fairq_push(struct sg_fairq *q, struct sg_fairq_item *it)
+static int
+push(struct sg_fairq *q, struct sg_fairq_item *it, bool front)
 {
 	struct tenant_queue **p = slot_of(q, it->tenant);
 	struct tenant_queue *t = *p;
@@ -118,14 +118,31 @@ sg_fairq_push(struct sg_fairq *q, struct sg_fairq_item *it)
 	if (t->len >= q->depth)
 		return -1;
 	it->next = NULL;
-	if (t->tail)
-		t->tail->next = it;
-	else
+	if (front && t->head) {
+		it->next = t->head;
 		t->head = it;
-	t->tail = it;
+	} else {
+		if (t->tail)
+			t->tail->next = it;
+		else
+			t->head = it;
+		t->tail = it;
+	}
 	t->len++;
 	q->len++;
 	return 0;
+}
+
+int
+sg_fairq_push(struct sg_fairq *q, struct sg_fairq_item *it)
+{
+	return push(q, it, false);
+}
+
+int
+sg_fairq_push_front(struct sg_fairq *q, struct sg_fairq_item *it)
+{
+	return push(q, it, true);
 }
 
 static struct sg_fairq_item *
@@ -163,8 +180,11 @@ visit(struct sg_fairq *q, struct tenant_queue *t, uint64_t now, const struct sg_
 	t->deficit += q->quantum;
 	while (t->head && t->head->ready_at <= now && t->head->cost <= t->deficit) {
 		struct sg_fairq_item *it = t->head;
-		if (!ops->try_admit(ops->ud, it, now))
+		if (!ops->try_admit(ops->ud, it, now)) {
+			t->deficit =
+			    0; /* refused by its limits, not short of turns: bank nothing */
 			return progress;
+		}
 		pop(q, t);
 		t->deficit -= it->cost;
 		progress = true;

@@ -44,6 +44,8 @@ void sg_fairq_free(struct sg_fairq *q);
 
 /* Appends `it` to its tenant's queue; -1 when that queue is full or memory runs out. */
 int sg_fairq_push(struct sg_fairq *q, struct sg_fairq_item *it);
+/* Puts back at the head a call whose turn came but was refused again, keeping its place. */
+int sg_fairq_push_front(struct sg_fairq *q, struct sg_fairq_item *it);
 
 /*
  * Serves the queues at `now`: expires what is past its deadline and admits

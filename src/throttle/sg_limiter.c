@@ -125,7 +125,8 @@ share_of(const struct sg_limit *win, uint32_t div, struct sg_gcra_limit *buf)
 {
 	if (div <= 1)
 		return &win->gcra;
-	buf->emission_ns = win->gcra.emission_ns * div;
+	buf->emission_ns =
+	    win->gcra.emission_ns > UINT64_MAX / div ? UINT64_MAX : win->gcra.emission_ns * div;
 	buf->burst = win->gcra.burst / div ? win->gcra.burst / div : 1;
 	return buf;
 }
@@ -249,6 +250,12 @@ sg_limiter_take_scoped(const struct sg_limiter *lm, const struct sg_rule_list *r
 	if (!v->allowed)
 		refund_all(v, cost);
 	return 0;
+}
+
+void
+sg_limiter_refund(struct sg_verdict *v, uint32_t cost)
+{
+	refund_all(v, cost);
 }
 
 void

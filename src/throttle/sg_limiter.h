@@ -101,6 +101,12 @@ int sg_limiter_take_scoped(const struct sg_limiter *lm, const struct sg_rule_lis
 uint64_t sg_limiter_bucket(const struct sg_rule *r, unsigned window,
                            const struct sg_limiter_ids *ids);
 
+/*
+ * Gives back everything an admitted call took (windows and slots), right
+ * after the take: a later check refused it.  Safe to call twice.
+ */
+void sg_limiter_refund(struct sg_verdict *v, uint32_t cost);
+
 /* Frees the concurrency slots an admitted call holds.  Safe to call twice. */
 void sg_limiter_release(struct sg_verdict *v);
 

@@ -126,7 +126,9 @@ note_warning(const struct sg_budgets *b, struct sg_spend_hold *h, int i, int64_t
 	int64_t level = ln->limit / 100 * (int64_t)b->warn_pct;
 	if (ln->spent < level)
 		return;
-	if (h->warn < 0 || ln->spent * h->line[h->warn].limit > h->line[h->warn].spent * ln->limit)
+	/* Compared as fractions; 128 bits since limits reach 1e15 micro-units. */
+	if (h->warn < 0 || (__int128)ln->spent * h->line[h->warn].limit >
+	                       (__int128)h->line[h->warn].spent * ln->limit)
 		h->warn = i;
 	if (before < level)
 		h->crossed = true;
