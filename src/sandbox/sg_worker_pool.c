@@ -1,0 +1,153 @@
+/*
+ * worker pool: a fixed array of entries, filled from the front.  Removing
+ * moves the last entry into the hole, so entries are always dense and a
+ * scan stops at n.
+ */
+#include "sandbox/sg_worker_pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sg_worker_pool {
+	size_t n, max;
+	uint32_t max_runs;
+	struct sg_pool_worker w[]; /* max of them */
+};
+
+struct sg_worker_pool *
+sg_worker_pool_new(size_t max_workers, uint32_t max_runs)
+{
+	if (max_workers == 0 || max_runs == 0 ||
+	    max_workers >
+	        (SIZE_MAX - sizeof(struct sg_worker_pool)) / sizeof(struct sg_pool_worker))
+		return NULL;
+	struct sg_worker_pool *p =
+	    calloc(1, sizeof(*p) + max_workers * sizeof(struct sg_pool_worker));
+	if (p == NULL)
+		return NULL;
+	p->max = max_workers;
+	p->max_runs = max_runs;
+	return p;
+}
+
+void
+sg_worker_pool_free(struct sg_worker_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		close(p->w[i].fd);
+	free(p);
+}
+
+static struct sg_pool_worker *
+find(const struct sg_worker_pool *p, pid_t pid)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].pid == pid)
+			return (struct sg_pool_worker *)&p->w[i];
+	return NULL;
+}
+
+static bool
+valid_tenant(const char *tenant)
+{
+	size_t n = tenant ? strnlen(tenant, SG_POOL_TENANT_MAX + 1) : 0;
+	return n > 0 && n <= SG_POOL_TENANT_MAX;
+}
+
+/* Exact, whole-name match: "acme" never matches "acme2". */
+static bool
+same_tenant(const struct sg_pool_worker *w, const char *tenant)
+{
+	return strcmp(w->tenant, tenant) == 0;
+}
+
+static void
+drop(struct sg_worker_pool *p, struct sg_pool_worker *w)
+{
+	close(w->fd);
+	*w = p->w[--p->n];
+	memset(&p->w[p->n], 0, sizeof(p->w[p->n]));
+}
+
+int
+sg_worker_pool_add(struct sg_worker_pool *p, pid_t pid, int fd, const char *tenant)
+{
+	if (p->n == p->max || pid <= 0 || fd < 0 || !valid_tenant(tenant) || find(p, pid) != NULL)
+		return -1;
+	struct sg_pool_worker *w = &p->w[p->n++];
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->fd = fd;
+	memcpy(w->tenant, tenant, strlen(tenant) + 1);
+	w->state = SG_POOL_BUSY;
+	return 0;
+}
+
+const struct sg_pool_worker *
+sg_worker_pool_checkout(struct sg_worker_pool *p, const char *tenant)
+{
+	if (!valid_tenant(tenant))
+		return NULL;
+	for (size_t i = 0; i < p->n; i++) {
+		struct sg_pool_worker *w = &p->w[i];
+		if (w->state == SG_POOL_IDLE && same_tenant(w, tenant)) {
+			w->state = SG_POOL_BUSY;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+int
+sg_worker_pool_checkin(struct sg_worker_pool *p, pid_t pid, const char *tenant, bool counted)
+{
+	struct sg_pool_worker *w = find(p, pid);
+	if (w == NULL || w->state != SG_POOL_BUSY || !valid_tenant(tenant) ||
+	    !same_tenant(w, tenant))
+		return -1;
+	if (counted)
+		w->runs_done++;
+	if (w->runs_done >= p->max_runs) {
+		drop(p, w);
+		return SG_POOL_RETIRED;
+	}
+	w->state = SG_POOL_IDLE;
+	return SG_POOL_KEPT;
+}
+
+int
+sg_worker_pool_retire(struct sg_worker_pool *p, pid_t pid)
+{
+	struct sg_pool_worker *w = find(p, pid);
+	if (w == NULL)
+		return -1;
+	drop(p, w);
+	return 0;
+}
+
+const struct sg_pool_worker *
+sg_worker_pool_find(const struct sg_worker_pool *p, pid_t pid)
+{
+	return find(p, pid);
+}
+
+void
+sg_worker_pool_count(const struct sg_worker_pool *p, const char *tenant, size_t *idle, size_t *busy)
+{
+	*idle = *busy = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (tenant == NULL || same_tenant(&p->w[i], tenant))
+			++*(p->w[i].state == SG_POOL_IDLE ? idle : busy);
+}
+
+size_t
+sg_worker_pool_shortfall(const struct sg_worker_pool *p, const char *tenant, size_t want_idle)
+{
+	size_t idle, busy;
+	sg_worker_pool_count(p, tenant, &idle, &busy);
+	size_t need = want_idle > idle ? want_idle - idle : 0;
+	return need < p->max - p->n ? need : p->max - p->n;
+}
