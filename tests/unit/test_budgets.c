@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "../support/sg_testcatalog.h"
 #include "../support/sg_testdiag.h"
 
 #include "catalog/sg_catalog.h"
@@ -27,25 +28,6 @@ static const char roles[] = "kind: policy\nname: t\nroles:\n  dev:\n"
                             "    allow: [{ operations: [\"*\"], modes: [live] }]\n"
                             "    limits: { live: { rate: 10/s } }\n";
 
-/* The example crm connector alone: enough for a role to allow something. */
-static struct sg_catalog *
-crm_catalog(void)
-{
-	struct sg_diags d = {0};
-	FILE *f = fopen(SG_SOURCE_ROOT "/examples/connectors/crm.yaml", "rb");
-	assert_non_null(f);
-	char *text = calloc(1, 1 << 20);
-	assert_non_null(text);
-	size_t n = fread(text, 1, (1 << 20) - 1, f);
-	fclose(f);
-	struct sg_connector *c = sg_connector_parse("crm.yaml", text, n, 42, &d);
-	free(text);
-	assert_non_null(c);
-	struct sg_catalog *cat = sg_catalog_new(&c, 1);
-	assert_non_null(cat);
-	return cat;
-}
-
 static struct sg_policy *
 compile(struct sg_catalog *cat, const char *budgets, struct sg_diags *d)
 {
@@ -59,7 +41,8 @@ static void
 test_compile(void **state)
 {
 	(void)state;
-	struct sg_catalog *cat = crm_catalog();
+	struct sg_catalog *cat = sg_test_example_catalog();
+	assert_non_null(cat);
 	struct sg_diags d = {0};
 	struct sg_policy *p = compile(cat,
 	                              "budgets:\n  currency: EUR\n  ask: Ask Ann.\n"

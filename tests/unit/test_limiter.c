@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "../support/sg_testcatalog.h"
 #include "../support/sg_testdiag.h"
 
 #include "catalog/sg_catalog.h"
@@ -48,27 +49,9 @@ struct fx {
 static int
 setup(void **state)
 {
-	static const char *const names[] = {"crm", "mail", "calendar"};
-	struct sg_connector *v[3];
 	struct fx *f = calloc(1, sizeof(*f));
-	if (f == NULL)
-		return -1;
-	for (size_t i = 0; i < 3; i++) {
-		char path[512];
-		snprintf(path, sizeof(path), "%s/examples/connectors/%s.yaml", SG_SOURCE_ROOT,
-		         names[i]);
-		FILE *fp = fopen(path, "rb");
-		char *text = calloc(1, 1 << 20);
-		if (fp == NULL || text == NULL)
-			return -1;
-		size_t n = fread(text, 1, (1 << 20) - 1, fp);
-		fclose(fp);
-		v[i] = sg_connector_parse(path, text, n, 42, &f->d);
-		free(text);
-	}
-	if (f->d.n != 0 || (f->cat = sg_catalog_new(v, 3)) == NULL)
-		return -1;
-	if (sg_limiter_init(&f->lm, 4096) != 0)
+	if (f == NULL || (f->cat = sg_test_example_catalog()) == NULL ||
+	    sg_limiter_init(&f->lm, 4096) != 0)
 		return -1;
 	*state = f;
 	return 0;

@@ -12,38 +12,15 @@
 
 #include <cmocka.h>
 
+#include "../support/sg_testcatalog.h"
 #include "../support/sg_testdiag.h"
 
 #include "catalog/sg_template.h"
 
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	char *buf = calloc(1, 1 << 20);
-	assert_non_null(buf);
-	size_t n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static int
 setup(void **state)
 {
-	static const char *const names[] = {"crm", "mail", "calendar"};
-	struct sg_connector *v[3];
-	struct sg_diags d = {0};
-	for (size_t i = 0; i < 3; i++) {
-		char path[512];
-		snprintf(path, sizeof(path), "%s/examples/connectors/%s.yaml", SG_SOURCE_ROOT,
-		         names[i]);
-		char *text = slurp(path);
-		v[i] = sg_connector_parse(path, text, strlen(text), 42, &d);
-		free(text);
-	}
-	*state = d.n == 0 ? sg_catalog_new(v, 3) : NULL;
+	*state = sg_test_example_catalog();
 	return *state ? 0 : -1;
 }
 
@@ -74,8 +51,9 @@ static void
 test_example_template(void **state)
 {
 	struct sg_diags d = {0};
-	char *manifest = slurp(SG_SOURCE_ROOT "/examples/templates/onboard-contact/template.yaml");
-	char *lua = slurp(SG_SOURCE_ROOT "/examples/templates/onboard-contact/main.lua");
+	char *manifest =
+	    sg_test_slurp(SG_SOURCE_ROOT "/examples/templates/onboard-contact/template.yaml");
+	char *lua = sg_test_slurp(SG_SOURCE_ROOT "/examples/templates/onboard-contact/main.lua");
 	struct sg_template *t = parse(*state, manifest, lua, &d);
 	sg_diags_print(&d, stderr);
 	assert_non_null(t);
