@@ -37,24 +37,6 @@ dup_str(struct tload *l, struct fy_node *n, const char *what)
 	return s ? strdup(s) : NULL;
 }
 
-/* "32MiB", "512KiB" or "1GiB" → bytes; -1 when malformed. */
-static int
-parse_size(const char *s, uint64_t *out)
-{
-	static const struct {
-		const char *unit;
-		uint64_t mul;
-	} units[] = {{"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024ull * 1024 * 1024}};
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	for (size_t i = 0; end != s && s[0] >= '0' && s[0] <= '9' && i < COUNT(units); i++)
-		if (strcmp(end, units[i].unit) == 0 && v <= UINT64_MAX / units[i].mul) {
-			*out = v * units[i].mul;
-			return 0;
-		}
-	return -1;
-}
-
 static void
 duration_limit(struct tload *l, struct fy_node *lim, const char *key, uint32_t *out)
 {
@@ -87,7 +69,7 @@ parse_limits(struct tload *l, struct fy_node *lim)
 	duration_limit(l, lim, "cpu_time", &t->cpu_ms);
 	struct fy_node *n = sg_yaml_get(lim, "memory");
 	const char *s = n ? sg_yaml_str(l->d, l->file, n, "limits.memory") : NULL;
-	if (s && (parse_size(s, &t->memory_bytes) != 0 || t->memory_bytes < (1u << 20) ||
+	if (s && (sg_bytes_parse(s, &t->memory_bytes) != 0 || t->memory_bytes < (1u << 20) ||
 	          t->memory_bytes > (1ull << 30)))
 		sg_yaml_error(l->d, l->file, n,
 		              "limits.memory: expected a size from 1MiB to 1GiB "

@@ -17,6 +17,8 @@
 int sg_cli_serve(int argc, char **argv);
 int sg_cli_apply(int argc, char **argv);
 int sg_cli_keys(int argc, char **argv);
+int sg_cli_run(int argc, char **argv);
+int sg_cli_sandbox(int argc, char **argv);
 int sg_cli_version(int argc, char **argv);
 
 /* --data-dir, else $SANDGATE_DATA_DIR, else ./data. */

@@ -13,6 +13,8 @@
 #include "core/sg_config.h"
 #include "http/sg_server.h"
 #include "obs/sg_log.h"
+#include "runs/sg_runs.h"
+#include "sandbox/sg_sandbox.h"
 #include "store/sg_recorder.h"
 #include "throttle/sg_ratetable.h"
 
@@ -139,6 +141,7 @@ struct serve_state {
 	struct sg_gateway gw;
 	struct sg_store *store;
 	struct sg_server *server;
+	struct sg_sandbox *sandbox;
 	int pid_fd;
 	char pid_path[4096];
 };
@@ -163,6 +166,9 @@ prepare_store(struct serve_state *st, const struct serve_opts *o)
 		        cfg->data_dir);
 	return 0;
 }
+
+/* Run documents kept in memory for GET /v1/runs/{id}; older ones are read from the store. */
+#define RUNS_IN_MEMORY 2048
 
 /* Tenants with calls waiting at once; a counter at zero frees its slot. */
 #define WAITING_TENANTS 65536
@@ -196,6 +202,25 @@ restore_spend(struct serve_state *st)
 	return 0;
 }
 
+/*
+ * First of all: the zygote is forked while the process has one thread,
+ * no secret and no jansson object yet (see sg_zygote.h for why).
+ */
+static int
+start_sandbox(struct serve_state *st)
+{
+	char err[SG_CGROUP_WHY_MAX + 256];
+	if (!st->cfg.sandbox_enabled)
+		return 0;
+	st->sandbox = sg_sandbox_start(&st->cfg, err, sizeof(err));
+	if (st->sandbox == NULL)
+		return sg_cli_fail("%s; the gateway was not started (sandbox.enabled: false turns "
+		                   "template runs off)",
+		                   err),
+		       -1;
+	return 0;
+}
+
 static int
 start(struct serve_state *st)
 {
@@ -217,6 +242,11 @@ start(struct serve_state *st)
 	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
 	if (st->gw.recorder == NULL)
 		return sg_cli_fail("%s", err), -1;
+	if ((st->gw.runs = sg_runs_new(RUNS_IN_MEMORY, cfg->data_dir)) == NULL)
+		return sg_cli_fail("out of memory for the run registry"), -1;
+	st->gw.sandbox = st->sandbox;
+	if (st->sandbox && sg_sandbox_run_keeper(st->sandbox, err, sizeof(err)) != 0)
+		return sg_cli_fail("%s", err), -1;
 	st->server = sg_server_new(&st->gw, err, sizeof(err));
 	if (st->server == NULL)
 		return sg_cli_fail("%s", err), -1;
@@ -227,7 +257,9 @@ static void
 teardown(struct serve_state *st)
 {
 	sg_server_free(st->server);
+	sg_sandbox_stop(st->sandbox);      /* kills every worker with the zygote */
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
+	sg_runs_free(st->gw.runs);
 	sg_limiter_fini(&st->gw.limiter);
 	sg_spend_free(st->gw.spend);
 	sg_sessions_free(st->gw.sessions);
@@ -253,6 +285,10 @@ sg_cli_serve(int argc, char **argv)
 		return 2;
 	if (load_config(&st.cfg, &o) != 0)
 		return 1;
+	if (start_sandbox(&st) != 0) {
+		sg_config_free(&st.cfg);
+		return 1;
+	}
 	if (sg_keys_init() != 0)
 		return sg_cli_fail("cannot initialise libsodium");
 	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {

@@ -18,7 +18,7 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define DAY_MS 86400000LL
 
-enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST };
+enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES };
 
 struct field {
 	const char *section; /* NULL: top level */
@@ -31,6 +31,9 @@ struct field {
 
 static const char *const backends[] = {"local", "redis", NULL};
 static const char *const failure_modes[] = {"local", "deny", "allow", NULL};
+static const char *const cgroup_modes[] = {"strict", "best_effort", "off", NULL};
+
+#define GIB (1024LL * 1024 * 1024)
 
 #define OFF(m) offsetof(struct sg_config, m), NULL
 #define WORDS(m, w) offsetof(struct sg_config, m), w
@@ -60,13 +63,24 @@ static const struct field fields[] = {
     {"redis", "timeout", F_MS, 1, 60 * 1000, OFF(redis_timeout_ms)},
     {"redis", "failure_mode", F_ENUM, 0, 2, WORDS(redis_failure, failure_modes)},
     {"redis", "nodes", F_INT, 1, 1024, OFF(redis_nodes)},
+    {"sandbox", "enabled", F_BOOL, 0, 1, OFF(sandbox_enabled)},
+    {"sandbox", "max_workers", F_INT, 1, 4096, OFF(sandbox_max_workers)},
+    {"sandbox", "prefork", F_INT, 0, 64, OFF(sandbox_prefork)},
+    {"sandbox", "runs_per_worker", F_INT, 1, 1000000, OFF(sandbox_runs_per_worker)},
+    {"sandbox", "tenant_runs", F_INT, 1, 4096, OFF(sandbox_tenant_runs)},
+    {"sandbox", "cgroups", F_ENUM, 0, 2, WORDS(sandbox_cgroups, cgroup_modes)},
+    /* 0 sets no ceiling; 100 is one CPU's worth per period. */
+    {"sandbox", "tenant_cpu_percent", F_INT, 0, 25600, OFF(sandbox_tenant_cpu_pct)},
+    {"sandbox", "tenant_memory", F_BYTES, 0, 1024 * GIB, OFF(sandbox_tenant_memory)},
+    {"sandbox", "tenant_pids", F_INT, 0, 1000000, OFF(sandbox_tenant_pids)},
+    {"sandbox", "worker_memory", F_BYTES, 16 * 1024 * 1024, 64 * GIB, OFF(sandbox_worker_memory)},
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const top_keys[] = {
-    "listen", "threads", "data_dir", "limits",   "simulator",
-    "log",    "record",  "throttle", "shedding", "redis",
+    "listen", "threads",  "data_dir", "limits", "simulator", "log",
+    "record", "throttle", "shedding", "redis",  "sandbox",
 };
 
 void
@@ -98,6 +112,16 @@ sg_config_defaults(struct sg_config *c)
 	c->redis_timeout_ms = 50;
 	c->redis_failure = SG_REDIS_FAIL_LOCAL;
 	c->redis_nodes = 1;
+	c->sandbox_enabled = true;
+	c->sandbox_max_workers = 64;
+	c->sandbox_prefork = 1;
+	c->sandbox_runs_per_worker = 100;
+	c->sandbox_tenant_runs = 8;
+	c->sandbox_cgroups = SG_CGROUPS_STRICT;
+	c->sandbox_tenant_cpu_pct = 100;
+	c->sandbox_tenant_memory = 512ull * 1024 * 1024;
+	c->sandbox_tenant_pids = 64;
+	c->sandbox_worker_memory = 256ull * 1024 * 1024;
 }
 
 void
@@ -206,6 +230,9 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 	case F_ENUM:
 		*(int *)(void *)p = (int)v;
 		break;
+	case F_BYTES:
+		*(uint64_t *)(void *)p = (uint64_t)v;
+		break;
 	case F_HOST:
 		break; /* stored by parse_text_field */
 	}
@@ -237,12 +264,17 @@ parse_text_field(struct sg_config *c, const char *file, struct fy_node *n, const
 			*out = i;
 			return 0;
 		}
-	char h[96] = "";
+	char h[96] = "", use[128] = "";
 	const char *best = sg_did_you_mean(s, f->choices, (size_t)f->max + 1);
 	if (best)
 		snprintf(h, sizeof(h), " (did you mean \"%s\"?)", best);
-	sg_yaml_error(d, file, n, "%s: unknown \"%.40s\"%s; use %s", what, s, h,
-	              f->max == 1 ? "local or redis" : "local, deny or allow");
+	for (long long i = 0; i <= f->max; i++)
+		snprintf(use + strlen(use), sizeof(use) - strlen(use), "%s%s",
+		         i == 0        ? ""
+		         : i == f->max ? " or "
+		                       : ", ",
+		         f->choices[i]);
+	sg_yaml_error(d, file, n, "%s: unknown \"%.40s\"%s; use %s", what, s, h, use);
 	return -1;
 }
 
@@ -273,6 +305,32 @@ parse_duration_field(const char *file, struct fy_node *n, const char *what, cons
 	return 0;
 }
 
+/* "512MiB", "64KiB", "2GiB" or a plain number of bytes. */
+static int
+parse_bytes_field(const char *file, struct fy_node *n, const char *what, const struct field *f,
+                  long long *out, struct sg_diags *d)
+{
+	const char *s = sg_yaml_str(d, file, n, what);
+	uint64_t v;
+	if (s == NULL)
+		return -1;
+	if (sg_bytes_parse(s, &v) != 0) {
+		sg_yaml_error(d, file, n,
+		              "%s: expected a size such as 512MiB, 64KiB or 2GiB, got \"%.40s\"",
+		              what, s);
+		return -1;
+	}
+	if (v != 0 && (v < (uint64_t)f->min || v > (uint64_t)f->max)) {
+		sg_yaml_error(d, file, n,
+		              "%s: must be 0 (no ceiling) or from %lld MiB to %lld GiB, "
+		              "got \"%.40s\"",
+		              what, f->min >> 20, f->max >> 30, s);
+		return -1;
+	}
+	*out = (long long)v;
+	return 0;
+}
+
 static void
 parse_field(struct sg_config *c, const char *file, struct fy_node *n, const struct field *f,
             struct sg_diags *d)
@@ -290,6 +348,8 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 		rc = parse_duration_field(file, n, what, f, &v, d);
 	} else if (f->type == F_ENUM || f->type == F_HOST) {
 		rc = parse_text_field(c, file, n, what, f, &v, d);
+	} else if (f->type == F_BYTES) {
+		rc = parse_bytes_field(file, n, what, f, &v, d);
 	} else {
 		rc = sg_yaml_int(d, file, n, what, f->min, f->max, &v);
 	}
@@ -353,8 +413,8 @@ int
 sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
                 struct sg_diags *d)
 {
-	static const char *const sections[] = {"limits",   "simulator", "log",  "record",
-	                                       "throttle", "shedding",  "redis"};
+	static const char *const sections[] = {"limits",   "simulator", "log",   "record",
+	                                       "throttle", "shedding",  "redis", "sandbox"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)
@@ -414,6 +474,32 @@ sg_config_load(struct sg_config *c, const char *path, struct sg_diags *d)
 	int rc = sg_config_parse(c, path, buf, len, d);
 	free(buf);
 	return rc;
+}
+
+int
+sg_bytes_parse(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = {{"", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024ull * 1024 * 1024}};
+	uint64_t v = 0;
+	size_t i = 0;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+		if (strcmp(s + i, units[u].unit) == 0) {
+			if (v > UINT64_MAX / units[u].mul)
+				return -1;
+			*out = v * units[u].mul;
+			return 0;
+		}
+	return -1;
 }
 
 const char *

@@ -34,6 +34,17 @@
  *     max_in_flight: 4096    # governed calls at once, waiting ones included
  *     background_percent: 50 # background work is shed above this share
  *     normal_percent: 85     # normal work above this; critical keeps the rest
+ *   sandbox:                 # template runs (docs/sandbox.md)
+ *     enabled: true
+ *     max_workers: 64        # worker processes alive at once, all tenants
+ *     prefork: 1             # idle workers kept ready per tenant that runs templates
+ *     runs_per_worker: 100   # a worker is replaced after this many runs
+ *     tenant_runs: 8         # runs in progress per tenant; more get 429
+ *     cgroups: strict        # strict, best_effort or off
+ *     tenant_cpu_percent: 100  # per tenant, all its workers together; 0: none
+ *     tenant_memory: 512MiB
+ *     tenant_pids: 64
+ *     worker_memory: 256MiB  # address space of one worker (RLIMIT_AS)
  */
 #ifndef SG_CONFIG_H
 #define SG_CONFIG_H
@@ -47,6 +58,8 @@
 enum sg_throttle_backend { SG_BACKEND_LOCAL, SG_BACKEND_REDIS };
 /* What decides while Redis is unreachable. */
 enum sg_redis_failure { SG_REDIS_FAIL_LOCAL, SG_REDIS_FAIL_DENY, SG_REDIS_FAIL_ALLOW };
+/* What a tenant ceiling that cannot be applied does: stop the start, or be reported. */
+enum sg_cgroups_setting { SG_CGROUPS_STRICT, SG_CGROUPS_BEST_EFFORT, SG_CGROUPS_OFF };
 
 struct sg_config {
 	char listen_host[256];
@@ -74,6 +87,16 @@ struct sg_config {
 	uint32_t redis_timeout_ms;
 	int redis_failure; /* enum sg_redis_failure */
 	int redis_nodes;   /* gateways sharing Redis: a fallback's share is 1/nodes */
+	bool sandbox_enabled;
+	int sandbox_max_workers;
+	int sandbox_prefork;
+	int sandbox_runs_per_worker;
+	int sandbox_tenant_runs;
+	int sandbox_cgroups; /* enum sg_cgroups_setting */
+	int sandbox_tenant_cpu_pct;
+	uint64_t sandbox_tenant_memory;
+	int sandbox_tenant_pids;
+	uint64_t sandbox_worker_memory;
 };
 
 void sg_config_defaults(struct sg_config *c);
@@ -88,6 +111,8 @@ int sg_config_parse(struct sg_config *c, const char *file, const char *text, siz
                     struct sg_diags *d);
 void sg_config_free(struct sg_config *c);
 
+/* "512MiB", "64KiB", "2GiB" or plain bytes → bytes; -1 when malformed. */
+int sg_bytes_parse(const char *s, uint64_t *out);
 /* "local", "deny" or "allow". */
 const char *sg_config_failure_name(int failure_mode);
 

@@ -147,6 +147,48 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
     [SG_P_NOT_READY] = {"not_ready", 503, "The gateway is not ready", TYPE_BASE "not-ready",
                         "The gateway is starting or reloading. Try again in a few seconds.",
                         SG_DEC_ERROR},
+    [SG_P_TEMPLATE_NOT_FOUND] =
+        {"template_not_found", 404, "No such template", TYPE_BASE "template-not-found",
+         "Check the template name in the URL. GET /v1/catalog lists the templates you may run.",
+         SG_DEC_NOT_FOUND},
+    [SG_P_CAPABILITY_FORBIDDEN] =
+        {"capability_forbidden", 403, "Your role may not call everything this template calls",
+         TYPE_BASE "capability-forbidden",
+         "A template can only do what you may do yourself. Ask your platform admin to allow "
+         "the operation named in the detail for your role, or use another template.",
+         SG_DEC_DENIED},
+    [SG_P_RUNS_LIMITED] = {"runs_limited", 429, "Your team has too many runs in progress",
+                           IANA_TYPE "quota-exceeded",
+                           "Wait for a run to finish (the Retry-After header says how long to "
+                           "wait), then start this one again.",
+                           SG_DEC_THROTTLED},
+    [SG_P_RUN_UNKNOWN] = {"run_unknown", 404, "No such run", TYPE_BASE "run-unknown",
+                          "Check the run id: it is the \"id\" returned when the run started. "
+                          "Runs can only be read with a key of the team that started them.",
+                          SG_DEC_NOT_FOUND},
+    [SG_P_TEMPLATE_FAILED] = {"template_failed", 422, "The template run failed",
+                              TYPE_BASE "template-failed",
+                              "The run's error says what went wrong and on which line of "
+                              "main.lua. Fix the template or its input, then run it again.",
+                              SG_DEC_ALLOWED},
+    [SG_P_TEMPLATE_LIMIT] = {"template_limit", 422, "The template run hit one of its limits",
+                             TYPE_BASE "template-limit",
+                             "The run's stopped_by names the limit and its value. Make the "
+                             "template do less work per run, or ask the template's maker to "
+                             "raise that limit in template.yaml.",
+                             SG_DEC_ALLOWED},
+    [SG_P_SANDBOX_VIOLATION] = {"sandbox_violation", 422, "The sandbox stopped the template",
+                                TYPE_BASE "sandbox-violation",
+                                "The template's worker did something the sandbox forbids, or "
+                                "crashed. Nothing outside the sandbox was affected. Tell the "
+                                "template's maker, with the run id.",
+                                SG_DEC_ALLOWED},
+    [SG_P_SANDBOX_UNAVAILABLE] = {"sandbox_unavailable", 503, "Templates cannot run right now",
+                                  TYPE_BASE "sandbox-unavailable",
+                                  "The gateway cannot start a sandbox for this run. Try again "
+                                  "in a minute; if it persists, tell your platform admin (GET "
+                                  "/readyz shows the sandbox's state).",
+                                  SG_DEC_ERROR},
     [SG_P_INTERNAL] = {"internal", 500, "Something went wrong inside the gateway",
                        TYPE_BASE "internal",
                        "Try again. If it keeps happening, tell your platform admin and include the "

@@ -92,6 +92,11 @@ void sg_server_redis_free(struct sg_io_thread *t);
 /* /readyz: the throttle store's state. */
 json_t *sg_server_redis_check(const struct sg_server *s);
 
+/*
+ * Parks a call in the thread's fair queue (sg_req_io.enqueue for any
+ * transport); the queue wakes it through r->io->wake.  -1 when full.
+ */
+int sg_http_queue_push(struct sg_io_thread *t, struct sg_req *r);
 /* The thread's fair queue and its timer; -1 when out of memory. */
 int sg_http_queue_init(struct sg_io_thread *t, const struct sg_config *cfg);
 void sg_http_queue_free(struct sg_io_thread *t);
@@ -118,6 +123,9 @@ json_t *sg_http_session_json(const struct sg_req *r, struct sg_session *ss);
 /* Who the identified caller is: key id, tenant, user, role, mode, expiry. */
 json_t *sg_http_principal_json(const struct sg_req *r);
 void sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation);
+/* Template runs (sg_http_runs.c). */
+void sg_http_run_start(struct sg_http_ctx *c, const char *template_name);
+void sg_http_run_show(struct sg_http_ctx *c, const char *run_id);
 
 /* Identifies the caller for the read-only API; replies and returns -1 on failure. */
 int sg_http_identify_or_reply(struct sg_http_ctx *c, struct sg_req *r);

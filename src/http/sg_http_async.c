@@ -112,7 +112,7 @@ leave_queue(struct sg_req *r)
 	if (w != NULL)
 		atomic_fetch_sub_explicit(w, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&sg_throttle_stats.queue_depth, 1, memory_order_relaxed);
-	wake_now(r);
+	r->io->wake(r); /* an HTTP request, or a template's ctx.call */
 }
 
 static bool
@@ -150,10 +150,9 @@ on_queue_timer(evutil_socket_t fd, short what, void *arg)
 		queue_timer_at(t, next, now);
 }
 
-static int
-enqueue(struct sg_req *r)
+int
+sg_http_queue_push(struct sg_io_thread *t, struct sg_req *r)
 {
-	struct sg_io_thread *t = ctx_of(r)->t;
 	bool again = r->queue_state == SG_Q_ASK_AGAIN; /* keeps its place and deadline order */
 	if (t->fairq == NULL ||
 	    (again ? sg_fairq_push_front : sg_fairq_push)(t->fairq, &r->qitem) != 0)
@@ -168,6 +167,12 @@ enqueue(struct sg_req *r)
 	    t, r->qitem.ready_at < r->qitem.deadline ? r->qitem.ready_at : r->qitem.deadline,
 	    r->now_ns);
 	return 0;
+}
+
+static int
+enqueue(struct sg_req *r)
+{
+	return sg_http_queue_push(ctx_of(r)->t, r);
 }
 
 int

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "http/sg_http.h"
+#include "sandbox/sg_sandbox.h"
 
 void
 sg_http_healthz(struct sg_http_ctx *c)
@@ -36,8 +37,11 @@ sg_http_readyz(struct sg_http_ctx *c)
 	json_t *checks = json_pack("{s:{s:b}, s:o, s:{s:b}, s:o}", "store", "ok", store_ok,
 	                           "snapshot", snapshot_check(snap), "accepting", "ok", !draining,
 	                           "throttle_store", sg_server_redis_check(s));
-	json_t *body =
-	    json_pack("{s:s, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks);
+	/* A broken sandbox stops template runs only; connector calls go on. */
+	struct sg_sandbox *sb = s->gw->sandbox;
+	json_t *body = json_pack(
+	    "{s:s, s:o, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks, "sandbox",
+	    sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0));
 	sg_http_send_json(c, ready ? 200 : 503, body, "application/json");
 }
 

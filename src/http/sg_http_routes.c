@@ -31,6 +31,30 @@ sg_http_snapshot(struct sg_io_thread *t)
 }
 
 #define SESSION_PREFIX "/v1/sessions/"
+#define TEMPLATE_PREFIX "/v1/templates/"
+#define RUN_PREFIX "/v1/runs/"
+
+/* "/v1/templates/{name}/runs" → name; -1 when the shape is wrong. */
+static int
+template_run_path(const char *path, char *name, size_t n)
+{
+	const char *p = path + strlen(TEMPLATE_PREFIX);
+	const char *slash = strchr(p, '/');
+	if (slash == NULL || slash == p || strcmp(slash, "/runs") != 0 || (size_t)(slash - p) >= n)
+		return -1;
+	memcpy(name, p, (size_t)(slash - p));
+	name[slash - p] = '\0';
+	return 0;
+}
+
+/* Run ids are "run_" and hex; anything else cannot name a run. */
+static bool
+valid_run_id(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 4 && n < 40 && strncmp(s, "run_", 4) == 0 &&
+	       strspn(s + 4, "0123456789abcdef") == n - 4;
+}
 
 static bool
 valid_session_id(const char *s)
@@ -94,6 +118,14 @@ dispatch(struct sg_http_ctx *c)
 	           valid_session_id(p + strlen(SESSION_PREFIX))) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_session_show(c, p + strlen(SESSION_PREFIX));
+	} else if (strncmp(p, TEMPLATE_PREFIX, strlen(TEMPLATE_PREFIX)) == 0 &&
+	           template_run_path(p, conn, sizeof(conn)) == 0) {
+		if (method_is(c, EVHTTP_REQ_POST, "POST"))
+			sg_http_run_start(c, conn);
+	} else if (strncmp(p, RUN_PREFIX, strlen(RUN_PREFIX)) == 0 &&
+	           valid_run_id(p + strlen(RUN_PREFIX))) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_run_show(c, p + strlen(RUN_PREFIX));
 	} else if (strncmp(p, CONNECTOR_PREFIX, strlen(CONNECTOR_PREFIX)) == 0 &&
 	           split_connector_path(p, conn, sizeof(conn), op, sizeof(op)) == 0) {
 		if (method_is(c, EVHTTP_REQ_POST, "POST"))

@@ -12,6 +12,7 @@
 #define SG_PATH_H
 
 #include "path/sg_req.h"
+#include "schema/sg_schema.h"
 
 enum sg_step_rc sg_step_identify(struct sg_req *r);
 enum sg_step_rc sg_step_resolve(struct sg_req *r);
@@ -19,6 +20,13 @@ enum sg_step_rc sg_step_authorize(struct sg_req *r);
 enum sg_step_rc sg_step_validate(struct sg_req *r);
 enum sg_step_rc sg_step_throttle(struct sg_req *r);
 enum sg_step_rc sg_step_route(struct sg_req *r);
+
+/*
+ * The validate step's work against any schema: parses r->body into
+ * r->input (capped in size and depth) and checks it, refusing with the
+ * failing JSON Pointers.  Template runs use it for the template's input.
+ */
+enum sg_step_rc sg_validate_body(struct sg_req *r, const struct sg_schema *schema);
 
 /*
  * Runs the steps from r->next_step until one stops the request or all have

@@ -28,6 +28,8 @@ struct sg_recorder;
 struct sg_ratetable;
 struct sg_redis;
 struct sg_remote;
+struct sg_sandbox;
+struct sg_runs;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -39,7 +41,9 @@ struct sg_gateway {
 	struct sg_spend *spend;       /* money spent against budgets; NULL: budgets are off */
 	struct sg_sessions *sessions; /* NULL: sessions are off */
 	struct sg_ratetable
-	    *waiting; /* calls in tenant queues, by tenant hash; NULL: not counted */
+	    *waiting;               /* calls in tenant queues, by tenant hash; NULL: not counted */
+	struct sg_sandbox *sandbox; /* template runs; NULL: the sandbox is off */
+	struct sg_runs *runs;       /* runs GET /v1/runs/{id} can show */
 };
 
 enum sg_step_rc {

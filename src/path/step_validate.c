@@ -26,7 +26,7 @@ is_json_type(const char *ct)
 		return true;
 	/* application/<anything>+json, e.g. application/merge-patch+json */
 	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
-	    strncasecmp(ct + n - 5, "+json", 5) == 0;
+	       strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
 static enum sg_step_rc
@@ -38,15 +38,16 @@ parse_body(struct sg_req *r)
 		r->input = json_object();
 		return r->input ? SG_STEP_NEXT : SG_STEP_ERROR;
 	}
-	r->input = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	r->input =
+	    json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (r->input != NULL)
 		return SG_STEP_NEXT;
 	if (json_error_code(&jerr) == json_error_stack_overflow)
 		return sg_req_fail(r, SG_P_NESTED_TOO_DEEPLY,
-		    "the body nests objects and arrays more than %d levels deep",
-		    r->gw->config->max_json_depth);
-	return sg_req_fail(r, SG_P_MALFORMED_JSON, "line %d, column %d: %s", jerr.line,
-	    jerr.column, jerr.text);
+		                   "the body nests objects and arrays more than %d levels deep",
+		                   r->gw->config->max_json_depth);
+	return sg_req_fail(r, SG_P_MALFORMED_JSON, "line %d, column %d: %s", jerr.line, jerr.column,
+	                   jerr.text);
 }
 
 static enum sg_step_rc
@@ -55,35 +56,43 @@ report_errors(struct sg_req *r, const struct sg_schema_error *errs, size_t n)
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list, json_pack("{s:s, s:s}", "pointer", errs[i].pointer,
-		    "message", errs[i].message));
+		                                      "message", errs[i].message));
 	r->problem_ext = json_pack("{s:o}", "errors", list);
 	const char *where = errs[0].pointer[0] ? errs[0].pointer : "the body";
 	if (n == 1)
 		return sg_req_fail(r, SG_P_INVALID_INPUT, "%s %s", where, errs[0].message);
 	return sg_req_fail(r, SG_P_INVALID_INPUT, "%s %s (and %zu more problem%s)", where,
-	    errs[0].message, n - 1, n == 2 ? "" : "s");
+	                   errs[0].message, n - 1, n == 2 ? "" : "s");
 }
 
 enum sg_step_rc
 sg_step_validate(struct sg_req *r)
+{
+	return sg_validate_body(r, r->op->input);
+}
+
+enum sg_step_rc
+sg_validate_body(struct sg_req *r, const struct sg_schema *schema)
 {
 	struct sg_schema_error errs[MAX_REPORTED_ERRORS];
 	size_t n = 0;
 	int max_depth = r->gw->config->max_json_depth;
 
 	if (r->body_len > r->gw->config->max_body_bytes)
-		return sg_req_fail(r, SG_P_BODY_TOO_LARGE, "the body is %zu bytes; the limit is %zu",
-		    r->body_len, r->gw->config->max_body_bytes);
+		return sg_req_fail(r, SG_P_BODY_TOO_LARGE,
+		                   "the body is %zu bytes; the limit is %zu", r->body_len,
+		                   r->gw->config->max_body_bytes);
 	if (r->body_len > 0 && !is_json_type(r->content_type))
 		return sg_req_fail(r, SG_P_UNSUPPORTED_MEDIA_TYPE, "the body was sent as %.80s",
-		    r->content_type);
+		                   r->content_type);
 	enum sg_step_rc rc = parse_body(r);
 	if (rc != SG_STEP_NEXT)
 		return rc;
 	if (sg_json_depth(r->input, max_depth + 1) > max_depth)
 		return sg_req_fail(r, SG_P_NESTED_TOO_DEEPLY,
-		    "the body nests objects and arrays more than %d levels deep", max_depth);
-	if (sg_schema_validate(r->op->input, r->input, errs, MAX_REPORTED_ERRORS, &n) == 0)
+		                   "the body nests objects and arrays more than %d levels deep",
+		                   max_depth);
+	if (sg_schema_validate(schema, r->input, errs, MAX_REPORTED_ERRORS, &n) == 0)
 		return SG_STEP_NEXT;
 	if (n == 0) /* defensive: the validator always explains a refusal */
 		return sg_req_fail(r, SG_P_INVALID_INPUT, "the input does not match the schema");

@@ -102,6 +102,12 @@ sg_frame_decoder_new(enum sg_frame_peer peer, size_t cap)
 }
 
 void
+sg_frame_decoder_skip_ready(struct sg_frame_decoder *d)
+{
+	d->ready_seen = true;
+}
+
+void
 sg_frame_decoder_free(struct sg_frame_decoder *d)
 {
 	if (d == NULL)

@@ -192,6 +192,12 @@ struct sg_frame_decoder;
  */
 struct sg_frame_decoder *sg_frame_decoder_new(enum sg_frame_peer peer, size_t cap);
 void sg_frame_decoder_free(struct sg_frame_decoder *d);
+/*
+ * For a worker whose READY an earlier decoder read (the gateway reads it
+ * when the worker is made, and takes a fresh decoder for each run): a
+ * second READY is then refused like any other.
+ */
+void sg_frame_decoder_skip_ready(struct sg_frame_decoder *d);
 
 /*
  * Feeds up to `len` bytes, stopping right after the first complete message.

@@ -256,12 +256,25 @@ send_done(struct worker *w, const char *run_id, const struct sg_lua_outcome *o)
 
 /* ---- the loop ---- */
 
+/* The test faults of sg_worker_opts: what a worker broken into would do. */
 static void
-serve_run(struct worker *w)
+test_fault(const struct sg_worker_opts *o, const char *template_name)
+{
+	if (o->test_fault_seccomp && strcmp(o->test_fault_seccomp, template_name) == 0)
+		(void)!socket(AF_INET, SOCK_STREAM, 0); /* the filter kills the process here */
+	if (o->test_fault_fork && strcmp(o->test_fault_fork, template_name) == 0)
+		(void)!fork(); /* clone is not on the allowlist either */
+	if (o->test_fault_crash && strcmp(o->test_fault_crash, template_name) == 0)
+		__builtin_trap();
+}
+
+static void
+serve_run(struct worker *w, const struct sg_worker_opts *o)
 {
 	struct sg_frame_msg m;
 	read_frame(w, SG_FRAME_RUN, &m);
 	const struct sg_frame_run *run = &m.run;
+	test_fault(o, run->template_name);
 	const struct sg_lua_limits lim = {
 	    .instructions = run->limits.instructions,
 	    .memory_bytes = (size_t)run->limits.memory_bytes,
@@ -307,7 +320,7 @@ sg_worker_main(int fd, const struct sg_worker_opts *o)
 	if (send_frame(&w, &ready, err, sizeof(err)) == -1)
 		return SG_WORKER_EXIT_PROTOCOL; /* defensive: READY is always valid */
 	for (uint32_t runs = 0; runs < o->max_runs; runs++)
-		serve_run(&w);
+		serve_run(&w, o);
 	/* Freed for tidiness only: the process ends here. */
 	sg_frame_decoder_free(w.dec);
 	return SG_WORKER_EXIT_DONE;

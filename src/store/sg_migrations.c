@@ -23,6 +23,12 @@ const char *const sg_migrations[] = {
     "CREATE INDEX decisions_ts ON decisions (ts_us);",
     /* 2: calls made in a session are grouped by it in the audit. */
     "ALTER TABLE decisions ADD COLUMN session_id TEXT;",
+    /* 3: finished template runs, with the document GET /v1/runs/{id} shows. */
+    "CREATE TABLE runs ("
+    "  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user TEXT NOT NULL, template TEXT NOT NULL,"
+    "  status TEXT NOT NULL, trace_id TEXT, started_us INTEGER NOT NULL,"
+    "  ended_us INTEGER NOT NULL, doc TEXT NOT NULL);"
+    "CREATE INDEX runs_started ON runs (started_us);",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

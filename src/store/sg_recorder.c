@@ -15,6 +15,8 @@
 #include <time.h>
 
 #define BATCH 256
+/* Finished runs waiting to be written; each holds its document. */
+#define RUNS_MAX 1024
 /* How long queued decisions may wait for a fuller batch. */
 #define DEFAULT_LINGER_MS 20
 
@@ -30,6 +32,9 @@ struct sg_recorder {
 	_Atomic uint64_t dropped;
 	_Atomic uint64_t written;
 	struct sg_decision batch[BATCH]; /* the writer's private copy, used outside the lock */
+	struct sg_run_row *runs;         /* under `lock`: RUNS_MAX rows, n_runs in use */
+	size_t n_runs;
+	struct sg_run_row run_batch[RUNS_MAX]; /* the writer's copy */
 };
 
 /* Takes up to BATCH items out of the ring; called with the lock held. */
@@ -54,11 +59,36 @@ write_batch(struct sg_recorder *r, size_t n, bool *failing)
 	}
 	/* Log once per run of failures: a sick disk must not also flood the log. */
 	if (!*failing)
-		fprintf(stderr, "{\"level\":\"error\",\"msg\":\"%s: cannot write decisions to the "
-				"store; dropping them until it recovers\"}\n",
-		    __func__);
+		fprintf(stderr,
+		        "{\"level\":\"error\",\"msg\":\"%s: cannot write decisions to the "
+		        "store; dropping them until it recovers\"}\n",
+		        __func__);
 	*failing = true;
 	atomic_fetch_add(&r->dropped, n);
+}
+
+/* Takes every queued run; called with the lock held. */
+static size_t
+take_runs(struct sg_recorder *r)
+{
+	size_t n = r->n_runs;
+	memcpy(r->run_batch, r->runs, n * sizeof(*r->runs));
+	r->n_runs = 0;
+	return n;
+}
+
+static void
+write_runs(struct sg_recorder *r, size_t n)
+{
+	if (n > 0 && sg_store_put_runs(r->store, r->run_batch, n) != 0) {
+		fprintf(stderr,
+		        "{\"level\":\"error\",\"msg\":\"cannot write %zu template runs to "
+		        "the store; they stay readable until the gateway restarts\"}\n",
+		        n);
+		atomic_fetch_add(&r->dropped, n);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(r->run_batch[i].doc);
 }
 
 /* Sleeps until woken or the linger time passes; called with the lock held. */
@@ -89,17 +119,19 @@ writer_main(void *arg)
 		 * Queued rows wait at most the linger time (20 ms by default).
 		 */
 		while (r->len < BATCH && r->len < r->cap && !r->stopping)
-			if (idle_wait(r) == ETIMEDOUT && r->len > 0)
+			if (idle_wait(r) == ETIMEDOUT && (r->len > 0 || r->n_runs > 0))
 				break;
 		/* Stop only once empty: everything pushed before stop is written. */
-		if (r->len == 0) {
+		if (r->len == 0 && r->n_runs == 0) {
 			if (r->stopping)
 				break;
 			continue;
 		}
-		size_t n = take_batch(r);
+		size_t n = take_batch(r), runs = take_runs(r);
 		pthread_mutex_unlock(&r->lock);
-		write_batch(r, n, &failing);
+		if (n > 0)
+			write_batch(r, n, &failing);
+		write_runs(r, runs);
 		pthread_mutex_lock(&r->lock);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -114,7 +146,9 @@ init_sync(struct sg_recorder *r)
 	if (pthread_condattr_init(&ca) != 0)
 		return -1;
 	int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-	    pthread_cond_init(&r->wake, &ca) == 0 ? 0 : -1;
+	                 pthread_cond_init(&r->wake, &ca) == 0
+	             ? 0
+	             : -1;
 	pthread_condattr_destroy(&ca);
 	if (rc != 0)
 		return -1;
@@ -129,6 +163,7 @@ static void
 free_recorder(struct sg_recorder *r)
 {
 	sg_store_close(r->store);
+	free(r->runs);
 	free(r->ring);
 	free(r);
 }
@@ -142,8 +177,11 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 		return NULL;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->ring = calloc(capacity, sizeof(*r->ring))) == NULL) {
+	    (r->ring = calloc(capacity, sizeof(*r->ring))) == NULL ||
+	    (r->runs = calloc(RUNS_MAX, sizeof(*r->runs))) == NULL) {
 		snprintf(err, errlen, "cannot allocate a record queue of %zu decisions", capacity);
+		if (r)
+			free(r->ring);
 		free(r);
 		return NULL;
 	}
@@ -185,6 +223,21 @@ sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 	 */
 	if (r->len == BATCH || r->len == r->cap)
 		pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int
+sg_recorder_push_run(struct sg_recorder *r, struct sg_run_row *row)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->n_runs == RUNS_MAX || r->stopping) {
+		pthread_mutex_unlock(&r->lock);
+		atomic_fetch_add(&r->dropped, 1);
+		return -1;
+	}
+	r->runs[r->n_runs++] = *row;
+	row->doc = NULL;
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }

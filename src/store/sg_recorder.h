@@ -15,12 +15,17 @@ struct sg_recorder;
 
 /* Opens its own store connection on `data_dir` and starts the thread. */
 struct sg_recorder *sg_recorder_start(const char *data_dir, size_t capacity, char *err,
-    size_t errlen);
+                                      size_t errlen);
 /*
  * Copies `d` into the queue.  Never blocks for long: returns -1 when the
  * queue is full (the caller counts the drop).
  */
 int sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d);
+/*
+ * Queues a finished template run; takes row->doc (set to NULL) on success.
+ * -1 when 1024 runs are already waiting (the caller keeps the row).
+ */
+int sg_recorder_push_run(struct sg_recorder *r, struct sg_run_row *row);
 /* Writes out everything queued, stops the thread and frees. NULL is a no-op. */
 void sg_recorder_stop(struct sg_recorder *r);
 

@@ -4,6 +4,7 @@
  * are sentences for a person: SQL text stays in this file.
  */
 #include "store/sg_store.h"
+#include "store/sg_store_db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +76,12 @@ struct sg_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 };
+
+sqlite3 *
+sg_store_db(struct sg_store *s)
+{
+	return s->db;
+}
 
 static void say(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -113,4 +113,25 @@ int sg_store_spend_since(struct sg_store *s, int64_t since_us,
 /* Counts decisions, optionally only those with `decision` (NULL = all). */
 int sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *count);
 
+/* ---- template runs (sg_store_runs.c) ---- */
+
+struct sg_run_row {
+	char id[40];
+	char tenant[65];
+	char user[65];
+	char template_name[129];
+	char status[16];
+	char trace_id[33];
+	int64_t started_us, ended_us;
+	char *doc; /* the run document, JSON text; owned by whoever holds the row */
+};
+
+/* Inserts (or replaces) finished runs in one transaction. */
+int sg_store_put_runs(struct sg_store *s, const struct sg_run_row *rows, size_t n);
+/*
+ * The document of run `id` when it belongs to `tenant`: 0 with *doc
+ * (malloc'd), 1 when there is none, -1 on a store error.
+ */
+int sg_store_get_run(struct sg_store *s, const char *id, const char *tenant, char **doc);
+
 #endif

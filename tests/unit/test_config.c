@@ -544,6 +544,42 @@ test_yaml_to_json(void **state)
 }
 
 static void
+test_sandbox_settings(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	assert_int_equal(parse(&c, "", &d), 0);
+	assert_true(c.sandbox_enabled);
+	assert_int_equal(c.sandbox_cgroups, SG_CGROUPS_STRICT);
+	static const char good[] = "sandbox:\n  cgroups: best_effort\n  tenant_memory: 64MiB\n"
+	                           "  worker_memory: 1GiB\n  tenant_cpu_percent: 0\n"
+	                           "  prefork: 0\n  tenant_runs: 2\n";
+	assert_int_equal(parse(&c, good, &d), 0);
+	assert_int_equal(c.sandbox_cgroups, SG_CGROUPS_BEST_EFFORT);
+	assert_int_equal(c.sandbox_tenant_memory, 64ull << 20);
+	assert_int_equal(c.sandbox_worker_memory, 1ull << 30);
+	assert_int_equal(c.sandbox_tenant_cpu_pct, 0);
+	assert_int_equal(c.sandbox_prefork, 0);
+	assert_int_equal(c.sandbox_tenant_runs, 2);
+	static const char bad[] = "sandbox:\n  cgroups: strickt\n  tenant_memory: 64MB\n"
+	                          "  worker_memory: 1MiB\n";
+	assert_int_equal(parse(&c, bad, &d), -1);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:2:12: sandbox.cgroups: unknown \"strickt\" (did you mean "
+	                    "\"strict\"?); use strict, best_effort or off");
+	assert_string_equal(diag_at(&d, 1),
+	                    "t.yaml:3:18: sandbox.tenant_memory: expected a size such as 512MiB, "
+	                    "64KiB or 2GiB, got \"64MB\"");
+	assert_string_equal(diag_at(&d, 2),
+	                    "t.yaml:4:18: sandbox.worker_memory: must be 0 (no ceiling) or from 16 "
+	                    "MiB to 64 GiB, got \"1MiB\"");
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
+static void
 test_load_example_file(void **state)
 {
 	(void)state;
@@ -569,6 +605,12 @@ test_load_example_file(void **state)
 	assert_int_equal(c.log_requests, def.log_requests);
 	assert_int_equal(c.record_queue, def.record_queue);
 	assert_int_equal(c.throttle_cells, def.throttle_cells);
+	assert_int_equal(c.sandbox_enabled, def.sandbox_enabled);
+	assert_int_equal(c.sandbox_cgroups, def.sandbox_cgroups);
+	assert_int_equal(c.sandbox_tenant_memory, def.sandbox_tenant_memory);
+	assert_int_equal(c.sandbox_worker_memory, def.sandbox_worker_memory);
+	assert_int_equal(c.sandbox_tenant_cpu_pct, def.sandbox_tenant_cpu_pct);
+	assert_int_equal(c.sandbox_prefork, def.sandbox_prefork);
 	sg_config_free(&def);
 
 	assert_int_equal(sg_config_load(&c, SG_SOURCE_ROOT "/no/such/file.yaml", &d), -1);
@@ -599,6 +641,7 @@ main(void)
 	    cmocka_unit_test(test_queue_and_shedding),
 	    cmocka_unit_test(test_redis_settings),
 	    cmocka_unit_test(test_yaml_to_json),
+	    cmocka_unit_test(test_sandbox_settings),
 	    cmocka_unit_test(test_load_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

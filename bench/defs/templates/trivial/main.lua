@@ -1,0 +1,1 @@
+function run(input, ctx) return 1 end

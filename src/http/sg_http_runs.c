@@ -1,0 +1,226 @@
+/*
+ * Template runs over HTTP: POST /v1/templates/{name}/runs starts one,
+ * GET /v1/runs/{id} shows one.  The caller is identified like any API
+ * call; the template must exist, the caller's role must be allowed every
+ * operation the template declares, and the input must match its schema,
+ * all before a worker is taken.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/sg_run_exec.h"
+#include "obs/sg_log.h"
+#include "path/sg_path.h"
+#include "runs/sg_runs.h"
+
+/* "run_" + 12 hex digits of milliseconds + 16 random: ordered by start, not guessable. */
+static void
+new_run_id(char *out, size_t n, int64_t now_us)
+{
+	uint8_t rnd[8];
+	randombytes_buf(rnd, sizeof(rnd));
+	snprintf(out, n, "run_%012llx%02x%02x%02x%02x%02x%02x%02x%02x",
+	         (unsigned long long)(now_us / 1000) & 0xffffffffffffull, rnd[0], rnd[1], rnd[2],
+	         rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+}
+
+static bool
+wants_no_wait(struct sg_http_ctx *c)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(c->req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq args;
+	bool no_wait = false;
+	if (q == NULL || evhttp_parse_query_str(q, &args) != 0)
+		return false;
+	const char *w = evhttp_find_header(&args, "wait");
+	no_wait = w != NULL && strcmp(w, "false") == 0;
+	evhttp_clear_headers(&args);
+	return no_wait;
+}
+
+/* ---- checks before a worker is taken ---- */
+
+/* The caller's role must be allowed every declared operation: a template adds no power. */
+static bool
+role_covers(struct sg_http_ctx *c, const struct sg_req *r, const struct sg_template *tpl)
+{
+	const struct sg_role *role = r->principal.role;
+	enum sg_mode m = r->principal.mode;
+	for (size_t i = 0; i < tpl->n_caps; i++) {
+		const uint8_t *allowed = role->allowed[m];
+		if (role->mode_allowed[m] && allowed != NULL && allowed[tpl->ops[i]->index])
+			continue;
+		char detail[400];
+		snprintf(detail, sizeof(detail),
+		         "the template calls %s, which your role (%s) may not call in %s mode",
+		         tpl->capabilities[i], role->name, sg_mode_name(m));
+		sg_http_send_problem(c, SG_P_CAPABILITY_FORBIDDEN, detail);
+		return false;
+	}
+	return true;
+}
+
+static void
+send_req_problem(struct sg_http_ctx *c, struct sg_req *r)
+{
+	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+}
+
+/* ---- answering ---- */
+
+static void
+answer_sync(struct sg_run_exec *x, void *arg)
+{
+	struct sg_http_ctx *c = arg;
+	json_t *doc = sg_run_doc_json(&x->doc);
+	if (doc == NULL) {
+		sg_http_send_problem(c, SG_P_INTERNAL, "the run's result could not be rendered");
+	} else if (x->doc.status == SG_RUN_SUCCEEDED) {
+		sg_http_send_json(c, 200, doc, "application/json");
+	} else {
+		const struct sg_problem_def *p = sg_problem_def(x->doc.problem);
+		json_t *ext = json_pack("{s:s, s:o}", "run_id", x->doc.id, "run", doc);
+		sg_http_send_json(
+		    c, p->status,
+		    sg_problem_body(p, x->doc.message, c->trace.trace_id, c->path, ext),
+		    "application/problem+json");
+	}
+	c->is_suspended = false;
+	sg_http_done(c);
+}
+
+static void
+answer_accepted(struct sg_http_ctx *c, const char *id)
+{
+	char self[96];
+	snprintf(self, sizeof(self), "/v1/runs/%s", id);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", self);
+	sg_http_send_json(
+	    c, 202,
+	    json_pack("{s:s, s:s, s:{s:s}}", "id", id, "status", "running", "links", "self", self),
+	    "application/json");
+}
+
+/* ---- the run ---- */
+
+static struct sg_run_exec *
+new_exec(struct sg_http_ctx *c, struct sg_req *r, const struct sg_template *tpl)
+{
+	struct sg_run_exec *x = calloc(1, sizeof(*x));
+	if (x == NULL || sg_run_doc_init(&x->doc) != 0 ||
+	    (x->authorization = strdup(r->authorization)) == NULL) {
+		if (x)
+			sg_run_doc_clear(&x->doc);
+		free(x);
+		return NULL;
+	}
+	x->t = c->t;
+	x->gw = r->gw;
+	x->snap = r->snap;
+	sg_snapshot_ref(x->snap);
+	x->tpl = tpl;
+	const struct sg_key_entry *k = r->principal.key;
+	struct sg_run_doc *d = &x->doc;
+	new_run_id(d->id, sizeof(d->id), (int64_t)r->wall_s * 1000000);
+	snprintf(d->template_name, sizeof(d->template_name), "%s", tpl->name);
+	snprintf(d->version, sizeof(d->version), "%s", tpl->version);
+	snprintf(d->tenant, sizeof(d->tenant), "%s", k->tenant);
+	snprintf(d->user, sizeof(d->user), "%s", k->user);
+	snprintf(d->mode, sizeof(d->mode), "%s", sg_mode_name(r->principal.mode));
+	d->trace = c->trace;
+	return x;
+}
+
+static void
+start_run(struct sg_http_ctx *c, struct sg_req *r, const struct sg_template *tpl)
+{
+	char err[512];
+	bool no_wait = wants_no_wait(c);
+	struct sg_run_exec *x = new_exec(c, r, tpl);
+	if (x == NULL) {
+		sg_http_send_problem(c, SG_P_INTERNAL, "out of memory for a run");
+		return;
+	}
+	char id[40];
+	snprintf(id, sizeof(id), "%s", x->doc.id);
+	if (!no_wait) {
+		x->on_done = answer_sync;
+		x->on_done_arg = c;
+		c->is_suspended = true; /* answered by answer_sync */
+	}
+	enum sg_sandbox_acquire got = sg_run_exec_start(x, r->input, err, sizeof(err));
+	if (got == SG_SANDBOX_GOT) {
+		if (no_wait)
+			answer_accepted(c, id);
+		return;
+	}
+	c->is_suspended = false;
+	sg_snapshot_unref(x->snap);
+	sg_run_doc_clear(&x->doc);
+	free(x->authorization);
+	free(x);
+	if (got == SG_SANDBOX_BUSY) {
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
+		sg_http_send_problem(c, SG_P_RUNS_LIMITED,
+		                     "your team already has the most runs in progress at once");
+		return;
+	}
+	sg_log(SG_LOG_WARN, NULL, "sandbox: cannot run a template: %s", err);
+	sg_http_send_problem(c, SG_P_SANDBOX_UNAVAILABLE, "no sandbox worker could be started");
+}
+
+void
+sg_http_run_start(struct sg_http_ctx *c, const char *name)
+{
+	struct sg_req *r = &c->req_state;
+	struct sg_gateway *gw = c->t->server->gw;
+	if (gw->sandbox == NULL) {
+		sg_http_send_problem(c, SG_P_SANDBOX_UNAVAILABLE,
+		                     "templates are turned off on this gateway (sandbox.enabled)");
+		return;
+	}
+	if (sg_http_identify_or_reply(c, r) != 0)
+		return;
+	const struct sg_template *tpl = sg_defs_template(r->snap->defs, name);
+	if (tpl == NULL) {
+		char detail[200];
+		snprintf(detail, sizeof(detail), "there is no template named \"%.100s\"", name);
+		sg_http_send_problem(c, SG_P_TEMPLATE_NOT_FOUND, detail);
+		return;
+	}
+	if (!role_covers(c, r, tpl))
+		return;
+	struct evbuffer *buf = evhttp_request_get_input_buffer(c->req);
+	r->body_len = evbuffer_get_length(buf);
+	r->body = r->body_len ? (const char *)evbuffer_pullup(buf, -1) : "";
+	r->content_type =
+	    evhttp_find_header(evhttp_request_get_input_headers(c->req), "Content-Type");
+	if (sg_validate_body(r, tpl->input) != SG_STEP_NEXT) {
+		send_req_problem(c, r);
+		return;
+	}
+	start_run(c, r, tpl);
+}
+
+void
+sg_http_run_show(struct sg_http_ctx *c, const char *id)
+{
+	struct sg_req *r = &c->req_state;
+	if (sg_http_identify_or_reply(c, r) != 0)
+		return;
+	struct sg_gateway *gw = c->t->server->gw;
+	char *doc = gw->runs ? sg_runs_get(gw->runs, id, r->principal.key->tenant) : NULL;
+	if (doc == NULL) {
+		sg_http_send_problem(c, SG_P_RUN_UNKNOWN,
+		                     "there is no run with this id for your team");
+		return;
+	}
+	sg_http_send_text(c, 200, doc, strlen(doc), "application/json");
+	free(doc);
+}

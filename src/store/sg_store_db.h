@@ -1,0 +1,11 @@
+/* For the store's own files only: the connection behind a struct sg_store. */
+#ifndef SG_STORE_DB_H
+#define SG_STORE_DB_H
+
+#include <sqlite3.h>
+
+#include "store/sg_store.h"
+
+sqlite3 *sg_store_db(struct sg_store *s);
+
+#endif
