@@ -18,7 +18,7 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define DAY_MS 86400000LL
 
-enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES };
+enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE };
 
 struct field {
 	const char *section; /* NULL: top level */
@@ -73,6 +73,10 @@ static const struct field fields[] = {
     {"sandbox", "tenant_cpu_percent", F_INT, 0, 25600, OFF(sandbox_tenant_cpu_pct)},
     {"sandbox", "tenant_memory", F_BYTES, 0, 1024 * GIB, OFF(sandbox_tenant_memory)},
     {"sandbox", "tenant_pids", F_INT, 0, 1000000, OFF(sandbox_tenant_pids)},
+    /* Block I/O per tenant on one device ("MAJOR:MINOR", as lsblk shows it); 0: none. */
+    {"sandbox", "tenant_io_device", F_DEVICE, 0, 0, OFF(sandbox_io_device)},
+    {"sandbox", "tenant_io_read_bps", F_BYTES, 4096, 1024 * GIB, OFF(sandbox_io_read_bps)},
+    {"sandbox", "tenant_io_write_bps", F_BYTES, 4096, 1024 * GIB, OFF(sandbox_io_write_bps)},
     {"sandbox", "worker_memory", F_BYTES, 16 * 1024 * 1024, 64 * GIB, OFF(sandbox_worker_memory)},
 };
 
@@ -234,7 +238,8 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 		*(uint64_t *)(void *)p = (uint64_t)v;
 		break;
 	case F_HOST:
-		break; /* stored by parse_text_field */
+	case F_DEVICE:
+		break; /* stored by their parsers */
 	}
 }
 
@@ -331,6 +336,28 @@ parse_bytes_field(const char *file, struct fy_node *n, const char *what, const s
 	return 0;
 }
 
+/* "8:0": a block device's major and minor numbers. */
+static int
+parse_device_field(struct sg_config *c, const char *file, struct fy_node *n, const char *what,
+                   const struct field *f, struct sg_diags *d)
+{
+	const char *s = sg_yaml_str(d, file, n, what);
+	unsigned major, minor;
+	char end;
+	if (s == NULL)
+		return -1;
+	if (strlen(s) >= sizeof(c->sandbox_io_device) ||
+	    sscanf(s, "%u:%u%c", &major, &minor, &end) != 2 || s[0] < '0' || s[0] > '9') {
+		sg_yaml_error(d, file, n,
+		              "%s: expected a block device as MAJOR:MINOR such as 8:0 (lsblk shows "
+		              "them), got \"%.40s\"",
+		              what, s);
+		return -1;
+	}
+	memcpy((char *)c + f->off, s, strlen(s) + 1);
+	return 0;
+}
+
 static void
 parse_field(struct sg_config *c, const char *file, struct fy_node *n, const struct field *f,
             struct sg_diags *d)
@@ -350,6 +377,8 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 		rc = parse_text_field(c, file, n, what, f, &v, d);
 	} else if (f->type == F_BYTES) {
 		rc = parse_bytes_field(file, n, what, f, &v, d);
+	} else if (f->type == F_DEVICE) {
+		rc = parse_device_field(c, file, n, what, f, d);
 	} else {
 		rc = sg_yaml_int(d, file, n, what, f->min, f->max, &v);
 	}
@@ -434,6 +463,12 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 			parse_section(&n, file, root, sections[i], d);
 	}
+	struct fy_node *sb = root != NULL ? sg_yaml_get(root, "sandbox") : NULL;
+	if (sb != NULL && (n.sandbox_io_read_bps || n.sandbox_io_write_bps) &&
+	    fy_node_is_mapping(sb) && sg_yaml_get(sb, "tenant_io_device") == NULL)
+		sg_yaml_error(d, file, sb,
+		              "sandbox: tenant_io_read_bps and tenant_io_write_bps need "
+		              "tenant_io_device, the disk they apply to (MAJOR:MINOR, e.g. 8:0)");
 	if (root != NULL && n.shed_background_pct > n.shed_normal_pct)
 		sg_yaml_error(d, file, sg_yaml_get(root, "shedding"),
 		              "shedding: background_percent (%d) is above normal_percent (%d); "

@@ -44,7 +44,8 @@
  *     tenant_cpu_percent: 100  # per tenant, all its workers together; 0: none
  *     tenant_memory: 512MiB
  *     tenant_pids: 64
- *     worker_memory: 256MiB  # address space of one worker (RLIMIT_AS)
+ *     tenant_io_device: "8:0"  # with tenant_io_read_bps / tenant_io_write_bps
+ *     worker_memory: 256MiB  # address space a worker may add (RLIMIT_AS)
  */
 #ifndef SG_CONFIG_H
 #define SG_CONFIG_H
@@ -97,6 +98,8 @@ struct sg_config {
 	uint64_t sandbox_tenant_memory;
 	int sandbox_tenant_pids;
 	uint64_t sandbox_worker_memory;
+	char sandbox_io_device[24]; /* "MAJOR:MINOR", "" for none */
+	uint64_t sandbox_io_read_bps, sandbox_io_write_bps;
 };
 
 void sg_config_defaults(struct sg_config *c);

@@ -414,6 +414,11 @@ ceilings_of(const struct sg_config *cfg, struct sg_cgroup_ceilings *c)
 	c->cpu_quota_us = (uint64_t)cfg->sandbox_tenant_cpu_pct * 1000;
 	c->memory_bytes = cfg->sandbox_tenant_memory;
 	c->pids_max = (uint64_t)cfg->sandbox_tenant_pids;
+	/* The config checked the device's form. */
+	if (sscanf(cfg->sandbox_io_device, "%" SCNu32 ":%" SCNu32, &c->io_major, &c->io_minor) == 2) {
+		c->io_read_bps = cfg->sandbox_io_read_bps;
+		c->io_write_bps = cfg->sandbox_io_write_bps;
+	}
 }
 
 /*
@@ -436,10 +441,10 @@ probe_cgroups(struct sg_sandbox *sb, const struct sg_config *cfg, char *err, siz
 	snprintf(name, sizeof(name), "probe-%d", (int)getpid());
 	struct sg_cgroup *g = sg_cgroup_create(&sb->sys, name, &ce, mode, why, sizeof(why));
 	if (g == NULL)
-		return snprintf(err, errlen,
-		                "sandbox: %s (or set sandbox.cgroups: best_effort to run without "
-		                "that ceiling, reported in /readyz)",
-		                why),
+		return snprintf(err, errlen, "sandbox: %s%s", why,
+		                strstr(why, "best_effort") ? ""
+		                                           : " (or set sandbox.cgroups: best_effort to "
+		                                             "run without that ceiling)"),
 		       -1;
 	sb->probe = *sg_cgroup_report(g);
 	snprintf(sb->probe.tenant, sizeof(sb->probe.tenant), "each tenant");

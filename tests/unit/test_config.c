@@ -576,6 +576,20 @@ test_sandbox_settings(void **state)
 	                    "t.yaml:4:18: sandbox.worker_memory: must be 0 (no ceiling) or from 16 "
 	                    "MiB to 64 GiB, got \"1MiB\"");
 	sg_diags_free(&d);
+	static const char io[] = "sandbox:\n  tenant_io_device: \"254:0\"\n"
+	                         "  tenant_io_read_bps: 10MiB\n";
+	assert_int_equal(parse(&c, io, &d), 0);
+	assert_string_equal(c.sandbox_io_device, "254:0");
+	assert_int_equal(c.sandbox_io_read_bps, 10u << 20);
+	static const char io_bad[] = "sandbox:\n  tenant_io_write_bps: 1MiB\n";
+	assert_int_equal(parse(&c, io_bad, &d), -1);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:2:3: sandbox: tenant_io_read_bps and tenant_io_write_bps need "
+	                    "tenant_io_device, the disk they apply to (MAJOR:MINOR, e.g. 8:0)");
+	sg_diags_free(&d);
+	assert_int_equal(parse(&c, "sandbox:\n  tenant_io_device: sda\n", &d), -1);
+	assert_non_null(strstr(diag_at(&d, 0), "t.yaml:2:21: sandbox.tenant_io_device: expected"));
+	sg_diags_free(&d);
 	sg_config_free(&c);
 }
 
