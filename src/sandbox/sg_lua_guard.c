@@ -324,7 +324,7 @@ g_setmetatable(lua_State *L)
 	if (lua_type(L, 2) == LUA_TTABLE) {
 		lua_pushliteral(L, "__gc");
 		if (lua_rawget(L, 2) != LUA_TNIL)
-			return sg_lua_guard_refuse(
+			return luaL_error(
 			    L, "setmetatable: a metatable with a __gc field is not allowed in "
 			       "templates (finalizers would run outside the instruction budget)");
 		lua_pop(L, 1);
@@ -338,7 +338,7 @@ g_collectgarbage(lua_State *L)
 	const char *opt = luaL_optstring(L, 1, "collect");
 
 	if (strcmp(opt, "count") != 0)
-		return sg_lua_guard_refuse(
+		return luaL_error(
 		    L, "collectgarbage: only collectgarbage(\"count\") is available in templates");
 	lua_pushnumber(L, lua_gc(L, LUA_GCCOUNT) + lua_gc(L, LUA_GCCOUNTB) / 1024.0);
 	return 1;
@@ -960,7 +960,7 @@ g_sort(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
-		return sg_lua_guard_refuse(
+		return luaL_error(
 		    L, "table.sort: tables with a __len metamethod cannot be sorted in templates");
 	uint64_t n = lua_rawlen(L, 1), lg = 1;
 	while (lg < 64 && (n >> lg) != 0)

@@ -97,9 +97,11 @@ int sg_lua_guard_stop(lua_State *L, enum sg_lua_stop why);
 /* Raises if the run is already stopped (e.g. the allocator gave up). */
 void sg_lua_guard_check(lua_State *L);
 /*
- * Raises a refusal: "where: message".  The script may catch it; if it does
- * not, sg_lua_guard_is_refusal() recognises the error value at the top
- * level and the run ends with SG_LUA_GUARD.
+ * Raises a refusal of work over a size or complexity cap: "where:
+ * message".  The script may catch it; if it does not,
+ * sg_lua_guard_is_refusal() recognises the error value at the top level
+ * and the run ends with SG_LUA_GUARD.  A feature templates simply do not
+ * have (__gc, collectgarbage("collect")) is an ordinary script error.
  */
 int sg_lua_guard_refuse(lua_State *L, const char *fmt, ...);
 int sg_lua_guard_is_refusal(lua_State *L, int idx);

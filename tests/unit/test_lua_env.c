@@ -565,13 +565,13 @@ test_gc_metamethods_refused(void **state)
 	(void)state;
 	expect_stop(
 	    "function run() setmetatable({}, {__gc = function() while true do end end}) end",
-	    SG_LUA_GUARD, "a metatable with a __gc field is not allowed");
+	    SG_LUA_SCRIPT_ERROR, "a metatable with a __gc field is not allowed");
 	expect_stop("function run()\n"
 	            "  local mt = {__gc = false}\n"
 	            "  local t = setmetatable({}, mt)\n"
 	            "  mt.__gc = function() while true do end end\n"
 	            "end\n",
-	            SG_LUA_GUARD, "main.lua line 3: setmetatable");
+	            SG_LUA_SCRIPT_ERROR, "main.lua line 3: setmetatable");
 	/* Added after setmetatable, __gc is never called; a refusal can be caught. */
 	expect_ok("function run()\n"
 	          "  local mt = {} local t = setmetatable({}, mt)\n"
