@@ -17,9 +17,9 @@
 static const struct {
 	const char *role, *user, *mode;
 } demo_keys[] = {
-	{"explorer", "alex", "sandbox"},
-	{"maker", "sam", "sandbox"},
-	{"admin", "ada", "live"},
+    {"explorer", "alex", "sandbox"},
+    {"maker", "sam", "sandbox"},
+    {"admin", "ada", "live"},
 };
 
 #define N_DEMO_KEYS (sizeof(demo_keys) / sizeof(demo_keys[0]))
@@ -54,15 +54,20 @@ print_quick_start(char keys[][SG_KEY_MAX_LEN + 1], const char *host, unsigned po
 	       "    -d '{\"email\": \"ada@example.com\", \"name\": \"Ada Lovelace\"}'\n\n"
 	       "  Run it a few times quickly: past the explorer's burst of 3, calls wait\n"
 	       "  their turn (up to 2 s). Add -H 'Sandgate-Priority: background' to be\n"
-	       "  refused at once instead (429 with Retry-After).\n"
+	       "  refused at once instead (429 with Retry-After).\n\n"
+	       "Run a template (Lua in the sandbox; each of its calls is governed too):\n"
+	       "  curl -s -X POST http://%s:%u/v1/templates/onboard-contact/runs \\\n"
+	       "    -H 'Authorization: Bearer %s' \\\n"
+	       "    -H 'Content-Type: application/json' \\\n"
+	       "    -d '{\"email\": \"ada@example.com\", \"name\": \"Ada Lovelace\"}'\n\n"
 	       "  GET /v1/catalog shows what a key may call; GET /v1/me/usage its limits.\n\n",
-	    host, port, keys[0]);
+	       host, port, keys[0], host, port, keys[0]);
 	fflush(stdout);
 }
 
 int
 sg_cli_demo_bootstrap(struct sg_store *s, const uint8_t secret[SG_SERVER_SECRET_LEN],
-    const char *listen_host, unsigned listen_port, uint64_t sim_seed)
+                      const char *listen_host, unsigned listen_port, uint64_t sim_seed)
 {
 	char keys[N_DEMO_KEYS][SG_KEY_MAX_LEN + 1];
 	struct sg_key_record rec;
@@ -70,7 +75,7 @@ sg_cli_demo_bootstrap(struct sg_store *s, const uint8_t secret[SG_SERVER_SECRET_
 		return -1;
 	for (size_t i = 0; i < N_DEMO_KEYS; i++) {
 		struct sg_new_key nk = {"demo", demo_keys[i].user, demo_keys[i].role,
-		    demo_keys[i].mode, 0};
+		                        demo_keys[i].mode, 0};
 		if (sg_cli_create_key(s, secret, &nk, keys[i], &rec) != 0)
 			return -1;
 	}

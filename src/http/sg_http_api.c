@@ -5,6 +5,7 @@
  */
 #include "http/sg_http.h"
 #include "path/sg_path.h"
+#include "catalog/sg_template.h"
 #include "schema/sg_schema.h"
 
 json_t *
@@ -44,6 +45,27 @@ connector_json(const struct sg_req *r, const struct sg_connector *c)
 	                 "description", c->description, "operations", ops);
 }
 
+/* A template this caller may run: its role may call every operation it declares. */
+static json_t *
+template_json(const struct sg_req *r, const struct sg_template *t)
+{
+	json_t *caps = json_array();
+	for (size_t i = 0; i < t->n_caps; i++) {
+		if (!sg_role_allows(r->principal.role, r->principal.mode, t->ops[i])) {
+			json_decref(caps);
+			return NULL;
+		}
+		json_array_append_new(caps, json_string(t->capabilities[i]));
+	}
+	const struct sg_template_limits *l = &t->limits;
+	return json_pack("{s:s, s:s, s:s?, s:O, s:o, s:{s:i, s:i, s:I, s:I, s:i}}", "name", t->name,
+	                 "version", t->version, "description", t->description, "input",
+	                 sg_schema_json(t->input), "capabilities", caps, "limits", "wall_time_ms",
+	                 (int)l->wall_ms, "cpu_time_ms", (int)l->cpu_ms, "memory_bytes",
+	                 (json_int_t)l->memory_bytes, "instructions", (json_int_t)l->instructions,
+	                 "calls", (int)l->calls);
+}
+
 void
 sg_http_catalog(struct sg_http_ctx *c)
 {
@@ -57,7 +79,14 @@ sg_http_catalog(struct sg_http_ctx *c)
 		if (cj)
 			json_array_append_new(list, cj);
 	}
-	json_t *body =
-	    json_pack("{s:o, s:o}", "principal", sg_http_principal_json(r), "connectors", list);
+	const struct sg_defs *defs = r->snap->defs;
+	json_t *templates = json_array();
+	for (size_t i = 0; i < defs->n_templates; i++) {
+		json_t *tj = template_json(r, defs->templates[i]);
+		if (tj)
+			json_array_append_new(templates, tj);
+	}
+	json_t *body = json_pack("{s:o, s:o, s:o}", "principal", sg_http_principal_json(r),
+	                         "connectors", list, "templates", templates);
 	sg_http_send_json(c, 200, body, "application/json");
 }

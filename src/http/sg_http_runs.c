@@ -53,8 +53,7 @@ role_covers(struct sg_http_ctx *c, const struct sg_req *r, const struct sg_templ
 	const struct sg_role *role = r->principal.role;
 	enum sg_mode m = r->principal.mode;
 	for (size_t i = 0; i < tpl->n_caps; i++) {
-		const uint8_t *allowed = role->allowed[m];
-		if (role->mode_allowed[m] && allowed != NULL && allowed[tpl->ops[i]->index])
+		if (sg_role_allows(role, m, tpl->ops[i]))
 			continue;
 		char detail[400];
 		snprintf(detail, sizeof(detail),
