@@ -242,7 +242,11 @@ start(struct serve_state *st)
 	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
 	if (st->gw.recorder == NULL)
 		return sg_cli_fail("%s", err), -1;
-	if ((st->gw.runs = sg_runs_new(RUNS_IN_MEMORY, cfg->data_dir)) == NULL)
+	/* Room for every worker's run in progress, and recent ones besides. */
+	size_t runs_kept = (size_t)cfg->sandbox_max_workers * 2;
+	if (runs_kept < RUNS_IN_MEMORY)
+		runs_kept = RUNS_IN_MEMORY;
+	if ((st->gw.runs = sg_runs_new(runs_kept, cfg->data_dir)) == NULL)
 		return sg_cli_fail("out of memory for the run registry"), -1;
 	st->gw.sandbox = st->sandbox;
 	if (st->sandbox && sg_sandbox_run_keeper(st->sandbox, err, sizeof(err)) != 0)

@@ -15,6 +15,7 @@
 #include "http/sg_http.h"
 #include "obs/sg_log.h"
 #include "path/sg_path.h"
+#include "sandbox/sg_frame.h"
 
 #define CONNECTOR_PREFIX "/v1/connectors/"
 
@@ -94,7 +95,7 @@ static void
 dispatch(struct sg_http_ctx *c)
 {
 	const char *p = c->path;
-	char conn[96], op[96];
+	char conn[96], op[96], name[SG_FRAME_TEMPLATE_MAX + 1];
 
 	if (strcmp(p, "/healthz") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
@@ -119,9 +120,9 @@ dispatch(struct sg_http_ctx *c)
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_session_show(c, p + strlen(SESSION_PREFIX));
 	} else if (strncmp(p, TEMPLATE_PREFIX, strlen(TEMPLATE_PREFIX)) == 0 &&
-	           template_run_path(p, conn, sizeof(conn)) == 0) {
+	           template_run_path(p, name, sizeof(name)) == 0) {
 		if (method_is(c, EVHTTP_REQ_POST, "POST"))
-			sg_http_run_start(c, conn);
+			sg_http_run_start(c, name);
 	} else if (strncmp(p, RUN_PREFIX, strlen(RUN_PREFIX)) == 0 &&
 	           valid_run_id(p + strlen(RUN_PREFIX))) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))

@@ -95,8 +95,8 @@ static void
 complete(struct sg_run_exec *x)
 {
 	struct sg_req *r = &x->call;
-	char capability[200], detail[600];
-	snprintf(capability, sizeof(capability), "%s.%s", x->call_conn, x->call_op);
+	const char *capability = x->call_cap;
+	char detail[600];
 	sg_step_record(r, (sg_now_ns() - x->call_start_ns) / 1000);
 	atomic_fetch_sub_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
 	if (r->problem == NULL) {
@@ -115,13 +115,12 @@ complete(struct sg_run_exec *x)
 static void
 refuse_undeclared(struct sg_run_exec *x)
 {
-	char capability[200], detail[400];
-	snprintf(capability, sizeof(capability), "%s.%s", x->call_conn, x->call_op);
+	char detail[400];
 	snprintf(detail, sizeof(detail),
 	         "the template did not declare \"%s\": add it to capabilities in template.yaml",
-	         capability);
+	         x->call_cap);
 	x->call.trace = x->doc.trace;
-	add_span(x, capability, "denied", 403, "capability_not_declared", detail, 0);
+	add_span(x, x->call_cap, "denied", 403, "capability_not_declared", detail, 0);
 	send_result(x, NULL, "capability_not_declared", detail);
 	end_call(x);
 }
@@ -132,10 +131,21 @@ on_call_wake(evutil_socket_t fd, short what, void *arg)
 	struct sg_run_exec *x = arg;
 	(void)fd;
 	(void)what;
-	if (x->call.gw == NULL) { /* set by prepare(); unset: the capability was refused */
+	bool prepared = x->call.gw != NULL; /* set by prepare(); unset: not declared */
+	if (x->worker_done && !x->call_walked) {
+		/* The worker was killed before the call began: nobody waits for it. */
+		if (prepared) {
+			atomic_fetch_sub_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
+			sg_req_finish(&x->call);
+		}
+		end_call(x);
+		return;
+	}
+	if (!prepared) {
 		refuse_undeclared(x);
 		return;
 	}
+	x->call_walked = true;
 	x->call.now_ns = sg_now_ns();
 	if (sg_path_run(&x->call) == SG_STEP_AGAIN)
 		return; /* a step arranged the next wake-up */
@@ -187,13 +197,15 @@ sg_run_call_start(struct sg_run_exec *x, const struct sg_frame_call *call)
 	if (x->call_wake == NULL &&
 	    (x->call_wake = event_new(x->t->base, -1, 0, on_call_wake, x)) == NULL)
 		return false;
-	if (!split(x, call->capability))
-		return false;
 	x->call_busy = true;
+	x->call_walked = false;
 	x->seq = call->seq;
 	x->call_start_ns = sg_now_ns();
+	snprintf(x->call_cap, sizeof(x->call_cap), "%s", call->capability);
 	memset(&x->call, 0, sizeof(x->call));
-	if (sg_template_capability(x->tpl, call->capability) != NULL) {
+	/* Declared names fit the buffers; anything else is refused as undeclared. */
+	if (sg_template_capability(x->tpl, call->capability) != NULL &&
+	    split(x, call->capability)) {
 		x->call_body = json_dumps(call->args, JSON_COMPACT);
 		if (x->call_body == NULL) {
 			x->call_busy = false;

@@ -104,9 +104,14 @@ on_done_frame(struct sg_run_exec *x, const struct sg_frame_done *f, size_t left)
 	uint64_t cpu = 0;
 	if (sg_sandbox_cpu_ns(x->w.pid, &cpu) && cpu > x->cpu_start_ns)
 		x->doc.cpu_ms = (double)(cpu - x->cpu_start_ns) / 1e6;
+	/*
+	 * Bytes after DONE are out of turn, and a frame of ours still unsent
+	 * means it answered before reading it: either way it is not given
+	 * another run, which would start mid-frame.
+	 */
+	bool clean = left == 0 && evbuffer_get_length(bufferevent_get_output(x->bev)) == 0;
 	detach(x);
-	/* Bytes after DONE are out of turn: the worker is not given another run. */
-	if (left > 0)
+	if (!clean)
 		drop_worker(x);
 	else {
 		sg_sandbox_release(x->gw->sandbox, &x->w);
@@ -213,10 +218,6 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = sg_now_ns(), cpu = 0;
 	(void)fd;
 	(void)what;
-	if (x->worker_done) { /* ended at the start */
-		finish(x);
-		return;
-	}
 	if (x->exit_polls > 0) {
 		check_exit(x);
 		return;
@@ -225,7 +226,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		kill_for_limit(x, "wall_time", x->tpl->limits.wall_ms, "ms");
 		return;
 	}
-	if (sg_sandbox_cpu_ns(x->w.pid, &cpu) &&
+	if (x->has_cpu && sg_sandbox_cpu_ns(x->w.pid, &cpu) && cpu > x->cpu_start_ns &&
 	    cpu - x->cpu_start_ns >= (uint64_t)x->tpl->limits.cpu_ms * 1000000ull) {
 		kill_for_limit(x, "cpu_time", x->tpl->limits.cpu_ms, "ms");
 		return;
@@ -243,7 +244,7 @@ arm_timer(struct sg_run_exec *x)
 	uint64_t now = sg_now_ns(), cpu = 0, at = x->deadline_ns;
 	if (x->exit_polls > 0) {
 		at = now + EXIT_POLL_MS * 1000000ull;
-	} else if (sg_sandbox_cpu_ns(x->w.pid, &cpu)) {
+	} else if (x->has_cpu && sg_sandbox_cpu_ns(x->w.pid, &cpu)) {
 		uint64_t used = cpu > x->cpu_start_ns ? cpu - x->cpu_start_ns : 0;
 		uint64_t cap = (uint64_t)x->tpl->limits.cpu_ms * 1000000ull;
 		uint64_t cpu_at = now + (cap > used ? cap - used : 0);
@@ -299,8 +300,12 @@ free_exec(struct sg_run_exec *x)
 	sg_frame_decoder_free(x->dec);
 	sg_run_doc_clear(&x->doc);
 	sg_snapshot_unref(x->snap);
-	atomic_fetch_sub_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
+	if (x->on_done == NULL) { /* a run nobody waits for keeps the drain waiting itself */
+		atomic_fetch_sub_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
+		atomic_store_explicit(&x->t->last_done_ns, sg_now_ns(), memory_order_relaxed);
+	}
 	free(x->authorization);
+	free(x->run_frame);
 	free(x);
 }
 
@@ -328,12 +333,11 @@ sg_run_exec_call_done(struct sg_run_exec *x)
 
 /* ---- the start ---- */
 
+/* The whole RUN frame, made before a worker is taken: one that cannot be sent costs none. */
 static int
-send_run(struct sg_run_exec *x, json_t *input, char *err, size_t errlen)
+encode_run(struct sg_run_exec *x, json_t *input, char *err, size_t errlen)
 {
 	struct sg_frame_msg m = {.type = SG_FRAME_RUN};
-	uint8_t *buf;
-	size_t len;
 	m.run.run_id = x->doc.id;
 	m.run.template_name = x->tpl->name;
 	m.run.source = x->tpl->source;
@@ -342,11 +346,7 @@ send_run(struct sg_run_exec *x, json_t *input, char *err, size_t errlen)
 	                                        .memory_bytes = x->tpl->limits.memory_bytes,
 	                                        .calls = x->tpl->limits.calls,
 	                                        .log_bytes = LOG_BYTES};
-	if (sg_frame_encode(&m, SG_FRAME_MAX, &buf, &len, err, errlen) < 0)
-		return -1;
-	int rc = bufferevent_write(x->bev, buf, len);
-	free(buf);
-	return rc;
+	return sg_frame_encode(&m, SG_FRAME_MAX, &x->run_frame, &x->run_frame_len, err, errlen);
 }
 
 static int
@@ -361,29 +361,31 @@ attach(struct sg_run_exec *x)
 	return bufferevent_enable(x->bev, EV_READ);
 }
 
-static void
-fail_to_send(struct sg_run_doc *d, const char *why)
-{
-	char msg[400];
-	snprintf(msg, sizeof(msg), "the run could not be handed to the sandbox: %s", why);
-	d->status = SG_RUN_FAILED;
-	d->problem = SG_P_TEMPLATE_FAILED;
-	snprintf(d->error_code, sizeof(d->error_code), "bad_input");
-	snprintf(d->message, sizeof(d->message), "%s", msg);
-}
-
-enum sg_sandbox_acquire
+enum sg_run_start
 sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen)
 {
+	snprintf(err, errlen, "out of memory for a run");
+	if (encode_run(x, input, err, errlen) != 0)
+		return SG_RUN_TOO_LARGE;
 	x->timer = event_new(x->t->base, -1, 0, on_timer, x);
 	if (x->timer == NULL)
-		return snprintf(err, errlen, "out of memory for a run"), SG_SANDBOX_UNAVAILABLE;
+		return SG_RUN_UNAVAILABLE;
 	enum sg_sandbox_acquire got =
 	    sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, &x->w, err, errlen);
 	if (got != SG_SANDBOX_GOT) {
 		event_free(x->timer);
 		x->timer = NULL;
-		return got;
+		return got == SG_SANDBOX_BUSY ? SG_RUN_BUSY : SG_RUN_UNAVAILABLE;
+	}
+	if (attach(x) != 0 || bufferevent_write(x->bev, x->run_frame, x->run_frame_len) != 0) {
+		/* The worker saw nothing of this run: it goes back as it was. */
+		detach(x);
+		sg_sandbox_release(x->gw->sandbox, &x->w);
+		event_free(x->timer);
+		x->timer = NULL;
+		sg_frame_decoder_free(x->dec);
+		x->dec = NULL;
+		return SG_RUN_UNAVAILABLE;
 	}
 	x->has_worker = true;
 	x->doc.worker_pid = x->w.pid;
@@ -391,16 +393,20 @@ sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen
 	x->deadline_ns = x->start_ns + (uint64_t)x->tpl->limits.wall_ms * 1000000ull;
 	x->doc.started_us = wall_us();
 	x->has_oom = sg_sandbox_oom_kills(x->gw->sandbox, x->doc.tenant, &x->oom_before);
-	(void)sg_sandbox_cpu_ns(x->w.pid, &x->cpu_start_ns);
-	atomic_fetch_add_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
-	if (attach(x) != 0 || send_run(x, input, err, errlen) != 0) {
-		/* Ended before it began; answered from the loop, never under the caller. */
-		drop_worker(x);
-		fail_to_send(&x->doc, err);
-		event_active(x->timer, EV_TIMEOUT, 1);
-		return SG_SANDBOX_GOT;
-	}
+	x->has_cpu = sg_sandbox_cpu_ns(x->w.pid, &x->cpu_start_ns);
+	if (x->on_done == NULL)
+		atomic_fetch_add_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
 	publish(x, false);
 	arm_timer(x);
-	return SG_SANDBOX_GOT;
+	return SG_RUN_STARTED;
+}
+
+void
+sg_run_exec_free_unstarted(struct sg_run_exec *x)
+{
+	sg_snapshot_unref(x->snap);
+	sg_run_doc_clear(&x->doc);
+	free(x->authorization);
+	free(x->run_frame);
+	free(x);
 }

@@ -153,25 +153,28 @@ start_run(struct sg_http_ctx *c, struct sg_req *r, const struct sg_template *tpl
 		x->on_done_arg = c;
 		c->is_suspended = true; /* answered by answer_sync */
 	}
-	enum sg_sandbox_acquire got = sg_run_exec_start(x, r->input, err, sizeof(err));
-	if (got == SG_SANDBOX_GOT) {
+	enum sg_run_start got = sg_run_exec_start(x, r->input, err, sizeof(err));
+	if (got == SG_RUN_STARTED) {
 		if (no_wait)
 			answer_accepted(c, id);
 		return;
 	}
 	c->is_suspended = false;
-	sg_snapshot_unref(x->snap);
-	sg_run_doc_clear(&x->doc);
-	free(x->authorization);
-	free(x);
-	if (got == SG_SANDBOX_BUSY) {
+	sg_run_exec_free_unstarted(x);
+	if (got == SG_RUN_BUSY) {
 		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
 		sg_http_send_problem(c, SG_P_RUNS_LIMITED,
 		                     "your team already has the most runs in progress at once");
-		return;
+	} else if (got == SG_RUN_TOO_LARGE) {
+		sg_http_send_problem(
+		    c, SG_P_BODY_TOO_LARGE,
+		    "the input and the template's source together are over the 1 MiB "
+		    "a run can be given; send a smaller input");
+	} else {
+		sg_log(SG_LOG_WARN, NULL, "sandbox: cannot run a template: %s", err);
+		sg_http_send_problem(c, SG_P_SANDBOX_UNAVAILABLE,
+		                     "no sandbox worker could be started");
 	}
-	sg_log(SG_LOG_WARN, NULL, "sandbox: cannot run a template: %s", err);
-	sg_http_send_problem(c, SG_P_SANDBOX_UNAVAILABLE, "no sandbox worker could be started");
 }
 
 void

@@ -44,12 +44,15 @@ struct sg_run_exec {
 	struct event *timer; /* wall clock and CPU checks, then waiting for an exit status */
 	uint64_t start_ns, deadline_ns, cpu_start_ns;
 	uint64_t oom_before;
-	bool has_oom;
+	bool has_oom, has_cpu; /* the readings at the start worked */
+	uint8_t *run_frame;    /* the RUN, encoded before a worker is taken */
+	size_t run_frame_len;
 	int exit_polls;
 	bool worker_done; /* DONE read, or the worker is gone */
 	/* The ctx.call in progress, at most one (the worker waits for its result). */
-	bool call_busy;
+	bool call_busy, call_walked; /* walked: the path has run at least once */
 	uint32_t seq;
+	char call_cap[SG_FRAME_CAPABILITY_MAX + 1];
 	struct sg_req call;
 	struct event *call_wake;
 	char call_conn[96], call_op[96];
@@ -60,14 +63,21 @@ struct sg_run_exec {
 	void *on_done_arg;
 };
 
+enum sg_run_start {
+	SG_RUN_STARTED,     /* x is the run's now; on_done is called once, from the loop */
+	SG_RUN_BUSY,        /* the tenant has tenant_runs runs in progress */
+	SG_RUN_UNAVAILABLE, /* no worker: err says why (for the log) */
+	SG_RUN_TOO_LARGE,   /* input and source do not fit in one frame: err says so */
+};
+
 /*
  * Starts `x` (filled by the caller: t, gw, snap with a reference taken,
- * tpl, authorization, on_done and doc's identity; `input` is borrowed).  Returns SG_SANDBOX_GOT
- * when the run is under way (x is then owned by the run and freed after
- * on_done), or the refusal (x untouched, err says why).
+ * tpl, authorization, on_done and doc's identity; `input` is borrowed).
+ * Unless SG_RUN_STARTED, x stays the caller's to free (sg_run_exec_free).
  */
-enum sg_sandbox_acquire sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err,
-                                          size_t errlen);
+enum sg_run_start sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen);
+/* Frees a run that did not start. */
+void sg_run_exec_free_unstarted(struct sg_run_exec *x);
 
 /* sg_http_run_call.c: answers one CALL frame; false when the frame must kill the worker. */
 bool sg_run_call_start(struct sg_run_exec *x, const struct sg_frame_call *call);

@@ -28,7 +28,8 @@ struct sg_runs {
 	size_t cap;
 	uint64_t seq;
 	char *data_dir;
-	struct sg_store *store; /* opened on the first read of an old run */
+	pthread_mutex_t store_mu; /* the store is read outside mu: a slow read blocks no publish */
+	struct sg_store *store;   /* opened on the first read of an old run */
 };
 
 struct sg_runs *
@@ -42,6 +43,7 @@ sg_runs_new(size_t cap, const char *data_dir)
 	}
 	rs->cap = cap;
 	pthread_mutex_init(&rs->mu, NULL);
+	pthread_mutex_init(&rs->store_mu, NULL);
 	return rs;
 }
 
@@ -55,8 +57,10 @@ sg_runs_free(struct sg_runs *rs)
 	free(rs->slots);
 	free(rs->data_dir);
 	sg_store_close(rs->store);
-	if (rs->cap)
+	if (rs->cap) {
 		pthread_mutex_destroy(&rs->mu);
+		pthread_mutex_destroy(&rs->store_mu);
+	}
 	free(rs);
 }
 

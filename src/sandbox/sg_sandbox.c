@@ -41,6 +41,7 @@ struct exit_rec {
 struct recent {
 	char tenant[65];
 	time_t last;
+	size_t spawning; /* workers being made for a run of this tenant right now */
 };
 
 struct sg_sandbox {
@@ -97,7 +98,11 @@ drain_exits(struct sg_sandbox *sb)
 	struct sg_zygote_exit e;
 	char err[256];
 	int rc;
-	while (!sb->z.broken && (rc = sg_zygote_next_exit(&sb->z, 0, &e, err, sizeof(err))) != 0) {
+	if (sb->z.broken) {
+		mark_broken(sb, "it exited or stopped following the protocol");
+		return;
+	}
+	while ((rc = sg_zygote_next_exit(&sb->z, 0, &e, err, sizeof(err))) != 0) {
 		if (rc < 0) {
 			mark_broken(sb, err);
 			return;
@@ -111,11 +116,14 @@ sg_sandbox_exit_status(struct sg_sandbox *sb, pid_t pid, int *status)
 {
 	int found = 0;
 	pthread_mutex_lock(&sb->pool_mu);
-	for (size_t i = 0; i < EXITS_KEPT && !found; i++)
-		if (sb->exits[i].pid == pid) {
-			*status = sb->exits[i].status;
+	/* Newest first: a pid the kernel reused may have an older record. */
+	for (size_t k = 1; k <= EXITS_KEPT && !found; k++) {
+		const struct exit_rec *e = &sb->exits[(sb->exit_next - k) % EXITS_KEPT];
+		if (e->pid == pid) {
+			*status = e->status;
 			found = 1;
 		}
+	}
 	pthread_mutex_unlock(&sb->pool_mu);
 	return found;
 }
@@ -128,39 +136,67 @@ zygote_kill(struct sg_sandbox *sb, pid_t pid)
 	char err[256];
 	pthread_mutex_lock(&sb->zyg_mu);
 	/* Refused when it exited already; its EXITED notice says how. */
-	(void)sg_zygote_kill(&sb->z, pid, err, sizeof(err));
+	if (sg_zygote_kill(&sb->z, pid, err, sizeof(err)) < 0 && sb->z.broken)
+		mark_broken(sb, err);
 	drain_exits(sb);
 	pthread_mutex_unlock(&sb->zyg_mu);
 }
 
-/* Reads the new worker's READY: it has confined itself and waits for a RUN. */
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Reads the new worker's READY (it has confined itself and waits for a
+ * RUN) without ever blocking past the deadline: a worker slowed by its
+ * tenant's ceilings must not hold the I/O thread.
+ */
 static int
 await_ready(int fd, char *err, size_t errlen)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	struct sg_frame_msg m = {0};
-	if (poll(&p, 1, READY_TIMEOUT_MS) != 1)
-		return snprintf(err, errlen, "a new worker did not get ready within %d ms",
-		                READY_TIMEOUT_MS),
-		       -1;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+		return snprintf(err, errlen, "cannot set up a new worker's socket"), -1;
 	struct sg_frame_decoder *d = sg_frame_decoder_new(SG_FRAME_PEER_WORKER, 256);
-	enum sg_frame_rc rc = d ? sg_frame_read_fd(fd, d, &m) : SG_FRAME_ERROR;
-	int ok = rc == SG_FRAME_MESSAGE && m.type == SG_FRAME_READY;
+	struct sg_frame_msg m = {0};
+	enum sg_frame_rc rc = d ? SG_FRAME_MORE : SG_FRAME_ERROR;
+	int64_t end = mono_ms() + READY_TIMEOUT_MS;
+	while (rc == SG_FRAME_MORE && mono_ms() < end) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint8_t buf[256];
+		if (poll(&p, 1, (int)(end - mono_ms())) <= 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf));
+		size_t used = 0;
+		if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+			rc = SG_FRAME_ERROR; /* it exited while confining itself */
+		else if (n > 0)
+			rc = sg_frame_decoder_feed(d, buf, (size_t)n, &used, &m);
+		/* READY is the only frame a new worker sends; bytes after it are out of turn. */
+		if (rc == SG_FRAME_MESSAGE && (used != (size_t)n || m.type != SG_FRAME_READY))
+			rc = SG_FRAME_ERROR;
+	}
 	sg_frame_msg_clear(&m);
 	sg_frame_decoder_free(d);
-	if (!ok)
-		return snprintf(err, errlen,
-		                "a new worker failed while confining itself (the gateway's log "
-		                "has the zygote's reason)"),
-		       -1;
-	int fl = fcntl(fd, F_GETFL);
-	return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? 0 : -1;
+	if (rc == SG_FRAME_MESSAGE)
+		return 0;
+	return snprintf(err, errlen,
+	                rc == SG_FRAME_MORE
+	                    ? "a new worker did not get ready within %d ms"
+	                    : "a new worker failed while confining itself (%d ms allowed; the "
+	                      "gateway's log has the zygote's reason)",
+	                READY_TIMEOUT_MS),
+	       -1;
 }
 
-/* A confined, READY worker of `tenant`, booked BUSY in the pool. */
+/* A confined, READY worker of `tenant`, booked BUSY in the pool (idle for a prefork). */
 static int
-spawn_ready(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w, char *err,
-            size_t errlen)
+spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle, struct sg_sandbox_worker *w,
+            char *err, size_t errlen)
 {
 	pid_t pid = 0;
 	int fd = -1, rc;
@@ -181,6 +217,8 @@ spawn_ready(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker 
 	}
 	pthread_mutex_lock(&sb->pool_mu);
 	rc = sg_worker_pool_add(sb->pool, pid, fd, tenant);
+	if (rc == 0 && idle)
+		sg_worker_pool_checkin(sb->pool, pid, tenant, false);
 	pthread_mutex_unlock(&sb->pool_mu);
 	if (rc < 0) {
 		close(fd);
@@ -196,22 +234,33 @@ spawn_ready(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker 
 
 /* ---- handing out ---- */
 
-/* With pool_mu held: the tenant ran a template now (the keeper preforks for it). */
-static void
+/* With pool_mu held: the tenant's entry, made (or taken from the stalest) when missing. */
+static struct recent *
 note_recent(struct sg_sandbox *sb, const char *tenant, time_t now)
 {
 	size_t oldest = 0;
 	for (size_t i = 0; i < sb->n_recent; i++) {
 		if (strcmp(sb->recent[i].tenant, tenant) == 0) {
 			sb->recent[i].last = now;
-			return;
+			return &sb->recent[i];
 		}
 		if (sb->recent[i].last < sb->recent[oldest].last)
 			oldest = i;
 	}
 	size_t at = sb->n_recent < RECENT_MAX ? sb->n_recent++ : oldest;
+	sb->recent[at] = (struct recent){.last = now};
 	snprintf(sb->recent[at].tenant, sizeof(sb->recent[at].tenant), "%s", tenant);
-	sb->recent[at].last = now;
+	return &sb->recent[at];
+}
+
+/* With pool_mu held: the tenant's entry, or NULL. */
+static struct recent *
+find_recent(struct sg_sandbox *sb, const char *tenant)
+{
+	for (size_t i = 0; i < sb->n_recent; i++)
+		if (strcmp(sb->recent[i].tenant, tenant) == 0)
+			return &sb->recent[i];
+	return NULL;
 }
 
 /* An idle worker must have nothing to say: data or EOF means it broke or died. */
@@ -246,35 +295,71 @@ take_idle(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w
 	return 1;
 }
 
+/*
+ * With pool_mu held, when every worker slot is taken: the idle worker of
+ * another tenant that has waited longest gives its place (its pid is
+ * returned for killing), so tenants that ran once cannot lock out the rest.
+ */
+static pid_t
+make_room(struct sg_sandbox *sb, const char *tenant)
+{
+	if (!sg_worker_pool_full(sb->pool))
+		return 0;
+	const struct sg_pool_worker *v = sg_worker_pool_idlest(sb->pool, tenant);
+	pid_t pid = v ? v->pid : 0;
+	if (pid != 0)
+		sg_worker_pool_retire(sb->pool, pid);
+	return pid;
+}
+
+/* With pool_mu held: a reason to say no, or GOT with *w, or -1: spawn one. */
+static int
+try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w, pid_t *dead,
+         bool *wake)
+{
+	size_t idle, busy;
+	struct recent *rc = note_recent(sb, tenant, time(NULL));
+	sg_worker_pool_count(sb->pool, tenant, &idle, &busy);
+	/* Workers being made count too, or racing threads would all make one. */
+	if (busy + rc->spawning >= sb->tenant_runs)
+		return SG_SANDBOX_BUSY;
+	if (take_idle(sb, tenant, w, dead)) {
+		*wake = idle <= sb->prefork; /* it took a ready one: make the next */
+		return SG_SANDBOX_GOT;
+	}
+	if (*dead == 0) {
+		*dead = make_room(sb, tenant);
+		rc->spawning++;
+		return -1;
+	}
+	return -2; /* dropped a dead one: look again */
+}
+
 enum sg_sandbox_acquire
 sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
                    char *err, size_t errlen)
 {
-	size_t idle, busy;
-	for (;;) {
+	int got;
+	do {
 		pid_t dead = 0;
+		bool wake = false;
 		pthread_mutex_lock(&sb->pool_mu);
-		note_recent(sb, tenant, time(NULL));
-		sg_worker_pool_count(sb->pool, tenant, &idle, &busy);
-		if (busy >= sb->tenant_runs) {
-			pthread_mutex_unlock(&sb->pool_mu);
-			return SG_SANDBOX_BUSY;
-		}
-		int got = take_idle(sb, tenant, w, &dead);
+		got = try_take(sb, tenant, w, &dead, &wake);
 		pthread_mutex_unlock(&sb->pool_mu);
 		if (dead != 0)
 			zygote_kill(sb, dead);
-		if (got) {
-			if (idle <= sb->prefork)
-				wake_keeper(sb); /* it took one of the ready ones: make the next */
-			return SG_SANDBOX_GOT;
-		}
-		if (dead == 0)
-			break;
-	}
-	wake_keeper(sb);
-	return spawn_ready(sb, tenant, w, err, errlen) == 0 ? SG_SANDBOX_GOT
-	                                                    : SG_SANDBOX_UNAVAILABLE;
+		if (wake || got == -1)
+			wake_keeper(sb);
+	} while (got == -2);
+	if (got != -1)
+		return (enum sg_sandbox_acquire)got;
+	int rc = spawn_ready(sb, tenant, false, w, err, errlen);
+	pthread_mutex_lock(&sb->pool_mu);
+	struct recent *r = find_recent(sb, tenant);
+	if (r != NULL && r->spawning > 0)
+		r->spawning--;
+	pthread_mutex_unlock(&sb->pool_mu);
+	return rc == 0 ? SG_SANDBOX_GOT : SG_SANDBOX_UNAVAILABLE;
 }
 
 bool
@@ -337,17 +422,43 @@ struct want {
 	size_t n;
 };
 
-/* Tops up idle workers of recent tenants, a few spawns per tick. */
+/*
+ * With pool_mu held: forgets tenants not seen for RECENT_S, collecting
+ * their idle workers' pids (retired here, killed by the caller).
+ */
+static size_t
+reap_stale(struct sg_sandbox *sb, time_t now, pid_t *pids, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sb->n_recent;) {
+		struct recent *r = &sb->recent[i];
+		if (now - r->last <= RECENT_S || r->spawning > 0) {
+			i++;
+			continue;
+		}
+		const struct sg_pool_worker *w;
+		while (n < max && (w = sg_worker_pool_checkout(sb->pool, r->tenant)) != NULL) {
+			pids[n++] = w->pid;
+			sg_worker_pool_retire(sb->pool, w->pid);
+		}
+		if (n == max)
+			break; /* the rest next tick */
+		*r = sb->recent[--sb->n_recent];
+	}
+	return n;
+}
+
+/* Tops up idle workers of recent tenants, a few spawns per tick; lets stale ones go. */
 static void
 prefork(struct sg_sandbox *sb)
 {
 	struct want want[SPAWNS_PER_TICK];
+	pid_t stale[SPAWNS_PER_TICK];
 	size_t n_want = 0, spawns = 0;
 	time_t now = time(NULL);
 	pthread_mutex_lock(&sb->pool_mu);
+	size_t n_stale = reap_stale(sb, now, stale, SPAWNS_PER_TICK);
 	for (size_t i = 0; i < sb->n_recent && n_want < SPAWNS_PER_TICK; i++) {
-		if (now - sb->recent[i].last > RECENT_S)
-			continue;
 		size_t n = sg_worker_pool_shortfall(sb->pool, sb->recent[i].tenant, sb->prefork);
 		if (n > 0) {
 			snprintf(want[n_want].tenant, sizeof(want[n_want].tenant), "%s",
@@ -356,18 +467,17 @@ prefork(struct sg_sandbox *sb)
 		}
 	}
 	pthread_mutex_unlock(&sb->pool_mu);
+	for (size_t i = 0; i < n_stale; i++)
+		zygote_kill(sb, stale[i]);
 	for (size_t i = 0; i < n_want && !atomic_load(&sb->stopping); i++)
 		for (size_t k = 0; k < want[i].n && spawns++ < SPAWNS_PER_TICK; k++) {
 			struct sg_sandbox_worker w;
 			char err[256];
-			if (spawn_ready(sb, want[i].tenant, &w, err, sizeof(err)) < 0) {
+			if (spawn_ready(sb, want[i].tenant, true, &w, err, sizeof(err)) < 0) {
 				sg_log(SG_LOG_WARN, NULL, "sandbox: preforking for %s: %s",
 				       want[i].tenant, err);
 				return;
 			}
-			pthread_mutex_lock(&sb->pool_mu);
-			sg_worker_pool_checkin(sb->pool, w.pid, w.tenant, false);
-			pthread_mutex_unlock(&sb->pool_mu);
 		}
 }
 
@@ -415,7 +525,8 @@ ceilings_of(const struct sg_config *cfg, struct sg_cgroup_ceilings *c)
 	c->memory_bytes = cfg->sandbox_tenant_memory;
 	c->pids_max = (uint64_t)cfg->sandbox_tenant_pids;
 	/* The config checked the device's form. */
-	if (sscanf(cfg->sandbox_io_device, "%" SCNu32 ":%" SCNu32, &c->io_major, &c->io_minor) == 2) {
+	if (sscanf(cfg->sandbox_io_device, "%" SCNu32 ":%" SCNu32, &c->io_major, &c->io_minor) ==
+	    2) {
 		c->io_read_bps = cfg->sandbox_io_read_bps;
 		c->io_write_bps = cfg->sandbox_io_write_bps;
 	}
@@ -442,9 +553,10 @@ probe_cgroups(struct sg_sandbox *sb, const struct sg_config *cfg, char *err, siz
 	struct sg_cgroup *g = sg_cgroup_create(&sb->sys, name, &ce, mode, why, sizeof(why));
 	if (g == NULL)
 		return snprintf(err, errlen, "sandbox: %s%s", why,
-		                strstr(why, "best_effort") ? ""
-		                                           : " (or set sandbox.cgroups: best_effort to "
-		                                             "run without that ceiling)"),
+		                strstr(why, "best_effort")
+		                    ? ""
+		                    : " (or set sandbox.cgroups: best_effort to "
+		                      "run without that ceiling)"),
 		       -1;
 	sb->probe = *sg_cgroup_report(g);
 	snprintf(sb->probe.tenant, sizeof(sb->probe.tenant), "each tenant");
@@ -557,7 +669,9 @@ sg_sandbox_start(const struct sg_config *cfg, char *err, size_t errlen)
 	zc.cgroups = sb->cgroups;
 	ceilings_of(cfg, &zc.ceilings);
 	zc.cgroup_mode = sb->probe.mode;
-	zc.max_workers = (uint32_t)cfg->sandbox_max_workers;
+	/* Room for workers killed to make room but not yet reaped by the zygote. */
+	zc.max_workers = (uint32_t)cfg->sandbox_max_workers + SPAWNS_PER_TICK * 2;
+	zc.reply_timeout_ms = 1000; /* a spawn takes milliseconds; the caller holds zyg_mu */
 	zc.keep_stderr = true;
 	if (sg_zygote_start(&zc, &sb->z, err, errlen) < 0) {
 		sg_sandbox_stop(sb);

@@ -12,6 +12,7 @@
 struct sg_worker_pool {
 	size_t n, max;
 	uint32_t max_runs;
+	uint64_t clock;            /* ticks at every checkin: the order workers went idle in */
 	struct sg_pool_worker w[]; /* max of them */
 };
 
@@ -115,6 +116,7 @@ sg_worker_pool_checkin(struct sg_worker_pool *p, pid_t pid, const char *tenant, 
 		return SG_POOL_RETIRED;
 	}
 	w->state = SG_POOL_IDLE;
+	w->idle_since = ++p->clock;
 	return SG_POOL_KEPT;
 }
 
@@ -126,6 +128,25 @@ sg_worker_pool_retire(struct sg_worker_pool *p, pid_t pid)
 		return -1;
 	drop(p, w);
 	return 0;
+}
+
+const struct sg_pool_worker *
+sg_worker_pool_idlest(const struct sg_worker_pool *p, const char *except)
+{
+	const struct sg_pool_worker *best = NULL;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct sg_pool_worker *w = &p->w[i];
+		if (w->state == SG_POOL_IDLE && (except == NULL || !same_tenant(w, except)) &&
+		    (best == NULL || w->idle_since < best->idle_since))
+			best = w;
+	}
+	return best;
+}
+
+bool
+sg_worker_pool_full(const struct sg_worker_pool *p)
+{
+	return p->n == p->max;
 }
 
 const struct sg_pool_worker *

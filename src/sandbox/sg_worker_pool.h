@@ -34,6 +34,7 @@ struct sg_pool_worker {
 	char tenant[SG_POOL_TENANT_MAX + 1];
 	uint32_t runs_done;
 	enum sg_pool_state state;
+	uint64_t idle_since; /* the pool's clock when it last went idle */
 };
 
 /* What checkin did with the worker. */
@@ -84,6 +85,16 @@ int sg_worker_pool_checkin(struct sg_worker_pool *p, pid_t pid, const char *tena
  * checkin already, and now its EXITED notice came).
  */
 int sg_worker_pool_retire(struct sg_worker_pool *p, pid_t pid);
+
+/*
+ * The idle worker that has waited longest, of any tenant but `except`
+ * (NULL: of any tenant), or NULL: the one to retire when the pool is full
+ * and another tenant needs room.  Valid as for checkout.
+ */
+const struct sg_pool_worker *sg_worker_pool_idlest(const struct sg_worker_pool *p,
+                                                   const char *except);
+/* Every entry is taken. */
+bool sg_worker_pool_full(const struct sg_worker_pool *p);
 
 /* The entry for pid, or NULL; valid as for checkout. */
 const struct sg_pool_worker *sg_worker_pool_find(const struct sg_worker_pool *p, pid_t pid);

@@ -194,6 +194,30 @@ test_shortfall_hints_at_preforking(void **state)
 	sg_worker_pool_free(p);
 }
 
+static void
+test_idlest_names_the_worker_to_evict(void **state)
+{
+	(void)state;
+	struct sg_worker_pool *p = sg_worker_pool_new(3, 10);
+	assert_int_equal(sg_worker_pool_add(p, 11, new_fd(), "acme"), 0);
+	assert_int_equal(sg_worker_pool_add(p, 12, new_fd(), "globex"), 0);
+	assert_int_equal(sg_worker_pool_add(p, 13, new_fd(), "acme"), 0);
+	assert_true(sg_worker_pool_full(p));
+	assert_null(sg_worker_pool_idlest(p, NULL)); /* all busy */
+	sg_worker_pool_checkin(p, 13, "acme", true);
+	sg_worker_pool_checkin(p, 12, "globex", true);
+	sg_worker_pool_checkin(p, 11, "acme", true);
+	assert_int_equal(sg_worker_pool_idlest(p, NULL)->pid, 13);
+	assert_int_equal(sg_worker_pool_idlest(p, "acme")->pid, 12);
+	assert_int_equal(sg_worker_pool_idlest(p, "nobody")->pid, 13);
+	sg_worker_pool_checkout(p, "acme"); /* takes one of acme's; 12 is still the idlest other */
+	assert_int_equal(sg_worker_pool_idlest(p, "acme")->pid, 12);
+	assert_int_equal(sg_worker_pool_retire(p, 12), 0);
+	assert_false(sg_worker_pool_full(p));
+	assert_null(sg_worker_pool_idlest(p, "acme"));
+	sg_worker_pool_free(p);
+}
+
 int
 main(void)
 {
@@ -204,6 +228,7 @@ main(void)
 	    cmocka_unit_test(test_retire_forgets_busy_and_idle_workers),
 	    cmocka_unit_test(test_add_refuses_what_it_cannot_book),
 	    cmocka_unit_test(test_shortfall_hints_at_preforking),
+	    cmocka_unit_test(test_idlest_names_the_worker_to_evict),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,98 @@
+"""How the gateway shares its sandbox workers: tenants that ran once cannot
+lock out the rest, a tenant cannot hold more runs than tenant_runs, and a
+run that cannot be handed to a worker costs no worker."""
+
+import json
+import shutil
+import threading
+
+import pytest
+import requests
+
+from conftest import EXAMPLES, Gateway, assert_problem, make_key, run_cli
+
+TENANTS = ("t1", "t2", "t3")
+SLOW = "function run(input, ctx)\n  local x = 0\n  while true do x = x + 1 end\nend\n"
+ECHO = "function run(input, ctx)\n  return #input.text\nend\n"
+
+
+def add_template(defs, name, lua, limits="wall_time: 2s", schema="{type: object}"):
+    d = defs / "templates" / name
+    d.mkdir(parents=True)
+    (d / "template.yaml").write_text(
+        f"kind: template\nname: {name}\nversion: 1.0.0\ndescription: pool test\n"
+        f"input: {schema}\ncapabilities: []\nlimits:\n  {limits}\n"
+        "  instructions: 1000000000000\n  cpu_time: 10s\n")
+    (d / "main.lua").write_text(lua)
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pool")
+    defs = root / "defs"
+    shutil.copytree(EXAMPLES, defs)
+    add_template(defs, "trivial", "function run(input, ctx) return 1 end\n")
+    add_template(defs, "slow", SLOW, limits="wall_time: 1s")
+    add_template(defs, "echo", ECHO, schema="{type: object, properties: {text: {type: string}}}")
+    data = str(root / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    cfg = root / "sandgate.yaml"
+    cfg.write_text("limits:\n  max_body_bytes: 4194304\n"
+                   "sandbox:\n  max_workers: 2\n  prefork: 0\n  tenant_runs: 1\n")
+    g = Gateway(data, config=str(cfg))
+    g.keys = {t: make_key(data, "maker", tenant=t)["key"] for t in TENANTS}
+    g.start()
+    yield g
+    g.assert_clean_exit(g.stop())
+
+
+def run(gw, tenant, name, body=None):
+    return requests.post(f"{gw.url}/v1/templates/{name}/runs", data=json.dumps(body or {}),
+                         timeout=30, headers={"Authorization": "Bearer " + gw.keys[tenant],
+                                              "Content-Type": "application/json"})
+
+
+def workers(gw):
+    return requests.get(gw.url + "/readyz", timeout=5).json()["sandbox"]["workers"]
+
+
+def test_tenants_that_ran_once_do_not_lock_out_the_rest(gw):
+    # Two slots, three tenants: each new tenant takes the place of the idlest.
+    pids = {}
+    for t in TENANTS + TENANTS:
+        r = run(gw, t, "trivial")
+        assert r.status_code == 200, r.text
+        pids.setdefault(t, set()).add(r.json()["worker_pid"])
+    assert workers(gw)["idle"] + workers(gw)["busy"] <= 2
+    for a in TENANTS:
+        for b in TENANTS:
+            if a != b:
+                assert not pids[a] & pids[b], pids
+
+
+def test_a_tenant_holds_at_most_tenant_runs_at_once(gw):
+    out = []
+    slow = threading.Thread(target=lambda: out.append(run(gw, "t1", "slow")))
+    slow.start()
+    try:
+        for _ in range(100):
+            if workers(gw)["busy"] == 1:
+                break
+            threading.Event().wait(0.02)
+        r = run(gw, "t1", "trivial")
+        assert_problem(r, 429, "runs_limited")
+        assert r.headers["Retry-After"] == "1"
+        # Another tenant is not held back by it.
+        assert run(gw, "t2", "trivial").status_code == 200
+    finally:
+        slow.join()
+    assert out[0].json()["run"]["stopped_by"]["limit"] == "wall_time"
+
+
+def test_an_input_too_large_to_hand_over_costs_no_worker(gw):
+    before = workers(gw)
+    r = run(gw, "t3", "echo", {"text": "x" * (1536 * 1024)})
+    body = assert_problem(r, 413, "body_too_large")
+    assert "1 MiB" in body["detail"]
+    assert workers(gw) == before
+    assert run(gw, "t3", "echo", {"text": "abc"}).json()["output"] == 3
