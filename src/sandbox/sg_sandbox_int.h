@@ -1,0 +1,74 @@
+/*
+ * For the sandbox's own files (sg_sandbox.c hands out workers,
+ * sg_sandbox_keeper.c runs the keeper thread, sg_sandbox_start.c starts
+ * and stops it all): the state they share.  Lock order is zyg_mu before
+ * pool_mu; nothing takes zyg_mu while holding pool_mu, so a spawn (slow)
+ * never stalls a checkout (fast).
+ */
+#ifndef SG_SANDBOX_INT_H
+#define SG_SANDBOX_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "sandbox/sg_cgroup.h"
+#include "sandbox/sg_sandbox.h"
+#include "sandbox/sg_worker_pool.h"
+#include "sandbox/sg_zygote.h"
+
+#define EXITS_KEPT 256
+#define RECENT_MAX 1024
+#define RECENT_S 600
+#define READY_TIMEOUT_MS 2000
+#define SPAWNS_PER_TICK 8
+/* Lifetime CPU of a worker (RLIMIT_CPU) and the margin left for its last run. */
+#define WORKER_CPU_S 600
+#define LAST_RUN_CPU_S 61
+
+struct exit_rec {
+	pid_t pid;
+	int status;
+};
+
+struct recent {
+	char tenant[65];
+	time_t last;
+	size_t spawning; /* workers being made for a run of this tenant right now */
+};
+
+struct sg_sandbox {
+	uint32_t runs_per_worker;
+	size_t prefork, tenant_runs, max_workers;
+	pthread_mutex_t pool_mu, zyg_mu;
+	struct sg_worker_pool *pool;       /* pool_mu */
+	struct exit_rec exits[EXITS_KEPT]; /* pool_mu; a ring */
+	size_t exit_next;
+	struct recent recent[RECENT_MAX]; /* pool_mu */
+	size_t n_recent;
+	struct sg_zygote z; /* zyg_mu */
+	_Atomic bool broken;
+	char reason[256]; /* why broken; written once, before broken is set */
+	int wake_fd;
+	pthread_t keeper;
+	bool keeper_on;
+	_Atomic bool stopping;
+	bool cgroups;
+	struct sg_cgroup_system sys;
+	struct sg_cgroup_report probe;
+	char isolation[512];
+};
+
+/* With zyg_mu held: takes every exit notice already read or waiting. */
+void sg_sandbox_drain_exits(struct sg_sandbox *sb);
+/* SIGKILLs a worker through the zygote (takes zyg_mu). */
+void sg_sandbox_zygote_kill(struct sg_sandbox *sb, pid_t pid);
+/* A confined, READY worker of `tenant`, booked BUSY in the pool (idle for a prefork). */
+int sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
+                           struct sg_sandbox_worker *w, char *err, size_t errlen);
+void sg_sandbox_wake_keeper(struct sg_sandbox *sb);
+/* sg_sandbox_keeper.c: the keeper thread. */
+void *sg_sandbox_keeper_main(void *arg);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * The keeper thread: reads the zygote's exit notices, keeps idle workers
+ * ready for tenants that run templates, lets quiet tenants' workers go;
+ * and what /readyz shows of the sandbox.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "obs/sg_log.h"
+#include "sandbox/sg_sandbox_int.h"
+
+/* ---- the keeper ---- */
+
+struct want {
+	char tenant[65];
+	size_t n;
+};
+
+/*
+ * With pool_mu held: forgets tenants not seen for RECENT_S, collecting
+ * their idle workers' pids (retired here, killed by the caller).
+ */
+static size_t
+reap_stale(struct sg_sandbox *sb, time_t now, pid_t *pids, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sb->n_recent;) {
+		struct recent *r = &sb->recent[i];
+		if (now - r->last <= RECENT_S || r->spawning > 0) {
+			i++;
+			continue;
+		}
+		const struct sg_pool_worker *w;
+		while (n < max && (w = sg_worker_pool_checkout(sb->pool, r->tenant)) != NULL) {
+			pids[n++] = w->pid;
+			sg_worker_pool_retire(sb->pool, w->pid);
+		}
+		if (n == max)
+			break; /* the rest next tick */
+		*r = sb->recent[--sb->n_recent];
+	}
+	return n;
+}
+
+/* Tops up idle workers of recent tenants, a few spawns per tick; lets stale ones go. */
+static void
+prefork(struct sg_sandbox *sb)
+{
+	struct want want[SPAWNS_PER_TICK];
+	pid_t stale[SPAWNS_PER_TICK];
+	size_t n_want = 0, spawns = 0;
+	time_t now = time(NULL);
+	pthread_mutex_lock(&sb->pool_mu);
+	size_t n_stale = reap_stale(sb, now, stale, SPAWNS_PER_TICK);
+	for (size_t i = 0; i < sb->n_recent && n_want < SPAWNS_PER_TICK; i++) {
+		size_t n = sg_worker_pool_shortfall(sb->pool, sb->recent[i].tenant, sb->prefork);
+		if (n > 0) {
+			snprintf(want[n_want].tenant, sizeof(want[n_want].tenant), "%s",
+			         sb->recent[i].tenant);
+			want[n_want++].n = n;
+		}
+	}
+	pthread_mutex_unlock(&sb->pool_mu);
+	for (size_t i = 0; i < n_stale; i++)
+		sg_sandbox_zygote_kill(sb, stale[i]);
+	for (size_t i = 0; i < n_want && !atomic_load(&sb->stopping); i++)
+		for (size_t k = 0; k < want[i].n && spawns++ < SPAWNS_PER_TICK; k++) {
+			struct sg_sandbox_worker w;
+			char err[256];
+			if (sg_sandbox_spawn_ready(sb, want[i].tenant, true, &w, err, sizeof(err)) <
+			    0) {
+				sg_log(SG_LOG_WARN, NULL, "sandbox: preforking for %s: %s",
+				       want[i].tenant, err);
+				return;
+			}
+		}
+}
+
+void *
+sg_sandbox_keeper_main(void *arg)
+{
+	struct sg_sandbox *sb = arg;
+	while (!atomic_load(&sb->stopping)) {
+		struct pollfd p[2] = {{.fd = sb->z.fd, .events = POLLIN},
+		                      {.fd = sb->wake_fd, .events = POLLIN}};
+		if (atomic_load(&sb->broken))
+			p[0].fd = -1;
+		if (poll(p, 2, 250) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+			(void)!read(sb->wake_fd, &v, sizeof(v));
+		}
+		pthread_mutex_lock(&sb->zyg_mu);
+		sg_sandbox_drain_exits(sb);
+		pthread_mutex_unlock(&sb->zyg_mu);
+		if (!atomic_load(&sb->broken) && !atomic_load(&sb->stopping))
+			prefork(sb);
+	}
+	return NULL;
+}
+
+int
+sg_sandbox_run_keeper(struct sg_sandbox *sb, char *err, size_t errlen)
+{
+	if (pthread_create(&sb->keeper, NULL, sg_sandbox_keeper_main, sb) != 0)
+		return snprintf(err, errlen, "cannot start the sandbox keeper thread"), -1;
+	sb->keeper_on = true;
+	return 0;
+}
+
+/* ---- status ---- */
+
+bool
+sg_sandbox_ready(struct sg_sandbox *sb)
+{
+	return !atomic_load(&sb->broken);
+}
+
+json_t *
+sg_sandbox_status_json(struct sg_sandbox *sb)
+{
+	size_t idle, busy;
+	pthread_mutex_lock(&sb->pool_mu);
+	sg_worker_pool_count(sb->pool, NULL, &idle, &busy);
+	pthread_mutex_unlock(&sb->pool_mu);
+	bool broken = atomic_load(&sb->broken);
+	return json_pack("{s:b, s:b, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:s, s:o}", "enabled", 1,
+	                 "ready", !broken, "reason", broken ? sb->reason : NULL, "workers", "idle",
+	                 (json_int_t)idle, "busy", (json_int_t)busy, "max",
+	                 (json_int_t)sb->max_workers, "runs_per_worker",
+	                 (json_int_t)sb->runs_per_worker, "prefork", (json_int_t)sb->prefork,
+	                 "isolation", sb->isolation, "cgroups",
+	                 sb->cgroups ? sg_cgroup_report_json(&sb->probe) : json_null());
+}
