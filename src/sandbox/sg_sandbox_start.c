@@ -89,7 +89,7 @@ mapped_now(void)
 static const char *
 test_env(const char *name, int slot)
 {
-	static char copies[3][SG_FRAME_TEMPLATE_MAX + 1];
+	static char copies[4][SG_FRAME_TEMPLATE_MAX + 1];
 	const char *v = getenv(name);
 	if (v == NULL)
 		return NULL;
@@ -112,6 +112,7 @@ worker_opts(const struct sg_config *cfg, struct sg_worker_opts *o)
 	o->test_fault_seccomp = test_env("SANDGATE_TEST_SECCOMP_TEMPLATE", 0);
 	o->test_fault_fork = test_env("SANDGATE_TEST_FORK_TEMPLATE", 1);
 	o->test_fault_crash = test_env("SANDGATE_TEST_CRASH_TEMPLATE", 2);
+	o->test_fault_garbage = test_env("SANDGATE_TEST_GARBAGE_TEMPLATE", 3);
 #endif
 }
 

@@ -258,8 +258,11 @@ send_done(struct worker *w, const char *run_id, const struct sg_lua_outcome *o)
 
 /* The test faults of sg_worker_opts: what a worker broken into would do. */
 static void
-test_fault(const struct sg_worker_opts *o, const char *template_name)
+test_fault(const struct sg_worker_opts *o, int fd, const char *template_name)
 {
+	static const char garbage[] = "\x00\x00\x00\x10{\"type\": \"nope\"}";
+	if (o->test_fault_garbage && strcmp(o->test_fault_garbage, template_name) == 0)
+		(void)!send(fd, garbage, sizeof(garbage) - 1, MSG_NOSIGNAL); /* then runs on */
 	if (o->test_fault_seccomp && strcmp(o->test_fault_seccomp, template_name) == 0)
 		(void)!socket(AF_INET, SOCK_STREAM, 0); /* the filter kills the process here */
 	if (o->test_fault_fork && strcmp(o->test_fault_fork, template_name) == 0)
@@ -274,7 +277,7 @@ serve_run(struct worker *w, const struct sg_worker_opts *o)
 	struct sg_frame_msg m;
 	read_frame(w, SG_FRAME_RUN, &m);
 	const struct sg_frame_run *run = &m.run;
-	test_fault(o, run->template_name);
+	test_fault(o, w->fd, run->template_name);
 	const struct sg_lua_limits lim = {
 	    .instructions = run->limits.instructions,
 	    .memory_bytes = (size_t)run->limits.memory_bytes,

@@ -50,12 +50,14 @@ struct sg_worker_opts {
 	void (*test_after_confine)(int fd, const struct sg_isolate_report *r);
 	/*
 	 * Tests only (NULL in production): a RUN of the template so named
-	 * makes a system call the filter kills, forks, or crashes, instead of
-	 * running.  The system tests use them to check how the gateway takes it.
+	 * makes a system call the filter kills, forks, crashes, or sends the
+	 * gateway a malformed frame before running.  The system tests use them
+	 * to check how the gateway takes it.
 	 */
 	const char *test_fault_seccomp;
 	const char *test_fault_fork;
 	const char *test_fault_crash;
+	const char *test_fault_garbage;
 };
 
 /* max_runs 100, SG_FRAME_MAX, and sg_isolate_opts_init() defaults. */

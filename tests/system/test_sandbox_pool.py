@@ -96,3 +96,29 @@ def test_an_input_too_large_to_hand_over_costs_no_worker(gw):
     assert "1 MiB" in body["detail"]
     assert workers(gw) == before
     assert run(gw, "t3", "echo", {"text": "abc"}).json()["output"] == 3
+
+
+def test_a_worker_that_speaks_garbage_is_killed_not_the_gateway(tmp_path, monkeypatch):
+    """A malformed frame (an unknown message type) from a worker: the
+    gateway kills that worker, names it, and serves the next run."""
+    defs = tmp_path / "defs"
+    shutil.copytree(EXAMPLES, defs)
+    add_template(defs, "babble", "function run(input, ctx) return 1 end\n")
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    monkeypatch.setenv("SANDGATE_TEST_GARBAGE_TEMPLATE", "babble")
+    g = Gateway(data)
+    g.keys = {"t1": make_key(data, "maker", tenant="t1")["key"]}
+    g.start()
+    try:
+        r = run(g, "t1", "babble")
+        body = assert_problem(r, 422, "sandbox_violation")
+        doc = body["run"]
+        assert doc["error"]["code"] == "worker_crashed", doc
+        assert "protocol" in doc["error"]["message"], doc
+        assert requests.get(g.url + "/healthz", timeout=5).status_code == 200
+        ok = run(g, "t1", "onboard-contact", {"email": "ada@example.com", "name": "Ada"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["worker_pid"] != doc["worker_pid"]
+    finally:
+        g.assert_clean_exit(g.stop())
