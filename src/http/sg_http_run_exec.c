@@ -297,6 +297,8 @@ free_exec(struct sg_run_exec *x)
 		event_free(x->timer);
 	if (x->call_wake)
 		event_free(x->call_wake);
+	if (x->wait_ev)
+		event_free(x->wait_ev);
 	sg_frame_decoder_free(x->dec);
 	sg_run_doc_clear(&x->doc);
 	sg_snapshot_unref(x->snap);
@@ -361,31 +363,15 @@ attach(struct sg_run_exec *x)
 	return bufferevent_enable(x->bev, EV_READ);
 }
 
-enum sg_run_start
-sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen)
+/* The worker is x's: hand it the RUN and start the clocks.  -1: nothing was sent. */
+static int
+begin(struct sg_run_exec *x)
 {
-	snprintf(err, errlen, "out of memory for a run");
-	if (encode_run(x, input, err, errlen) != 0)
-		return SG_RUN_TOO_LARGE;
-	x->timer = event_new(x->t->base, -1, 0, on_timer, x);
-	if (x->timer == NULL)
-		return SG_RUN_UNAVAILABLE;
-	enum sg_sandbox_acquire got =
-	    sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, &x->w, err, errlen);
-	if (got != SG_SANDBOX_GOT) {
-		event_free(x->timer);
-		x->timer = NULL;
-		return got == SG_SANDBOX_BUSY ? SG_RUN_BUSY : SG_RUN_UNAVAILABLE;
-	}
 	if (attach(x) != 0 || bufferevent_write(x->bev, x->run_frame, x->run_frame_len) != 0) {
 		/* The worker saw nothing of this run: it goes back as it was. */
 		detach(x);
 		sg_sandbox_release(x->gw->sandbox, &x->w);
-		event_free(x->timer);
-		x->timer = NULL;
-		sg_frame_decoder_free(x->dec);
-		x->dec = NULL;
-		return SG_RUN_UNAVAILABLE;
+		return -1;
 	}
 	x->has_worker = true;
 	x->doc.worker_pid = x->w.pid;
@@ -394,16 +380,82 @@ sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen
 	x->doc.started_us = wall_us();
 	x->has_oom = sg_sandbox_oom_kills(x->gw->sandbox, x->doc.tenant, &x->oom_before);
 	x->has_cpu = sg_sandbox_cpu_ns(x->w.pid, &x->cpu_start_ns);
-	if (x->on_done == NULL)
-		atomic_fetch_add_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
 	publish(x, false);
 	arm_timer(x);
+	return 0;
+}
+
+static void
+no_worker(struct sg_run_exec *x, const char *why)
+{
+	sg_log(SG_LOG_WARN, NULL, "sandbox: run %s: no worker: %s", x->doc.id, why);
+	x->doc.status = SG_RUN_FAILED;
+	x->doc.problem = SG_P_SANDBOX_UNAVAILABLE;
+	x->doc.started_us = wall_us();
+	snprintf(x->doc.error_code, sizeof(x->doc.error_code), "sandbox_unavailable");
+	snprintf(x->doc.message, sizeof(x->doc.message), "no sandbox worker could be started");
+	x->worker_done = true;
+	finish(x);
+}
+
+/* The keeper made (or failed to make) this run's worker; on the run's own thread. */
+static void
+on_worker_made(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_run_exec *x = arg;
+	(void)fd;
+	(void)what;
+	if (x->wait.rc != 0) {
+		no_worker(x, x->wait.err);
+		return;
+	}
+	x->w = x->wait.w;
+	if (begin(x) != 0)
+		no_worker(x, "the RUN could not be queued for the worker");
+}
+
+/* Called on the keeper thread: only wakes the run's own. */
+static void
+worker_made(void *arg)
+{
+	struct sg_run_exec *x = arg;
+	event_active(x->wait_ev, EV_TIMEOUT, 1);
+}
+
+enum sg_run_start
+sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "out of memory for a run");
+	if (encode_run(x, input, err, errlen) != 0)
+		return SG_RUN_TOO_LARGE;
+	x->timer = event_new(x->t->base, -1, 0, on_timer, x);
+	x->wait_ev = event_new(x->t->base, -1, 0, on_worker_made, x);
+	if (x->timer == NULL || x->wait_ev == NULL)
+		return SG_RUN_UNAVAILABLE;
+	x->wait.ready = worker_made;
+	x->wait.arg = x;
+	enum sg_sandbox_acquire got =
+	    sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, &x->w, &x->wait, err, errlen);
+	if (got == SG_SANDBOX_BUSY || got == SG_SANDBOX_UNAVAILABLE)
+		return got == SG_SANDBOX_BUSY ? SG_RUN_BUSY : SG_RUN_UNAVAILABLE;
+	if (got == SG_SANDBOX_GOT && begin(x) != 0)
+		return SG_RUN_UNAVAILABLE;
+	/* Under way, or waiting for its worker: either way it ends through finish(). */
+	if (x->on_done == NULL)
+		atomic_fetch_add_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
+	if (got == SG_SANDBOX_WAIT)
+		publish(x, false);
 	return SG_RUN_STARTED;
 }
 
 void
 sg_run_exec_free_unstarted(struct sg_run_exec *x)
 {
+	if (x->timer)
+		event_free(x->timer);
+	if (x->wait_ev)
+		event_free(x->wait_ev);
+	sg_frame_decoder_free(x->dec);
 	sg_snapshot_unref(x->snap);
 	sg_run_doc_clear(&x->doc);
 	free(x->authorization);

@@ -36,8 +36,10 @@ struct sg_run_exec {
 	const struct sg_template *tpl;
 	char *authorization; /* the caller's credential; every ctx.call identifies with it */
 	struct sg_run_doc doc;
-	/* The worker. */
+	/* The worker, or the wait for the keeper to make one. */
 	struct sg_sandbox_worker w;
+	struct sg_sandbox_wait wait;
+	struct event *wait_ev;
 	bool has_worker;
 	struct bufferevent *bev;
 	struct sg_frame_decoder *dec;

@@ -261,10 +261,10 @@ make_room(struct sg_sandbox *sb, const char *tenant)
 	return pid;
 }
 
-/* With pool_mu held: a reason to say no, or GOT with *w, or -1: spawn one. */
+/* With pool_mu held: a reason to say no, GOT with *w, WAIT (queued), or -1: look again. */
 static int
-try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w, pid_t *dead,
-         bool *wake)
+try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
+         struct sg_sandbox_wait *wait, pid_t *dead, bool *wake)
 {
 	size_t idle, busy;
 	struct recent *rc = note_recent(sb, tenant, time(NULL));
@@ -276,39 +276,73 @@ try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
 		*wake = idle <= sb->prefork; /* it took a ready one: make the next */
 		return SG_SANDBOX_GOT;
 	}
-	if (*dead == 0) {
-		*dead = make_room(sb, tenant);
-		rc->spawning++;
-		return -1;
-	}
-	return -2; /* dropped a dead one: look again */
+	if (*dead != 0)
+		return -1; /* dropped a dead one: look again */
+	rc->spawning++;
+	snprintf(wait->tenant, sizeof(wait->tenant), "%s", tenant);
+	wait->next = NULL;
+	*sb->waits_tail = wait;
+	sb->waits_tail = &wait->next;
+	*wake = true;
+	return SG_SANDBOX_WAIT;
 }
 
 enum sg_sandbox_acquire
 sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
-                   char *err, size_t errlen)
+                   struct sg_sandbox_wait *wait, char *err, size_t errlen)
 {
 	int got;
+	if (atomic_load(&sb->broken))
+		return snprintf(err, errlen, "%s", sb->reason), SG_SANDBOX_UNAVAILABLE;
 	do {
 		pid_t dead = 0;
 		bool wake = false;
 		pthread_mutex_lock(&sb->pool_mu);
-		got = try_take(sb, tenant, w, &dead, &wake);
+		got = try_take(sb, tenant, w, wait, &dead, &wake);
 		pthread_mutex_unlock(&sb->pool_mu);
 		if (dead != 0)
 			sg_sandbox_zygote_kill(sb, dead);
-		if (wake || got == -1)
+		if (wake)
 			sg_sandbox_wake_keeper(sb);
-	} while (got == -2);
-	if (got != -1)
-		return (enum sg_sandbox_acquire)got;
-	int rc = sg_sandbox_spawn_ready(sb, tenant, false, w, err, errlen);
-	pthread_mutex_lock(&sb->pool_mu);
-	struct recent *r = find_recent(sb, tenant);
-	if (r != NULL && r->spawning > 0)
-		r->spawning--;
-	pthread_mutex_unlock(&sb->pool_mu);
-	return rc == 0 ? SG_SANDBOX_GOT : SG_SANDBOX_UNAVAILABLE;
+	} while (got == -1);
+	return (enum sg_sandbox_acquire)got;
+}
+
+/* With pool_mu held: the oldest waiting run, and room made for its worker (*victim). */
+static struct sg_sandbox_wait *
+next_wait(struct sg_sandbox *sb, pid_t *victim)
+{
+	struct sg_sandbox_wait *wt = sb->waits;
+	if (wt == NULL)
+		return NULL;
+	sb->waits = wt->next;
+	if (sb->waits == NULL)
+		sb->waits_tail = &sb->waits;
+	*victim = make_room(sb, wt->tenant);
+	return wt;
+}
+
+void
+sg_sandbox_serve_waits(struct sg_sandbox *sb)
+{
+	for (;;) {
+		pid_t victim = 0;
+		pthread_mutex_lock(&sb->pool_mu);
+		struct sg_sandbox_wait *wt = next_wait(sb, &victim);
+		pthread_mutex_unlock(&sb->pool_mu);
+		if (wt == NULL)
+			return;
+		if (victim != 0)
+			sg_sandbox_zygote_kill(sb, victim);
+		wt->rc =
+		    sg_sandbox_spawn_ready(sb, wt->tenant, false, &wt->w, wt->err, sizeof(wt->err));
+		pthread_mutex_lock(&sb->pool_mu);
+		struct recent *r = find_recent(sb, wt->tenant);
+		if (r != NULL && r->spawning > 0)
+			r->spawning--;
+		pthread_mutex_unlock(&sb->pool_mu);
+		wt->ready(wt->arg); /* the waiting run owns wt again from here */
+	}
 }
 
 bool

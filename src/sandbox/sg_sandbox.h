@@ -5,9 +5,10 @@
  *
  * Locks: `pool_mu` guards the pool and is held for microseconds; `zyg_mu`
  * guards the zygote client and is held while the zygote spawns or kills
- * (a millisecond or two).  An I/O thread pays a spawn only when its tenant
- * has no idle worker: the keeper keeps `prefork` idle workers ready for
- * every tenant that ran a template in the last ten minutes.  The keeper
+ * (a millisecond or two).  Workers are only ever made on the keeper
+ * thread: a run whose tenant has no idle worker waits for one without
+ * holding its I/O thread, and the keeper keeps `prefork` idle workers
+ * ready for every tenant that ran a template in the last ten minutes.  The keeper
  * also reads the zygote's EXITED notices, forgets idle workers that died
  * and keeps each wait status for a while, so a run whose worker vanished
  * can say why (a seccomp kill, a crash, the tenant's memory ceiling).
@@ -51,15 +52,36 @@ void sg_sandbox_stop(struct sg_sandbox *sb);
 enum sg_sandbox_acquire {
 	SG_SANDBOX_GOT = 0,
 	SG_SANDBOX_BUSY = 1,         /* the tenant already has tenant_runs runs in progress */
-	SG_SANDBOX_UNAVAILABLE = -1, /* no worker can be made: err says why */
+	SG_SANDBOX_WAIT = 2,         /* the keeper is making one: wait->ready will be called */
+	SG_SANDBOX_UNAVAILABLE = -1, /* the sandbox is broken: err says why */
 };
 
 /*
- * An idle worker of exactly `tenant`, spawned when there is none.  Idle
- * workers that died or spoke out of turn are dropped on the way.
+ * A run waiting for a worker to be made.  The caller fills `ready` and
+ * `arg` and keeps the struct alive until `ready` is called (once, from
+ * the keeper thread: do no more there than wake your own thread).  By
+ * then rc is 0 with `w` the worker, or -1 with `err` saying why not.
+ */
+struct sg_sandbox_wait {
+	void (*ready)(void *arg);
+	void *arg;
+	int rc;
+	struct sg_sandbox_worker w;
+	char err[256];
+	/* The sandbox's. */
+	char tenant[65];
+	struct sg_sandbox_wait *next;
+};
+
+/*
+ * An idle worker of exactly `tenant` in *w; when there is none, the
+ * keeper makes one (SG_SANDBOX_WAIT), so that no I/O thread waits for a
+ * worker to confine itself.  Idle workers that died or spoke out of turn
+ * are dropped on the way.
  */
 enum sg_sandbox_acquire sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant,
-                                           struct sg_sandbox_worker *w, char *err, size_t errlen);
+                                           struct sg_sandbox_worker *w,
+                                           struct sg_sandbox_wait *wait, char *err, size_t errlen);
 /*
  * The run ended cleanly (DONE read, nothing after it): the worker goes
  * back to idle, or is let go after runs_per_worker runs or when it has

@@ -47,7 +47,8 @@ struct sg_sandbox {
 	size_t exit_next;
 	struct recent recent[RECENT_MAX]; /* pool_mu */
 	size_t n_recent;
-	struct sg_zygote z; /* zyg_mu */
+	struct sg_sandbox_wait *waits, **waits_tail; /* pool_mu: runs waiting for a worker, FIFO */
+	struct sg_zygote z;                          /* zyg_mu */
 	_Atomic bool broken;
 	char reason[256]; /* why broken; written once, before broken is set */
 	int wake_fd;
@@ -68,6 +69,8 @@ void sg_sandbox_zygote_kill(struct sg_sandbox *sb, pid_t pid);
 int sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
                            struct sg_sandbox_worker *w, char *err, size_t errlen);
 void sg_sandbox_wake_keeper(struct sg_sandbox *sb);
+/* Keeper only: makes a worker for each waiting run, oldest first. */
+void sg_sandbox_serve_waits(struct sg_sandbox *sb);
 /* sg_sandbox_keeper.c: the keeper thread. */
 void *sg_sandbox_keeper_main(void *arg);
 

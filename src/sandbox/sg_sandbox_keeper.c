@@ -97,6 +97,8 @@ sg_sandbox_keeper_main(void *arg)
 		pthread_mutex_lock(&sb->zyg_mu);
 		sg_sandbox_drain_exits(sb);
 		pthread_mutex_unlock(&sb->zyg_mu);
+		/* Runs waiting for a worker first; they also fail fast once broken. */
+		sg_sandbox_serve_waits(sb);
 		if (!atomic_load(&sb->broken) && !atomic_load(&sb->stopping))
 			prefork(sb);
 	}

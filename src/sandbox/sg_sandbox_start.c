@@ -142,6 +142,7 @@ sandbox_new(const struct sg_config *cfg)
 	sb->tenant_runs = (size_t)cfg->sandbox_tenant_runs;
 	sb->max_workers = (size_t)cfg->sandbox_max_workers;
 	sb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	sb->waits_tail = &sb->waits;
 	sb->pool = sg_worker_pool_new(sb->max_workers, sb->runs_per_worker);
 	pthread_mutex_init(&sb->pool_mu, NULL);
 	pthread_mutex_init(&sb->zyg_mu, NULL);

@@ -89,6 +89,28 @@ def test_a_tenant_holds_at_most_tenant_runs_at_once(gw):
     assert out[0].json()["run"]["stopped_by"]["limit"] == "wall_time"
 
 
+def test_when_every_worker_is_busy_a_new_tenant_is_told_plainly(gw):
+    out = []
+    slow = [threading.Thread(target=lambda t=t: out.append(run(gw, t, "slow")))
+            for t in ("t1", "t2")]
+    for t in slow:
+        t.start()
+    try:
+        for _ in range(200):
+            if workers(gw)["busy"] == 2:
+                break
+            threading.Event().wait(0.02)
+        assert workers(gw)["busy"] == 2
+        body = assert_problem(run(gw, "t3", "trivial"), 503, "sandbox_unavailable")
+        assert body["run"]["error"]["code"] == "sandbox_unavailable"
+        assert "worker" in body["remediation"] or "sandbox" in body["remediation"]
+    finally:
+        for t in slow:
+            t.join()
+    assert [r.status_code for r in out] == [422, 422]
+    assert run(gw, "t3", "trivial").status_code == 200
+
+
 def test_an_input_too_large_to_hand_over_costs_no_worker(gw):
     before = workers(gw)
     r = run(gw, "t3", "echo", {"text": "x" * (1536 * 1024)})
