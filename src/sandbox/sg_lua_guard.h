@@ -114,8 +114,21 @@ int sg_lua_guard_is_refusal(lua_State *L, int idx);
  * error value.  env is the sandbox global table, load's default environment.
  */
 void sg_lua_guard_base(lua_State *L, int real, int box, int env);
-void sg_lua_guard_string(lua_State *L, int real, int box);
-void sg_lua_guard_table(lua_State *L, int real, int box);
+void sg_lua_guard_string(lua_State *L, int real, int box); /* sg_lua_guard_string.c */
+void sg_lua_guard_table(lua_State *L, int real, int box);  /* sg_lua_guard_table.c */
+
+/* ---- for the guard files only ---- */
+
+/* A guarded function's tail: calls upvalue 1 (the stock function) with its arguments. */
+int sg_lua_guard_call_stock(lua_State *L);
+/* Puts fn into box[name], with real[name] as its upvalue when it wraps one. */
+void sg_lua_guard_install(lua_State *L, int real, int box, const char *name, lua_CFunction fn,
+                          int wraps);
+/* Refuses (sg_lua_guard_refuse) a string of `size` bytes made by `fn`: over the cap. */
+int sg_lua_guard_too_long(lua_State *L, const char *fn, uint64_t size);
+/* Saturating arithmetic for prices: UINT64_MAX means "more than anything allowed". */
+uint64_t sg_lua_sat_mul(uint64_t a, uint64_t b);
+uint64_t sg_lua_sat_add(uint64_t a, uint64_t b);
 void sg_lua_guard_coroutine(lua_State *L, int real, int box);
 
 #endif
