@@ -18,6 +18,7 @@
 #include "upstream/sg_simulator.h"
 
 #include "core/sg_rng.h"
+#include "upstream/sg_sim_seed.h"
 
 #include <math.h>
 #include <sodium.h>
@@ -66,45 +67,6 @@ static uint64_t
 below(struct gen *g, uint64_t n)
 {
 	return n > 1 ? next64(g) % n : 0;
-}
-
-static void
-put_le64(unsigned char *b, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-}
-
-/*
- * BLAKE2b-64 over seed, salt and canonical input.  The lengths go first so
- * that no two (salt, input) pairs feed the same bytes, and integers are
- * little-endian so every platform draws the same numbers.  libsodium needs
- * no sodium_init() for this: the portable code is the default.
- */
-static int
-seed_hash(uint64_t seed, const char *salt, const json_t *input, uint64_t *out)
-{
-	char *canon =
-	    input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
-	const char *text = input ? canon : "null";
-	unsigned char head[24], h[8];
-	crypto_generichash_state st;
-
-	if (text == NULL)
-		return -1; /* out of memory */
-	put_le64(head, seed);
-	put_le64(head + 8, strlen(salt));
-	put_le64(head + 16, strlen(text));
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	crypto_generichash_update(&st, head, sizeof(head));
-	crypto_generichash_update(&st, (const unsigned char *)salt, strlen(salt));
-	crypto_generichash_update(&st, (const unsigned char *)text, strlen(text));
-	crypto_generichash_final(&st, h, sizeof(h));
-	free(canon);
-	*out = 0;
-	for (int i = 0; i < 8; i++)
-		*out |= (uint64_t)h[i] << (8 * i);
-	return 0;
 }
 
 static void
@@ -925,7 +887,7 @@ sg_sim_generate(const struct sg_schema *output, const json_t *examples, const js
 	uint64_t h;
 	json_t *out = NULL;
 
-	if (output == NULL || seed_hash(seed, g.salt, input, &h) != 0)
+	if (output == NULL || sg_sim_seed(seed, g.salt, input, &h) != 0)
 		return NULL;
 	out = build(&g, examples, h);
 	/* A re-rolled id may break a pattern; the examples' own ids always fit. */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <regex.h>
 
+#include "upstream/sg_sim_seed.h"
 #include "upstream/sg_simulator.h"
 
 #define SEEDS 300
@@ -702,6 +703,54 @@ test_node_cap(void **state)
 	assert_null(fixed_array(10000));
 }
 
+static uint64_t
+seed_of(const char *text)
+{
+	json_error_t e;
+	json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
+	uint64_t h = 0;
+	assert_non_null(v);
+	assert_int_equal(sg_sim_seed(42, "crm.create_contact", v, &h), 0);
+	json_decref(v);
+	return h;
+}
+
+/* The seed depends on the value, never on how its text was written. */
+static void
+test_seed_follows_the_value_not_the_text(void **state)
+{
+	(void)state;
+	assert_true(seed_of("{\"a\":1,\"b\":[true,null]}") ==
+	            seed_of(" { \"b\" : [ true , null ] , \"a\" : 1 } "));
+	static const char *const differ[] = {
+	    "{\"a\":1}",
+	    "{\"a\":\"1\"}",
+	    "{\"a\":1.0}",
+	    "{\"ab\":\"c\"}",
+	    "{\"a\":\"bc\"}",
+	    "[]",
+	    "{}",
+	    "[[]]",
+	    "[{}]",
+	    "null",
+	    "false",
+	    "true",
+	    "0",
+	    "\"\"",
+	    "[\"a\",\"b\"]",
+	    "[\"ab\"]",
+	};
+	size_t n = sizeof(differ) / sizeof(differ[0]);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			assert_true(seed_of(differ[i]) != seed_of(differ[j]));
+	uint64_t a, b;
+	assert_int_equal(sg_sim_seed(42, "x", NULL, &a), 0);
+	assert_int_equal(sg_sim_seed(43, "x", NULL, &b), 0);
+	assert_true(a != b);
+	assert_true(a != seed_of("null")); /* so does the salt */
+}
+
 int
 main(void)
 {
@@ -723,6 +772,7 @@ main(void)
 	    cmocka_unit_test(test_string_lengths_and_names),
 	    cmocka_unit_test(test_depth_cap),
 	    cmocka_unit_test(test_node_cap),
+	    cmocka_unit_test(test_seed_follows_the_value_not_the_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

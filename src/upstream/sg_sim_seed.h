@@ -1,0 +1,16 @@
+/*
+ * sg_sim_seed: the simulator's draw seed for one call, from the server's
+ * seed, the operation and the call's input.  The same JSON input gives the
+ * same seed whatever its key order or spacing, since it is hashed from the
+ * parsed value (type tags, lengths, keys in byte order) rather than text.
+ */
+#ifndef SG_SIM_SEED_H
+#define SG_SIM_SEED_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* BLAKE2b-64 of (seed, salt, input); input NULL hashes as JSON null.  -1 when out of memory. */
+int sg_sim_seed(uint64_t seed, const char *salt, const json_t *input, uint64_t *out);
+
+#endif
