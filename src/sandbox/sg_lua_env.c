@@ -1,14 +1,14 @@
 /*
  * One template run: a capped allocator, a global table built from an
- * allowlist, the ctx object, and the translation of however the run ended
- * into one sentence for the person who wrote the template.
+ * allowlist, the ctx object (sg_lua_ctx.c), and the translation of however
+ * the run ended into one sentence for the person who wrote the template.
  *
  * Everything that can raise runs inside lua_pcall (the "guardian"), and the
  * only malloc'd memory alive across raising calls hangs off struct run
  * (logs, output, the one JSON value in flight), which sg_lua_run frees after
  * lua_close whatever happened.
  */
-#include "sandbox/sg_lua_env.h"
+#include "sandbox/sg_lua_env_int.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
@@ -20,57 +20,6 @@
 
 #include "sandbox/sg_lua_guard.h"
 #include "sandbox/sg_lua_json.h"
-
-#define NAME_MAX_LEN 48            /* shorter than LUA_IDSIZE, so Lua never cuts it */
-#define COMPILE_MEMORY (64u << 20) /* compile checks run no code; this only bounds the parser */
-#define CAPABILITY_MAX 128
-#define ENCODE_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
-
-static const char call_error_key = 0; /* registry: the last error table ctx.call raised */
-
-/* Bytes the state holds; an allocation that would pass the cap fails. */
-struct mem {
-	size_t cap, cur, peak;
-	struct sg_lua_guard *guard; /* NULL for compile checks */
-	/* The last refusal: Lua retries a failed allocation once, after a full collection. */
-	const void *refused_ptr;
-	size_t refused_osize, refused_nsize;
-	int refusing;
-};
-
-struct run {
-	struct sg_lua_guard guard; /* first: the guard pointer in extra space is also the run's */
-	struct mem mem;
-	const struct sg_lua_limits *lim;
-	const struct sg_lua_host *host;
-	const char *src;
-	size_t len;
-	const json_t *input;
-	char name[NAME_MAX_LEN + 1];
-	char chunkid[NAME_MAX_LEN + 2]; /* "=name": Lua shows it as is */
-	char call_name[CAPABILITY_MAX + 1];
-	json_t *output, *logs;
-	json_t *held; /* the JSON value in flight across raising calls */
-	size_t log_used;
-	uint64_t log_dropped;
-	uint32_t calls;
-	enum sg_lua_stop stop; /* how the run ended unless guard.stop says otherwise */
-	int line;
-	char message[sizeof(((struct sg_lua_outcome *)0)->message)];
-};
-
-static struct run *
-run_of(lua_State *L)
-{
-	return (struct run *)sg_lua_guard_get(L);
-}
-
-static void
-hold(struct run *r, json_t *j)
-{
-	json_decref(r->held);
-	r->held = j;
-}
 
 /* Formats into dst, control characters turned to spaces, "..." when cut. */
 static void
@@ -147,223 +96,6 @@ on_panic(lua_State *L)
 	abort();
 }
 
-/* ---- ctx.log and print ---- */
-
-/* Length of the valid UTF-8 sequence at s (as jansson accepts it), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len = s[0] < 0x80                    ? 1
-	             : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-	             : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-	             : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-	                                            : 0;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (len == 0 || len > n)
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f; /* beyond U+10FFFF */
-	for (size_t i = 1; i < len; i++, lo = 0x80, hi = 0xbf)
-		if (s[i] < lo || s[i] > hi)
-			return 0;
-	return len;
-}
-
-/* Pushes s with each byte that is not valid UTF-8 replaced by U+FFFD. */
-static const char *
-push_utf8(lua_State *L, const char *s, size_t *len)
-{
-	luaL_Buffer b;
-	size_t n = *len, k;
-
-	luaL_buffinit(L, &b);
-	for (size_t i = 0; i < n; i += k ? k : 1) {
-		k = utf8_seq((const unsigned char *)s + i, n - i);
-		if (k)
-			luaL_addlstring(&b, s + i, k);
-		else
-			luaL_addstring(&b, "\xef\xbf\xbd");
-	}
-	luaL_pushresult(&b);
-	return lua_tolstring(L, -1, len);
-}
-
-static int
-ctx_log(lua_State *L)
-{
-	struct run *r = run_of(L);
-	int n = lua_gettop(L);
-	luaL_Buffer b;
-	size_t len;
-
-	sg_lua_guard_check(L); /* nothing leaves the sandbox after a stop, not even a log line */
-	luaL_buffinit(L, &b);
-	for (int i = 1; i <= n; i++) {
-		if (i > 1)
-			luaL_addchar(&b, ' ');
-		luaL_tolstring(L, i, NULL); /* may run __tostring: ordinary, budgeted Lua */
-		luaL_addvalue(&b);
-	}
-	luaL_pushresult(&b);
-	const char *s = lua_tolstring(L, -1, &len);
-	sg_lua_guard_charge(L, len / SG_LUA_CHARGE_BYTES + 1);
-	s = push_utf8(L, s, &len);
-	if (len > r->lim->log_bytes - r->log_used) {
-		r->log_dropped++;
-		return 0;
-	}
-	if (json_array_append_new(r->logs, json_stringn(s, len)) != 0) {
-		r->log_dropped++;
-		return 0;
-	}
-	r->log_used += len;
-	return 0;
-}
-
-/* ---- ctx.call, ctx.now, ctx.json ---- */
-
-/* Pushes j (owned by r->held), or raises "<what>: <reason>". */
-static void
-push_held(lua_State *L, struct run *r, const char *what)
-{
-	char err[160];
-
-	if (sg_lua_json_to_lua(L, r->held, err, sizeof err) != 0) {
-		hold(r, NULL);
-		luaL_error(L, "%s: %s", what, err);
-	}
-	hold(r, NULL);
-}
-
-static int
-ctx_call(lua_State *L)
-{
-	struct run *r = run_of(L);
-	size_t nlen;
-	const char *name = luaL_checklstring(L, 1, &nlen);
-	json_t *args, *result = NULL, *error = NULL;
-	char err[256];
-
-	luaL_argcheck(L, nlen > 0 && nlen <= CAPABILITY_MAX && strlen(name) == nlen, 1,
-	              "expected a name like \"connector.operation\"");
-	if (r->host == NULL || r->host->call == NULL)
-		return luaL_error(L, "ctx.call is not available here");
-	sg_lua_guard_check(L); /* a stopped run reaches the gateway no more */
-	if (r->calls >= r->lim->calls)
-		return sg_lua_guard_stop(L, SG_LUA_CALLS);
-	args = lua_isnoneornil(L, 2) ? json_object()
-	                             : sg_lua_json_from_lua(L, 2, "args", err, sizeof err);
-	if (args == NULL)
-		return luaL_error(L, "ctx.call(\"%s\"): %s", name, err);
-	hold(r, args);
-	r->calls++;
-	int rc = r->host->call(r->host->ud, name, args, &result, &error);
-	if (rc == 0) {
-		json_decref(error);
-		hold(r, result);
-		push_held(L, r, "ctx.call result");
-		return 1;
-	}
-	json_decref(result);
-	if (error == NULL)
-		error = json_pack("{s:s,s:s}", "code", "call_failed", "detail",
-		                  "the gateway gave no reason");
-	hold(r, error);
-	push_held(L, r, "ctx.call error");
-	lua_pushvalue(L, -1);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &call_error_key);
-	memcpy(r->call_name, name, nlen + 1);
-	return lua_error(L);
-}
-
-static int
-ctx_now(lua_State *L)
-{
-	struct run *r = run_of(L);
-
-	if (r->host == NULL || r->host->now_ms == NULL)
-		return luaL_error(L, "ctx.now is not available here");
-	lua_pushinteger(L, (lua_Integer)r->host->now_ms(r->host->ud));
-	return 1;
-}
-
-static int
-json_encode(lua_State *L)
-{
-	struct run *r = run_of(L);
-	char err[256];
-	luaL_Buffer b;
-
-	luaL_checkany(L, 1);
-	json_t *j = sg_lua_json_from_lua(L, 1, "value", err, sizeof err);
-	if (j == NULL)
-		return luaL_error(L, "ctx.json.encode: %s", err);
-	hold(r, j);
-	size_t n = json_dumpb(j, NULL, 0, ENCODE_FLAGS);
-	if (n == 0) {
-		hold(r, NULL);
-		return luaL_error(L, "ctx.json.encode: out of memory");
-	}
-	if (n > SG_LUA_STRING_MAX) {
-		hold(r, NULL);
-		return sg_lua_guard_refuse(L,
-		                           "ctx.json.encode: the JSON text would be %I bytes; "
-		                           "at most %I are allowed",
-		                           (lua_Integer)n, (lua_Integer)SG_LUA_STRING_MAX);
-	}
-	sg_lua_guard_charge(L, n / 8);
-	json_dumpb(j, luaL_buffinitsize(L, &b, n), n, ENCODE_FLAGS);
-	luaL_pushresultsize(&b, n);
-	hold(r, NULL);
-	return 1;
-}
-
-static int
-json_decode(lua_State *L)
-{
-	struct run *r = run_of(L);
-	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	json_error_t jerr;
-
-	sg_lua_guard_charge(L, len);
-	json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-	if (j == NULL)
-		return luaL_error(L, "ctx.json.decode: not valid JSON at line %d, column %d: %s",
-		                  jerr.line, jerr.column, jerr.text);
-	hold(r, j);
-	push_held(L, r, "ctx.json.decode");
-	return 1;
-}
-
-/* ctx: exactly call, log, now, input, json.{encode,decode}. */
-static void
-push_ctx(lua_State *L, int input)
-{
-	lua_createtable(L, 0, 5);
-	lua_pushcfunction(L, ctx_call);
-	lua_setfield(L, -2, "call");
-	lua_pushcfunction(L, ctx_log);
-	lua_setfield(L, -2, "log");
-	lua_pushcfunction(L, ctx_now);
-	lua_setfield(L, -2, "now");
-	lua_pushvalue(L, input);
-	lua_setfield(L, -2, "input");
-	lua_createtable(L, 0, 2);
-	lua_pushcfunction(L, json_encode);
-	lua_setfield(L, -2, "encode");
-	lua_pushcfunction(L, json_decode);
-	lua_setfield(L, -2, "decode");
-	lua_setfield(L, -2, "json");
-}
-
 /* ---- the global table: an allowlist, never the stock globals minus a few ---- */
 
 static const char *const base_names[] = {
@@ -434,7 +166,7 @@ push_env(lua_State *L)
 	lua_createtable(L, 0, 32);
 	copy_names(L, real, env, base_names);
 	sg_lua_guard_base(L, real, env, env);
-	lua_pushcfunction(L, ctx_log);
+	lua_pushcfunction(L, sg_lua_ctx_log);
 	lua_setfield(L, env, "print");
 	lua_pushvalue(L, env);
 	lua_setfield(L, env, "_G");
@@ -504,7 +236,7 @@ describe_error(struct run *r, lua_State *L)
 		const char *code =
 		    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "(no code)";
 		const char *detail = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-		lua_rawgetp(L, LUA_REGISTRYINDEX, &call_error_key);
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &sg_lua_call_error_key);
 		if (lua_rawequal(L, -1, -4))
 			say(text, sizeof text, "ctx.call(\"%s\") failed with %s: %s", r->call_name,
 			    code, detail);
@@ -615,7 +347,7 @@ guardian(lua_State *L)
 		    err);
 		return 0;
 	}
-	push_ctx(L, lua_gettop(L));
+	sg_lua_push_ctx(L, lua_gettop(L));
 	r->line = 0;
 	if ((status = lua_pcall(L, 2, 1, 1)) != LUA_OK)
 		return failed(r, L, status);
