@@ -243,7 +243,7 @@ start(struct serve_state *st)
 	if (st->gw.recorder == NULL)
 		return sg_cli_fail("%s", err), -1;
 	/* Room for every worker's run in progress, and recent ones besides. */
-	size_t runs_kept = (size_t)cfg->sandbox_max_workers * 2;
+	size_t runs_kept = (size_t)cfg->sandbox_max_workers * 3; /* running, waiting, recent */
 	if (runs_kept < RUNS_IN_MEMORY)
 		runs_kept = RUNS_IN_MEMORY;
 	if ((st->gw.runs = sg_runs_new(runs_kept, cfg->data_dir)) == NULL)
@@ -260,8 +260,12 @@ start(struct serve_state *st)
 static void
 teardown(struct serve_state *st)
 {
+	/*
+	 * The sandbox first: its keeper may still wake a run's event on an I/O
+	 * thread's base, which sg_server_free frees.
+	 */
+	sg_sandbox_stop(st->sandbox); /* kills every worker with the zygote */
 	sg_server_free(st->server);
-	sg_sandbox_stop(st->sandbox);      /* kills every worker with the zygote */
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
 	sg_runs_free(st->gw.runs);
 	sg_limiter_fini(&st->gw.limiter);

@@ -91,12 +91,38 @@ sg_sandbox_zygote_kill(struct sg_sandbox *sb, pid_t pid)
 	pthread_mutex_unlock(&sb->zyg_mu);
 }
 
-static int64_t
-mono_ms(void)
+int64_t
+sg_sandbox_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+sg_sandbox_doom(struct sg_sandbox *sb, pid_t pid)
+{
+	if (sb->n_doomed == sb->max_workers)
+		return false;
+	sb->doomed[sb->n_doomed++] = pid;
+	return true;
+}
+
+void
+sg_sandbox_kill_doomed(struct sg_sandbox *sb)
+{
+	pid_t pids[SPAWNS_PER_TICK * 4];
+	size_t n;
+	do {
+		pthread_mutex_lock(&sb->pool_mu);
+		n = sb->n_doomed < sizeof(pids) / sizeof(pids[0]) ? sb->n_doomed
+		                                                  : sizeof(pids) / sizeof(pids[0]);
+		sb->n_doomed -= n;
+		memcpy(pids, sb->doomed + sb->n_doomed, n * sizeof(pids[0]));
+		pthread_mutex_unlock(&sb->pool_mu);
+		for (size_t i = 0; i < n; i++)
+			sg_sandbox_zygote_kill(sb, pids[i]);
+	} while (n > 0);
 }
 
 /*
@@ -113,11 +139,11 @@ await_ready(int fd, char *err, size_t errlen)
 	struct sg_frame_decoder *d = sg_frame_decoder_new(SG_FRAME_PEER_WORKER, 256);
 	struct sg_frame_msg m = {0};
 	enum sg_frame_rc rc = d ? SG_FRAME_MORE : SG_FRAME_ERROR;
-	int64_t end = mono_ms() + READY_TIMEOUT_MS;
-	while (rc == SG_FRAME_MORE && mono_ms() < end) {
+	int64_t end = sg_sandbox_now_ms() + READY_TIMEOUT_MS, left;
+	while (rc == SG_FRAME_MORE && (left = end - sg_sandbox_now_ms()) > 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint8_t buf[256];
-		if (poll(&p, 1, (int)(end - mono_ms())) <= 0)
+		if (poll(&p, 1, (int)left) <= 0)
 			continue;
 		ssize_t n = read(fd, buf, sizeof(buf));
 		size_t used = 0;
@@ -183,19 +209,26 @@ sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
 
 /* ---- handing out ---- */
 
-/* With pool_mu held: the tenant's entry, made (or taken from the stalest) when missing. */
+/*
+ * With pool_mu held: the tenant's entry, made (or taken from the stalest)
+ * when missing; NULL when every entry has workers being made.
+ */
 static struct recent *
 note_recent(struct sg_sandbox *sb, const char *tenant, time_t now)
 {
-	size_t oldest = 0;
+	size_t oldest = RECENT_MAX;
 	for (size_t i = 0; i < sb->n_recent; i++) {
 		if (strcmp(sb->recent[i].tenant, tenant) == 0) {
 			sb->recent[i].last = now;
 			return &sb->recent[i];
 		}
-		if (sb->recent[i].last < sb->recent[oldest].last)
+		/* An entry counting workers being made is not given away. */
+		if (sb->recent[i].spawning == 0 &&
+		    (oldest == RECENT_MAX || sb->recent[i].last < sb->recent[oldest].last))
 			oldest = i;
 	}
+	if (sb->n_recent == RECENT_MAX && oldest == RECENT_MAX)
+		return NULL;
 	size_t at = sb->n_recent < RECENT_MAX ? sb->n_recent++ : oldest;
 	sb->recent[at] = (struct recent){.last = now};
 	snprintf(sb->recent[at].tenant, sizeof(sb->recent[at].tenant), "%s", tenant);
@@ -268,6 +301,8 @@ try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
 {
 	size_t idle, busy;
 	struct recent *rc = note_recent(sb, tenant, time(NULL));
+	if (rc == NULL || atomic_load(&sb->stopping))
+		return SG_SANDBOX_BUSY;
 	sg_worker_pool_count(sb->pool, tenant, &idle, &busy);
 	/* Workers being made count too, or racing threads would all make one. */
 	if (busy + rc->spawning >= sb->tenant_runs)
@@ -278,8 +313,12 @@ try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
 	}
 	if (*dead != 0)
 		return -1; /* dropped a dead one: look again */
+	if (sb->n_waits >= sb->max_workers)
+		return SG_SANDBOX_BUSY; /* as many runs wait as there are workers at all */
 	rc->spawning++;
+	sb->n_waits++;
 	snprintf(wait->tenant, sizeof(wait->tenant), "%s", tenant);
+	wait->deadline_ms = sg_sandbox_now_ms() + WAIT_MAX_MS;
 	wait->next = NULL;
 	*sb->waits_tail = wait;
 	sb->waits_tail = &wait->next;
@@ -299,47 +338,78 @@ sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_
 		bool wake = false;
 		pthread_mutex_lock(&sb->pool_mu);
 		got = try_take(sb, tenant, w, wait, &dead, &wake);
+		bool doomed = dead != 0 && sg_sandbox_doom(sb, dead);
 		pthread_mutex_unlock(&sb->pool_mu);
-		if (dead != 0)
+		if (dead != 0 && !doomed)
 			sg_sandbox_zygote_kill(sb, dead);
-		if (wake)
+		if (wake || doomed)
 			sg_sandbox_wake_keeper(sb);
 	} while (got == -1);
 	return (enum sg_sandbox_acquire)got;
 }
 
-/* With pool_mu held: the oldest waiting run, and room made for its worker (*victim). */
-static struct sg_sandbox_wait *
-next_wait(struct sg_sandbox *sb, pid_t *victim)
+/*
+ * With pool_mu held: the oldest waiting run and what to do for it.  An
+ * idle worker of its tenant (one may have come back meanwhile) is given at
+ * once (1); when every slot is busy, or its deadline passed, it is refused
+ * at once (-1) rather than after a spawn that could not be booked; else 0:
+ * make one, in the room of *victim if that is set.
+ */
+static int
+next_wait(struct sg_sandbox *sb, struct sg_sandbox_wait **out, pid_t *victim, pid_t *dead)
 {
 	struct sg_sandbox_wait *wt = sb->waits;
-	if (wt == NULL)
-		return NULL;
+	if ((*out = wt) == NULL)
+		return 0;
 	sb->waits = wt->next;
 	if (sb->waits == NULL)
 		sb->waits_tail = &sb->waits;
+	sb->n_waits--;
+	if (take_idle(sb, wt->tenant, &wt->w, dead))
+		return 1;
+	if (sg_sandbox_now_ms() > wt->deadline_ms || atomic_load(&sb->stopping)) {
+		snprintf(wt->err, sizeof(wt->err), "no worker was free within %d ms", WAIT_MAX_MS);
+		return -1;
+	}
 	*victim = make_room(sb, wt->tenant);
-	return wt;
+	if (*victim == 0 && sg_worker_pool_full(sb->pool)) {
+		snprintf(wt->err, sizeof(wt->err), "all %zu sandbox workers are running",
+		         sb->max_workers);
+		return -1;
+	}
+	return 0;
+}
+
+/* With pool_mu held: the wait is answered; its worker no longer being made. */
+static void
+done_waiting(struct sg_sandbox *sb, const struct sg_sandbox_wait *wt)
+{
+	struct recent *r = find_recent(sb, wt->tenant);
+	if (r != NULL && r->spawning > 0)
+		r->spawning--;
 }
 
 void
 sg_sandbox_serve_waits(struct sg_sandbox *sb)
 {
 	for (;;) {
-		pid_t victim = 0;
+		struct sg_sandbox_wait *wt;
+		pid_t victim = 0, dead = 0;
 		pthread_mutex_lock(&sb->pool_mu);
-		struct sg_sandbox_wait *wt = next_wait(sb, &victim);
+		int what = next_wait(sb, &wt, &victim, &dead);
 		pthread_mutex_unlock(&sb->pool_mu);
 		if (wt == NULL)
 			return;
+		if (dead != 0)
+			sg_sandbox_zygote_kill(sb, dead);
 		if (victim != 0)
 			sg_sandbox_zygote_kill(sb, victim);
-		wt->rc =
-		    sg_sandbox_spawn_ready(sb, wt->tenant, false, &wt->w, wt->err, sizeof(wt->err));
+		wt->rc = what == 1  ? 0
+		         : what < 0 ? -1
+		                    : sg_sandbox_spawn_ready(sb, wt->tenant, false, &wt->w, wt->err,
+		                                             sizeof(wt->err));
 		pthread_mutex_lock(&sb->pool_mu);
-		struct recent *r = find_recent(sb, wt->tenant);
-		if (r != NULL && r->spawning > 0)
-			r->spawning--;
+		done_waiting(sb, wt);
 		pthread_mutex_unlock(&sb->pool_mu);
 		wt->ready(wt->arg); /* the waiting run owns wt again from here */
 	}
@@ -381,8 +451,12 @@ sg_sandbox_discard(struct sg_sandbox *sb, const struct sg_sandbox_worker *w)
 {
 	pthread_mutex_lock(&sb->pool_mu);
 	sg_worker_pool_retire(sb->pool, w->pid);
+	bool doomed = sg_sandbox_doom(sb, w->pid);
 	pthread_mutex_unlock(&sb->pool_mu);
-	sg_sandbox_zygote_kill(sb, w->pid);
+	if (doomed)
+		sg_sandbox_wake_keeper(sb);
+	else
+		sg_sandbox_zygote_kill(sb, w->pid);
 }
 
 bool

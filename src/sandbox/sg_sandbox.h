@@ -70,6 +70,7 @@ struct sg_sandbox_wait {
 	char err[256];
 	/* The sandbox's. */
 	char tenant[65];
+	int64_t deadline_ms; /* monotonic: answered 503 when no worker is made by then */
 	struct sg_sandbox_wait *next;
 };
 

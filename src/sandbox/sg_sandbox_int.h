@@ -23,6 +23,8 @@
 #define RECENT_S 600
 #define READY_TIMEOUT_MS 2000
 #define SPAWNS_PER_TICK 8
+/* A run waits this long for the keeper to make its worker, then gets 503. */
+#define WAIT_MAX_MS 5000
 /* Lifetime CPU of a worker (RLIMIT_CPU) and the margin left for its last run. */
 #define WORKER_CPU_S 600
 #define LAST_RUN_CPU_S 61
@@ -48,7 +50,10 @@ struct sg_sandbox {
 	struct recent recent[RECENT_MAX]; /* pool_mu */
 	size_t n_recent;
 	struct sg_sandbox_wait *waits, **waits_tail; /* pool_mu: runs waiting for a worker, FIFO */
-	struct sg_zygote z;                          /* zyg_mu */
+	size_t n_waits;                              /* pool_mu; at most max_workers */
+	pid_t *doomed; /* pool_mu: workers to kill, by the keeper (max_workers of them) */
+	size_t n_doomed;
+	struct sg_zygote z; /* zyg_mu */
 	_Atomic bool broken;
 	char reason[256]; /* why broken; written once, before broken is set */
 	int wake_fd;
@@ -63,8 +68,18 @@ struct sg_sandbox {
 
 /* With zyg_mu held: takes every exit notice already read or waiting. */
 void sg_sandbox_drain_exits(struct sg_sandbox *sb);
-/* SIGKILLs a worker through the zygote (takes zyg_mu). */
+/* SIGKILLs a worker through the zygote (takes zyg_mu: the keeper, or nobody busy). */
 void sg_sandbox_zygote_kill(struct sg_sandbox *sb, pid_t pid);
+/*
+ * With pool_mu held: has the keeper kill `pid` (already out of the pool).
+ * I/O threads never wait for zyg_mu, which a spawn holds for milliseconds.
+ * False when the list is full: the caller kills it itself.
+ */
+bool sg_sandbox_doom(struct sg_sandbox *sb, pid_t pid);
+/* Keeper only: kills every worker doomed so far. */
+void sg_sandbox_kill_doomed(struct sg_sandbox *sb);
+/* Monotonic milliseconds. */
+int64_t sg_sandbox_now_ms(void);
 /* A confined, READY worker of `tenant`, booked BUSY in the pool (idle for a prefork). */
 int sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
                            struct sg_sandbox_worker *w, char *err, size_t errlen);

@@ -83,23 +83,26 @@ void *
 sg_sandbox_keeper_main(void *arg)
 {
 	struct sg_sandbox *sb = arg;
-	while (!atomic_load(&sb->stopping)) {
+	for (;;) {
 		struct pollfd p[2] = {{.fd = sb->z.fd, .events = POLLIN},
 		                      {.fd = sb->wake_fd, .events = POLLIN}};
 		if (atomic_load(&sb->broken))
 			p[0].fd = -1;
-		if (poll(p, 2, 250) < 0 && errno != EINTR)
-			break;
+		(void)poll(p, 2, 250); /* errors too end in a look at the state below */
 		if (p[1].revents & POLLIN) {
 			uint64_t v;
 			(void)!read(sb->wake_fd, &v, sizeof(v));
 		}
+		/* Kills first: a runaway worker stops burning its tenant's CPU. */
+		sg_sandbox_kill_doomed(sb);
 		pthread_mutex_lock(&sb->zyg_mu);
 		sg_sandbox_drain_exits(sb);
 		pthread_mutex_unlock(&sb->zyg_mu);
-		/* Runs waiting for a worker first; they also fail fast once broken. */
+		/* Runs waiting for a worker next; they also fail fast once broken. */
 		sg_sandbox_serve_waits(sb);
-		if (!atomic_load(&sb->broken) && !atomic_load(&sb->stopping))
+		if (atomic_load(&sb->stopping))
+			break; /* after answering every waiting run (refused, when stopping) */
+		if (!atomic_load(&sb->broken))
 			prefork(sb);
 	}
 	return NULL;

@@ -144,9 +144,10 @@ sandbox_new(const struct sg_config *cfg)
 	sb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	sb->waits_tail = &sb->waits;
 	sb->pool = sg_worker_pool_new(sb->max_workers, sb->runs_per_worker);
+	sb->doomed = calloc(sb->max_workers, sizeof(*sb->doomed));
 	pthread_mutex_init(&sb->pool_mu, NULL);
 	pthread_mutex_init(&sb->zyg_mu, NULL);
-	if (sb->wake_fd < 0 || sb->pool == NULL) {
+	if (sb->wake_fd < 0 || sb->pool == NULL || sb->doomed == NULL) {
 		sg_sandbox_stop(sb);
 		return NULL;
 	}
@@ -196,6 +197,7 @@ sg_sandbox_stop(struct sg_sandbox *sb)
 	if (sg_zygote_stop(&sb->z, err, sizeof(err)) < 0)
 		sg_log(SG_LOG_WARN, NULL, "sandbox: %s", err);
 	sg_worker_pool_free(sb->pool);
+	free(sb->doomed);
 	if (sb->wake_fd >= 0)
 		close(sb->wake_fd);
 	pthread_mutex_destroy(&sb->pool_mu);

@@ -10,7 +10,10 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* BLAKE2b-64 of (seed, salt, input); input NULL hashes as JSON null.  -1 when out of memory. */
+/*
+ * BLAKE2b-64 of (seed, salt, input); input NULL hashes as JSON null.  -1
+ * when out of memory or the input nests deeper than 256 levels.
+ */
 int sg_sim_seed(uint64_t seed, const char *salt, const json_t *input, uint64_t *out);
 
 #endif

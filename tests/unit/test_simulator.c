@@ -749,6 +749,24 @@ test_seed_follows_the_value_not_the_text(void **state)
 	assert_int_equal(sg_sim_seed(43, "x", NULL, &b), 0);
 	assert_true(a != b);
 	assert_true(a != seed_of("null")); /* so does the salt */
+	/* Keys are compared with their length: "a\\0b" is not "a". */
+	json_t *x = json_object(), *y = json_object();
+	json_object_setn_new(x, "a\0b", 3, json_true());
+	json_object_set_new(y, "a", json_true());
+	assert_int_equal(sg_sim_seed(42, "x", x, &a), 0);
+	assert_int_equal(sg_sim_seed(42, "x", y, &b), 0);
+	assert_true(a != b);
+	json_decref(x);
+	json_decref(y);
+	/* Nesting past the bound is refused, not followed. */
+	json_t *deep = json_array();
+	for (int i = 0; i < 300; i++) {
+		json_t *up = json_array();
+		json_array_append_new(up, deep);
+		deep = up;
+	}
+	assert_int_equal(sg_sim_seed(42, "x", deep, &a), -1);
+	json_decref(deep);
 }
 
 int
