@@ -380,7 +380,9 @@ begin(struct sg_run_exec *x)
 	x->doc.started_us = wall_us();
 	x->has_oom = sg_sandbox_oom_kills(x->gw->sandbox, x->doc.tenant, &x->oom_before);
 	x->has_cpu = sg_sandbox_cpu_ns(x->w.pid, &x->cpu_start_ns);
-	publish(x, false);
+	/* Only a run nobody waits for can be asked about before it ends. */
+	if (x->on_done == NULL)
+		publish(x, false);
 	arm_timer(x);
 	return 0;
 }
@@ -443,7 +445,7 @@ sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen
 	/* Under way, or waiting for its worker: either way it ends through finish(). */
 	if (x->on_done == NULL)
 		atomic_fetch_add_explicit(&x->t->metrics->in_flight, 1, memory_order_relaxed);
-	if (got == SG_SANDBOX_WAIT)
+	if (got == SG_SANDBOX_WAIT && x->on_done == NULL)
 		publish(x, false);
 	return SG_RUN_STARTED;
 }

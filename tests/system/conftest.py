@@ -176,6 +176,16 @@ def wait_for(predicate, timeout=5.0, interval=0.05):
     return False
 
 
+def alive(pid):
+    """A live process (not a zombie) with this pid: the tests share the
+    gateway's pid namespace, so a worker_pid is a pid here too."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def fresh_key(gw, role, mode="sandbox", ttl=None, tenant="acme"):
     """A new key, once the running gateway has picked it up (it polls the store)."""
     info = make_key(gw.data_dir, role, mode=mode, ttl=ttl, tenant=tenant,

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, EXAMPLES, Gateway, assert_problem, make_key, run_cli, wait_for
+from conftest import BIN, EXAMPLES, Gateway, alive, assert_problem, make_key, run_cli, wait_for
 
 ESCAPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escape")
 RUN_TIMEOUT = 60  # seconds; the slowest template's wall_time is 10 s
@@ -406,15 +406,6 @@ def test_an_asynchronous_run_is_stopped_all_the_same(gw):
 
 
 # ---- worker deaths, through the server's test hooks ----
-
-def alive(pid):
-    """A live process (not a zombie) with this pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
 
 @pytest.mark.parametrize("template", ["escape-seccomp", "escape-fork"])
 def test_forbidden_syscall_kills_only_that_worker(hooked, template):

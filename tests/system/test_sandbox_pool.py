@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from conftest import EXAMPLES, Gateway, assert_problem, make_key, run_cli, wait_for
+from conftest import EXAMPLES, Gateway, alive, assert_problem, make_key, run_cli, wait_for
 
 TENANTS = ("t1", "t2", "t3")
 SLOW = "function run(input, ctx)\n  local x = 0\n  while true do x = x + 1 end\nend\n"
@@ -68,15 +68,6 @@ def test_tenants_that_ran_once_do_not_lock_out_the_rest(gw):
         for b in TENANTS:
             if a != b:
                 assert not pids[a] & pids[b], pids
-
-
-def alive(pid):
-    """A live process (not a zombie) with this pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_run_over_its_wall_time_has_its_worker_killed(gw):
