@@ -2,9 +2,9 @@
  * sg_runs: the template runs GET /v1/runs/{id} can show.  Recent runs,
  * and those started with ?wait=false while they run (only their caller
  * holds the id of a synchronous one before it ends), are held in memory
- * as their JSON documents; a
- * finished run is also written to the store (through the writer thread),
- * and read back from there once it has left memory.
+ * as their JSON documents; a finished run is also written to the store
+ * (through the writer thread), and read back from there once it has left
+ * memory.
  *
  * Thread-safe: one mutex, held while a document pointer is swapped or
  * copied, never while JSON is built.
