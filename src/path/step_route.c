@@ -11,8 +11,8 @@ simulate(struct sg_req *r)
 {
 	char salt[160];
 	snprintf(salt, sizeof(salt), "%s.%s", r->connector->name, r->op->name);
-	r->output = sg_sim_generate(r->op->output, r->op->examples, r->input,
-	                            r->gw->config->simulator_seed, salt);
+	r->output = sg_sim_generate_checked(r->op->output, r->op->examples, r->input,
+	                                    r->gw->config->simulator_seed, salt);
 	if (r->output == NULL)
 		return sg_req_fail(r, SG_P_SIMULATOR_FAILED,
 		                   "the simulator could not produce output for %s", salt);

@@ -50,7 +50,8 @@ struct gen {
 	const json_t *echo; /* the call's input; borrowed for the call */
 	const char *salt;
 	const struct sg_schema *root;
-	struct memo *memo; /* each sub-schema is compiled at most once per call */
+	const json_t *checked; /* examples known to match root: picked without a check */
+	struct memo *memo;     /* each sub-schema is compiled at most once per call */
 	size_t n_memo, cap_memo;
 };
 
@@ -769,7 +770,10 @@ gen_typed(struct gen *g, const json_t *node, const char *name, int depth)
 static json_t *
 from_examples(struct gen *g, const json_t *node, const json_t *list, const char *name, int depth)
 {
-	const json_t *ex = pick(g, node, list);
+	/* The same single draw pick() makes, whose first candidate always matches here. */
+	const json_t *ex = list != NULL && list == g->checked
+	                       ? json_array_get(list, (size_t)below(g, json_array_size(list)))
+	                       : pick(g, node, list);
 	return ex ? complete(g, json_deep_copy(ex), node, name, depth) : NULL;
 }
 
@@ -879,14 +883,16 @@ build(struct gen *g, const json_t *examples, uint64_t h)
 	return out;
 }
 
-json_t *
-sg_sim_generate(const struct sg_schema *output, const json_t *examples, const json_t *input,
-                uint64_t seed, const char *salt)
+static json_t *
+generate(const struct sg_schema *output, const json_t *examples, bool checked, const json_t *input,
+         uint64_t seed, const char *salt)
 {
 	struct gen g = {.vary = true, .echo = input, .salt = salt ? salt : "", .root = output};
 	uint64_t h;
 	json_t *out = NULL;
 
+	if (checked)
+		g.checked = examples;
 	if (output == NULL || sg_sim_seed(seed, g.salt, input, &h) != 0)
 		return NULL;
 	out = build(&g, examples, h);
@@ -899,4 +905,18 @@ sg_sim_generate(const struct sg_schema *output, const json_t *examples, const js
 		sg_schema_free(g.memo[i].s);
 	free(g.memo);
 	return out;
+}
+
+json_t *
+sg_sim_generate(const struct sg_schema *output, const json_t *examples, const json_t *input,
+                uint64_t seed, const char *salt)
+{
+	return generate(output, examples, false, input, seed, salt);
+}
+
+json_t *
+sg_sim_generate_checked(const struct sg_schema *output, const json_t *examples, const json_t *input,
+                        uint64_t seed, const char *salt)
+{
+	return generate(output, examples, true, input, seed, salt);
 }

@@ -23,7 +23,16 @@
  * the output schema accepts, echo the input (create_contact returns the
  * email it was given).  `salt` separates operations ("crm.create_contact").
  */
-json_t *sg_sim_generate(const struct sg_schema *output, const json_t *examples,
-    const json_t *input, uint64_t seed, const char *salt);
+json_t *sg_sim_generate(const struct sg_schema *output, const json_t *examples, const json_t *input,
+                        uint64_t seed, const char *salt);
+
+/*
+ * The same, for examples the caller has checked against `output` (the
+ * connector loader does, for every operation): the output is identical,
+ * without checking the chosen example again on every call.  The final
+ * output is still checked against the schema.
+ */
+json_t *sg_sim_generate_checked(const struct sg_schema *output, const json_t *examples,
+                                const json_t *input, uint64_t seed, const char *salt);
 
 #endif

@@ -769,6 +769,32 @@ test_seed_follows_the_value_not_the_text(void **state)
 	json_decref(deep);
 }
 
+/* Examples the caller checked are taken without a check: the same output, draw for draw. */
+static void
+test_checked_examples_give_the_same_output(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(crm_contact);
+	json_t *ex = parse("[{\"id\":\"ct_7f3k2m9q\",\"email\":\"ada@example.com\","
+	                   "\"name\":\"Ada Lovelace\",\"company\":\"Analytical Engines Ltd\","
+	                   "\"created_at\":\"2024-03-01T09:30:00Z\"},"
+	                   "{\"id\":\"ct_2b8x4n1w\",\"email\":\"grace@example.org\","
+	                   "\"name\":\"Grace Hopper\",\"company\":\"Navy Computing Lab\","
+	                   "\"created_at\":\"2023-11-20T14:05:00Z\"}]");
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		char in[64];
+		snprintf(in, sizeof(in), "{\"name\":\"n%llu\"}", (unsigned long long)seed);
+		json_t *i = parse(in);
+		json_t *a = sg_sim_generate(s, ex, i, seed, "crm.create_contact");
+		json_t *b = sg_sim_generate_checked(s, ex, i, seed, "crm.create_contact");
+		assert_non_null(a);
+		assert_same_bytes(a, b);
+		json_decref(i);
+	}
+	json_decref(ex);
+	sg_schema_free(s);
+}
+
 int
 main(void)
 {
@@ -791,6 +817,7 @@ main(void)
 	    cmocka_unit_test(test_depth_cap),
 	    cmocka_unit_test(test_node_cap),
 	    cmocka_unit_test(test_seed_follows_the_value_not_the_text),
+	    cmocka_unit_test(test_checked_examples_give_the_same_output),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
