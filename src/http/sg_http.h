@@ -40,6 +40,8 @@ struct sg_io_thread {
 	uint64_t queue_next;           /* when queue_ev fires; UINT64_MAX: not armed */
 	struct sg_redis *redis;        /* with throttle.backend: redis */
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
+	struct sg_http_ctx *spare;     /* finished contexts kept for reuse, linked by next */
+	unsigned n_spare;
 };
 
 struct sg_server {
@@ -79,6 +81,8 @@ struct sg_snapshot *sg_http_snapshot(struct sg_io_thread *t);
 void sg_http_on_request(struct evhttp_request *req, void *arg);
 /* Counts, logs and frees a request once its reply has been sent. */
 void sg_http_done(struct sg_http_ctx *c);
+/* Frees the contexts a thread kept for reuse; after its last request. */
+void sg_http_spare_free(struct sg_io_thread *t);
 
 /* The wake-ups steps use through sg_req.io (sg_http_async.c). */
 extern const struct sg_req_io sg_http_req_io;

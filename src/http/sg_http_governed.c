@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/sg_fmt.h"
 #include "http/sg_http.h"
 #include "path/sg_path.h"
 
@@ -51,8 +52,13 @@ cost_headers(struct sg_http_ctx *c, const struct sg_req *r)
 	const struct sg_budgets *b = r->snap->defs->policy->budgets;
 	const char *cur = b ? b->currency : "units";
 	char v[256];
-	snprintf(v, sizeof(v), "%.4f %s (%s)", r->op->cost, cur,
-	         r->principal.mode == SG_MODE_LIVE ? "live, charged" : "sandbox, not charged");
+	struct sg_fmt f;
+	sg_fmt_init(&f, v, sizeof(v));
+	sg_fmt_decimal(&f, r->op->cost, 4);
+	sg_fmt_str(&f, " ");
+	sg_fmt_str(&f, cur);
+	sg_fmt_str(&f, r->principal.mode == SG_MODE_LIVE ? " (live, charged)"
+	                                                 : " (sandbox, not charged)");
 	evhttp_add_header(h, "Sandgate-Cost", v);
 	if (r->spend.warn < 0 || b == NULL)
 		return;
@@ -109,6 +115,14 @@ complete(struct sg_http_ctx *c, struct sg_req *r)
 	sg_step_record(r, (sg_now_ns() - c->start_ns) / 1000);
 }
 
+static void
+copy_name(char *dst, size_t n, const char *name)
+{
+	struct sg_fmt f;
+	sg_fmt_init(&f, dst, n);
+	sg_fmt_str(&f, name);
+}
+
 void
 sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *operation)
 {
@@ -124,8 +138,8 @@ sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *opera
 	atomic_fetch_add_explicit(&r->gw->in_flight, 1, memory_order_relaxed);
 	r->io = &sg_http_req_io;
 	/* The router's buffers live on its stack; a suspended request outlives them. */
-	snprintf(c->connector_name, sizeof(c->connector_name), "%s", connector);
-	snprintf(c->operation_name, sizeof(c->operation_name), "%s", operation);
+	copy_name(c->connector_name, sizeof(c->connector_name), connector);
+	copy_name(c->operation_name, sizeof(c->operation_name), operation);
 	r->connector_name = c->connector_name;
 	r->operation_name = c->operation_name;
 	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sg_fmt.h"
 #include "http/sg_http.h"
 
 uint64_t
@@ -138,6 +139,18 @@ ceil_seconds(uint64_t ns)
 	return ns / 1000000000ull + (ns % 1000000000ull != 0);
 }
 
+/* One structured-field item, `"name";key=n`, for the parameters after it. */
+static void
+item_start(struct sg_fmt *f, char *v, size_t n, const char *name, const char *key, uint64_t val)
+{
+	sg_fmt_init(f, v, n);
+	sg_fmt_str(f, "\"");
+	sg_fmt_str(f, name);
+	sg_fmt_str(f, "\"");
+	sg_fmt_str(f, key);
+	sg_fmt_u64(f, val);
+}
+
 /*
  * draft-ietf-httpapi-ratelimit-headers-11, for the one limit nearest its
  * end (on a refusal, the one that refused).  w is the time an empty bucket
@@ -150,18 +163,21 @@ sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	const struct sg_limit_hit *hit = &r->verdict.closest;
 	char v[224];
-	if (r->has_verdict && hit->window != NULL) {
-		snprintf(v, sizeof(v), "\"%s\";q=%u;w=%llu", hit->rule->name, hit->res.limit,
-		         (unsigned long long)sg_limit_window_s(hit->window));
+	struct sg_fmt f;
+	if (r->has_verdict) {
+		item_start(&f, v, sizeof(v), hit->rule->name, ";q=", hit->res.limit);
+		if (hit->window != NULL) {
+			sg_fmt_str(&f, ";w=");
+			sg_fmt_u64(&f, sg_limit_window_s(hit->window));
+		} else {
+			sg_fmt_str(&f, ";qu=\"concurrent-requests\"");
+		}
 		evhttp_add_header(h, "RateLimit-Policy", v);
-		snprintf(v, sizeof(v), "\"%s\";r=%u;t=%llu", hit->rule->name, hit->res.remaining,
-		         (unsigned long long)ceil_seconds(hit->res.reset_ns));
-		evhttp_add_header(h, "RateLimit", v);
-	} else if (r->has_verdict) {
-		snprintf(v, sizeof(v), "\"%s\";q=%u;qu=\"concurrent-requests\"", hit->rule->name,
-		         hit->res.limit);
-		evhttp_add_header(h, "RateLimit-Policy", v);
-		snprintf(v, sizeof(v), "\"%s\";r=%u", hit->rule->name, hit->res.remaining);
+		item_start(&f, v, sizeof(v), hit->rule->name, ";r=", hit->res.remaining);
+		if (hit->window != NULL) {
+			sg_fmt_str(&f, ";t=");
+			sg_fmt_u64(&f, ceil_seconds(hit->res.reset_ns));
+		}
 		evhttp_add_header(h, "RateLimit", v);
 	}
 	/* Only a refusal by a limit (not a peek at the standing) knows its wait. */

@@ -197,6 +197,7 @@ sg_server_free(struct sg_server *s)
 			close(t->listen_fd);
 		if (t->base)
 			event_base_free(t->base);
+		sg_http_spare_free(t); /* after the last request could finish */
 		sg_snapshot_unref(t->snap);
 	}
 	free(s->threads);

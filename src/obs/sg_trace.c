@@ -1,5 +1,6 @@
 #include "obs/sg_trace.h"
 
+#include "core/sg_fmt.h"
 #include "core/sg_rng.h"
 
 #include <sodium.h>
@@ -95,5 +96,12 @@ sg_trace_begin(struct sg_trace *t, const char *traceparent)
 void
 sg_trace_format(const struct sg_trace *t, char *out, unsigned long n)
 {
-	snprintf(out, n, "00-%s-%s-%s", t->trace_id, t->span_id, t->flags);
+	struct sg_fmt f;
+	sg_fmt_init(&f, out, n);
+	sg_fmt_str(&f, "00-");
+	sg_fmt_str(&f, t->trace_id);
+	sg_fmt_str(&f, "-");
+	sg_fmt_str(&f, t->span_id);
+	sg_fmt_str(&f, "-");
+	sg_fmt_str(&f, t->flags);
 }

@@ -3,6 +3,7 @@
  * built in, are answered by the simulator.  Live calls to a real upstream
  * are refused plainly until upstream routing exists, rather than pretending.
  */
+#include "core/sg_fmt.h"
 #include "path/sg_path.h"
 #include "upstream/sg_simulator.h"
 
@@ -10,7 +11,11 @@ static enum sg_step_rc
 simulate(struct sg_req *r)
 {
 	char salt[160];
-	snprintf(salt, sizeof(salt), "%s.%s", r->connector->name, r->op->name);
+	struct sg_fmt f;
+	sg_fmt_init(&f, salt, sizeof(salt));
+	sg_fmt_str(&f, r->connector->name);
+	sg_fmt_str(&f, ".");
+	sg_fmt_str(&f, r->op->name);
 	r->output = sg_sim_generate_checked(r->op->output, r->op->examples, r->input,
 	                                    r->gw->config->simulator_seed, salt);
 	if (r->output == NULL)

@@ -1,0 +1,31 @@
+/*
+ * sg_fmt: a bounded string builder for the values a reply formats on every
+ * call (rate-limit headers, the cost, the traceparent).  snprintf parses its
+ * format on each call, about 1,000 instructions; a governed reply made six
+ * such calls.  These appends copy and convert directly.
+ *
+ * Like snprintf, the result is always NUL-terminated and silently truncated
+ * when the buffer is too small; sg_fmt_truncated says whether it was.
+ */
+#ifndef SG_FMT_H
+#define SG_FMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sg_fmt {
+	char *p;   /* where the next byte goes */
+	char *end; /* the last byte of the buffer, kept for the NUL */
+	bool truncated;
+};
+
+/* `size` must be at least 1. */
+void sg_fmt_init(struct sg_fmt *f, char *buf, size_t size);
+void sg_fmt_str(struct sg_fmt *f, const char *s);
+void sg_fmt_u64(struct sg_fmt *f, uint64_t v);
+/* `v` with `places` (at most 9) digits after the point, as "%.*f" prints it. */
+void sg_fmt_decimal(struct sg_fmt *f, double v, unsigned places);
+bool sg_fmt_truncated(const struct sg_fmt *f);
+
+#endif
