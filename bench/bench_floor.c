@@ -1,0 +1,130 @@
+/*
+ * The libraries' floor: what sandgate's HTTP and JSON libraries cost per
+ * call before any governance.  bench/run drives it with the same wrk load as
+ * the gateway and nginx, so the three ratios come from one run.
+ *
+ * Each call does what every governed call must do with these libraries and
+ * nothing more: evhttp parses the request, jansson parses the JSON body and
+ * builds and dumps a reply of the same shape as the simulator's, and the
+ * reply carries the same ten headers.  No key, policy, limit, schema or
+ * audit: whatever the gateway adds is governance.
+ *
+ * usage: bench_floor PORT THREADS   (runs until killed)
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static json_t *
+reply_for(json_t *in)
+{
+	json_t *out = json_object();
+	json_object_set_new(out, "id", json_string("ct_9r1l4t4p"));
+	const char *key;
+	json_t *v;
+	json_object_foreach(in, key, v) json_object_set(out, key, v);
+	json_object_set_new(out, "created_at", json_string("2024-03-01T09:30:00Z"));
+	return out;
+}
+
+static void
+add_headers(struct evkeyvalq *h)
+{
+	evhttp_add_header(h, "RateLimit-Policy", "\"bench:sandbox\";q=100000;w=1");
+	evhttp_add_header(h, "RateLimit", "\"bench:sandbox\";r=99999;t=1");
+	evhttp_add_header(h, "Sandgate-Priority", "normal");
+	evhttp_add_header(h, "Sandgate-Cost", "0.0020 units (sandbox, not charged)");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "traceparent",
+	                  "00-879f2e19ce7104412867176f87c85347-4b6610cb9bb3beaa-01");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(body);
+	json_t *in =
+	    json_loadb((const char *)evbuffer_pullup(body, -1), len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(in)) {
+		json_decref(in);
+		evhttp_send_error(req, 400, NULL);
+		return;
+	}
+	json_t *out = reply_for(in);
+	json_decref(in);
+	char buf[1024];
+	size_t n = json_dumpb(out, buf, sizeof(buf), JSON_COMPACT);
+	json_decref(out);
+	struct evbuffer *reply = evbuffer_new();
+	evbuffer_add(reply, buf, n < sizeof(buf) ? n : 0);
+	add_headers(evhttp_request_get_output_headers(req));
+	evhttp_send_reply(req, 200, "OK", reply);
+	evbuffer_free(reply);
+}
+
+static int
+listen_on(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 1024) != 0) {
+		perror("bench_floor: listen");
+		exit(1);
+	}
+	return fd;
+}
+
+/* One event base per thread on its own SO_REUSEPORT socket, as the gateway does. */
+static void *
+serve(void *arg)
+{
+	int fd = listen_on(*(int *)arg);
+	struct event_config *ec = event_config_new();
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	struct evhttp *http = evhttp_new(base);
+	if (base == NULL || http == NULL || evhttp_accept_socket(http, fd) != 0) {
+		fprintf(stderr, "bench_floor: cannot start a thread\n");
+		exit(1);
+	}
+	evhttp_set_gencb(http, on_request, NULL);
+	event_base_dispatch(base);
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: bench_floor PORT THREADS\n");
+		return 2;
+	}
+	int port = atoi(argv[1]), threads = atoi(argv[2]);
+	if (port <= 0 || port > 65535 || threads < 1 || threads > 64) {
+		fprintf(stderr, "bench_floor: PORT must be 1-65535 and THREADS 1-64\n");
+		return 2;
+	}
+	pthread_t tid[64];
+	for (int i = 0; i < threads; i++)
+		if (pthread_create(&tid[i], NULL, serve, &port) != 0)
+			return 1;
+	pthread_join(tid[0], NULL);
+	return 0;
+}
