@@ -181,9 +181,10 @@ restore_one(void *arg, const char *tenant, const char *user, bool sandbox, int64
 }
 
 /*
- * Budgets survive a restart: this month's spending is summed back from
- * the decision record.  Decisions dropped from a full record queue are not
- * in it (they are counted in /metrics), so the restored figure is a floor.
+ * Budgets survive a restart: this month's spending is read back from the
+ * daily totals and the decisions recorded after them.  Decisions dropped
+ * from a full record queue are not in either (they are counted in
+ * /metrics), so the restored figure is a floor.
  */
 static int
 restore_spend(struct serve_state *st)

@@ -29,6 +29,24 @@ const char *const sg_migrations[] = {
     "  status TEXT NOT NULL, trace_id TEXT, started_us INTEGER NOT NULL,"
     "  ended_us INTEGER NOT NULL, doc TEXT NOT NULL);"
     "CREATE INDEX runs_started ON runs (started_us);",
+    /*
+     * 4: spending per (tenant, user, mode, UTC day), so that a start reads
+     * one row per day instead of the month's decisions.  The writer adds its
+     * tally every few seconds and moves `spend_through`, the newest decision
+     * counted, in the same transaction; a start adds the few decisions
+     * after that mark.  Filled here from the decisions already recorded,
+     * rounding each call to micro-units as the gateway does.
+     */
+    "CREATE TABLE spend_daily ("
+    "  tenant TEXT NOT NULL, user TEXT NOT NULL, mode TEXT NOT NULL, day INTEGER NOT NULL,"
+    "  micros INTEGER NOT NULL, PRIMARY KEY (tenant, user, mode, day)) WITHOUT ROWID;"
+    "INSERT INTO spend_daily (tenant, user, mode, day, micros)"
+    "  SELECT tenant, user, mode, ts_us / 86400000000,"
+    "    sum(CAST(round(cost * 1000000) AS INTEGER)) FROM decisions"
+    "  WHERE decision = 'allowed' AND cost > 0"
+    "    AND tenant IS NOT NULL AND user IS NOT NULL AND mode IS NOT NULL"
+    "  GROUP BY tenant, user, mode, ts_us / 86400000000;"
+    "INSERT INTO meta (key, value) SELECT 'spend_through', coalesce(max(id), 0) FROM decisions;",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

@@ -4,6 +4,7 @@
  * its own store connection.  Only the writer ever waits on disk.
  */
 #include "store/sg_recorder.h"
+#include "store/sg_spend_tally.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +20,13 @@
 #define RUNS_MAX 1024
 /* How long queued decisions may wait for a fuller batch. */
 #define DEFAULT_LINGER_MS 20
+/*
+ * How often the spending tally goes to the store, and how many callers it
+ * may hold meanwhile.  A start adds the decisions after the last flush
+ * from the record, so this bounds that work, not what a crash loses.
+ */
+#define SPEND_FLUSH_NS (5 * 1000000000ull)
+#define SPEND_ROWS_MAX 65536
 
 struct sg_recorder {
 	pthread_mutex_t lock;
@@ -35,6 +43,11 @@ struct sg_recorder {
 	struct sg_run_row *runs;         /* under `lock`: RUNS_MAX rows, n_runs in use */
 	size_t n_runs;
 	struct sg_run_row run_batch[RUNS_MAX]; /* the writer's copy */
+	/* The writer's alone: spending of the decisions after the store's mark. */
+	struct sg_spend_tally *spend;
+	int64_t spend_through; /* the newest decision the tally counts */
+	bool spend_lost;       /* no tally: count from the record at the next flush */
+	uint64_t spend_flushed_ns;
 };
 
 /* Takes up to BATCH items out of the ring; called with the lock held. */
@@ -49,10 +62,54 @@ take_batch(struct sg_recorder *r)
 	return n;
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Called right after a batch is committed, while the connection's last id is its last row. */
+static void
+tally_batch(struct sg_recorder *r, size_t n)
+{
+	for (size_t i = 0; i < n && !r->spend_lost; i++)
+		if (sg_spend_tally_add(r->spend, &r->batch[i]) != 0)
+			r->spend_lost = true;
+	if (!r->spend_lost)
+		r->spend_through = sg_store_last_decision_id(r->store);
+}
+
+/*
+ * A failed flush leaves the store's mark where it was, so counting from
+ * the record next time repeats nothing and misses nothing.
+ */
+static void
+flush_spend(struct sg_recorder *r, bool force)
+{
+	uint64_t now = mono_ns();
+	size_t n;
+	const struct sg_spend_row *rows = sg_spend_tally_rows(r->spend, &n);
+	if (!force && now - r->spend_flushed_ns < SPEND_FLUSH_NS)
+		return;
+	r->spend_flushed_ns = now;
+	if (!r->spend_lost && n == 0)
+		return;
+	int rc = r->spend_lost ? sg_store_spend_catch_up(r->store)
+	                       : sg_store_spend_flush(r->store, rows, n, r->spend_through);
+	sg_spend_tally_clear(r->spend);
+	if (rc != 0 && !r->spend_lost)
+		fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot add spending to the "
+		                "store; the next start counts it from the decisions\"}\n");
+	r->spend_lost = rc != 0;
+}
+
 static void
 write_batch(struct sg_recorder *r, size_t n, bool *failing)
 {
 	if (sg_store_record(r->store, r->batch, n) == 0) {
+		tally_batch(r, n);
 		atomic_fetch_add(&r->written, n);
 		*failing = false;
 		return;
@@ -111,6 +168,8 @@ writer_main(void *arg)
 {
 	struct sg_recorder *r = arg;
 	bool failing = false;
+	/* The decisions after the mark, from before this start, are counted first. */
+	flush_spend(r, true);
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		/*
@@ -132,9 +191,11 @@ writer_main(void *arg)
 		if (n > 0)
 			write_batch(r, n, &failing);
 		write_runs(r, runs);
+		flush_spend(r, false);
 		pthread_mutex_lock(&r->lock);
 	}
 	pthread_mutex_unlock(&r->lock);
+	flush_spend(r, true);
 	return NULL;
 }
 
@@ -163,6 +224,7 @@ static void
 free_recorder(struct sg_recorder *r)
 {
 	sg_store_close(r->store);
+	sg_spend_tally_free(r->spend);
 	free(r->runs);
 	free(r->ring);
 	free(r);
@@ -178,14 +240,18 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->ring = calloc(capacity, sizeof(*r->ring))) == NULL ||
-	    (r->runs = calloc(RUNS_MAX, sizeof(*r->runs))) == NULL) {
+	    (r->runs = calloc(RUNS_MAX, sizeof(*r->runs))) == NULL ||
+	    (r->spend = sg_spend_tally_new(SPEND_ROWS_MAX)) == NULL) {
 		snprintf(err, errlen, "cannot allocate a record queue of %zu decisions", capacity);
-		if (r)
+		if (r) {
+			free(r->runs);
 			free(r->ring);
+		}
 		free(r);
 		return NULL;
 	}
 	r->cap = capacity;
+	r->spend_lost = true; /* until the first flush has counted from the record */
 	r->linger_ms = DEFAULT_LINGER_MS;
 	if ((r->store = sg_store_open(data_dir, err, errlen)) == NULL) {
 		free_recorder(r);

@@ -688,32 +688,3 @@ sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *coun
 	sqlite3_clear_bindings(st);
 	return rc;
 }
-
-int
-sg_store_spend_since(struct sg_store *s, int64_t since_us,
-                     void (*fn)(void *arg, const char *tenant, const char *user, bool sandbox,
-                                int64_t day_start_s, int64_t micros),
-                     void *arg)
-{
-	/* Run once at start, so it is prepared here rather than kept open. */
-	static const char sql[] =
-	    "SELECT tenant, user, mode, ts_us / 86400000000, sum(cost) FROM decisions "
-	    "WHERE ts_us >= ? AND decision = 'allowed' AND cost > 0 "
-	    "GROUP BY tenant, user, mode, ts_us / 86400000000";
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, since_us);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *tenant = (const char *)sqlite3_column_text(st, 0);
-		const char *user = (const char *)sqlite3_column_text(st, 1);
-		const char *mode = (const char *)sqlite3_column_text(st, 2);
-		if (tenant && user && mode)
-			fn(arg, tenant, user, strcmp(mode, "sandbox") == 0,
-			   sqlite3_column_int64(st, 3) * 86400,
-			   llround(sqlite3_column_double(st, 4) * 1e6));
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}

@@ -101,17 +101,50 @@ struct sg_decision {
 
 /* Inserts a batch in one transaction. */
 int sg_store_record(struct sg_store *s, const struct sg_decision *v, size_t n);
+/* Counts decisions, optionally only those with `decision` (NULL = all). */
+int sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *count);
+
+/* ---- daily spending (sg_store_spend.c) ---- */
+
+/* Only allowed calls spend, and only when the call says whose money it was. */
+bool sg_decision_spends(const struct sg_decision *d);
+/* A call's cost in micro-units, rounded as the budgets round it. */
+int64_t sg_decision_micros(const struct sg_decision *d);
+
+/* One caller's spending in one mode on one UTC day (days since the epoch). */
+struct sg_spend_row {
+	char tenant[64];
+	char user[64];
+	char mode[16];
+	int64_t day;
+	int64_t micros;
+};
+
 /*
- * Calls `fn` once per (tenant, user, mode, UTC day) with the cost of the
- * calls allowed since `since_us`, in micro-units: how budgets are restored
- * at start.  Returns -1 on a store error.
+ * Adds the writer's tally to the daily spending and moves the mark of the
+ * decisions counted to `through_id`, in one transaction.
+ */
+int sg_store_spend_flush(struct sg_store *s, const struct sg_spend_row *rows, size_t n,
+                         int64_t through_id);
+/*
+ * Counts every decision recorded after the mark into the daily spending
+ * and moves the mark to the newest: for a writer that has no tally of its
+ * own (just started, or lost it to a full tally or a failed flush).
+ */
+int sg_store_spend_catch_up(struct sg_store *s);
+/* The id of the newest decision recorded through this connection. */
+int64_t sg_store_last_decision_id(struct sg_store *s);
+/*
+ * Calls `fn` for each (tenant, user, mode, UTC day) with the spending from
+ * the UTC day holding `since_us` on, in micro-units: how budgets are
+ * restored at start.  Reads the daily rows and the decisions after the
+ * mark, never the whole month.  `fn` may see one key twice (a daily row
+ * and the decisions after the mark) and must add.  -1 on a store error.
  */
 int sg_store_spend_since(struct sg_store *s, int64_t since_us,
                          void (*fn)(void *arg, const char *tenant, const char *user, bool sandbox,
                                     int64_t day_start_s, int64_t micros),
                          void *arg);
-/* Counts decisions, optionally only those with `decision` (NULL = all). */
-int sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *count);
 
 /* ---- template runs (sg_store_runs.c) ---- */
 

@@ -6,6 +6,7 @@ survives a restart."""
 import datetime
 import os
 import shutil
+import signal
 import sqlite3
 import time
 
@@ -116,3 +117,45 @@ def test_refused_calls_cost_nothing(tmp_path):
         assert codes == [200] * 5 + [429]
     finally:
         gw.assert_clean_exit(gw.stop())
+
+
+def spend_state(data):
+    con = sqlite3.connect(os.path.join(data, "sandgate.db"))
+    try:
+        spent = con.execute("SELECT coalesce(sum(micros), 0) FROM spend_daily"
+                            " WHERE mode = 'live'").fetchone()[0]
+        mark = con.execute("SELECT value FROM meta WHERE key = 'spend_through'").fetchone()[0]
+        newest = con.execute("SELECT max(id) FROM decisions").fetchone()[0]
+        allowed = con.execute("SELECT count(*) FROM decisions WHERE decision = 'allowed'"
+                              " AND mode = 'live'").fetchone()[0]
+        return spent, mark, newest, allowed
+    finally:
+        con.close()
+
+
+def test_spending_survives_a_crash(tmp_path):
+    """Killed before the writer added its tally to the daily rows, the
+    gateway restores the spending from the decisions after the mark."""
+    defs = defs_with_live_simulator(tmp_path)
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    live = make_key(data, "admin", mode="live", user="ann")["key"]
+    gw = Gateway(data).start()
+    answers = [gw.post("crm", "create_contact", CONTACT, key=live) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
+    assert wait_for(lambda: spend_state(data)[3] == 4)
+    gw.signal(signal.SIGKILL)
+    gw.proc.wait(timeout=10)
+    gw.log.close()
+
+    gw = Gateway(data).start()
+    try:
+        r = gw.post("crm", "create_contact", CONTACT, key=live)  # the fifth: exactly 100%
+        assert r.status_code == 200, r.text
+        assert_problem(gw.post("crm", "create_contact", CONTACT, key=live), 429, "budget_exceeded")
+    finally:
+        gw.assert_clean_exit(gw.stop())
+    # A clean stop leaves every allowed call counted in the daily rows, and the mark at the newest.
+    spent, mark, newest, allowed = spend_state(data)
+    assert (spent, allowed) == (10000, 5)
+    assert mark == newest

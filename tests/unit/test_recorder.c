@@ -99,10 +99,10 @@ nap_ms(long ms)
 }
 
 /* Polls for up to 10 s; the recorder works on its own thread and its own time. */
-#define WAIT_FOR(cond)                                                                         \
-	do {                                                                                   \
-		for (int i_ = 0; i_ < 10000 && !(cond); i_++)                                  \
-			nap_ms(1);                                                             \
+#define WAIT_FOR(cond)                                                                             \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < 10000 && !(cond); i_++)                                      \
+			nap_ms(1);                                                                 \
 	} while (0)
 
 static void
@@ -384,8 +384,9 @@ test_write_failures_logged_once_per_burst(void **state)
 	bool has_func;
 	start(f, &r, 16);
 	raw_open(f);
-	assert_int_equal(sqlite3_prepare_v2(f->raw,
-			     "SELECT sql FROM sqlite_master WHERE name = 'decisions'", -1, &st, NULL),
+	assert_int_equal(
+	    sqlite3_prepare_v2(f->raw, "SELECT sql FROM sqlite_master WHERE name = 'decisions'", -1,
+	                       &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	snprintf(create, sizeof(create), "%s", (const char *)sqlite3_column_text(st, 0));
@@ -420,19 +421,71 @@ test_write_failures_logged_once_per_burst(void **state)
 	assert_int_equal(count(f, NULL), 1);
 }
 
+static int64_t
+raw_int(struct fx *f, const char *sql)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(f->raw, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static struct sg_decision
+costed(const char *user, int i, double cost)
+{
+	struct sg_decision d = decision("allowed", i);
+	snprintf(d.tenant, sizeof(d.tenant), "acme");
+	snprintf(d.user, sizeof(d.user), "%s", user);
+	snprintf(d.mode, sizeof(d.mode), "live");
+	d.cost = cost;
+	return d;
+}
+
+/*
+ * The writer adds its tally at stop and moves the mark to the newest
+ * decision; the next writer first counts whatever the record holds after
+ * the mark (here, rows written behind its back, as a crash would leave).
+ */
+static void
+test_spending_reaches_the_daily_rows(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	start(f, &r, 1000);
+	for (int i = 0; i < 300; i++) {
+		struct sg_decision d = costed(i % 3 ? "ann" : "bob", i, 0.002);
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	}
+	sg_recorder_stop(r);
+	raw_open(f);
+	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'ann'"), 400000);
+	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'bob'"), 200000);
+	assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE key = 'spend_through'"), 300);
+
+	raw_exec(f, "INSERT INTO decisions (ts_us, tenant, user, mode, decision, status, cost)"
+	            " VALUES (1700000000000999, 'acme', 'bob', 'live', 'allowed', 200, 0.5)");
+	start(f, &r, 1000);
+	sg_recorder_stop(r);
+	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'bob'"), 700000);
+	assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE key = 'spend_through'"), 301);
+}
+
 int
 main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stop_null),
-		T(test_start_errors),
-		T(test_two_threads_lose_nothing),
-		T(test_full_queue_refuses_and_counts),
-		T(test_ten_thousand_written_none_dropped),
-		T(test_locked_db_fills_small_queue),
-		T(test_full_small_queue_is_taken_without_lingering),
-		T(test_write_failures_logged_once_per_burst),
+	    cmocka_unit_test(test_stop_null),
+	    T(test_start_errors),
+	    T(test_two_threads_lose_nothing),
+	    T(test_full_queue_refuses_and_counts),
+	    T(test_ten_thousand_written_none_dropped),
+	    T(test_locked_db_fills_small_queue),
+	    T(test_full_small_queue_is_taken_without_lingering),
+	    T(test_write_failures_logged_once_per_burst),
+	    T(test_spending_reaches_the_daily_rows),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

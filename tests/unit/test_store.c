@@ -173,7 +173,7 @@ test_migration_runs_once(void **state)
 
 	f->s = open_ok(f); /* a second run of step 1 would fail on CREATE TABLE */
 	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), sg_migrations_count);
-	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM meta"), 1);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM meta WHERE key = 'revision'"), 1);
 	assert_int_equal(revision(f->s), rev);
 	assert_int_equal(sg_store_keys_list(f->s, &v, &n), 0);
 	assert_int_equal(n, 1);
@@ -484,7 +484,7 @@ test_record_and_count(void **state)
 {
 	struct fx *f = *state;
 	struct sg_decision v[3] = {decision("allowed", 200), decision("denied", 403),
-	    decision("allowed", 200)};
+	                           decision("allowed", 200)};
 	int64_t c = -1;
 	f->s = open_ok(f);
 	assert_int_equal(sg_store_count_decisions(f->s, NULL, &c), 0);
@@ -500,8 +500,8 @@ test_record_and_count(void **state)
 	assert_int_equal(sg_store_count_decisions(f->s, "error", &c), 0);
 	assert_int_equal(c, 0);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE status = 403"
-					 " AND key_id IS NULL AND latency_us = 1234"),
-	    1);
+	                                 " AND key_id IS NULL AND latency_us = 1234"),
+	                 1);
 }
 
 static void
@@ -520,24 +520,161 @@ test_record_bounds_unterminated_fields(void **state)
 	assert_int_equal(raw_int(f->dir, "SELECT length(reason) FROM decisions"), 256);
 }
 
+struct spend_seen {
+	char line[8][96];
+	size_t n;
+};
+
+/* Sums what sg_store_spend_since reports per key: it may report one key twice. */
+static void
+collect_spend(void *arg, const char *tenant, const char *user, bool sandbox, int64_t day_start_s,
+              int64_t micros)
+{
+	struct spend_seen *seen = arg;
+	char key[80];
+	snprintf(key, sizeof(key), "%s/%s/%s/%lld=", tenant, user, sandbox ? "sandbox" : "live",
+	         (long long)day_start_s);
+	for (size_t i = 0; i < seen->n; i++) {
+		size_t len = strlen(key);
+		if (strncmp(seen->line[i], key, len) == 0) {
+			long long was = atoll(seen->line[i] + len);
+			snprintf(seen->line[i] + len, sizeof(seen->line[0]) - len, "%lld",
+			         was + (long long)micros);
+			return;
+		}
+	}
+	assert_true(seen->n < 8);
+	snprintf(seen->line[seen->n++], sizeof(seen->line[0]), "%s%lld", key, (long long)micros);
+}
+
+static int
+by_text(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static struct spend_seen
+spend_since(struct sg_store *s, int64_t since_us)
+{
+	struct spend_seen seen = {0};
+	assert_int_equal(sg_store_spend_since(s, since_us, collect_spend, &seen), 0);
+	qsort(seen.line, seen.n, sizeof(seen.line[0]), by_text);
+	return seen;
+}
+
+/* A costed, allowed call by `user` in `mode`, `days` after the fixture's day. */
+static struct sg_decision
+spend(const char *user, const char *mode, int days, double cost)
+{
+	struct sg_decision d = decision("allowed", 200);
+	snprintf(d.user, sizeof(d.user), "%s", user);
+	snprintf(d.mode, sizeof(d.mode), "%s", mode);
+	d.ts_us += days * 86400000000LL;
+	d.cost = cost;
+	return d;
+}
+
+#define DAY0 1699920000LL /* the UTC midnight before decision()'s ts_us */
+
+static void
+test_spend_is_counted_from_the_record_and_the_tally(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision v[] = {
+	    spend("ann", "live", 0, 0.0015),   spend("ann", "live", 0, 0.0025),
+	    spend("ann", "sandbox", 0, 0.002), spend("bob", "live", 1, 1.25),
+	    spend("ann", "live", -40, 9), /* a day before the month asked for */
+	    spend("ann", "live", 0, 0),   /* free */
+	    spend("", "live", 0, 5),      /* nobody's money */
+	};
+	struct sg_decision refused = spend("ann", "live", 0, 7);
+	snprintf(refused.decision, sizeof(refused.decision), "throttled");
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_record(f->s, v, 7), 0);
+	assert_int_equal(sg_store_record(f->s, &refused, 1), 0);
+	for (size_t i = 0; i < 7; i++)
+		assert_int_equal(sg_decision_spends(&v[i]), i < 5);
+	assert_false(sg_decision_spends(&refused));
+
+	/* Nothing flushed yet: all of it comes from the decisions after the mark. */
+	const char *want[] = {"acme/ann/live/1699920000=4000", "acme/ann/sandbox/1699920000=2000",
+	                      "acme/bob/live/1700006400=1250000"};
+	struct spend_seen seen = spend_since(f->s, DAY0 * 1000000 + 5);
+	assert_int_equal(seen.n, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(seen.line[i], want[i]);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM spend_daily"), 0);
+
+	/* Counted into the daily rows: the same answer, and the mark has moved. */
+	assert_int_equal(sg_store_spend_catch_up(f->s), 0);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM spend_daily"), 4);
+	assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'spend_through'"), 8);
+	seen = spend_since(f->s, DAY0 * 1000000 + 5);
+	assert_int_equal(seen.n, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(seen.line[i], want[i]);
+	assert_int_equal(spend_since(f->s, 0).n, 4);
+
+	/* A writer's flush adds its tally and moves the mark past what it counted. */
+	struct sg_decision more = spend("ann", "live", 0, 0.001);
+	assert_int_equal(sg_store_record(f->s, &more, 1), 0);
+	struct sg_spend_row row = {"acme", "ann", "live", DAY0 / 86400, 1000};
+	assert_int_equal(sg_store_spend_flush(f->s, &row, 1, sg_store_last_decision_id(f->s)), 0);
+	assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'spend_through'"), 9);
+	seen = spend_since(f->s, DAY0 * 1000000);
+	assert_string_equal(seen.line[0], "acme/ann/live/1699920000=5000");
+}
+
+/* A store from before migration 4 has its recorded spending summed into the new table. */
+static void
+test_spend_migration_fills_from_decisions(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(sqlite3_exec(db, sg_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	raw_exec(f->dir,
+	         "INSERT INTO decisions (ts_us, tenant, user, mode, decision, status, cost)"
+	         " VALUES (1700000000000000, 'acme', 'ann', 'live', 'allowed', 200, 0.0015),"
+	         " (1700000000000001, 'acme', 'ann', 'live', 'allowed', 200, 0.0025),"
+	         " (1700000000000002, 'acme', 'ann', 'live', 'denied', 403, 0.5),"
+	         " (1700000000000003, NULL, NULL, NULL, 'allowed', 200, 0.5)");
+	f->s = open_ok(f);
+	struct spend_seen seen = spend_since(f->s, DAY0 * 1000000);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.line[0], "acme/ann/live/1699920000=4000");
+	/* New calls add to the rows the migration made. */
+	struct sg_decision more = spend("ann", "live", 0, 0.001);
+	assert_int_equal(sg_store_record(f->s, &more, 1), 0);
+	seen = spend_since(f->s, DAY0 * 1000000);
+	assert_string_equal(seen.line[0], "acme/ann/live/1699920000=5000");
+}
+
 int
 main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_open_creates_nested_dir),
-		T(test_migration_runs_once),
-		T(test_wal_mode),
-		T(test_newer_schema_refused),
-		T(test_bad_data_dir),
-		T(test_not_a_database),
-		T(test_keys_insert_list_revoke),
-		T(test_revision_bumps),
-		T(test_apply_versions),
-		T(test_apply_if_refuses_a_moved_revision),
-		T(test_failed_apply_stores_nothing),
-		T(test_record_and_count),
-		T(test_record_bounds_unterminated_fields),
+	    T(test_open_creates_nested_dir),
+	    T(test_migration_runs_once),
+	    T(test_wal_mode),
+	    T(test_newer_schema_refused),
+	    T(test_bad_data_dir),
+	    T(test_not_a_database),
+	    T(test_keys_insert_list_revoke),
+	    T(test_revision_bumps),
+	    T(test_apply_versions),
+	    T(test_apply_if_refuses_a_moved_revision),
+	    T(test_failed_apply_stores_nothing),
+	    T(test_record_and_count),
+	    T(test_record_bounds_unterminated_fields),
+	    T(test_spend_is_counted_from_the_record_and_the_tally),
+	    T(test_spend_migration_fills_from_decisions),
 	};
 #undef T
 	sg_store_close(NULL);
