@@ -5,11 +5,10 @@
  * Thread safety is by construction: once sg_schema_compile() returns, nothing
  * in the tree is written again.  Validation keeps its state (the pointer
  * being built, the errors found) on the caller's stack, jansson reads are
- * pure, and glibc's regexec() may share one compiled regex_t across threads.
+ * pure, and a compiled pattern is matched with per-thread scratch memory.
  */
 #include "schema/sg_schema.h"
 
-#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +17,7 @@
 #include <string.h>
 
 #include "core/sg_diag.h"
+#include "schema/sg_pattern.h"
 
 #define PTR_MAX sizeof(((struct sg_schema_error *)0)->pointer)
 #define MSG_MAX sizeof(((struct sg_schema_error *)0)->message)
@@ -71,8 +71,7 @@ struct node {
 	unsigned has_bound; /* bit i set when bound[i] applies */
 	double bound[N_BOUNDS];
 	size_t count[N_COUNTS];
-	bool has_re;
-	regex_t re;
+	struct sg_pattern *re; /* NULL: no pattern */
 	const char *pattern;
 	const char *format; /* recorded for documentation; not enforced */
 	struct prop *props; /* sorted by prop_cmp, for bsearch */
@@ -403,57 +402,6 @@ kw_count(struct cctx *c, struct node *n, const json_t *v, const char *name, int 
 	return 0;
 }
 
-#define PATTERN_MAX_LEN 512
-#define PATTERN_MAX_REPEAT 1000
-
-static bool
-is_quantifier(char ch)
-{
-	return ch == '*' || ch == '+' || ch == '?' || ch == '{';
-}
-
-/*
- * glibc's regcomp expands stacked quantifiers ("a+++") and large counts
- * ("a{30000}") into automata that take gigabytes and minutes to build, so
- * one bad definition could hang apply.  Refuse both before compiling.
- * Returns NULL when the pattern is acceptable, else the reason.
- */
-static const char *
-pattern_too_costly(const char *s)
-{
-	bool after_quantifier = false, in_class = false;
-	if (strlen(s) > PATTERN_MAX_LEN)
-		return "is longer than 512 characters";
-	for (const char *p = s; *p; p++) {
-		if (*p == '\\' && p[1]) {
-			p++;
-			after_quantifier = false;
-		} else if (in_class) {
-			in_class = *p != ']';
-		} else if (*p == '[') {
-			in_class = true;
-			if (p[1] == ']' || (p[1] == '^' && p[2] == ']'))
-				p += p[1] == '^' ? 2 : 1; /* a leading ] is a literal */
-			after_quantifier = false;
-		} else if (is_quantifier(*p)) {
-			if (after_quantifier)
-				return "stacks quantifiers (like \"++\" or \"*{2}\"); use one";
-			if (*p == '{') {
-				char *end;
-				unsigned long lo = strtoul(p + 1, &end, 10);
-				unsigned long hi = *end == ',' ? strtoul(end + 1, &end, 10) : lo;
-				if (lo > PATTERN_MAX_REPEAT || hi > PATTERN_MAX_REPEAT)
-					return "repeats more than 1000 times";
-				p = *end == '}' ? end : p;
-			}
-			after_quantifier = true;
-		} else {
-			after_quantifier = false;
-		}
-	}
-	return NULL;
-}
-
 static int
 kw_pattern(struct cctx *c, struct node *n, const json_t *v)
 {
@@ -463,17 +411,9 @@ kw_pattern(struct cctx *c, struct node *n, const json_t *v)
 		return cfail(c, "pattern must be a string");
 	if (strlen(s) != json_string_length(v))
 		return cfail(c, "pattern must not contain NUL characters");
-	const char *why_costly = pattern_too_costly(s);
-	if (why_costly)
-		return cfail(c, "pattern %s", why_costly);
-	int rc = regcomp(&n->re, s, REG_EXTENDED | REG_NOSUB);
-	if (rc != 0) {
-		char why[128];
-		regerror(rc, &n->re, why, sizeof(why));
-		return cfail(c, "pattern is not a valid POSIX extended regular expression: %s",
-		             why);
-	}
-	n->has_re = true;
+	char why[256];
+	if ((n->re = sg_pattern_compile(s, why, sizeof(why))) == NULL)
+		return cfail(c, "pattern %s", why);
 	n->pattern = s;
 	return 0;
 }
@@ -592,8 +532,7 @@ free_node(struct node *n)
 	free(n->props);
 	free_node(n->additional);
 	free_node(n->items);
-	if (n->has_re)
-		regfree(&n->re);
+	sg_pattern_free(n->re);
 	free(n);
 }
 
@@ -752,12 +691,8 @@ check_string(struct vctx *v, const struct node *n, const json_t *j)
 		report(v, "must be at least %zu character%s long", lo, lo == 1 ? "" : "s");
 	if (len > hi)
 		report(v, "must be at most %zu character%s long", hi, hi == 1 ? "" : "s");
-	/*
-	 * regexec() stops at a NUL, so "abc\u0000<evil>" would pass ^[a-z]+$ on
-	 * its first three bytes alone; such strings fail closed instead.  So does
-	 * any regexec() error.
-	 */
-	if (n->has_re && (memchr(s, '\0', bytes) || regexec(&n->re, s, 0, NULL, 0) != 0))
+	/* The whole string is scanned, NULs included: "abc\u0000x" fails ^[a-z]+$. */
+	if (n->re && !sg_pattern_match(n->re, s, bytes))
 		report(v, "must match the pattern %s", n->pattern);
 }
 
@@ -879,7 +814,7 @@ validate_node(struct vctx *v, const struct node *n, const json_t *j)
 
 static int
 validate_from(const struct node *n, const json_t *instance, struct sg_schema_error *errs,
-    size_t max_errs, size_t *n_errs)
+              size_t max_errs, size_t *n_errs)
 {
 	struct vctx v = {.errs = errs, .max = errs ? max_errs : 0};
 
