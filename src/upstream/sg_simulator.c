@@ -600,6 +600,20 @@ gen_number(struct gen *g, const json_t *node)
 	return NULL;
 }
 
+/*
+ * A value complete() may finish.  It never changes a value in place: it
+ * replaces an object's or array's members and re-rolls a string into a new
+ * one.  So a container is copied one level and everything else is shared,
+ * even with the snapshot's examples (jansson's reference counts are
+ * atomic).  A deep copy of each example cost about 6,000 instructions a call.
+ */
+static json_t *
+own(const json_t *v)
+{
+	json_t *m = (json_t *)v;
+	return json_is_object(m) || json_is_array(m) ? json_copy(m) : json_incref(m);
+}
+
 static json_t *gen_node(struct gen *g, const json_t *node, const char *name, int depth);
 static json_t *complete(struct gen *g, json_t *v, const json_t *node, const char *name, int depth);
 
@@ -623,9 +637,9 @@ fill_one(struct gen *g, json_t *obj, const char *key, size_t klen, const json_t 
 	json_t *have = json_object_getn(obj, key, klen), *v;
 
 	if (in != NULL)
-		v = json_deep_copy(in);
+		v = own(in);
 	else if (have != NULL)
-		v = complete(g, json_incref(have), sub, key, depth + 1);
+		v = complete(g, own(have), sub, key, depth + 1);
 	else
 		v = gen_node(g, sub, key, depth + 1);
 	return v ? json_object_setn_new(obj, key, klen, v) : -1;
@@ -774,7 +788,7 @@ from_examples(struct gen *g, const json_t *node, const json_t *list, const char 
 	const json_t *ex = list != NULL && list == g->checked
 	                       ? json_array_get(list, (size_t)below(g, json_array_size(list)))
 	                       : pick(g, node, list);
-	return ex ? complete(g, json_deep_copy(ex), node, name, depth) : NULL;
+	return ex ? complete(g, own(ex), node, name, depth) : NULL;
 }
 
 /* const, then enum, then the schema's own examples, then the type. */
@@ -834,8 +848,7 @@ complete_items(struct gen *g, json_t *arr, const json_t *node, const char *name,
 	if (depth > SG_SCHEMA_MAX_DEPTH)
 		return -1;
 	for (size_t i = 0; items != NULL && i < json_array_size(arr); i++) {
-		json_t *v =
-		    complete(g, json_incref(json_array_get(arr, i)), items, name, depth + 1);
+		json_t *v = complete(g, own(json_array_get(arr, i)), items, name, depth + 1);
 		if (v == NULL || json_array_set_new(arr, i, v) != 0)
 			return -1;
 	}

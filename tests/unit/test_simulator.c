@@ -795,10 +795,41 @@ test_checked_examples_give_the_same_output(void **state)
 	sg_schema_free(s);
 }
 
+/*
+ * Outputs share the examples' values instead of deep-copying them, so
+ * filling an output (here, "k" into a nested item, and a re-rolled id)
+ * must never write into the examples, which every thread reads.
+ */
+static void
+test_examples_are_never_changed(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(
+	    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},"
+	    "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+	    "  \"k\":{\"const\":\"filled\"},\"v\":{\"type\":\"integer\"}}}},"
+	    "\"meta\":{\"type\":\"object\",\"properties\":{\"tag\":{\"const\":\"t\"}}}}}");
+	json_t *ex = parse("[{\"id\":\"ab_12\",\"items\":[{\"v\":1}],\"meta\":{}}]");
+	json_t *before = json_deep_copy(ex);
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		json_t *out = sg_sim_generate_checked(s, ex, NULL, seed, "t");
+		assert_non_null(out);
+		json_t *item = json_array_get(json_object_get(out, "items"), 0);
+		assert_string_equal(str(item, "k"), "filled");
+		assert_string_equal(str(json_object_get(out, "meta"), "tag"), "t");
+		json_decref(out);
+		assert_true(json_equal(ex, before));
+	}
+	json_decref(before);
+	json_decref(ex);
+	sg_schema_free(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_examples_are_never_changed),
 	    cmocka_unit_test(test_same_call_same_bytes),
 	    cmocka_unit_test(test_input_seed_and_salt_change_output),
 	    cmocka_unit_test(test_every_output_is_valid_over_many_seeds),
