@@ -62,11 +62,11 @@ sg_fmt_decimal(struct sg_fmt *f, double v, unsigned places)
 	 * printf rounds the exact binary value.  Below 2^52 every k + 0.5 is a
 	 * double and rounding the product is monotonic, so the product lands on
 	 * the right side of each half unless it lands exactly on one; those
-	 * ties, and negative or huge values, are left to printf itself.
+	 * ties, and negative (-0 included) or huge values, are left to printf.
 	 */
 	double prod = places <= 9 ? v * scale[places] : -1;
 	double whole = floor(prod);
-	if (!(prod >= 0 && prod < 4e15) || prod - whole == 0.5) {
+	if (!(prod >= 0 && prod < 4e15) || prod - whole == 0.5 || signbit(v)) {
 		char buf[352]; /* DBL_MAX has 309 digits before the point */
 		snprintf(buf, sizeof(buf), "%.*f", (int)places, v);
 		sg_fmt_str(f, buf);

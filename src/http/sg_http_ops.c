@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "http/sg_http.h"
+#include "store/sg_recorder.h"
 #include "sandbox/sg_sandbox.h"
 
 void
@@ -49,6 +50,9 @@ void
 sg_http_metrics(struct sg_http_ctx *c)
 {
 	size_t len = 0;
+	/* The writer drops batches the store refused; request threads see only a full queue. */
+	if (c->t->server->gw->recorder)
+		sg_gauges.record_dropped = sg_recorder_dropped(c->t->server->gw->recorder);
 	char *text = sg_metrics_render(&len);
 	if (text == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "metrics could not be rendered");

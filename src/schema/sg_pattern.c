@@ -54,10 +54,12 @@ make_key(void)
 static const char *
 skip_posix_class(const char *p)
 {
+	const char *q = p + 2;
 	if (p[0] != '[' || p[1] != ':')
 		return p;
-	const char *end = strstr(p + 2, ":]");
-	return end ? end + 1 : p;
+	while (*q >= 'a' && *q <= 'z')
+		q++;
+	return q > p + 2 && q[0] == ':' && q[1] == ']' ? q + 1 : p;
 }
 
 static bool
@@ -67,18 +69,24 @@ is_quantifier(char ch)
 }
 
 /*
- * Stacked quantifiers ("a+++") and huge counts ("a{30000}") make automata
- * that take gigabytes and minutes to build, so one bad definition could
- * hang apply.  Refuse both before compiling.  NULL when acceptable.
+ * Stacked quantifiers ("a+++") and large counts ("a{30000}", or many
+ * ".{1000}") make automata that take gigabytes and minutes to build, so
+ * one bad definition could hang apply.  Refuse them before compiling, and
+ * PCRE's \Q...\E, which ECMA-262 does not have and which would hide a `$`
+ * from the rewrite below.  NULL when acceptable, else the reason.
  */
 static const char *
-too_costly(const char *s)
+refused(const char *s)
 {
 	bool after_quantifier = false, in_class = false;
+	unsigned long repeats = 0;
 	if (strlen(s) > PATTERN_MAX_LEN)
 		return "is longer than 512 characters";
 	for (const char *p = s; *p; p++) {
 		if (*p == '\\' && p[1]) {
+			if (p[1] == 'Q' || p[1] == 'E')
+				return "uses \\Q...\\E, which JSON Schema patterns do not have; "
+				       "escape each character instead";
 			p++;
 			after_quantifier = false;
 		} else if (in_class) {
@@ -99,8 +107,10 @@ too_costly(const char *s)
 				char *end;
 				unsigned long lo = strtoul(p + 1, &end, 10);
 				unsigned long hi = *end == ',' ? strtoul(end + 1, &end, 10) : lo;
-				if (lo > PATTERN_MAX_REPEAT || hi > PATTERN_MAX_REPEAT)
-					return "repeats more than 1000 times";
+				repeats += lo > hi ? lo : hi;
+				if (lo > PATTERN_MAX_REPEAT || hi > PATTERN_MAX_REPEAT ||
+				    repeats > PATTERN_MAX_REPEAT)
+					return "repeats more than 1000 times in all";
 				p = *end == '}' ? end : p;
 			}
 			after_quantifier = *p != '?';
@@ -112,14 +122,20 @@ too_costly(const char *s)
 }
 
 /*
- * ECMA-262's `$` (without the m flag) is the end of the string; PCRE's also
- * matches before a final newline, which would let "abc\n" through
- * ^[a-z]+$.  Every `$` outside a class and not escaped becomes \z.
+ * Where PCRE and ECMA-262 (without flags) read a character differently:
+ * ECMA's `$` is the end of the string, PCRE's also matches before a final
+ * newline, which would let "abc\n" through ^[a-z]+$; and ECMA's `.` stops
+ * at every line terminator, PCRE's only at \n.  Outside brackets and not
+ * escaped, `$` becomes \z and `.` excludes \r as well.  It still matches
+ * U+2028 and U+2029: excluding those multi-byte characters multiplies the
+ * automaton, and Vectorscan then refuses patterns such as a.{50}b.
  */
+#define ECMA_DOT "[^\\n\\r]"
+
 static char *
-ecma_anchors(const char *s)
+ecma_rewrite(const char *s)
 {
-	char *out = malloc(2 * strlen(s) + 1), *o = out;
+	char *out = malloc((sizeof(ECMA_DOT) - 1) * strlen(s) + 1), *o = out;
 	bool in_class = false;
 	if (out == NULL)
 		return NULL;
@@ -145,6 +161,10 @@ ecma_anchors(const char *s)
 			*o++ = '\\';
 			*o++ = 'z';
 			continue;
+		} else if (*p == '.') {
+			memcpy(o, ECMA_DOT, sizeof(ECMA_DOT) - 1);
+			o += sizeof(ECMA_DOT) - 1;
+			continue;
 		}
 		*o++ = *p;
 	}
@@ -152,13 +172,27 @@ ecma_anchors(const char *s)
 	return out;
 }
 
-/* Makes the prototype big enough for `db`; the threads' clones follow. */
+/*
+ * Makes the prototype big enough for `db` as well; the threads' clones
+ * follow.  A copy is grown and swapped in, because Vectorscan frees the
+ * scratch it cannot grow: a failure here must not take the scratch of
+ * every pattern already compiled with it.
+ */
 static int
 grow_prototype(const hs_database_t *db)
 {
+	hs_scratch_t *next = NULL;
+	int rc = -1;
 	pthread_mutex_lock(&proto_mu);
-	int rc = hs_alloc_scratch(db, &proto) == HS_SUCCESS ? 0 : -1;
-	atomic_fetch_add_explicit(&proto_generation, 1, memory_order_release);
+	if ((proto == NULL || hs_clone_scratch(proto, &next) == HS_SUCCESS) &&
+	    hs_alloc_scratch(db, &next) == HS_SUCCESS) {
+		hs_free_scratch(proto);
+		proto = next;
+		atomic_fetch_add_explicit(&proto_generation, 1, memory_order_release);
+		rc = 0;
+	} else {
+		hs_free_scratch(next); /* NULL when Vectorscan freed it already */
+	}
 	pthread_mutex_unlock(&proto_mu);
 	return rc;
 }
@@ -166,12 +200,12 @@ grow_prototype(const hs_database_t *db)
 struct sg_pattern *
 sg_pattern_compile(const char *source, char *why, size_t whylen)
 {
-	const char *costly = too_costly(source);
-	if (costly != NULL) {
-		snprintf(why, whylen, "%s", costly);
+	const char *reason = refused(source);
+	if (reason != NULL) {
+		snprintf(why, whylen, "%s", reason);
 		return NULL;
 	}
-	char *expr = ecma_anchors(source);
+	char *expr = ecma_rewrite(source);
 	struct sg_pattern *p = calloc(1, sizeof(*p));
 	hs_compile_error_t *err = NULL;
 	if (expr == NULL || p == NULL) {
@@ -223,12 +257,14 @@ thread_scratch(void)
 			return NULL;
 		}
 	}
+	/* On failure the old clone stays: it still fits the older patterns. */
 	pthread_mutex_lock(&proto_mu);
-	hs_free_scratch(ts->s);
-	ts->s = NULL;
-	if (proto != NULL && hs_clone_scratch(proto, &ts->s) != HS_SUCCESS)
-		ts->s = NULL;
-	ts->generation = atomic_load_explicit(&proto_generation, memory_order_relaxed);
+	hs_scratch_t *mine = NULL;
+	if (proto != NULL && hs_clone_scratch(proto, &mine) == HS_SUCCESS) {
+		hs_free_scratch(ts->s);
+		ts->s = mine;
+		ts->generation = atomic_load_explicit(&proto_generation, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&proto_mu);
 	return ts->s;
 }

@@ -4,9 +4,11 @@
  *
  * The syntax is PCRE's, which agrees with ECMA-262 (what JSON Schema
  * specifies) on everything people write in schemas: \d, \w, \s, classes,
- * counted repeats, anchors.  `$` is the end of the string, as in ECMA-262,
- * not "before a final newline" as in PCRE.  Back-references and lookaround
- * are refused when the schema is compiled, with the reason.
+ * counted repeats, anchors.  `$` is the end of the string and `.` stops at
+ * \n and \r, as in ECMA-262.  Two differences remain: `.` matches U+2028
+ * and U+2029, and \s is ASCII whitespace only (ECMA adds U+00A0, U+FEFF
+ * and other Unicode spaces).  Back-references and lookaround are refused
+ * when the schema is compiled, with the reason.
  *
  * Vectorscan scans in time linear in the string, whatever the pattern, so
  * no input can make validation slow.

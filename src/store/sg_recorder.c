@@ -48,6 +48,7 @@ struct sg_recorder {
 	int64_t spend_through; /* the newest decision the tally counts */
 	bool spend_lost;       /* no tally: count from the record at the next flush */
 	uint64_t spend_flushed_ns;
+	_Atomic uint64_t spend_recounts; /* flushes that counted from the record */
 };
 
 /* Takes up to BATCH items out of the ring; called with the lock held. */
@@ -81,6 +82,15 @@ tally_batch(struct sg_recorder *r, size_t n)
 		r->spend_through = sg_store_last_decision_id(r->store);
 }
 
+/* Whether the tally has something to add and its interval has passed. */
+static bool
+spend_due(const struct sg_recorder *r)
+{
+	size_t n;
+	sg_spend_tally_rows(r->spend, &n);
+	return (n > 0 || r->spend_lost) && mono_ns() - r->spend_flushed_ns >= SPEND_FLUSH_NS;
+}
+
 /*
  * A failed flush leaves the store's mark where it was, so counting from
  * the record next time repeats nothing and misses nothing.
@@ -88,14 +98,15 @@ tally_batch(struct sg_recorder *r, size_t n)
 static void
 flush_spend(struct sg_recorder *r, bool force)
 {
-	uint64_t now = mono_ns();
 	size_t n;
 	const struct sg_spend_row *rows = sg_spend_tally_rows(r->spend, &n);
-	if (!force && now - r->spend_flushed_ns < SPEND_FLUSH_NS)
+	if (!force && !spend_due(r))
 		return;
-	r->spend_flushed_ns = now;
+	r->spend_flushed_ns = mono_ns();
 	if (!r->spend_lost && n == 0)
 		return;
+	if (r->spend_lost)
+		atomic_fetch_add(&r->spend_recounts, 1);
 	int rc = r->spend_lost ? sg_store_spend_catch_up(r->store)
 	                       : sg_store_spend_flush(r->store, rows, n, r->spend_through);
 	sg_spend_tally_clear(r->spend);
@@ -178,12 +189,17 @@ writer_main(void *arg)
 		 * Queued rows wait at most the linger time (20 ms by default).
 		 */
 		while (r->len < BATCH && r->len < r->cap && !r->stopping)
-			if (idle_wait(r) == ETIMEDOUT && (r->len > 0 || r->n_runs > 0))
+			if (idle_wait(r) == ETIMEDOUT &&
+			    (r->len > 0 || r->n_runs > 0 || spend_due(r)))
 				break;
 		/* Stop only once empty: everything pushed before stop is written. */
 		if (r->len == 0 && r->n_runs == 0) {
 			if (r->stopping)
 				break;
+			/* Idle, but the tally still reaches the store within its interval. */
+			pthread_mutex_unlock(&r->lock);
+			flush_spend(r, false);
+			pthread_mutex_lock(&r->lock);
 			continue;
 		}
 		size_t n = take_batch(r), runs = take_runs(r);
@@ -335,6 +351,12 @@ uint64_t
 sg_recorder_dropped(const struct sg_recorder *r)
 {
 	return atomic_load(&r->dropped);
+}
+
+uint64_t
+sg_recorder_spend_recounts(const struct sg_recorder *r)
+{
+	return atomic_load(&r->spend_recounts);
 }
 
 uint64_t

@@ -36,6 +36,12 @@ void sg_recorder_stop(struct sg_recorder *r);
 void sg_recorder_set_linger(struct sg_recorder *r, uint32_t ms);
 
 uint64_t sg_recorder_dropped(const struct sg_recorder *r);
+/*
+ * How often the writer added spending by counting the decisions after the
+ * mark instead of its tally: once at start, then only after the tally
+ * filled or a flush failed.
+ */
+uint64_t sg_recorder_spend_recounts(const struct sg_recorder *r);
 uint64_t sg_recorder_written(const struct sg_recorder *r);
 size_t sg_recorder_depth(struct sg_recorder *r);
 

@@ -458,18 +458,31 @@ test_spending_reaches_the_daily_rows(void **state)
 		struct sg_decision d = costed(i % 3 ? "ann" : "bob", i, 0.002);
 		assert_int_equal(sg_recorder_push(r, &d), 0);
 	}
-	sg_recorder_stop(r);
+	WAIT_FOR(sg_recorder_written(r) == 300);
+	/*
+	 * A row written behind the writer's back while it runs is not in its
+	 * tally, so a writer that adds its tally leaves it out, where one that
+	 * recounted the record would not: this tells the two paths apart.
+	 */
 	raw_open(f);
-	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'ann'"), 400000);
+	raw_exec(f, "INSERT INTO decisions (ts_us, tenant, user, mode, decision, status, cost)"
+	            " VALUES (1700000000000500, 'acme', 'zed', 'live', 'allowed', 200, 0.5)");
+	struct sg_decision last = costed("ann", 301, 0.002);
+	assert_int_equal(sg_recorder_push(r, &last), 0);
+	WAIT_FOR(sg_recorder_written(r) == 301);
+	assert_int_equal(sg_recorder_spend_recounts(r), 1); /* the start's, only */
+	sg_recorder_stop(r);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM spend_daily WHERE user = 'zed'"), 0);
+	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'ann'"), 402000);
 	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'bob'"), 200000);
-	assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE key = 'spend_through'"), 300);
+	assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE key = 'spend_through'"), 302);
 
 	raw_exec(f, "INSERT INTO decisions (ts_us, tenant, user, mode, decision, status, cost)"
 	            " VALUES (1700000000000999, 'acme', 'bob', 'live', 'allowed', 200, 0.5)");
 	start(f, &r, 1000);
 	sg_recorder_stop(r);
 	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'bob'"), 700000);
-	assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE key = 'spend_through'"), 301);
+	assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE key = 'spend_through'"), 303);
 }
 
 int

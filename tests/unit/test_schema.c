@@ -393,6 +393,23 @@ test_pattern_syntax(void **state)
 	                     "pattern is not supported: Back-references are unsupported.");
 	expect_compile_error("{\"pattern\": \"(?=a)a\"}", "/pattern",
 	                     "pattern is not supported: Zero-width assertions are not supported.");
+	expect_compile_error("{\"pattern\": \"^\\\\Q$\\\\E\"}", "/pattern",
+	                     "pattern uses \\Q...\\E, which JSON Schema patterns do not have; "
+	                     "escape each character instead");
+	/* "[:]" is not a POSIX class: the class ends at its ']' and the $ is an anchor. */
+	s = compile("{\"pattern\": \"^[a[:]+$|:]\"}");
+	expect_valid(s, "\"a:\"");
+	expect_error(s, "\"a\\n\"", "", "must match the pattern ^[a[:]+$|:]");
+	sg_schema_free(s);
+	/* . stops at \n and \r (U+2028 is the documented exception); [.] is a dot. */
+	s = compile("{\"pattern\": \"^a.b[.]$\"}");
+	expect_valid(s, "\"axb.\"");
+	expect_valid(s, "\"a\u00e9b.\"");
+	expect_error(s, "\"a\\rb.\"", "", "must match the pattern ^a.b[.]$");
+	expect_error(s, "\"a\\nb.\"", "", "must match the pattern ^a.b[.]$");
+	expect_valid(s, "\"a\u2028b.\"");
+	expect_error(s, "\"axbx\"", "", "must match the pattern ^a.b[.]$");
+	sg_schema_free(s);
 }
 
 struct matcher {
@@ -887,9 +904,12 @@ test_costly_patterns_are_refused(void **state)
 	expect_compile_error("{\"pattern\": \"a*{2}\"}", "/pattern",
 	                     "pattern stacks quantifiers (like \"++\" or \"*{2}\"); use one");
 	expect_compile_error("{\"pattern\": \"a{1001}\"}", "/pattern",
-	                     "pattern repeats more than 1000 times");
+	                     "pattern repeats more than 1000 times in all");
 	expect_compile_error("{\"pattern\": \"a{2,30000}\"}", "/pattern",
-	                     "pattern repeats more than 1000 times");
+	                     "pattern repeats more than 1000 times in all");
+	/* Each count within bounds, but not their sum: minutes to compile otherwise. */
+	expect_compile_error("{\"pattern\": \".{600}a.{600}b\"}", "/pattern",
+	                     "pattern repeats more than 1000 times in all");
 	char longp[600];
 	memset(longp, 'a', sizeof(longp));
 	memcpy(longp, "{\"pattern\": \"", 13);
