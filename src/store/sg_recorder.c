@@ -32,15 +32,19 @@ struct sg_recorder {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct sg_decision *ring;
-	size_t cap, head, len; /* items live at [head, head + len) modulo cap */
+	/*
+	 * Items live at [head, head + len) modulo `slots`; the first `inflight`
+	 * of them are the writer's batch.  `cap` bounds the rest, and the ring
+	 * has a batch of slots more so the writer's batch never takes from it.
+	 */
+	size_t slots, cap, head, len, inflight;
 	bool stopping;
 	uint32_t linger_ms; /* under `lock` */
 	pthread_t thread;
 	struct sg_store *store; /* the writer's own connection */
 	_Atomic uint64_t dropped;
 	_Atomic uint64_t written;
-	struct sg_decision batch[BATCH]; /* the writer's private copy, used outside the lock */
-	struct sg_run_row *runs;         /* under `lock`: RUNS_MAX rows, n_runs in use */
+	struct sg_run_row *runs; /* under `lock`: RUNS_MAX rows, n_runs in use */
 	size_t n_runs;
 	struct sg_run_row run_batch[RUNS_MAX]; /* the writer's copy */
 	/* The writer's alone: spending of the decisions after the store's mark. */
@@ -51,16 +55,31 @@ struct sg_recorder {
 	_Atomic uint64_t spend_recounts; /* flushes that counted from the record */
 };
 
-/* Takes up to BATCH items out of the ring; called with the lock held. */
+/*
+ * The oldest queued decisions, up to a batch and up to the ring's end, to
+ * be written in place; called with the lock held.  They stay counted in
+ * `len` until release_batch(), so no push can land on them meanwhile.
+ * Copying a batch out instead (200 KiB) held the lock long enough for
+ * request threads to sleep on it.
+ */
 static size_t
-take_batch(struct sg_recorder *r)
+peek_batch(struct sg_recorder *r, const struct sg_decision **batch)
 {
 	size_t n = r->len < BATCH ? r->len : BATCH;
-	for (size_t i = 0; i < n; i++)
-		r->batch[i] = r->ring[(r->head + i) % r->cap];
-	r->head = (r->head + n) % r->cap;
-	r->len -= n;
+	if (n > r->slots - r->head)
+		n = r->slots - r->head;
+	*batch = &r->ring[r->head];
+	r->inflight = n;
 	return n;
+}
+
+/* Frees the slots of a written batch; called with the lock held. */
+static void
+release_batch(struct sg_recorder *r, size_t n)
+{
+	r->head = (r->head + n) % r->slots;
+	r->len -= n;
+	r->inflight = 0;
 }
 
 static uint64_t
@@ -73,10 +92,10 @@ mono_ns(void)
 
 /* Called right after a batch is committed, while the connection's last id is its last row. */
 static void
-tally_batch(struct sg_recorder *r, size_t n)
+tally_batch(struct sg_recorder *r, const struct sg_decision *batch, size_t n)
 {
 	for (size_t i = 0; i < n && !r->spend_lost; i++)
-		if (sg_spend_tally_add(r->spend, &r->batch[i]) != 0)
+		if (sg_spend_tally_add(r->spend, &batch[i]) != 0)
 			r->spend_lost = true;
 	if (!r->spend_lost)
 		r->spend_through = sg_store_last_decision_id(r->store);
@@ -117,10 +136,10 @@ flush_spend(struct sg_recorder *r, bool force)
 }
 
 static void
-write_batch(struct sg_recorder *r, size_t n, bool *failing)
+write_batch(struct sg_recorder *r, const struct sg_decision *batch, size_t n, bool *failing)
 {
-	if (sg_store_record(r->store, r->batch, n) == 0) {
-		tally_batch(r, n);
+	if (sg_store_record(r->store, batch, n) == 0) {
+		tally_batch(r, batch, n);
 		atomic_fetch_add(&r->written, n);
 		*failing = false;
 		return;
@@ -202,13 +221,15 @@ writer_main(void *arg)
 			pthread_mutex_lock(&r->lock);
 			continue;
 		}
-		size_t n = take_batch(r), runs = take_runs(r);
+		const struct sg_decision *batch;
+		size_t n = peek_batch(r, &batch), runs = take_runs(r);
 		pthread_mutex_unlock(&r->lock);
 		if (n > 0)
-			write_batch(r, n, &failing);
+			write_batch(r, batch, n, &failing);
 		write_runs(r, runs);
 		flush_spend(r, false);
 		pthread_mutex_lock(&r->lock);
+		release_batch(r, n);
 	}
 	pthread_mutex_unlock(&r->lock);
 	flush_spend(r, true);
@@ -255,7 +276,7 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 		return NULL;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->ring = calloc(capacity, sizeof(*r->ring))) == NULL ||
+	    (r->ring = calloc(capacity + BATCH, sizeof(*r->ring))) == NULL ||
 	    (r->runs = calloc(RUNS_MAX, sizeof(*r->runs))) == NULL ||
 	    (r->spend = sg_spend_tally_new(SPEND_ROWS_MAX)) == NULL) {
 		snprintf(err, errlen, "cannot allocate a record queue of %zu decisions", capacity);
@@ -267,6 +288,7 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 		return NULL;
 	}
 	r->cap = capacity;
+	r->slots = capacity + BATCH;
 	r->spend_lost = true; /* until the first flush has counted from the record */
 	r->linger_ms = DEFAULT_LINGER_MS;
 	if ((r->store = sg_store_open(data_dir, err, errlen)) == NULL) {
@@ -292,18 +314,20 @@ int
 sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 {
 	pthread_mutex_lock(&r->lock);
-	if (r->len == r->cap || r->stopping) {
+	size_t queued = r->len - r->inflight;
+	if (queued == r->cap || r->stopping) {
 		pthread_mutex_unlock(&r->lock);
 		atomic_fetch_add(&r->dropped, 1);
 		return -1;
 	}
-	r->ring[(r->head + r->len) % r->cap] = *d;
+	r->ring[(r->head + r->len) % r->slots] = *d;
 	r->len++;
+	queued++;
 	/*
 	 * The writer lingers for a full batch; only a full one needs to wake it
 	 * early.  A ring smaller than a batch is full first, and must not wait.
 	 */
-	if (r->len == BATCH || r->len == r->cap)
+	if (queued == BATCH || queued == r->cap)
 		pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
@@ -369,7 +393,7 @@ size_t
 sg_recorder_depth(struct sg_recorder *r)
 {
 	pthread_mutex_lock(&r->lock);
-	size_t n = r->len;
+	size_t n = r->len - r->inflight;
 	pthread_mutex_unlock(&r->lock);
 	return n;
 }

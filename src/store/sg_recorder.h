@@ -43,6 +43,7 @@ uint64_t sg_recorder_dropped(const struct sg_recorder *r);
  */
 uint64_t sg_recorder_spend_recounts(const struct sg_recorder *r);
 uint64_t sg_recorder_written(const struct sg_recorder *r);
+/* Decisions queued and not yet in the batch the writer is writing. */
 size_t sg_recorder_depth(struct sg_recorder *r);
 
 #endif
