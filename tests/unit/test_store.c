@@ -520,6 +520,41 @@ test_record_bounds_unterminated_fields(void **state)
 	assert_int_equal(raw_int(f->dir, "SELECT length(reason) FROM decisions"), 256);
 }
 
+/* 37 = two statements of 16 rows and five single rows: all land, in order, each with its own
+ * fields. */
+static void
+test_record_many_keeps_rows_in_order(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision v[37];
+	f->s = open_ok(f);
+	for (int i = 0; i < 37; i++) {
+		v[i] = decision(i % 3 ? "allowed" : "denied", i % 3 ? 200 : 403);
+		v[i].ts_us += i;
+		v[i].latency_us = 1000 + i;
+		snprintf(v[i].user, sizeof(v[i].user), "u%d", i);
+		if (i == 20)
+			v[i].reason[0] = '\0'; /* empty reads back as NULL, in either statement */
+		else
+			snprintf(v[i].reason, sizeof(v[i].reason), "r%d", i);
+	}
+	assert_int_equal(sg_store_record(f->s, v, 37), 0);
+	assert_int_equal(sg_store_last_decision_id(f->s), 37);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions"), 37);
+	/* Row i has decision i's fields: the id, time, user and latency all agree. */
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE"
+	                                 " ts_us - 1700000000000000 = id - 1 AND"
+	                                 " latency_us = 999 + id AND user = 'u' || (id - 1)"),
+	                 37);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE reason ="
+	                                 " 'r' || (id - 1)"),
+	                 36);
+	assert_int_equal(raw_int(f->dir, "SELECT id FROM decisions WHERE reason IS NULL"), 21);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE"
+	                                 " (decision = 'denied') = ((id - 1) % 3 = 0)"),
+	                 37);
+}
+
 struct spend_seen {
 	char line[8][96];
 	size_t n;
@@ -673,6 +708,7 @@ main(void)
 	    T(test_failed_apply_stores_nothing),
 	    T(test_record_and_count),
 	    T(test_record_bounds_unterminated_fields),
+	    T(test_record_many_keeps_rows_in_order),
 	    T(test_spend_is_counted_from_the_record_and_the_tally),
 	    T(test_spend_migration_fills_from_decisions),
 	};
