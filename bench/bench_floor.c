@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static json_t *
@@ -36,9 +37,25 @@ reply_for(json_t *in)
 	return out;
 }
 
+/* As the gateway does: the Date header formatted once a second per thread. */
+static void
+add_date(struct evkeyvalq *h)
+{
+	static _Thread_local time_t sec = -1;
+	static _Thread_local char text[40];
+	time_t now = time(NULL);
+	struct tm tm;
+	if (now != sec && gmtime_r(&now, &tm) != NULL &&
+	    strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+		sec = now;
+	if (sec == now)
+		evhttp_add_header(h, "Date", text);
+}
+
 static void
 add_headers(struct evkeyvalq *h)
 {
+	add_date(h);
 	evhttp_add_header(h, "RateLimit-Policy", "\"bench:sandbox\";q=100000;w=1");
 	evhttp_add_header(h, "RateLimit", "\"bench:sandbox\";r=99999;t=1");
 	evhttp_add_header(h, "Sandgate-Priority", "normal");
