@@ -138,10 +138,41 @@ sg_defs_unref(struct sg_defs *defs)
 	free(defs);
 }
 
-static int
-key_cmp(const void *a, const void *b)
+#define NO_KEY UINT32_MAX
+
+/* FNV-1a: key ids are random characters already, so any fair mix spreads them. */
+static size_t
+id_hash(const char *id)
 {
-	return strcmp(((const struct sg_key_entry *)a)->id, ((const struct sg_key_entry *)b)->id);
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 0x100000001b3ull;
+	return (size_t)(h ^ (h >> 32));
+}
+
+/*
+ * An open-addressed index of the keys, at most half full, so every probe
+ * run ends at an empty slot.  A binary search over 10,000 keys touched
+ * fourteen entries of 270 bytes each, nearly all cache misses.
+ */
+static int
+index_keys(struct sg_snapshot *snap)
+{
+	size_t n = 4;
+	while (n < 2 * snap->n_keys)
+		n <<= 1;
+	snap->key_slots = malloc(n * sizeof(*snap->key_slots));
+	if (snap->key_slots == NULL || snap->n_keys >= NO_KEY)
+		return -1;
+	memset(snap->key_slots, 0xff, n * sizeof(*snap->key_slots));
+	snap->key_mask = n - 1;
+	for (size_t k = 0; k < snap->n_keys; k++) {
+		size_t i = id_hash(snap->keys[k].id) & snap->key_mask;
+		while (snap->key_slots[i] != NO_KEY)
+			i = (i + 1) & snap->key_mask;
+		snap->key_slots[i] = (uint32_t)k;
+	}
+	return 0;
 }
 
 static int
@@ -174,7 +205,10 @@ load_keys(struct sg_store *s, struct sg_snapshot *snap, struct sg_diags *d)
 	}
 	explicit_bzero(recs, n * sizeof(*recs));
 	free(recs);
-	qsort(snap->keys, snap->n_keys, sizeof(*snap->keys), key_cmp);
+	if (index_keys(snap) != 0) {
+		sg_diags_add(d, NULL, 0, 0, "cannot index %zu keys", snap->n_keys);
+		return -1;
+	}
 	return 0;
 }
 
@@ -226,15 +260,20 @@ sg_snapshot_unref(struct sg_snapshot *snap)
 		return;
 	sg_defs_unref(snap->defs);
 	free(snap->keys);
+	free(snap->key_slots);
 	free(snap);
 }
 
 const struct sg_key_entry *
 sg_snapshot_key(const struct sg_snapshot *snap, const char *id)
 {
-	struct sg_key_entry probe;
-	snprintf(probe.id, sizeof(probe.id), "%s", id);
-	return bsearch(&probe, snap->keys, snap->n_keys, sizeof(probe), key_cmp);
+	for (size_t i = id_hash(id) & snap->key_mask;; i = (i + 1) & snap->key_mask) {
+		uint32_t k = snap->key_slots[i];
+		if (k == NO_KEY)
+			return NULL;
+		if (strcmp(snap->keys[k].id, id) == 0)
+			return &snap->keys[k];
+	}
 }
 
 void

@@ -48,8 +48,10 @@ struct sg_snapshot {
 	uint64_t generation;
 	int64_t revision; /* store revision it was built from */
 	struct sg_defs *defs;
-	struct sg_key_entry *keys; /* sorted by id */
+	struct sg_key_entry *keys;
 	size_t n_keys;
+	uint32_t *key_slots; /* index into keys by id hash; key_mask + 1 slots */
+	size_t key_mask;
 };
 
 /*
@@ -70,7 +72,7 @@ struct sg_snapshot *sg_snapshot_build(struct sg_store *s, struct sg_defs *reuse,
 void sg_snapshot_ref(struct sg_snapshot *snap);
 void sg_snapshot_unref(struct sg_snapshot *snap);
 
-/* Binary search by key id; NULL when absent.  Valid while `snap` is held. */
+/* The key with this id, or NULL.  Valid while `snap` is held. */
 const struct sg_key_entry *sg_snapshot_key(const struct sg_snapshot *snap, const char *id);
 
 /* Publishes `snap` (ownership passes to the publisher) with the next generation. */
