@@ -133,15 +133,14 @@ share_of(const struct sg_limit *win, uint32_t div, struct sg_gcra_limit *buf)
 
 /* Once refused, the rest of the enforced windows are only looked at, to name them all. */
 static void
-peek_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
-            const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost, uint64_t now,
-            uint32_t div, struct sg_verdict *v)
+peek_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w, uint64_t key,
+            enum sg_class cls, uint32_t cost, uint64_t now, uint32_t div, struct sg_verdict *v)
 {
 	uint64_t unused;
 	const struct sg_limit *win = &r->windows[w];
 	struct sg_gcra_limit buf;
 	const struct sg_gcra_limit *g = share_of(win, div, &buf);
-	_Atomic uint64_t *cell = sg_ratetable_peek(lm->cells, bucket_key(r, w, ids));
+	_Atomic uint64_t *cell = sg_ratetable_peek(lm->cells, key);
 	uint64_t tat = cell ? atomic_load_explicit(cell, memory_order_relaxed) : 0;
 	struct sg_gcra_result res =
 	    sg_gcra_decide_reserved(g, tat, now, cost, sg_rule_reserve_ns(r, g, cls), &unused);
@@ -151,14 +150,13 @@ peek_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
 
 /* Takes one window; returns -1 when the table is full, else 0 (refusal in v). */
 static int
-take_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
-            const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost, uint64_t now,
-            uint32_t div, struct sg_verdict *v)
+take_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w, uint64_t key,
+            enum sg_class cls, uint32_t cost, uint64_t now, uint32_t div, struct sg_verdict *v)
 {
 	const struct sg_limit *win = &r->windows[w];
 	struct sg_gcra_limit buf;
 	const struct sg_gcra_limit *g = share_of(win, div, &buf);
-	_Atomic uint64_t *cell = sg_ratetable_cell(lm->cells, bucket_key(r, w, ids), now);
+	_Atomic uint64_t *cell = sg_ratetable_cell(lm->cells, key, now);
 	if (cell == NULL)
 		return -1;
 	struct sg_gcra_result res =
@@ -181,10 +179,9 @@ take_window(const struct sg_limiter *lm, const struct sg_rule *r, unsigned w,
 
 /* Occupies one slot of a concurrency cap; -1 when the slot table is full. */
 static int
-take_slot(const struct sg_limiter *lm, const struct sg_rule *r, const struct sg_limiter_ids *ids,
-          struct sg_verdict *v)
+take_slot(const struct sg_limiter *lm, const struct sg_rule *r, uint64_t key, struct sg_verdict *v)
 {
-	_Atomic uint64_t *slot = sg_ratetable_cell(lm->slots, bucket_key(r, 255, ids), 0);
+	_Atomic uint64_t *slot = sg_ratetable_cell(lm->slots, key, 0);
 	if (slot == NULL)
 		return -1;
 	uint64_t before = atomic_fetch_add_explicit(slot, 1, memory_order_relaxed);
@@ -220,12 +217,57 @@ sg_limiter_bucket(const struct sg_rule *r, unsigned window, const struct sg_limi
 	return bucket_key(r, window, ids);
 }
 
+/* The bucket keys of one take, in the order the take visits them. */
+struct take_keys {
+	uint64_t v[SG_VERDICT_CELLS];
+	size_t n, next;
+};
+
+/* The next key of the take: computed by prefetch_cells, or now past its first ones. */
+static uint64_t
+next_key(struct take_keys *tk, const struct sg_rule *r, unsigned w,
+         const struct sg_limiter_ids *ids)
+{
+	size_t i = tk->next++;
+	return i < tk->n ? tk->v[i] : bucket_key(r, w, ids);
+}
+
+/*
+ * Each caller's cells sit at random in a table of megabytes, so most
+ * lookups miss the cache; asking for all of them first lets the misses
+ * overlap.  The keys are kept for the take, which visits them in the
+ * same order, slot first, whether or not it takes the slot.
+ */
+static void
+prefetch_cells(const struct sg_limiter *lm, const struct sg_rule_list *rl,
+               const struct sg_limiter_ids *ids, const struct sg_take_scope *scope,
+               struct take_keys *tk)
+{
+	tk->n = tk->next = 0;
+	for (uint8_t i = 0; rl != NULL && i < rl->n; i++) {
+		const struct sg_rule *r = rl->v[i];
+		if (scope->caps && r->concurrency != 0 && tk->n < SG_VERDICT_CELLS) {
+			tk->v[tk->n] = bucket_key(r, 255, ids);
+			sg_ratetable_prefetch(lm->slots, tk->v[tk->n++]);
+		}
+		for (unsigned w = 0; scope->windows && w < r->n_windows && tk->n < SG_VERDICT_CELLS;
+		     w++) {
+			tk->v[tk->n] = bucket_key(r, w, ids);
+			sg_ratetable_prefetch(lm->cells, tk->v[tk->n++]);
+		}
+		if (tk->n == SG_VERDICT_CELLS)
+			break;
+	}
+}
+
 int
 sg_limiter_take_scoped(const struct sg_limiter *lm, const struct sg_rule_list *rl,
                        const struct sg_limiter_ids *ids, enum sg_class cls, uint32_t cost,
                        uint64_t now, const struct sg_take_scope *scope, struct sg_verdict *v)
 {
 	uint32_t div = scope->share_div ? scope->share_div : 1;
+	struct take_keys tk;
+	prefetch_cells(lm, rl, ids, scope, &tk);
 	memset(v, 0, sizeof(*v));
 	for (uint8_t i = 0; rl != NULL && i < rl->n; i++) {
 		const struct sg_rule *r = rl->v[i];
@@ -233,13 +275,17 @@ sg_limiter_take_scoped(const struct sg_limiter *lm, const struct sg_rule_list *r
 		if (refused && r->shadow)
 			break; /* shadow rules only see calls that would have gone through */
 		int rc = 0;
-		if (scope->caps && r->concurrency != 0 && !refused)
-			rc = take_slot(lm, r, ids, v);
+		if (scope->caps && r->concurrency != 0) {
+			uint64_t key = next_key(&tk, r, 255, ids);
+			if (!refused)
+				rc = take_slot(lm, r, key, v);
+		}
 		for (unsigned w = 0; scope->windows && rc == 0 && w < r->n_windows; w++) {
+			uint64_t key = next_key(&tk, r, w, ids);
 			if (v->n_violated > 0 && !r->shadow)
-				peek_window(lm, r, w, ids, cls, cost, now, div, v);
+				peek_window(lm, r, w, key, cls, cost, now, div, v);
 			else
-				rc = take_window(lm, r, w, ids, cls, cost, now, div, v);
+				rc = take_window(lm, r, w, key, cls, cost, now, div, v);
 		}
 		if (rc != 0) {
 			refund_all(v, cost);

@@ -233,6 +233,12 @@ sg_ratetable_cell(struct sg_ratetable *t, uint64_t key, uint64_t now)
 	return sl != NULL ? &sl->tat : NULL;
 }
 
+void
+sg_ratetable_prefetch(const struct sg_ratetable *t, uint64_t key)
+{
+	__builtin_prefetch(probe(t, key ? key : 1, 0), 1, 3);
+}
+
 _Atomic uint64_t *
 sg_ratetable_peek(struct sg_ratetable *t, uint64_t key)
 {

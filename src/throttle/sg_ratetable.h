@@ -29,6 +29,13 @@ void sg_ratetable_free(struct sg_ratetable *t);
  */
 _Atomic uint64_t *sg_ratetable_cell(struct sg_ratetable *t, uint64_t key, uint64_t now);
 
+/*
+ * Starts loading the line where `key`'s probe begins.  A caller about to
+ * look up several keys prefetches them all first, so their cache misses
+ * overlap instead of queueing one after another.
+ */
+void sg_ratetable_prefetch(const struct sg_ratetable *t, uint64_t key);
+
 /* Looks a cell up without creating it; NULL when absent. */
 _Atomic uint64_t *sg_ratetable_peek(struct sg_ratetable *t, uint64_t key);
 

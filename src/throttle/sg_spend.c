@@ -89,11 +89,16 @@ cell(struct sg_spend *sp, enum sg_budget_scope s, enum sg_budget_period p, const
 	return create ? sg_ratetable_cell(sp->cells, k, 0) : sg_ratetable_peek(sp->cells, k);
 }
 
-/* Lists the budgets that apply; each line's cell is found (or made) when `create`. */
+/*
+ * Lists the budgets that apply; each line's cell is found (or made) when
+ * `create`.  All cells are prefetched before the first is read: a user's
+ * cells are cache misses in a table of megabytes, and this way they overlap.
+ */
 static int
 collect(struct sg_spend *sp, const struct sg_budgets *b, const char *tenant, const char *user,
         int64_t wall_s, bool create, struct sg_spend_hold *h)
 {
+	uint64_t keys[SG_BUDGET_SCOPES * SG_BUDGET_PERIODS];
 	h->n = 0;
 	h->held = 0;
 	h->refused = h->warn = -1;
@@ -104,17 +109,22 @@ collect(struct sg_spend *sp, const struct sg_budgets *b, const char *tenant, con
 		for (int p = 0; lim != NULL && p < SG_BUDGET_PERIODS; p++) {
 			if (lim->micros[p] == 0)
 				continue;
-			struct sg_spend_line *ln = &h->line[h->n++];
+			struct sg_spend_line *ln = &h->line[h->n];
 			ln->scope = (enum sg_budget_scope)s;
 			ln->period = (enum sg_budget_period)p;
 			ln->limit = lim->micros[p];
-			ln->resets_at = sg_spend_period_end(ln->period, wall_s);
-			ln->cell =
-			    cell(sp, ln->scope, ln->period, tenant, user, wall_s, false, create);
-			if (create && ln->cell == NULL)
-				return -1;
-			ln->spent = ln->cell ? (int64_t)atomic_load(ln->cell) : 0;
+			keys[h->n] = cell_key(ln->scope, ln->period, tenant, user, wall_s, false);
+			sg_ratetable_prefetch(sp->cells, keys[h->n++]);
 		}
+	}
+	for (size_t i = 0; i < h->n; i++) {
+		struct sg_spend_line *ln = &h->line[i];
+		ln->resets_at = sg_spend_period_end(ln->period, wall_s);
+		ln->cell = create ? sg_ratetable_cell(sp->cells, keys[i], 0)
+		                  : sg_ratetable_peek(sp->cells, keys[i]);
+		if (create && ln->cell == NULL)
+			return -1;
+		ln->spent = ln->cell ? (int64_t)atomic_load(ln->cell) : 0;
 	}
 	return 0;
 }
@@ -178,14 +188,19 @@ void
 sg_spend_add(struct sg_spend *sp, const char *tenant, const char *user, int64_t wall_s,
              int64_t cost, bool sandbox)
 {
+	uint64_t keys[SG_BUDGET_SCOPES * SG_BUDGET_PERIODS];
+	size_t n = 0;
 	for (int s = 0; s < SG_BUDGET_SCOPES; s++)
 		for (int p = 0; p < SG_BUDGET_PERIODS; p++) {
-			_Atomic uint64_t *c =
-			    cell(sp, (enum sg_budget_scope)s, (enum sg_budget_period)p, tenant,
-			         user, wall_s, sandbox, true);
-			if (c != NULL)
-				atomic_fetch_add(c, (uint64_t)cost);
+			keys[n] = cell_key((enum sg_budget_scope)s, (enum sg_budget_period)p,
+			                   tenant, user, wall_s, sandbox);
+			sg_ratetable_prefetch(sp->cells, keys[n++]); /* see collect() */
 		}
+	for (size_t i = 0; i < n; i++) {
+		_Atomic uint64_t *c = sg_ratetable_cell(sp->cells, keys[i], 0);
+		if (c != NULL)
+			atomic_fetch_add(c, (uint64_t)cost);
+	}
 }
 
 int64_t

@@ -292,6 +292,59 @@ test_concurrency_cap_and_release(void **state)
 	assert_int_equal(s.remaining, 2);
 }
 
+/*
+ * A take keeps the keys it prefetched for its first 32 cells and computes
+ * the rest as it goes; rules past that point must bind exactly the same.
+ */
+static void
+test_rules_past_the_prefetched_cells_still_bind(void **state)
+{
+	struct fx *f = *state;
+	char rules[6144] = "rules:\n";
+	size_t n = strlen(rules);
+	/*
+	 * Windows come first in a take, caps after them: the role's window, 24
+	 * of six wide rules and the last one make 26, and seven caps make 33.
+	 * (A policy allows 16 limits and 32 windows per operation, and live
+	 * calls add the upstream's.)
+	 */
+	for (int i = 0; i < 6; i++)
+		n += (size_t)snprintf(
+		    rules + n, sizeof(rules) - n,
+		    "  - { name: wide%d, bucket_per: [user], windows: [{ rate: 1000/s }, "
+		    "{ rate: 2000/s }, { rate: 3000/s }, { rate: 4000/s }] }\n",
+		    i);
+	n += (size_t)snprintf(rules + n, sizeof(rules) - n,
+	                      "  - { name: last, bucket_per: [user], windows: [{ rate: 3/m }] }\n");
+	for (int i = 0; i < 6; i++)
+		n += (size_t)snprintf(rules + n, sizeof(rules) - n,
+		                      "  - { name: cap%d, bucket_per: [user], concurrency: 100 }\n",
+		                      i);
+	snprintf(rules + n, sizeof(rules) - n,
+	         "  - { name: lastcap, bucket_per: [user], concurrency: 1 }\n");
+	if (compile(f, rules) == NULL)
+		fail_msg("%s", diag_at(&f->d, 0));
+	const struct sg_rule_list *rl =
+	    rules_for(f, "dev", SG_MODE_SANDBOX, "crm", "create_contact");
+	assert_int_equal(rl->n, 15);
+	assert_string_equal(rl->v[14]->name, "lastcap");
+	struct sg_limiter_ids ids = ids_of("k1", "acme", "ann", SG_MODE_SANDBOX);
+	assert_int_equal(admitted(f, rl, &ids, SG_CLASS_NORMAL, 1, NOW, NOW + SEC, SEC / 1000), 3);
+	struct sg_verdict v;
+	assert_int_equal(sg_limiter_take(&f->lm, rl, &ids, SG_CLASS_NORMAL, 1, NOW + SEC, &v), 0);
+	assert_false(v.allowed);
+	assert_string_equal(v.violated[0].rule->name, "last");
+	/* Another user: the last cap holds one call at a time. */
+	struct sg_limiter_ids bob = ids_of("k2", "acme", "bob", SG_MODE_SANDBOX);
+	struct sg_verdict held, refused;
+	assert_int_equal(sg_limiter_take(&f->lm, rl, &bob, SG_CLASS_NORMAL, 1, NOW, &held), 0);
+	assert_true(held.allowed);
+	assert_int_equal(sg_limiter_take(&f->lm, rl, &bob, SG_CLASS_NORMAL, 1, NOW, &refused), 0);
+	assert_false(refused.allowed);
+	assert_string_equal(refused.violated[0].rule->name, "lastcap");
+	sg_limiter_release(&held);
+}
+
 static void
 test_who_shares_and_modes_never_do(void **state)
 {
@@ -404,6 +457,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_shadow_counts_but_never_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_classes_share_a_bucket, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrency_cap_and_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rules_past_the_prefetched_cells_still_bind, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_who_shares_and_modes_never_do, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_charge_puts_bucket_in_debt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rule_errors, setup, teardown),
