@@ -159,10 +159,12 @@ static int
 index_keys(struct sg_snapshot *snap)
 {
 	size_t n = 4;
+	if (snap->n_keys >= NO_KEY / 2)
+		return -1;
 	while (n < 2 * snap->n_keys)
 		n <<= 1;
 	snap->key_slots = malloc(n * sizeof(*snap->key_slots));
-	if (snap->key_slots == NULL || snap->n_keys >= NO_KEY)
+	if (snap->key_slots == NULL)
 		return -1;
 	memset(snap->key_slots, 0xff, n * sizeof(*snap->key_slots));
 	snap->key_mask = n - 1;

@@ -27,14 +27,20 @@ sg_now_ns(void)
 static const char *
 http_date(void)
 {
-	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local time_t cached_sec;
+	static _Thread_local bool cached;
 	static _Thread_local char text[40];
 	time_t now = time(NULL);
 	struct tm tm;
-	if (now != cached_sec && gmtime_r(&now, &tm) != NULL &&
-	    strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
-		cached_sec = now;
-	return cached_sec == now ? text : NULL;
+	if (now == (time_t)-1)
+		return NULL;
+	if (cached && now == cached_sec)
+		return text;
+	/* The C locale's day and month names: only the sandbox worker sets a locale. */
+	cached = gmtime_r(&now, &tm) != NULL &&
+	         strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0;
+	cached_sec = now;
+	return cached ? text : NULL;
 }
 
 static void

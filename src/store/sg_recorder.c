@@ -198,6 +198,7 @@ writer_main(void *arg)
 {
 	struct sg_recorder *r = arg;
 	bool failing = false;
+	bool cut = false; /* the last batch stopped at the ring's end; the rest is due */
 	/* The decisions after the mark, from before this start, are counted first. */
 	flush_spend(r, true);
 	pthread_mutex_lock(&r->lock);
@@ -207,7 +208,7 @@ writer_main(void *arg)
 		 * lock and a WAL write each, and wake this thread per request.
 		 * Queued rows wait at most the linger time (20 ms by default).
 		 */
-		while (r->len < BATCH && r->len < r->cap && !r->stopping)
+		while (!cut && r->len < BATCH && r->len < r->cap && !r->stopping)
 			if (idle_wait(r) == ETIMEDOUT &&
 			    (r->len > 0 || r->n_runs > 0 || spend_due(r)))
 				break;
@@ -223,6 +224,7 @@ writer_main(void *arg)
 		}
 		const struct sg_decision *batch;
 		size_t n = peek_batch(r, &batch), runs = take_runs(r);
+		cut = n < r->len && n < BATCH;
 		pthread_mutex_unlock(&r->lock);
 		if (n > 0)
 			write_batch(r, batch, n, &failing);
@@ -273,6 +275,10 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 	struct sg_recorder *r;
 	if (capacity == 0) {
 		snprintf(err, errlen, "the record queue needs a capacity of at least 1");
+		return NULL;
+	}
+	if (capacity > SIZE_MAX / sizeof(*r->ring) - BATCH) {
+		snprintf(err, errlen, "a record queue of %zu decisions is too large", capacity);
 		return NULL;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||

@@ -122,8 +122,10 @@ collect(struct sg_spend *sp, const struct sg_budgets *b, const char *tenant, con
 		ln->resets_at = sg_spend_period_end(ln->period, wall_s);
 		ln->cell = create ? sg_ratetable_cell(sp->cells, keys[i], 0)
 		                  : sg_ratetable_peek(sp->cells, keys[i]);
-		if (create && ln->cell == NULL)
+		if (create && ln->cell == NULL) {
+			h->n = (uint8_t)i; /* only lines with a cell are listed */
 			return -1;
+		}
 		ln->spent = ln->cell ? (int64_t)atomic_load(ln->cell) : 0;
 	}
 	return 0;

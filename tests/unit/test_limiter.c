@@ -342,7 +342,13 @@ test_rules_past_the_prefetched_cells_still_bind(void **state)
 	assert_int_equal(sg_limiter_take(&f->lm, rl, &bob, SG_CLASS_NORMAL, 1, NOW, &refused), 0);
 	assert_false(refused.allowed);
 	assert_string_equal(refused.violated[0].rule->name, "lastcap");
+	/* And the call holds the cap's own slot, the one a standing query finds. */
+	struct sg_gcra_result s =
+	    sg_limiter_standing(&f->lm, rl->v[14], NULL, &bob, SG_CLASS_NORMAL, NOW);
+	assert_int_equal(s.remaining, 0);
 	sg_limiter_release(&held);
+	s = sg_limiter_standing(&f->lm, rl->v[14], NULL, &bob, SG_CLASS_NORMAL, NOW);
+	assert_int_equal(s.remaining, 1);
 }
 
 static void

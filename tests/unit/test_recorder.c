@@ -341,6 +341,35 @@ test_full_small_queue_is_taken_without_lingering(void **state)
 	assert_int_equal(count(f, NULL), CAP);
 }
 
+/*
+ * A batch stops at the ring's end; what is left past the wrap is just as
+ * due and must not wait a linger of its own.  A capacity of 20 gives a
+ * ring of 276 slots, so the 14th round of 20 is split 16 + 4.
+ */
+static void
+test_batch_split_at_the_ring_end_is_not_held(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct sg_decision d = decision("allowed", 0);
+	enum { CAP = 20, ROUNDS = 20 };
+	start(f, &r, CAP);
+	sg_recorder_set_linger(r, 60000); /* as above: a minute against a 30 s deadline */
+	uint64_t pushed = 0;
+	double t0 = mono_ms();
+	for (int round = 0; round < ROUNDS && mono_ms() - t0 < 30000; round++) {
+		for (int i = 0; i < CAP; i++)
+			pushed += sg_recorder_push(r, &d) == 0;
+		while (sg_recorder_written(r) != pushed && mono_ms() - t0 < 30000)
+			usleep(1000);
+	}
+	uint64_t written = sg_recorder_written(r);
+	sg_recorder_stop(r);
+	assert_int_equal(pushed, CAP * ROUNDS);
+	assert_int_equal(written, CAP * ROUNDS);
+	assert_int_equal(count(f, NULL), CAP * ROUNDS);
+}
+
 /* Redirects stderr into a file so the writer's log lines can be counted. */
 static int
 capture_stderr(FILE **tmp)
@@ -497,6 +526,7 @@ main(void)
 	    T(test_ten_thousand_written_none_dropped),
 	    T(test_locked_db_fills_small_queue),
 	    T(test_full_small_queue_is_taken_without_lingering),
+	    T(test_batch_split_at_the_ring_end_is_not_held),
 	    T(test_write_failures_logged_once_per_burst),
 	    T(test_spending_reaches_the_daily_rows),
 	};

@@ -533,7 +533,7 @@ test_record_many_keeps_rows_in_order(void **state)
 		v[i].ts_us += i;
 		v[i].latency_us = 1000 + i;
 		snprintf(v[i].user, sizeof(v[i].user), "u%d", i);
-		if (i == 20)
+		if (i == 20 || i == 34)
 			v[i].reason[0] = '\0'; /* empty reads back as NULL, in either statement */
 		else
 			snprintf(v[i].reason, sizeof(v[i].reason), "r%d", i);
@@ -548,11 +548,16 @@ test_record_many_keeps_rows_in_order(void **state)
 	                 37);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE reason ="
 	                                 " 'r' || (id - 1)"),
-	                 36);
-	assert_int_equal(raw_int(f->dir, "SELECT id FROM decisions WHERE reason IS NULL"), 21);
+	                 35);
+	assert_int_equal(raw_int(f->dir, "SELECT sum(id) FROM decisions WHERE reason IS NULL"),
+	                 21 + 35);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE"
 	                                 " (decision = 'denied') = ((id - 1) % 3 = 0)"),
 	                 37);
+	/* A batch that ends with a 16-row statement, as a full one of 256 does. */
+	assert_int_equal(sg_store_record(f->s, v, 32), 0);
+	assert_int_equal(sg_store_last_decision_id(f->s), 69);
+	assert_int_equal(raw_int(f->dir, "SELECT latency_us FROM decisions WHERE id = 69"), 1031);
 }
 
 struct spend_seen {
