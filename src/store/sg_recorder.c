@@ -332,10 +332,13 @@ sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 	/*
 	 * The writer lingers for a full batch; only a full one needs to wake it
 	 * early.  A ring smaller than a batch is full first, and must not wait.
+	 * Signalled after unlocking: the woken writer often runs at once, and
+	 * would only block on a lock this thread still held.
 	 */
-	if (queued == BATCH || queued == r->cap)
-		pthread_cond_signal(&r->wake);
+	bool wake = queued == BATCH || queued == r->cap;
 	pthread_mutex_unlock(&r->lock);
+	if (wake)
+		pthread_cond_signal(&r->wake);
 	return 0;
 }
 
