@@ -102,15 +102,10 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	/*
 	 * evhttp toggles read and write interest several times per request;
 	 * the changelist folds those into one epoll_ctl per fd per loop turn.
-	 * Timers (a simulated upstream's wait, queue deadlines) run on the
-	 * precise monotonic clock: libevent's default coarse one lags by up to
-	 * a tick, so a 400 ms wait could end before 400 ms had passed.
 	 */
 	struct event_config *ec = event_config_new();
-	if (ec) {
+	if (ec)
 		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-	}
 	t->base = ec ? event_base_new_with_config(ec) : NULL;
 	event_config_free(ec);
 	t->http = t->base ? evhttp_new(t->base) : NULL;
