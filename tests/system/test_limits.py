@@ -4,6 +4,7 @@ limits and the way each refusal explains itself."""
 
 import os
 import shutil
+import sqlite3
 import time
 
 import pytest
@@ -256,8 +257,10 @@ def test_concurrency_cap_counts_calls_in_flight(slow_crm, tmp_path):
         body = assert_problem(refused, 429, "concurrency_limited")
         assert "allows 2 calls at once for your tenant" in body["detail"]
         assert refused.headers["RateLimit-Policy"] == '"two-at-once";q=2;qu="concurrent-requests"'
-        # The admitted calls really waited for the simulated upstream.
-        assert time.monotonic() - t0 >= 0.4
+        # The admitted calls really waited for the simulated upstream.  Its
+        # timer runs on libevent's coarse clock (a 4 ms tick), measured from
+        # the loop turn's cached time, so it may end up to a tick early.
+        assert time.monotonic() - t0 >= 0.4 - 0.004
         # Slots are given back when calls end.
         assert sorted(r.status_code for r in parallel(call, 2)) == [200, 200]
     finally:
@@ -438,9 +441,24 @@ def quantile(samples, q):
     return s[min(len(s) - 1, int(len(s) * q))]
 
 
-def light_latencies(gw, key, n=150, pace=0.02):
-    """A light tenant well within its quota: one call every `pace` seconds,
-    after a few warm-up calls that open the connection."""
+def gateway_latencies(data, tenant, n):
+    """The gateway's own latency (receipt to reply, microseconds) of a tenant's
+    calls from the audit record: two runs of light_latencies, warm-ups left out."""
+    con = sqlite3.connect(os.path.join(data, "sandgate.db"))
+    try:
+        rows = [r[0] for r in con.execute(
+            "SELECT latency_us FROM decisions WHERE tenant = ? AND decision = 'allowed'"
+            " ORDER BY id", (tenant,))]
+    finally:
+        con.close()
+    assert len(rows) == 2 * (n + 5), len(rows)
+    return rows[5:n + 5], rows[n + 10:]
+
+
+def light_latencies(gw, key, n=120, pace=0.06):
+    """A light tenant well within its quota (at most 1/pace calls a second,
+    against the 20/s of the test's per-tenant rule): one call every `pace`
+    seconds, after a few warm-up calls that open the connection."""
     import requests
 
     out, codes = [], []
@@ -502,7 +520,7 @@ rules:
         assert set(codes) == {200}
         # Over 10x the heavy tenant's 20/s quota, for as long as the light run
         # lasts; its queued calls go slower than their pace, the rest do not.
-        flood = subprocess.Popen([sys.executable, "-c", FLOOD, gw.url, heavy, "6", "400"],
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, gw.url, heavy, "8", "400"],
                                  stdout=subprocess.PIPE, text=True)
         time.sleep(0.3)
         loaded, codes = light_latencies(gw, light)
@@ -512,16 +530,21 @@ rules:
         assert len(sent) / window >= 200, (len(sent), window)
         assert sent.count(200) <= 10 + 20 * window + 1
         assert 429 in sent
-        # ...and the light tenant never saw a refusal nor a much slower gateway.
-        # Had its calls queued behind the heavy tenant's, each would wait tens
-        # of milliseconds (the heavy queue drains at 20/s); the slack only
-        # absorbs the CPU the flood itself takes on this shared machine.
+        # ...and the light tenant never saw a refusal, and its calls took no
+        # more than twice as long as alone, at the median and at p99.
         assert set(codes) == {200}, codes
-        for q, factor, slack in ((0.5, 2, 0.002), (0.9, 3, 0.005)):
-            assert quantile(loaded, q) < factor * quantile(solo, q) + slack, (
+        for q in (0.5, 0.99):
+            assert quantile(loaded, q) < 2 * quantile(solo, q), (
                 q, quantile(solo, q), quantile(loaded, q))
     finally:
         gw.assert_clean_exit(gw.stop())
+    # The gateway's own receipt-to-reply time, from the audit record, says the
+    # same without the clients' noise.  Had a light call waited in the heavy
+    # tenant's queue (it drains at 20/s), it would have taken up to 50 ms; the
+    # 5 ms only absorbs this shared machine's scheduling.
+    solo_gw, loaded_gw = gateway_latencies(data, "light", 120)
+    assert quantile(loaded_gw, 0.99) < 2 * quantile(solo_gw, 0.99) + 5000, (
+        quantile(solo_gw, 0.99), quantile(loaded_gw, 0.99))
 
 
 METERED = """\
