@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,18 +132,55 @@ write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Makes the name durable too: a secret whose name a crash loses is as dead as its bytes. */
+static void
+sync_parent_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (n == 0 || n >= sizeof(dir)) {
+		snprintf(dir, sizeof(dir), "%s", slash == path ? "/" : ".");
+	} else {
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * Written whole under a private name, then linked to its own: the name
+ * appears only with all 32 bytes behind it.  Creating the file in place let
+ * a second process (two `keys create` at once on a new data dir) read it
+ * empty between the create and the write.  link() fails with EEXIST when
+ * another process won; the caller then reads the winner's.
+ */
 static int
 create_secret(const char *path, uint8_t out[SG_SERVER_SECRET_LEN])
 {
-	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+	char tmp[4096 + 64];
+	uint8_t tag[8];
+	randombytes_buf(tag, sizeof(tag));
+	snprintf(tmp, sizeof(tmp), "%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", path, tag[0], tag[1],
+	         tag[2], tag[3], tag[4], tag[5], tag[6], tag[7]);
+	int fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
 	randombytes_buf(out, SG_SERVER_SECRET_LEN);
 	/* fsync before use: keys hashed under a secret that a crash loses are dead keys. */
 	int rc = write_all(fd, out, SG_SERVER_SECRET_LEN) == 0 && fsync(fd) == 0 ? 0 : -1;
 	close(fd);
-	if (rc != 0)
-		unlink(path); /* never leave a short secret behind */
+	if (rc == 0)
+		rc = link(tmp, path);
+	int saved = errno;
+	unlink(tmp); /* never leave a private copy, whole or short, behind */
+	if (rc == 0)
+		sync_parent_dir(path);
+	errno = saved;
 	return rc;
 }
 

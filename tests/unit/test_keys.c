@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +317,65 @@ test_secret_missing_directory(void **state)
 	assert_int_equal(sg_server_secret_load(path, out), -1);
 }
 
+/*
+ * Two `keys create` on a new data dir both find no secret and both make
+ * one; each must end up with the same secret, whole.  Eight threads race
+ * on a fresh path, 100 times, and no private copy is left behind.
+ */
+#define RACERS 8
+
+struct racer {
+	pthread_barrier_t *start;
+	const char *path;
+	uint8_t secret[SG_SERVER_SECRET_LEN];
+	int rc;
+};
+
+static void *
+race_load(void *arg)
+{
+	struct racer *r = arg;
+	pthread_barrier_wait(r->start);
+	r->rc = sg_server_secret_load(r->path, r->secret);
+	return NULL;
+}
+
+static void
+test_secret_creation_race_gives_one_whole_secret(void **state)
+{
+	const char *dir = *state;
+	char path[512];
+	for (int round = 0; round < 100; round++) {
+		pthread_barrier_t start;
+		pthread_t t[RACERS];
+		struct racer r[RACERS];
+		snprintf(path, sizeof(path), "%s/race%d", dir, round);
+		assert_int_equal(pthread_barrier_init(&start, NULL, RACERS), 0);
+		for (int i = 0; i < RACERS; i++) {
+			r[i] = (struct racer){.start = &start, .path = path, .rc = -2};
+			assert_int_equal(pthread_create(&t[i], NULL, race_load, &r[i]), 0);
+		}
+		for (int i = 0; i < RACERS; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&start);
+		for (int i = 0; i < RACERS; i++) {
+			assert_int_equal(r[i].rc, 0);
+			assert_memory_equal(r[i].secret, r[0].secret, SG_SERVER_SECRET_LEN);
+		}
+		struct stat st;
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, SG_SERVER_SECRET_LEN);
+		assert_int_equal(unlink(path), 0);
+	}
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int left = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		left += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(left, 0);
+}
+
 int
 main(void)
 {
@@ -336,6 +397,8 @@ main(void)
 		    teardown_dir),
 		cmocka_unit_test_setup_teardown(test_secret_missing_directory, setup_dir,
 		    teardown_dir),
+		cmocka_unit_test_setup_teardown(test_secret_creation_race_gives_one_whole_secret,
+		    setup_dir, teardown_dir),
 	};
 	if (sg_keys_init() != 0)
 		return 1;
