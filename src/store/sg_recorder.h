@@ -26,7 +26,11 @@ int sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d);
  * -1 when 1024 runs are already waiting (the caller keeps the row).
  */
 int sg_recorder_push_run(struct sg_recorder *r, struct sg_run_row *row);
-/* Writes out everything queued, stops the thread and frees. NULL is a no-op. */
+/*
+ * Writes out everything queued, stops the thread and frees.  NULL is a
+ * no-op.  Every thread that pushes must have stopped pushing first: a push
+ * still touches the recorder after it has queued its decision.
+ */
 void sg_recorder_stop(struct sg_recorder *r);
 
 /*

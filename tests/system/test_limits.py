@@ -455,7 +455,10 @@ def gateway_latencies(data, tenant, n):
     return rows[5:n + 5], rows[n + 10:]
 
 
-def light_latencies(gw, key, n=120, pace=0.06):
+LIGHT_CALLS = 120
+
+
+def light_latencies(gw, key, n=LIGHT_CALLS, pace=0.06):
     """A light tenant well within its quota (at most 1/pace calls a second,
     against the 20/s of the test's per-tenant rule): one call every `pace`
     seconds, after a few warm-up calls that open the connection."""
@@ -538,12 +541,13 @@ rules:
                 q, quantile(solo, q), quantile(loaded, q))
     finally:
         gw.assert_clean_exit(gw.stop())
-    # The gateway's own receipt-to-reply time, from the audit record, says the
-    # same without the clients' noise.  Had a light call waited in the heavy
-    # tenant's queue (it drains at 20/s), it would have taken up to 50 ms; the
-    # 5 ms only absorbs this shared machine's scheduling.
-    solo_gw, loaded_gw = gateway_latencies(data, "light", 120)
-    assert quantile(loaded_gw, 0.99) < 2 * quantile(solo_gw, 0.99) + 5000, (
+    # The gateway's own receipt-to-reply time, from the audit record, without
+    # the Python clients' overhead.  Its p99 is about 0.15 ms, where one
+    # preemption on this shared machine doubles it, hence 1 ms of slack; had a
+    # light call waited in the heavy tenant's queue (it drains at 20/s), it
+    # would have taken up to 50 ms.
+    solo_gw, loaded_gw = gateway_latencies(data, "light", LIGHT_CALLS)
+    assert quantile(loaded_gw, 0.99) < 2 * quantile(solo_gw, 0.99) + 1000, (
         quantile(solo_gw, 0.99), quantile(loaded_gw, 0.99))
 
 
