@@ -203,10 +203,10 @@ sg_server_secret_load(const char *path, uint8_t out[SG_SERVER_SECRET_LEN])
 	if (fd < 0 && errno == ENOENT) {
 		if (create_secret(path, out) == 0)
 			return 0;
-		if (errno == EEXIST) { /* lost a creation race: use the winner's secret */
+		/* Lost a creation race: use the winner's secret, once its name is durable. */
+		if (errno == EEXIST) {
 			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			sync_parent_dir(
-			    path); /* the winner may not have made its name durable yet */
+			sync_parent_dir(path);
 		}
 	}
 	if (fd >= 0) {
