@@ -114,7 +114,6 @@ struct sg_req {
 	struct sg_limiter_ids ids;
 	bool has_verdict; /* verdict holds a decision or a peek at the standing */
 	struct sg_verdict verdict;
-	bool route_waited;                    /* the simulated upstream latency has passed */
 	uint64_t route_start_ns, upstream_ns; /* when route began; how long the upstream took */
 	struct sg_adaptive *adaptive;         /* a place held in the upstream's adaptive limit */
 	struct sg_redis *redis;     /* the I/O thread's Redis client (backend redis), or NULL */

@@ -33,12 +33,17 @@ sg_step_route(struct sg_req *r)
 	    r->principal.mode == SG_MODE_LIVE ? &r->connector->live : &r->connector->sandbox;
 	if (r->route_start_ns == 0)
 		r->route_start_ns = r->now_ns;
-	/* Wait first, as a real upstream would, then answer. */
-	if (env->simulator && env->latency_ms > 0 && r->io != NULL && !r->route_waited) {
-		r->route_waited = true;
-		if (r->io->wake_after(r, env->latency_ms * 1000000ull) == 0)
-			return SG_STEP_AGAIN;
-	}
+	/*
+	 * Wait first, as a real upstream would, then answer.  The loop's timers
+	 * run on libevent's coarse clock (a 4 ms tick here) from the loop
+	 * turn's cached time, so one can fire a little early; the wait is
+	 * measured on the precise clock (now_ns is read at every resume) and
+	 * finished if it fell short.
+	 */
+	uint64_t want = env->latency_ms * 1000000ull, waited = r->now_ns - r->route_start_ns;
+	if (env->simulator && waited < want && r->io != NULL &&
+	    r->io->wake_after(r, want - waited) == 0)
+		return SG_STEP_AGAIN;
 	if (env->simulator)
 		return simulate(r);
 	return sg_req_fail(r, SG_P_LIVE_UNAVAILABLE,

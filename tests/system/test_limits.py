@@ -257,10 +257,8 @@ def test_concurrency_cap_counts_calls_in_flight(slow_crm, tmp_path):
         body = assert_problem(refused, 429, "concurrency_limited")
         assert "allows 2 calls at once for your tenant" in body["detail"]
         assert refused.headers["RateLimit-Policy"] == '"two-at-once";q=2;qu="concurrent-requests"'
-        # The admitted calls really waited for the simulated upstream.  Its
-        # timer runs on libevent's coarse clock (a 4 ms tick), measured from
-        # the loop turn's cached time, so it may end up to a tick early.
-        assert time.monotonic() - t0 >= 0.4 - 0.004
+        # The admitted calls really waited for the simulated upstream.
+        assert time.monotonic() - t0 >= 0.4
         # Slots are given back when calls end.
         assert sorted(r.status_code for r in parallel(call, 2)) == [200, 200]
     finally:
