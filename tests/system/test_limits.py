@@ -639,7 +639,11 @@ def test_adaptive_concurrency_follows_upstream_latency(tmp_path):
                 codes.append(gw.post("crm", "get_contact", {"id": "ct_1"}, key=key,
                                      session=s).status_code)
 
-    threads = [threading.Thread(target=client) for _ in range(12)]
+    # The controller never grows a limit past twice the calls in flight (it
+    # would learn nothing), so 24 clients leave room to climb back to 48 and
+    # more.  With 12, recovery stopped near 24 and the check below hung on
+    # noise: slow settled at 16-20 depending on how precisely waits ended.
+    threads = [threading.Thread(target=client) for _ in range(24)]
     try:
         for t in threads:
             t.start()
