@@ -8,15 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sg_clock.h"
 #include "core/sg_fmt.h"
 #include "http/sg_http.h"
 
 uint64_t
 sg_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return sg_mono_ns();
 }
 
 /*

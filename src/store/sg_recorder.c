@@ -4,6 +4,7 @@
  * its own store connection.  Only the writer ever waits on disk.
  */
 #include "store/sg_recorder.h"
+#include "core/sg_clock.h"
 #include "store/sg_spend_tally.h"
 
 #include <errno.h>
@@ -82,14 +83,6 @@ release_batch(struct sg_recorder *r, size_t n)
 	r->inflight = 0;
 }
 
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Called right after a batch is committed, while the connection's last id is its last row. */
 static void
 tally_batch(struct sg_recorder *r, const struct sg_decision *batch, size_t n)
@@ -107,7 +100,7 @@ spend_due(const struct sg_recorder *r)
 {
 	size_t n;
 	sg_spend_tally_rows(r->spend, &n);
-	return (n > 0 || r->spend_lost) && mono_ns() - r->spend_flushed_ns >= SPEND_FLUSH_NS;
+	return (n > 0 || r->spend_lost) && sg_mono_ns() - r->spend_flushed_ns >= SPEND_FLUSH_NS;
 }
 
 /*
@@ -121,7 +114,7 @@ flush_spend(struct sg_recorder *r, bool force)
 	const struct sg_spend_row *rows = sg_spend_tally_rows(r->spend, &n);
 	if (!force && !spend_due(r))
 		return;
-	r->spend_flushed_ns = mono_ns();
+	r->spend_flushed_ns = sg_mono_ns();
 	if (!r->spend_lost && n == 0)
 		return;
 	if (r->spend_lost)

@@ -22,6 +22,7 @@
  *    re-enter its caller.
  */
 #include "throttle/sg_redis.h"
+#include "core/sg_clock.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -73,14 +74,6 @@ struct sg_redis {
 	void *state_arg;
 	struct sg_redis_stats stats;
 };
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void
 timer_add_ns(struct event *ev, uint64_t ns)
@@ -181,7 +174,7 @@ send_req(struct sg_redis *rd, struct req *q)
 		sg_redis_script_args(&a, rd->sha, rd->cfg.prefix, q->mode, q->w, q->n, q->cost);
 	if (redisAsyncCommandArgv(rd->ac, on_reply, q, a.argc, a.argv, a.len) != REDIS_OK)
 		return -1;
-	q->deadline_ns = mono_ns() + (uint64_t)rd->cfg.timeout_ms * NS_PER_MS;
+	q->deadline_ns = sg_mono_ns() + (uint64_t)rd->cfg.timeout_ms * NS_PER_MS;
 	q->loads_seen = rd->loads_sent;
 	pending_push(rd, q);
 	return 0;
@@ -378,7 +371,7 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct sg_redis *rd = arg;
 	if (rd->head == NULL)
 		return;
-	uint64_t now = mono_ns();
+	uint64_t now = sg_mono_ns();
 	if (rd->head->deadline_ns > now) {
 		timer_add_ns(rd->deadline, rd->head->deadline_ns - now);
 		return;
