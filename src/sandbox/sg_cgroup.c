@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sg_name.h"
+
 #define GROUP_PATH_MAX (SG_CGROUP_PATH_MAX + 96) /* base + /sandgate/ + tenant + file */
 
 /* Controller names as cgroup v2 spells them (v1 says "blkio" for io). */
@@ -55,19 +57,6 @@ struct sg_cgroup {
 	int cpuacct_dir;               /* v1 usage; -1 when none */
 	struct sg_cgroup_report report;
 };
-
-static bool
-valid_tenant(const char *t)
-{
-	size_t n = strlen(t);
-	if (n == 0 || n > SG_CGROUP_TENANT_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
-		      (t[i] >= '0' && t[i] <= '9') || t[i] == '_' || t[i] == '-'))
-			return false;
-	return true;
-}
 
 /* Mistakes in the configuration itself fail in either mode. */
 static int
@@ -295,11 +284,10 @@ sg_cgroup_create(const struct sg_cgroup_system *sys, const char *tenant,
                  size_t errlen)
 {
 	struct sg_cgroup_ceilings ce = *ceilings;
-	if (!valid_tenant(tenant)) {
-		snprintf(err, errlen,
-		         "tenant \"%.64s\" cannot name a cgroup: use 1 to %d letters, "
-		         "digits, '_' or '-'",
-		         tenant, SG_CGROUP_TENANT_MAX);
+	if (!sg_name_valid(tenant)) {
+		char why[200];
+		snprintf(err, errlen, "tenant \"%.64s\" cannot name a cgroup: %s", tenant,
+		         sg_name_why(tenant, why, sizeof(why)));
 		return NULL;
 	}
 	if (check_ceilings(&ce, err, errlen) == -1)

@@ -22,8 +22,10 @@
 
 #include <jansson.h>
 
+#include "core/sg_name.h"
+
 #define SG_CGROUP_PATH_MAX 1024
-#define SG_CGROUP_TENANT_MAX 64
+#define SG_CGROUP_TENANT_MAX SG_NAME_MAX /* tenants follow the naming rule */
 #define SG_CGROUP_WHY_MAX 2048 /* room for a full path and what to do */
 
 enum sg_cgroup_ctrl {

@@ -535,23 +535,21 @@ test_tenant_names_and_ceilings_are_checked(void **state)
 	struct sg_cgroup_ceilings no_ceilings = {0};
 	char err[512], name[80];
 	for (size_t n = SG_CGROUP_TENANT_MAX - 1; n <= SG_CGROUP_TENANT_MAX + 1; n++) {
-		memset(name, 'T', n);
+		memset(name, 't', n);
 		name[n] = '\0';
 		struct sg_cgroup *g =
 		    sg_cgroup_create(&none, name, &no_ceilings, SG_CGROUP_STRICT, err, sizeof(err));
 		assert_int_equal(g != NULL, n <= SG_CGROUP_TENANT_MAX);
 		sg_cgroup_free(g);
 	}
-	const char *bad[] = {"", "a/b", "..", ".", "a b", "a.b", "é"};
+	const char *bad[] = {"", "a/b", "..", ".", "a b", "a.b", "é", "Acme", "-a"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_null(sg_cgroup_create(&none, bad[i], &no_ceilings, SG_CGROUP_BEST_EFFORT,
 		                             err, sizeof(err)));
 		char want[200];
-		snprintf(want, sizeof(want),
-		         "tenant \"%s\" cannot name a cgroup: use 1 to 64 "
-		         "letters, digits, '_' or '-'",
-		         bad[i]);
-		assert_string_equal(err, want);
+		snprintf(want, sizeof(want), "tenant \"%s\" cannot name a cgroup: ", bad[i]);
+		assert_memory_equal(err, want, strlen(want));
+		assert_non_null(strstr(err, "use 1 to 63 lowercase letters, digits, '-' or '_'"));
 	}
 	struct {
 		struct sg_cgroup_ceilings ce;

@@ -1048,12 +1048,16 @@ test_requests_are_checked(void **state)
 	config_init(&c, true);
 	start(f, &c);
 	assert_int_equal(sg_zygote_spawn(&f->z, "../etc", 0, &pid, &fd, err, sizeof(err)), -1);
-	assert_string_equal(err, "zygote: cannot spawn a worker: a tenant name is 1 to 64 "
-	                         "letters, digits, '_' or '-'");
-	memset(long_name, 'a', 65);
-	long_name[65] = '\0';
+	assert_string_equal(err, "zygote: cannot spawn a worker: a tenant name is 1 to 63 "
+	                         "lowercase letters, digits, '-' or '_', starting with a letter "
+	                         "or digit");
+	/* The zygote itself refuses what the rule refuses, not only its client. */
+	assert_int_equal(sg_zygote_spawn(&f->z, "Acme", 0, &pid, &fd, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a tenant name is 1 to 63 lowercase"));
+	memset(long_name, 'a', 64);
+	long_name[64] = '\0';
 	assert_int_equal(sg_zygote_spawn(&f->z, long_name, 0, &pid, &fd, err, sizeof(err)), -1);
-	assert_string_equal(err, "zygote: a tenant name is 1 to 64 bytes, not 65");
+	assert_string_equal(err, "zygote: a tenant name is 1 to 63 bytes, not 64");
 	assert_int_equal(sg_zygote_kill(&f->z, getpid(), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "is not a live worker of this zygote"));
 	assert_int_equal(sg_zygote_kill(&f->z, f->z.pid, err, sizeof(err)), -1);
