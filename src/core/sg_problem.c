@@ -48,6 +48,13 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                             "session (POST /v1/sessions), with a larger budget or call count "
                             "if you need one.",
                             SG_DEC_THROTTLED},
+    [SG_P_SESSION_LIMIT] = {"session_limit", 429, "Too many sessions for this key",
+                            TYPE_BASE "session-limit",
+                            "Your API key has as many sessions running as it may. End one you "
+                            "no longer need (DELETE /v1/sessions/ID with the same key), or wait "
+                            "for one to expire: the Retry-After header says when the next one "
+                            "does.",
+                            SG_DEC_THROTTLED},
     [SG_P_ROLE_UNKNOWN] =
         {"role_unknown", 403, "Your role has no policy", TYPE_BASE "role-unknown",
          "Your key names a role that the current policy does not define. "

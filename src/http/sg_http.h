@@ -122,6 +122,7 @@ void sg_http_catalog(struct sg_http_ctx *c);
 void sg_http_usage(struct sg_http_ctx *c);
 void sg_http_session_start(struct sg_http_ctx *c);
 void sg_http_session_show(struct sg_http_ctx *c, const char *id);
+void sg_http_session_end(struct sg_http_ctx *c, const char *id);
 /* A session's limits, usage and recent traces, as GET /v1/sessions/{id} shows them. */
 json_t *sg_http_session_json(const struct sg_req *r, struct sg_session *ss);
 /* Who the identified caller is: key id, tenant, user, role, mode, expiry. */

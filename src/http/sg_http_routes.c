@@ -117,7 +117,9 @@ dispatch(struct sg_http_ctx *c)
 			sg_http_session_start(c);
 	} else if (strncmp(p, SESSION_PREFIX, strlen(SESSION_PREFIX)) == 0 &&
 	           valid_session_id(p + strlen(SESSION_PREFIX))) {
-		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+		if (evhttp_request_get_command(c->req) == EVHTTP_REQ_DELETE)
+			sg_http_session_end(c, p + strlen(SESSION_PREFIX));
+		else if (method_is(c, EVHTTP_REQ_GET, "GET, DELETE"))
 			sg_http_session_show(c, p + strlen(SESSION_PREFIX));
 	} else if (strncmp(p, TEMPLATE_PREFIX, strlen(TEMPLATE_PREFIX)) == 0 &&
 	           template_run_path(p, name, sizeof(name)) == 0) {
