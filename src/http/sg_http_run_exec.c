@@ -436,9 +436,8 @@ sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen
 		return SG_RUN_UNAVAILABLE;
 	x->wait.ready = worker_made;
 	x->wait.arg = x;
-	enum sg_sandbox_acquire got =
-	    sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, x->doc.user, x->doc.mode, &x->w,
-	                       &x->wait, err, errlen);
+	enum sg_sandbox_acquire got = sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, x->doc.user,
+	                                                 x->doc.mode, &x->w, &x->wait, err, errlen);
 	if (got == SG_SANDBOX_BUSY || got == SG_SANDBOX_UNAVAILABLE)
 		return got == SG_SANDBOX_BUSY ? SG_RUN_BUSY : SG_RUN_UNAVAILABLE;
 	if (got == SG_SANDBOX_GOT && begin(x) != 0)

@@ -25,7 +25,8 @@
 #include "core/sg_name.h"
 
 #define SG_CGROUP_PATH_MAX 1024
-#define SG_CGROUP_TENANT_MAX SG_NAME_MAX /* tenants follow the naming rule */
+/* A tenant names its cgroup directory, so tenants follow the naming rule. */
+#define SG_CGROUP_TENANT_MAX SG_NAME_MAX
 #define SG_CGROUP_WHY_MAX 2048 /* room for a full path and what to do */
 
 enum sg_cgroup_ctrl {
