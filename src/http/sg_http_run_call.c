@@ -91,6 +91,16 @@ end_call(struct sg_run_exec *x)
 	sg_run_exec_call_done(x);
 }
 
+/* Releases what the call held, its snapshot last: its pointers point into it. */
+static void
+finish_call(struct sg_run_exec *x)
+{
+	struct sg_snapshot *snap = x->call.snap;
+	sg_req_finish(&x->call);
+	sg_snapshot_unref(snap);
+	end_call(x);
+}
+
 static void
 complete(struct sg_run_exec *x)
 {
@@ -108,8 +118,7 @@ complete(struct sg_run_exec *x)
 		         detail, 0);
 		send_result(x, NULL, r->problem->code, detail);
 	}
-	sg_req_finish(r);
-	end_call(x);
+	finish_call(x);
 }
 
 static void
@@ -136,9 +145,10 @@ on_call_wake(evutil_socket_t fd, short what, void *arg)
 		/* The worker was killed before the call began: nobody waits for it. */
 		if (prepared) {
 			atomic_fetch_sub_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
-			sg_req_finish(&x->call);
+			finish_call(x);
+		} else {
+			end_call(x);
 		}
-		end_call(x);
 		return;
 	}
 	if (!prepared) {
@@ -154,13 +164,23 @@ on_call_wake(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the start ---- */
 
-static void
+/*
+ * Each call is identified and authorized against the snapshot that is
+ * live when it starts, not the one the run started with: a key revoked or
+ * a permission removed mid-run stops the run's next call, as it stops the
+ * next direct call.  The run keeps its own snapshot for the template.
+ */
+static int
 prepare(struct sg_run_exec *x)
 {
 	struct sg_req *r = &x->call;
 	char parent[64];
 	struct timeval tv;
-	sg_req_init(r, x->gw, x->snap);
+	struct sg_snapshot *snap = sg_http_snapshot(x->t);
+	if (snap == NULL)
+		return -1;
+	sg_snapshot_ref(snap);
+	sg_req_init(r, x->gw, snap);
 	snprintf(parent, sizeof(parent), "00-%s-%s-%s", x->doc.trace.trace_id, x->doc.trace.span_id,
 	         x->doc.trace.flags);
 	sg_trace_begin(&r->trace, parent); /* a child span of the run */
@@ -175,6 +195,7 @@ prepare(struct sg_run_exec *x)
 	r->io = &call_io;
 	r->redis = x->t->redis;
 	atomic_fetch_add_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
+	return 0;
 }
 
 /* "connector.operation" into the two names; the frame checked their characters. */
@@ -207,11 +228,12 @@ sg_run_call_start(struct sg_run_exec *x, const struct sg_frame_call *call)
 	if (sg_template_capability(x->tpl, call->capability) != NULL &&
 	    split(x, call->capability)) {
 		x->call_body = json_dumps(call->args, JSON_COMPACT);
-		if (x->call_body == NULL) {
+		if (x->call_body == NULL || prepare(x) != 0) {
+			free(x->call_body);
+			x->call_body = NULL;
 			x->call_busy = false;
 			return false;
 		}
-		prepare(x);
 	}
 	event_active(x->call_wake, EV_TIMEOUT, 1);
 	return true;
