@@ -208,6 +208,6 @@ sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 	} else if (r->status == 503) {
 		evhttp_add_header(h, "Retry-After", "1");
 	}
-	if (r->has_verdict)
+	if (r->principal.role != NULL)
 		evhttp_add_header(h, "Sandgate-Priority", sg_class_name(r->cls));
 }
