@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "http/sg_run_exec.h"
+#include "runs/sg_run_exec.h"
 #include "obs/sg_log.h"
 #include "runs/sg_runs.h"
 #include "store/sg_recorder.h"
