@@ -77,3 +77,18 @@ def test_an_undeclared_call_is_refused_and_audited_under_its_runner(tmp_path):
         assert 'did not declare "mail.send"' in reason
     finally:
         gw.assert_clean_exit(gw.stop())
+
+
+def test_a_body_with_bytes_after_its_value_is_malformed(gateway):
+    key = gateway.keys["power"]
+    good = '{"email": "ada@example.com", "name": "Ada"}'
+    assert gateway.post("crm", "create_contact", raw=good, key=key).status_code == 200
+    for raw in (good + "\0", good + "\0{\"x\": 1}", good + " 5", good + "}"):
+        body = assert_problem(gateway.post("crm", "create_contact", raw=raw, key=key), 400,
+                              "malformed_json")
+        assert "line" in body["detail"] or "NUL" in body["detail"], body
+    body = assert_problem(gateway.post("crm", "create_contact", raw=good + "\0", key=key), 400,
+                          "malformed_json")
+    assert body["detail"] == ("byte %d is a NUL character; JSON text never contains one, so "
+                              "send the body without it (write \\u0000 inside a string)"
+                              % len(good))
