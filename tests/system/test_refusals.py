@@ -83,7 +83,8 @@ def test_a_body_with_bytes_after_its_value_is_malformed(gateway):
     key = gateway.keys["power"]
     good = '{"email": "ada@example.com", "name": "Ada"}'
     assert gateway.post("crm", "create_contact", raw=good, key=key).status_code == 200
-    for raw in (good + "\0", good + "\0{\"x\": 1}", good + " 5", good + "}"):
+    # jansson alone takes "123\0" as 123 (and the schema then refuses a number).
+    for raw in ("123\0", good + "\0", good + "\0{\"x\": 1}", good + " 5", good + "}"):
         body = assert_problem(gateway.post("crm", "create_contact", raw=raw, key=key), 400,
                               "malformed_json")
         assert "line" in body["detail"] or "NUL" in body["detail"], body
