@@ -164,6 +164,13 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
          "A template can only do what you may do yourself. Ask your platform admin to allow "
          "the operation named in the detail for your role, or use another template.",
          SG_DEC_DENIED},
+    [SG_P_CAPABILITY_NOT_DECLARED] =
+        {"capability_not_declared", 403, "The template called something it did not declare",
+         TYPE_BASE "capability-not-declared",
+         "A template may call only the operations listed under capabilities in its "
+         "template.yaml. Ask the template's maker to declare the operation named in the detail "
+         "(a new version of the template), or call it directly.",
+         SG_DEC_DENIED},
     [SG_P_RUNS_LIMITED] = {"runs_limited", 429, "Your team has too many runs in progress",
                            IANA_TYPE "quota-exceeded",
                            "Wait for a run to finish (the Retry-After header says how long to "

@@ -262,10 +262,8 @@ sg_http_done(struct sg_http_ctx *c)
 	sg_metrics_observe(t->metrics, conn, status, c->governed ? c->gov->decision : SG_DEC_COUNT,
 	                   latency_us);
 	log_request(c, status, latency_us);
-	if (c->governed)
-		atomic_fetch_sub_explicit(&c->gov->gw->in_flight, 1, memory_order_relaxed);
 	if (c->gov)
-		sg_req_finish(c->gov);
+		sg_req_finish(c->gov); /* after a parked request's abandon, or the read-only API */
 	if (c->wake_ev)
 		event_free(c->wake_ev);
 	sg_snapshot_unref(c->pinned);

@@ -16,6 +16,7 @@
 #include "core/sg_config.h"
 #include "http/sg_http.h"
 #include "path/sg_path.h"
+#include "path/step_throttle.h"
 
 #define MAX_BODY 4096
 
@@ -145,27 +146,6 @@ limits_json(const struct sg_session *ss)
 	return o;
 }
 
-/*
- * The limit a session start spends from: the role's own limit for the key's
- * mode ("role:mode"), in a bucket of its own per key, as if starting
- * sessions were one more connector.  NULL when the role sets none.  Owned
- * by the snapshot the request pinned.
- */
-static const struct sg_rule *
-start_rule(const struct sg_req *r)
-{
-	const struct sg_policy *p = r->snap->defs->policy;
-	const struct sg_role *role = r->principal.role;
-	char name[160];
-	if (p == NULL || role == NULL || role->limit[r->principal.mode].gcra.emission_ns == 0)
-		return NULL;
-	snprintf(name, sizeof(name), "%s:%s", role->name, sg_mode_name(r->principal.mode));
-	for (size_t i = 0; i < p->n_rules; i++)
-		if (strcmp(p->rules[i]->name, name) == 0)
-			return p->rules[i];
-	return NULL; /* defensive: the compiler makes one for every role limit */
-}
-
 /* Sends the problem sg_req_fail set, with the rate-limit headers. */
 static void
 reply_refused(struct sg_http_ctx *c, struct sg_req *r)
@@ -174,56 +154,19 @@ reply_refused(struct sg_http_ctx *c, struct sg_req *r)
 	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
 }
 
-/*
- * Spends one call from the key's own limit, so sessions cannot be started
- * faster than calls can be made; refuses like any throttled call.  0 when
- * admitted (r->verdict holds what was taken), -1 when it replied.
- */
-static int
-spend_or_reply(struct sg_http_ctx *c, struct sg_req *r)
-{
-	const struct sg_rule *rule = start_rule(r);
-	const struct sg_key_entry *k = r->principal.key;
-	if (rule == NULL)
-		return 0;
-	struct sg_rule_list rl = {.v = &rule, .n = 1};
-	r->cls = r->principal.role->default_class;
-	/* "/" is in no connector name, so this bucket is no connector's. */
-	sg_limiter_ids_set(&r->ids, k->id, k->tenant, k->user, "/sessions", "start",
-	                   (uint32_t)r->principal.mode);
-	if (sg_limiter_take(&r->gw->limiter, &rl, &r->ids, r->cls, 1, r->now_ns, &r->verdict) !=
-	    0) {
-		sg_req_fail(r, SG_P_CAPACITY, "the gateway's rate table is full");
-		reply_refused(c, r);
-		return -1;
-	}
-	r->has_verdict = r->verdict.has_closest;
-	if (r->verdict.allowed)
-		return 0;
-	const struct sg_limit *w = r->verdict.violated[0].window;
-	sg_req_fail(r, SG_P_RATE_LIMITED,
-	            "limit \"%s\" allows %s with bursts of %u for each API key, and starting a "
-	            "session counts as one call; this one would exceed it",
-	            rule->name, w ? w->spec : "?", w ? w->gcra.burst : 0);
-	reply_refused(c, r);
-	return -1;
-}
-
 /* Over the cap: 429 with Retry-After set to when the first of them expires. */
 static void
 refuse_cap(struct sg_http_ctx *c, struct sg_req *r, const struct sg_sessions_live *live)
 {
 	char v[32];
 	int64_t wait = live->soonest_end > r->wall_s ? live->soonest_end - r->wall_s : 1;
-	sg_limiter_refund(&r->verdict, 1);
-	sg_limiter_release(&r->verdict);
+	sg_throttle_session_start_refund(r); /* the refusal is the cap's, not a rate limit's */
 	sg_req_fail(r, SG_P_SESSION_LIMIT,
 	            "this API key has %zu sessions running and may have at most %d at once; the "
 	            "next one expires in %lld s",
 	            live->n, r->gw->config->sessions_max_per_key, (long long)wait);
 	snprintf(v, sizeof(v), "%lld", (long long)wait);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
-	r->has_verdict = false; /* the refusal is the cap's, not a rate limit's */
 	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
 }
 
@@ -242,8 +185,12 @@ sg_http_session_start(struct sg_http_ctx *c)
 	}
 	memset(&proto, 0, sizeof(proto));
 	memcpy(proto.key_id, r->principal.key->id, sizeof(proto.key_id));
-	if (parse_start(c, &proto, r->wall_s) != 0 || spend_or_reply(c, r) != 0)
+	if (parse_start(c, &proto, r->wall_s) != 0)
 		return;
+	if (sg_throttle_session_start(r) != 0) {
+		reply_refused(c, r);
+		return;
+	}
 	struct sg_session *ss =
 	    r->gw->sessions ? sg_sessions_start(r->gw->sessions, r->gw->server_secret, &proto,
 	                                        (size_t)r->gw->config->sessions_max_per_key,
@@ -254,7 +201,6 @@ sg_http_session_start(struct sg_http_ctx *c)
 		refuse_cap(c, r, &live);
 		return;
 	}
-	sg_limiter_release(&r->verdict); /* a rate window holds no slot past the start */
 	if (ss == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "the session could not be started");
 		return;

@@ -84,7 +84,7 @@ mapped_now(void)
 	return (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
 }
 
-#ifndef NDEBUG
+#ifdef SG_TEST_HOOKS
 /* A copy: the zygote wipes the environment's strings, which workers are copies of. */
 static const char *
 test_env(const char *name, int slot)
@@ -106,9 +106,12 @@ worker_opts(const struct sg_config *cfg, struct sg_worker_opts *o)
 	o->isolate.limits.address_space = mapped_now() + (rlim_t)cfg->sandbox_worker_memory;
 	o->isolate.limits.cpu_seconds = WORKER_CPU_S;
 	o->isolate.require_landlock = sg_isolate_landlock_abi() > 0;
-#ifndef NDEBUG
-	/* Debug builds only: sanitizer reports reach the log, and tests may break a worker. */
+#ifdef SG_SANITIZED
+	/* A sanitizer's report from a worker reaches the gateway's log. */
 	o->isolate.keep_fds[o->isolate.n_keep_fds++] = 2;
+#endif
+#ifdef SG_TEST_HOOKS
+	/* Built with -Dtest_hooks=true only: the system tests break a worker on purpose. */
 	o->test_fault_seccomp = test_env("SANDGATE_TEST_SECCOMP_TEMPLATE", 0);
 	o->test_fault_fork = test_env("SANDGATE_TEST_FORK_TEMPLATE", 1);
 	o->test_fault_crash = test_env("SANDGATE_TEST_CRASH_TEMPLATE", 2);

@@ -90,9 +90,13 @@ def test_sighup_changes_decisions_with_zero_failed_requests(tmp_path):
             roles.write_text(changed)
             run_cli("apply", "-f", str(defs), "--no-reload", data_dir=data)
             assert gw.post("mail", "send", MAIL, key=explorer).status_code == 200
+            # Signals that arrive together are delivered once: send each
+            # only after the gateway logged the reload before it.
             for _ in range(5):
+                before = len(re.findall(r'"generation":(\d+)', gw.log_text()))
                 gw.signal(signal.SIGHUP)
-                time.sleep(0.15)
+                assert wait_for(lambda: len(re.findall(r'"generation":(\d+)', gw.log_text()))
+                                > before, timeout=10)
             assert wait_for(lambda: gw.post("mail", "send", MAIL, key=explorer).status_code == 403)
             # apply without --no-reload tells the gateway itself.
             roles.write_text(original)

@@ -112,6 +112,8 @@ def test_when_every_worker_is_busy_a_new_tenant_is_told_plainly(gw):
         assert workers(gw)["busy"] == 2
         body = assert_problem(run(gw, "t3", "trivial"), 503, "sandbox_unavailable")
         assert body["run"]["error"]["code"] == "sandbox_unavailable"
+        # It never had a worker, so its clock never ran.
+        assert body["run"]["usage"]["wall_ms"] == 0
         assert "worker" in body["remediation"] or "sandbox" in body["remediation"]
     finally:
         for t in slow:
