@@ -490,7 +490,7 @@ sg_sandbox_oom_kills(struct sg_sandbox *sb, const char *tenant, uint64_t *n)
 	char dir[SG_CGROUP_PATH_MAX + 96];
 	if (!sb->cgroups || h->version == SG_CGROUP_NONE)
 		return false;
-	snprintf(dir, sizeof(dir), "%s/sandgate/%s", h->base, tenant);
+	snprintf(dir, sizeof(dir), "%s/%s/%s", h->base, sb->sys.group, tenant);
 	return h->version == SG_CGROUP_V2
 	           ? sg_cgroup_read_u64(dir, "memory.events", "oom_kill", n)
 	           : sg_cgroup_read_u64(dir, "memory.oom_control", "oom_kill", n);

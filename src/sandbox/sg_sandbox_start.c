@@ -49,6 +49,8 @@ probe_cgroups(struct sg_sandbox *sb, const struct sg_config *cfg, char *err, siz
 		return snprintf(err, errlen, "sandbox: cannot find the cgroup hierarchies: %s",
 		                why),
 		       -1;
+	/* Before the zygote is forked, which inherits it: this gateway's groups are its own. */
+	sg_cgroup_own(&sb->sys);
 	snprintf(name, sizeof(name), "probe-%d", (int)getpid());
 	struct sg_cgroup *g = sg_cgroup_create(&sb->sys, name, &ce, mode, why, sizeof(why));
 	if (g == NULL)

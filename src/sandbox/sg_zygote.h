@@ -52,7 +52,7 @@ struct sg_zygote_config {
 	 * RLIMIT_CPU is sized for it.
 	 */
 	struct sg_worker_opts worker;
-	/* Each tenant's workers share <own cgroup>/sandgate/<tenant>. */
+	/* Each tenant's workers share <own cgroup>/<sys.group>/<tenant>. */
 	bool cgroups;
 	struct sg_cgroup_ceilings ceilings; /* per tenant, for all its workers together */
 	enum sg_cgroup_mode cgroup_mode;
