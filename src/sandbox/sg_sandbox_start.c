@@ -177,6 +177,7 @@ sg_sandbox_start(const struct sg_config *cfg, char *err, size_t errlen)
 	zc.cgroups = sb->cgroups;
 	ceilings_of(cfg, &zc.ceilings);
 	zc.cgroup_mode = sb->probe.mode;
+	zc.cgroup_group = sb->sys.group; /* this gateway's own, which the gateway reads too */
 	/* Room for workers killed to make room but not yet reaped by the zygote. */
 	zc.max_workers = (uint32_t)cfg->sandbox_max_workers + SPAWNS_PER_TICK * 2;
 	zc.reply_timeout_ms = 1000; /* a spawn takes milliseconds; the caller holds zyg_mu */

@@ -57,6 +57,7 @@ struct sg_zygote_config {
 	struct sg_cgroup_ceilings ceilings; /* per tenant, for all its workers together */
 	enum sg_cgroup_mode cgroup_mode;
 	const struct sg_cgroup_where *cgroup_where; /* NULL: this machine's */
+	const char *cgroup_group; /* the gateway's own group directory; NULL: "sandgate" */
 	uint32_t max_workers;                       /* alive at once; SPAWN fails beyond */
 	uint32_t max_tenants; /* cgroups kept; SPAWN of a new one fails beyond */
 	int reply_timeout_ms; /* how long the client waits for an answer */
