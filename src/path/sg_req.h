@@ -24,7 +24,7 @@
 #include "catalog/sg_snapshot.h"
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
-#include "core/sg_sessions.h"
+#include "throttle/sg_sessions.h"
 #include "obs/sg_trace.h"
 #include "throttle/sg_limiter.h"
 #include "policy/sg_rules.h"
