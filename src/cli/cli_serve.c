@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -110,7 +111,7 @@ static int
 lock_pidfile(const char *data_dir, char *path, size_t n)
 {
 	snprintf(path, n, "%s/sandgate.pid", data_dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return sg_cli_fail("cannot create %s: %s", path, strerror(errno)), -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -299,6 +300,12 @@ sg_cli_serve(int argc, char **argv)
 		sg_config_free(&st.cfg);
 		return 1;
 	}
+	/*
+	 * Whatever this process creates from here on (the store, its WAL, the
+	 * pid file) is its owner's alone.  Set after the zygote is forked: the
+	 * tenant cgroups it makes keep their own modes.
+	 */
+	umask(077);
 	if (sg_keys_init() != 0)
 		return sg_cli_fail("cannot initialise libsodium");
 	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {
