@@ -89,6 +89,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct sg_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	/* Why the last write failed, kept across the ROLLBACK that follows it. */
+	int fail_code, fail_sys;
 };
 
 sqlite3 *
@@ -145,6 +147,7 @@ tx_commit(struct sg_store *s)
 {
 	if (run(s->st[ST_COMMIT]) == 0)
 		return 0;
+	sg_store_remember_error(s);
 	/* A failed COMMIT can leave the transaction open; end it so the next call starts clean. */
 	run(s->st[ST_ROLLBACK]);
 	return -1;
@@ -412,6 +415,29 @@ sg_store_close(struct sg_store *s)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
 	free(s);
+}
+
+void
+sg_store_remember_error(struct sg_store *s)
+{
+	s->fail_code = sqlite3_extended_errcode(s->db);
+	s->fail_sys = sqlite3_system_errno(s->db);
+}
+
+const char *
+sg_store_last_error(struct sg_store *s)
+{
+	if (s->fail_code == SQLITE_OK)
+		return why(s);
+	if (s->fail_sys != 0 && (s->fail_code & 0xff) == SQLITE_CANTOPEN)
+		return strerror(s->fail_sys);
+	return sqlite3_errstr(s->fail_code);
+}
+
+void
+sg_store_set_busy_timeout(struct sg_store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
 }
 
 static void
@@ -781,9 +807,13 @@ insert_decisions(struct sg_store *s, const struct sg_decision *v, size_t n)
 int
 sg_store_record(struct sg_store *s, const struct sg_decision *v, size_t n)
 {
-	if (tx_begin(s) != 0)
+	s->fail_code = SQLITE_OK;
+	if (tx_begin(s) != 0) {
+		sg_store_remember_error(s);
 		return -1;
+	}
 	if (insert_decisions(s, v, n) != 0) {
+		sg_store_remember_error(s);
 		tx_rollback(s);
 		return -1;
 	}
