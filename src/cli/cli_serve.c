@@ -146,6 +146,7 @@ struct serve_state {
 	struct sg_sandbox *sandbox;
 	int pid_fd;
 	char pid_path[4096];
+	char *writer_stall; /* test builds: SANDGATE_TEST_WRITER_STALL */
 };
 
 static int
@@ -224,6 +225,39 @@ start_sandbox(struct serve_state *st)
 	return 0;
 }
 
+#ifdef SG_TEST_HOOKS
+/*
+ * Built with -Dtest_hooks=true only: SANDGATE_TEST_WRITER_STALL names a file;
+ * while it exists the writer thread stalls before each write, as it would
+ * on a hung disk, without any error to see.
+ */
+static int
+stall_writer(void *arg)
+{
+	const struct timespec tick = {0, 10 * 1000000L};
+	while (access(arg, F_OK) == 0)
+		nanosleep(&tick, NULL);
+	return 0;
+}
+#endif
+
+static int
+start_recorder(struct serve_state *st)
+{
+	char err[512];
+	const struct sg_config *cfg = &st->cfg;
+	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
+	if (st->gw.recorder == NULL)
+		return sg_cli_fail("%s", err), -1;
+	sg_recorder_set_deadline(st->gw.recorder, cfg->audit_deadline_ms);
+#ifdef SG_TEST_HOOKS
+	const char *stall = getenv("SANDGATE_TEST_WRITER_STALL");
+	if (stall && *stall && (st->writer_stall = strdup(stall)) != NULL)
+		sg_recorder_set_fault(st->gw.recorder, stall_writer, st->writer_stall);
+#endif
+	return 0;
+}
+
 static int
 start(struct serve_state *st)
 {
@@ -242,9 +276,8 @@ start(struct serve_state *st)
 		return sg_cli_fail("out of memory for sessions and queues"), -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
-	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
-	if (st->gw.recorder == NULL)
-		return sg_cli_fail("%s", err), -1;
+	if (start_recorder(st) != 0)
+		return -1;
 	/* Room for every worker's run in progress, and recent ones besides. */
 	size_t runs_kept = (size_t)cfg->sandbox_max_workers * 3; /* running, waiting, recent */
 	if (runs_kept < RUNS_IN_MEMORY)
@@ -270,6 +303,7 @@ teardown(struct serve_state *st)
 	sg_sandbox_stop(st->sandbox); /* kills every worker with the zygote */
 	sg_server_free(st->server);
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
+	free(st->writer_stall);
 	sg_runs_free(st->gw.runs);
 	sg_limiter_fini(&st->gw.limiter);
 	sg_spend_free(st->gw.spend);
