@@ -296,6 +296,9 @@ start(struct serve_state *st)
 static void
 teardown(struct serve_state *st)
 {
+	/* A store read finishing now would wake an event on a base freed below. */
+	if (st->gw.runs)
+		sg_runs_stop_reader(st->gw.runs);
 	/*
 	 * The sandbox first: its keeper may still wake a run's event on an I/O
 	 * thread's base, which sg_server_free frees.
