@@ -187,7 +187,9 @@ restore_one(void *arg, const char *tenant, const char *user, bool sandbox, int64
  * Budgets survive a restart: this month's spending is read back from the
  * daily totals and the decisions recorded after them.  Decisions dropped
  * from a full record queue are not in either (they are counted in
- * /metrics), so the restored figure is a floor.
+ * /metrics), nor are those a crash caught before the writer took them (at
+ * most audit.backlog_deadline's worth in a fail_closed mode), so the
+ * restored figure is a floor.
  */
 static int
 restore_spend(struct serve_state *st)
