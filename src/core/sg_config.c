@@ -18,7 +18,7 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define DAY_MS 86400000LL
 
-enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE };
+enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE, F_AUDIT };
 
 struct field {
 	const char *section; /* NULL: top level */
@@ -32,6 +32,7 @@ struct field {
 static const char *const backends[] = {"local", "redis", NULL};
 static const char *const failure_modes[] = {"local", "deny", "allow", NULL};
 static const char *const cgroup_modes[] = {"strict", "best_effort", "off", NULL};
+static const char *const audit_failures[] = {"fail_closed", "fail_open", NULL};
 
 #define GIB (1024LL * 1024 * 1024)
 
@@ -52,6 +53,9 @@ static const struct field fields[] = {
     {"record", "queue", F_SIZE, 16, 16 * 1024 * 1024, OFF(record_queue)},
     /* Sessions alive at once per API key; expired and ended ones do not count. */
     {"sessions", "max_per_key", F_INT, 1, 100000, OFF(sessions_max_per_key)},
+    /* One word for both modes, or a mapping with live and sandbox. */
+    {"audit", "on_failure", F_AUDIT, 0, 1, WORDS(audit_live, audit_failures)},
+    {"audit", "backlog_deadline", F_MS, 1, 3600 * 1000, OFF(audit_deadline_ms)},
     {"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
     /* 0s turns queueing off: a call over its limit is refused at once. */
     {"throttle", "queue_wait", F_MS, 0, 60 * 1000, OFF(queue_wait_ms)},
@@ -85,8 +89,8 @@ static const struct field fields[] = {
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const top_keys[] = {
-    "listen", "threads",  "data_dir", "limits", "simulator", "log",
-    "record", "throttle", "shedding", "redis",  "sandbox",   "sessions",
+    "listen",   "threads",  "data_dir", "limits",  "simulator", "log",   "record",
+    "throttle", "shedding", "redis",    "sandbox", "sessions",  "audit",
 };
 
 void
@@ -107,6 +111,10 @@ sg_config_defaults(struct sg_config *c)
 	c->log_requests = true;
 	c->record_queue = 8192;
 	c->sessions_max_per_key = 10;
+	/* Live calls spend real money and reach real systems: never unaudited by default. */
+	c->audit_live = SG_AUDIT_FAIL_CLOSED;
+	c->audit_sandbox = SG_AUDIT_FAIL_OPEN;
+	c->audit_deadline_ms = 5000;
 	c->throttle_cells = 1048576;
 	c->queue_wait_ms = 2000;
 	c->queue_depth = 64;
@@ -242,6 +250,7 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 		break;
 	case F_HOST:
 	case F_DEVICE:
+	case F_AUDIT:
 		break; /* stored by their parsers */
 	}
 }
@@ -361,6 +370,35 @@ parse_device_field(struct sg_config *c, const char *file, struct fy_node *n, con
 	return 0;
 }
 
+/* audit.on_failure: a word for both modes, or {live: WORD, sandbox: WORD}. */
+static int
+parse_audit_field(struct sg_config *c, const char *file, struct fy_node *n, const char *what,
+                  const struct field *f, struct sg_diags *d)
+{
+	static const char *const modes[] = {"live", "sandbox"};
+	int *slot[] = {&c->audit_live, &c->audit_sandbox};
+	long long v;
+	char sub[80];
+	if (!fy_node_is_mapping(n)) {
+		if (parse_text_field(c, file, n, what, f, &v, d) != 0)
+			return -1;
+		c->audit_live = c->audit_sandbox = (int)v;
+		return 0;
+	}
+	int rc = sg_yaml_check_keys(d, file, n, what, modes, 2);
+	for (size_t i = 0; i < 2; i++) {
+		struct fy_node *m = sg_yaml_get(n, modes[i]);
+		snprintf(sub, sizeof(sub), "%s.%s", what, modes[i]);
+		if (m == NULL)
+			continue;
+		if (parse_text_field(c, file, m, sub, f, &v, d) == 0)
+			*slot[i] = (int)v;
+		else
+			rc = -1;
+	}
+	return rc;
+}
+
 static void
 parse_field(struct sg_config *c, const char *file, struct fy_node *n, const struct field *f,
             struct sg_diags *d)
@@ -382,6 +420,8 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 		rc = parse_bytes_field(file, n, what, f, &v, d);
 	} else if (f->type == F_DEVICE) {
 		rc = parse_device_field(c, file, n, what, f, d);
+	} else if (f->type == F_AUDIT) {
+		rc = parse_audit_field(c, file, n, what, f, d);
 	} else {
 		rc = sg_yaml_int(d, file, n, what, f->min, f->max, &v);
 	}
@@ -445,9 +485,9 @@ int
 sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
                 struct sg_diags *d)
 {
-	static const char *const sections[] = {"limits", "simulator", "log",
-	                                       "record", "throttle",  "shedding",
-	                                       "redis",  "sandbox",   "sessions"};
+	static const char *const sections[] = {"limits",   "simulator", "log",   "record",
+	                                       "throttle", "shedding",  "redis", "sandbox",
+	                                       "sessions", "audit"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)
@@ -539,6 +579,12 @@ sg_bytes_parse(const char *s, uint64_t *out)
 			return 0;
 		}
 	return -1;
+}
+
+bool
+sg_config_audit_fail_closed(const struct sg_config *c, bool live)
+{
+	return (live ? c->audit_live : c->audit_sandbox) == SG_AUDIT_FAIL_CLOSED;
 }
 
 const char *

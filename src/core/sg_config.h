@@ -21,6 +21,11 @@
  *     queue: 8192            # decisions waiting for the writer thread
  *   sessions:
  *     max_per_key: 10        # sessions alive at once per API key
+ *   audit:                   # while decisions cannot be written (docs/architecture.md)
+ *     on_failure:            # fail_closed or fail_open, per mode or one word for both
+ *       live: fail_closed    # refuse calls (503 audit_unavailable) rather than go unaudited
+ *       sandbox: fail_open   # go on; a full queue drops records, counted
+ *     backlog_deadline: 5s   # how old the oldest unwritten decision may grow
  *   throttle:
  *     cells: 1048576         # GCRA cells in the local table
  *     queue_wait: 2s         # longest a call over its limit waits its turn; 0s: never
@@ -61,6 +66,8 @@
 enum sg_throttle_backend { SG_BACKEND_LOCAL, SG_BACKEND_REDIS };
 /* What decides while Redis is unreachable. */
 enum sg_redis_failure { SG_REDIS_FAIL_LOCAL, SG_REDIS_FAIL_DENY, SG_REDIS_FAIL_ALLOW };
+/* What a call does while the audit cannot be written: refuse, or go on unrecorded. */
+enum sg_audit_failure { SG_AUDIT_FAIL_CLOSED, SG_AUDIT_FAIL_OPEN };
 /* What a tenant ceiling that cannot be applied does: stop the start, or be reported. */
 enum sg_cgroups_setting { SG_CGROUPS_STRICT, SG_CGROUPS_BEST_EFFORT, SG_CGROUPS_OFF };
 
@@ -79,6 +86,11 @@ struct sg_config {
 	bool log_requests;
 	/* Sessions alive at once per API key: 1 .. 100000. */
 	int sessions_max_per_key;
+
+	/* audit.on_failure (enum sg_audit_failure) per mode, and audit.backlog_deadline */
+	int audit_live, audit_sandbox;
+	uint32_t audit_deadline_ms;
+
 	size_t record_queue;     /* 16 .. 16M */
 	size_t throttle_cells;   /* 1024 .. 64M */
 	uint32_t queue_wait_ms;  /* 0 .. 60 s */
@@ -122,6 +134,8 @@ void sg_config_free(struct sg_config *c);
 int sg_bytes_parse(const char *s, uint64_t *out);
 /* "local", "deny" or "allow". */
 const char *sg_config_failure_name(int failure_mode);
+/* Whether a call in this mode is refused while the audit is behind (audit.on_failure). */
+bool sg_config_audit_fail_closed(const struct sg_config *c, bool live);
 
 /* "host:port" → fields; -1 when malformed.  Shared with --listen. */
 int sg_config_set_listen(struct sg_config *c, const char *hostport);

@@ -203,6 +203,15 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                                   "in a minute; if it persists, tell your platform admin (GET "
                                   "/readyz shows the sandbox's state).",
                                   SG_DEC_ERROR},
+    [SG_P_AUDIT_UNAVAILABLE] = {"audit_unavailable", 503, "Calls cannot be audited right now",
+                                TYPE_BASE "audit-unavailable",
+                                "The gateway cannot write its audit trail, and calls in this "
+                                "mode are not made unrecorded. Nothing was sent or charged. "
+                                "Retry after the number of seconds in the Retry-After header; "
+                                "if it persists, tell your platform admin (the store may be "
+                                "locked or its disk full; /metrics shows "
+                                "sandgate_record_backlog).",
+                                SG_DEC_ERROR},
     [SG_P_INTERNAL] = {"internal", 500, "Something went wrong inside the gateway",
                        TYPE_BASE "internal",
                        "Try again. If it keeps happening, tell your platform admin and include the "

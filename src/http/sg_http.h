@@ -86,6 +86,8 @@ void sg_http_spare_free(struct sg_io_thread *t);
 extern const struct sg_req_io sg_http_req_io;
 /* Parks a governed request whose path returned SG_STEP_AGAIN. */
 void sg_http_suspend(struct sg_http_ctx *c);
+/* Takes a parked request off its thread's list, before it is answered. */
+void sg_http_unsuspend(struct sg_http_ctx *c);
 /* Runs the path of a woken request on; defined with the governed call. */
 void sg_http_governed_resume(struct sg_http_ctx *c);
 /* At shutdown: frees requests still parked, without replying. */

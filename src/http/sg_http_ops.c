@@ -51,9 +51,16 @@ void
 sg_http_metrics(struct sg_http_ctx *c)
 {
 	size_t len = 0;
-	/* The writer drops batches the store refused; request threads see only a full queue. */
-	if (c->t->server->gw->recorder)
-		sg_gauges.record_dropped = sg_recorder_dropped(c->t->server->gw->recorder);
+	/* The writer's figures live in the recorder; request threads see only a full queue. */
+	struct sg_recorder *rec = c->t->server->gw->recorder;
+	if (rec) {
+		sg_gauges.record_dropped = sg_recorder_dropped(rec);
+		sg_gauges.record_written = sg_recorder_written(rec);
+		sg_gauges.record_backlog = sg_recorder_backlog(rec);
+		sg_gauges.record_oldest_age_us = sg_recorder_oldest_age_ns(rec, sg_now_ns()) / 1000;
+		sg_gauges.record_retries = sg_recorder_retries(rec);
+		sg_gauges.audit_refused = sg_recorder_refused(rec);
+	}
 	char *text = sg_metrics_render(&len);
 	if (text == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "metrics could not be rendered");

@@ -241,6 +241,35 @@ render_gauges(FILE *f)
 	        (unsigned long long)load(&sg_gauges.throttle_cells));
 }
 
+/* The audit writer: how far behind it is, and what that cost. */
+static void
+render_record(FILE *f)
+{
+	fprintf(f,
+	        "# HELP sandgate_record_written_total Decisions written to the store.\n"
+	        "# TYPE sandgate_record_written_total counter\n"
+	        "sandgate_record_written_total %llu\n"
+	        "# HELP sandgate_record_backlog Decisions not yet written to the store.\n"
+	        "# TYPE sandgate_record_backlog gauge\n"
+	        "sandgate_record_backlog %llu\n"
+	        "# HELP sandgate_record_oldest_age_seconds How long the oldest unwritten decision "
+	        "has waited.\n"
+	        "# TYPE sandgate_record_oldest_age_seconds gauge\n"
+	        "sandgate_record_oldest_age_seconds %.6f\n"
+	        "# HELP sandgate_record_retries_total Writes the store refused, each tried again.\n"
+	        "# TYPE sandgate_record_retries_total counter\n"
+	        "sandgate_record_retries_total %llu\n"
+	        "# HELP sandgate_audit_refused_total Calls refused because the audit was behind "
+	        "(audit.on_failure: fail_closed).\n"
+	        "# TYPE sandgate_audit_refused_total counter\n"
+	        "sandgate_audit_refused_total %llu\n",
+	        (unsigned long long)load(&sg_gauges.record_written),
+	        (unsigned long long)load(&sg_gauges.record_backlog),
+	        (double)load(&sg_gauges.record_oldest_age_us) / 1e6,
+	        (unsigned long long)load(&sg_gauges.record_retries),
+	        (unsigned long long)load(&sg_gauges.audit_refused));
+}
+
 char *
 sg_metrics_render(size_t *len)
 {
@@ -253,6 +282,7 @@ sg_metrics_render(size_t *len)
 	render_latency(f);
 	render_decisions(f);
 	render_gauges(f);
+	render_record(f);
 	sg_metrics_rules_render(f);
 	sg_adaptive_render(f);
 	if (fclose(f) != 0) {

@@ -40,6 +40,12 @@ struct sg_metrics_gauges {
 	_Atomic uint64_t reloads_ok;
 	_Atomic uint64_t reloads_failed;
 	_Atomic uint64_t record_dropped;
+	/* The writer's state, copied from the recorder when scraped. */
+	_Atomic uint64_t record_written;
+	_Atomic uint64_t record_backlog;
+	_Atomic uint64_t record_oldest_age_us;
+	_Atomic uint64_t record_retries;
+	_Atomic uint64_t audit_refused;
 	_Atomic uint64_t throttle_cells;
 };
 

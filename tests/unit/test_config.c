@@ -594,6 +594,57 @@ test_sandbox_settings(void **state)
 }
 
 static void
+test_audit_settings(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_true(sg_config_audit_fail_closed(&c, true));
+	assert_false(sg_config_audit_fail_closed(&c, false));
+	assert_int_equal(c.audit_deadline_ms, 5000);
+	assert_int_equal(parse(&c,
+	                       "audit:\n  on_failure:\n    live: fail_open\n    sandbox: "
+	                       "fail_closed\n  backlog_deadline: 250ms\n",
+	                       &d),
+	                 0);
+	assert_false(sg_config_audit_fail_closed(&c, true));
+	assert_true(sg_config_audit_fail_closed(&c, false));
+	assert_int_equal(c.audit_deadline_ms, 250);
+	/* One word sets both modes; a mode left out keeps its default. */
+	assert_int_equal(parse(&c, "audit:\n  on_failure: fail_closed\n", &d), 0);
+	assert_true(sg_config_audit_fail_closed(&c, true));
+	assert_true(sg_config_audit_fail_closed(&c, false));
+	assert_int_equal(parse(&c, "audit:\n  on_failure:\n    live: fail_open\n", &d), 0);
+	assert_false(sg_config_audit_fail_closed(&c, true));
+	assert_false(sg_config_audit_fail_closed(&c, false));
+
+	assert_int_equal(parse(&c,
+	                       "audit:\n  on_failure: fail_close\n  backlog_deadline: 2h\n"
+	                       "  backlog_deadlin: 1s\n",
+	                       &d),
+	                 -1);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:15: audit.on_failure: unknown \"fail_close\" "
+	                                    "(did you mean \"fail_closed\"?); use fail_closed or "
+	                                    "fail_open");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:3:21: audit.backlog_deadline: must be from 1ms "
+	                                    "to 3600s, got \"2h\"");
+	assert_string_equal(diag_at(&d, 2), "t.yaml:4:3: unknown key \"backlog_deadlin\" (did you "
+	                                    "mean \"backlog_deadline\"?)");
+	sg_diags_free(&d);
+	assert_int_equal(
+	    parse(&c, "audit:\n  on_failure:\n    liv: fail_open\n    sandbox: 3\n", &d), -1);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:3:5: unknown key \"liv\" (did you mean \"live\"?)");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:4:14: audit.on_failure.sandbox: unknown \"3\"; "
+	                                    "use fail_closed or fail_open");
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
+static void
 test_load_example_file(void **state)
 {
 	(void)state;
@@ -618,6 +669,9 @@ test_load_example_file(void **state)
 	assert_int_equal(c.simulator_seed, def.simulator_seed);
 	assert_int_equal(c.log_requests, def.log_requests);
 	assert_int_equal(c.record_queue, def.record_queue);
+	assert_int_equal(c.audit_live, def.audit_live);
+	assert_int_equal(c.audit_sandbox, def.audit_sandbox);
+	assert_int_equal(c.audit_deadline_ms, def.audit_deadline_ms);
 	assert_int_equal(c.throttle_cells, def.throttle_cells);
 	assert_int_equal(c.sandbox_enabled, def.sandbox_enabled);
 	assert_int_equal(c.sandbox_cgroups, def.sandbox_cgroups);
@@ -680,6 +734,7 @@ main(void)
 	    cmocka_unit_test(test_yaml_to_json),
 	    cmocka_unit_test(test_sandbox_settings),
 	    cmocka_unit_test(test_session_settings),
+	    cmocka_unit_test(test_audit_settings),
 	    cmocka_unit_test(test_load_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
