@@ -1,0 +1,293 @@
+/*
+ * test_failalloc: fault loops over every loader and one whole governed call,
+ * as SQLite and Lua test themselves.  For n = 1, 2, ... the n-th allocation
+ * fails (once, then in a second pass for good) until the operation runs
+ * without reaching n.  Each run must end in a clean error or in exactly the
+ * result of a run with memory to spare: never a crash, a leak, or a
+ * half-built result that looks whole.
+ *
+ * What the allocator reaches is listed in ../support/sg_failalloc.h;
+ * libfyaml's own allocations are out of its reach.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "../support/sg_failalloc.h"
+#include "../support/sg_fixture.h"
+#include "../support/sg_testcatalog.h"
+
+#include "catalog/sg_template.h"
+#include "path/sg_path.h"
+#include "policy/sg_policy.h"
+
+#define MAX_POINTS 100000 /* no operation here comes near; a bound so a loop cannot hang */
+#define EXAMPLES SG_SOURCE_ROOT "/examples"
+
+/*
+ * One operation under test.  `run` is called with the allocator armed and
+ * keeps what it made in the context; `check` runs disarmed, asserts that
+ * the outcome is a clean error or the reference result, and frees it.
+ */
+struct target {
+	const char *name;
+	void (*prepare)(void *ctx); /* NULL, or runs before each run, disarmed */
+	void (*run)(void *ctx);
+	void (*check)(void *ctx, size_t failures);
+	void *ctx;
+};
+
+/* What every loop shares: the fixture, the example catalog and files. */
+static struct {
+	struct sg_fixture f;
+	struct sg_catalog *cat;
+	char *policy_text[2];
+	char *connector_text[3];
+	char *manifest, *lua;
+	uint64_t clock;
+} w;
+
+static const char *const policy_files[] = {EXAMPLES "/policies/limits.yaml",
+                                           EXAMPLES "/policies/roles.yaml"};
+static const char *const connector_files[] = {EXAMPLES "/connectors/crm.yaml",
+                                              EXAMPLES "/connectors/mail.yaml",
+                                              EXAMPLES "/connectors/calendar.yaml"};
+
+/*
+ * Runs `t` with allocation 1, 2, ... failing until a run asks for fewer
+ * allocations than the one armed.  Returns the number of allocation points.
+ */
+static size_t
+fault_loop(const struct target *t, bool persistent)
+{
+	size_t n;
+	bool trace = getenv("SG_FAILALLOC_TRACE") != NULL; /* which run a failure is in */
+	/* A first run with memory to spare fills every cache the later ones would. */
+	if (t->prepare)
+		t->prepare(t->ctx);
+	sg_failalloc_arm(SIZE_MAX, false);
+	t->run(t->ctx);
+	sg_failalloc_disarm();
+	t->check(t->ctx, 0);
+	if (trace)
+		fprintf(stderr, "%s: %zu allocations\n", t->name, sg_failalloc_count());
+	for (n = 1; n <= MAX_POINTS; n++) {
+		size_t live = sg_failalloc_live_bytes();
+		if (t->prepare)
+			t->prepare(t->ctx);
+		if (trace)
+			fprintf(stderr, "%s: failing allocation %zu%s\n", t->name, n,
+			        persistent ? " and every later one" : "");
+		sg_failalloc_arm(n, persistent);
+		t->run(t->ctx);
+		sg_failalloc_disarm();
+		size_t failures = sg_failalloc_failures();
+		t->check(t->ctx, failures);
+		if (sg_failalloc_live_bytes() != live) {
+			sg_failalloc_report_leaks();
+			fail_msg("%s: failing allocation %zu%s kept %zd more bytes", t->name, n,
+			         persistent ? " and every later one" : "",
+			         (ssize_t)(sg_failalloc_live_bytes() - live));
+		}
+		if (failures == 0)
+			break;
+	}
+	assert_true(n <= MAX_POINTS);
+	printf("%-24s %5zu allocation points, each failed %s\n", t->name, n - 1,
+	       persistent ? "with every later one" : "alone");
+	return n - 1;
+}
+
+static void
+both_loops(const struct target *t)
+{
+	size_t once = fault_loop(t, false), forever = fault_loop(t, true);
+	/* The same operation asks for the same allocations until the first refusal. */
+	assert_int_equal(once, forever);
+	assert_true(once > 0);
+}
+
+/* Equal JSON; the message shows both when they differ. */
+static void
+assert_same_json(const json_t *a, const json_t *b)
+{
+	if (a == NULL || b == NULL) {
+		assert_ptr_equal(a, b);
+		return;
+	}
+	if (!json_equal(a, b)) {
+		char *x = json_dumps(a, JSON_SORT_KEYS), *y = json_dumps(b, JSON_SORT_KEYS);
+		fail_msg("got %s, expected %s", x ? x : "?", y ? y : "?");
+	}
+}
+
+/* ---- one whole governed call -------------------------------------------- */
+
+struct call_case {
+	const char *connector, *operation, *body;
+	int spend;            /* calls made just before, to empty a bucket */
+	const char *hintless; /* a detail also accepted: the same without a "did you mean" */
+	uint64_t now;
+	struct sg_req r;
+	char auth[128];
+	json_t *problem;
+	int ref_status;
+	char ref_detail[512];
+	json_t *ref_output, *ref_problem;
+};
+
+static void call_run(void *ctx);
+
+/* Ten seconds on, every bucket has refilled; then `spend` calls empty one again. */
+static void
+call_prepare(void *ctx)
+{
+	struct call_case *c = ctx;
+	c->now = (w.clock += 10000000000ull);
+	for (int i = 0; i < c->spend; i++) {
+		call_run(c);
+		assert_int_equal(c->r.status, 200);
+		sg_req_finish(&c->r);
+	}
+}
+
+/* What a transport does with one request, from arrival to reply. */
+static void
+call_run(void *ctx)
+{
+	struct call_case *c = ctx;
+	sg_req_init(&c->r, &w.f.gw, w.f.snap);
+	c->r.authorization = c->auth;
+	c->r.connector_name = c->connector;
+	c->r.operation_name = c->operation;
+	c->r.content_type = "application/json";
+	c->r.body = c->body;
+	c->r.body_len = strlen(c->body);
+	c->r.now_ns = c->now;
+	c->r.wall_s = 1700000000;
+	sg_path_begin(&c->r);
+	sg_path_run(&c->r);
+	sg_step_record(&c->r, 1); /* sg_path_finish()'s first half; call_check() does the rest */
+	c->problem = c->r.status != 200 ? sg_req_problem_body(&c->r) : NULL;
+}
+
+static void
+call_check(void *ctx, size_t failures)
+{
+	struct call_case *c = ctx;
+	if (c->ref_status == 0) {
+		c->ref_status = c->r.status;
+		memcpy(c->ref_detail, c->r.detail, sizeof(c->ref_detail));
+		c->ref_output = json_incref(c->r.output);
+		c->ref_problem = json_incref(c->problem);
+	} else if (failures == 0 || c->r.status < 500) {
+		assert_int_equal(c->r.status, c->ref_status);
+		if (c->hintless == NULL || strcmp(c->r.detail, c->hintless) != 0)
+			assert_string_equal(c->r.detail, c->ref_detail);
+		assert_same_json(c->r.output, c->ref_output);
+	} else {
+		assert_non_null(c->r.problem);
+		assert_string_not_equal(c->r.detail, "");
+	}
+	/* Without memory the problem body may be missing, never wrong. */
+	if (c->problem != NULL && c->ref_problem != NULL && c->r.status == c->ref_status &&
+	    strcmp(c->r.detail, c->ref_detail) == 0) {
+		json_t *a = json_deep_copy(c->problem), *b = json_deep_copy(c->ref_problem);
+		assert_non_null(a);
+		assert_non_null(b);
+		json_object_del(a, "trace_id"); /* a new one per call */
+		json_object_del(b, "trace_id");
+		assert_same_json(a, b);
+		json_decref(a);
+		json_decref(b);
+	}
+	if (failures == 0 && c->ref_problem != NULL)
+		assert_non_null(c->problem);
+	json_decref(c->problem);
+	c->problem = NULL;
+	sg_req_finish(&c->r);
+}
+
+static void
+call_loop(const char *name, struct call_case *c, size_t key)
+{
+	snprintf(c->auth, sizeof(c->auth), "Bearer %s", w.f.keys[key]);
+	both_loops(&(struct target){name, call_prepare, call_run, call_check, c});
+	json_decref(c->ref_output);
+	json_decref(c->ref_problem);
+}
+
+static void
+test_unknown_connector(void **state)
+{
+	(void)state;
+	struct call_case c = {
+	    .connector = "crmm",
+	    .operation = "create_contact",
+	    .body = "{}",
+	    .hintless = "there is no connector \"crmm\"",
+	};
+	call_loop("unknown connector", &c, 0);
+	assert_int_equal(c.ref_status, 404);
+	assert_string_equal(c.ref_detail, "there is no connector \"crmm\" (did you mean \"crm\"?)");
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (sg_fixture_init(&w.f, 3) != 0 || (w.cat = sg_test_example_catalog()) == NULL)
+		return -1;
+	for (size_t i = 0; i < 2; i++)
+		if ((w.policy_text[i] = sg_test_slurp(policy_files[i])) == NULL)
+			return -1;
+	for (size_t i = 0; i < 3; i++)
+		if ((w.connector_text[i] = sg_test_slurp(connector_files[i])) == NULL)
+			return -1;
+	w.manifest = sg_test_slurp(EXAMPLES "/templates/onboard-contact/template.yaml");
+	w.lua = sg_test_slurp(EXAMPLES "/templates/onboard-contact/main.lua");
+	w.clock = 1000000000ull;
+	/* glibc reads the time zone once, at first use; do it before anything is measured. */
+	tzset();
+	sg_failalloc_install();
+	return w.manifest && w.lua ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	sg_failalloc_uninstall();
+	sg_fixture_free(&w.f);
+	sg_catalog_free(w.cat);
+	for (size_t i = 0; i < 2; i++)
+		free(w.policy_text[i]);
+	for (size_t i = 0; i < 3; i++)
+		free(w.connector_text[i]);
+	free(w.manifest);
+	free(w.lua);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_unknown_connector),
+	};
+	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
+		cmocka_set_test_filter(getenv("SG_FAILALLOC_ONLY"));
+	if (getenv("SG_FAILALLOC_SKIP"))
+		cmocka_set_skip_filter(getenv("SG_FAILALLOC_SKIP"));
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
