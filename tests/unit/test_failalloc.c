@@ -129,6 +129,49 @@ assert_same_json(const json_t *a, const json_t *b)
 	}
 }
 
+/* ---- diagnostics ------------------------------------------------------- */
+
+/*
+ * Every loader judges a file by whether the count of diagnostics grew, so
+ * an error that cannot be stored must still be counted.
+ */
+static struct sg_diags diags;
+
+static void
+diags_run(void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < 12; i++)
+		sg_diags_add(&diags, "roles.yaml", i + 1, 3, "error %d", i);
+}
+
+static void
+diags_check(void *ctx, size_t failures)
+{
+	(void)ctx;
+	char *buf = NULL;
+	size_t len = 0;
+	assert_true(diags.n >= 1);
+	assert_true(diags.n <= 12);
+	if (failures == 0)
+		assert_int_equal(diags.n, 12);
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	sg_diags_print(&diags, f);
+	fclose(f);
+	/* The first error keeps its text, or says why it is missing. */
+	assert_true(strstr(buf, "error 0\n") != NULL || strstr(buf, "out of memory") != NULL);
+	free(buf);
+	sg_diags_free(&diags);
+}
+
+static void
+test_diags(void **state)
+{
+	(void)state;
+	both_loops(&(struct target){"diagnostics", NULL, diags_run, diags_check, NULL});
+}
+
 /* ---- one whole governed call -------------------------------------------- */
 
 struct call_case {
@@ -283,6 +326,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_diags),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
