@@ -337,12 +337,12 @@ load_one(const char *file, const char *text, size_t len, struct fy_diag *diag, s
 	char *copy = malloc(len + 1);
 	struct fy_document *doc = NULL;
 	if (p == NULL || copy == NULL)
-		goto out;
+		goto oom;
 	memcpy(copy, text, len);
 	copy[len] = '\0';
 	/* The document keeps the input alive through libfyaml's own reference. */
 	if (fy_parser_set_malloc_string(p, copy, len) != 0)
-		goto out;
+		goto oom;
 	copy = NULL;
 	doc = fy_parse_load_document(p);
 	struct fy_document *extra = doc ? fy_parse_load_document(p) : NULL;
@@ -352,6 +352,10 @@ load_one(const char *file, const char *text, size_t len, struct fy_diag *diag, s
 	fy_document_destroy(extra);
 	/* Error tokens belong to the parser: read them before it goes. */
 	collect_syntax_errors(diag, file, text, len, d);
+	goto out;
+oom:
+	/* Said here: the caller would take "no document" for an empty file. */
+	sg_diags_add(d, file, 0, 0, "out of memory while parsing");
 out:
 	free(copy);
 	fy_parser_destroy(p);

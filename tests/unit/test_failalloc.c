@@ -172,6 +172,52 @@ test_diags(void **state)
 	both_loops(&(struct target){"diagnostics", NULL, diags_run, diags_check, NULL});
 }
 
+/* ---- sandgate.yaml ------------------------------------------------------ */
+
+static struct {
+	struct sg_config ref, c;
+	struct sg_diags d;
+	int rc;
+} cfg;
+
+static void
+config_run(void *ctx)
+{
+	(void)ctx;
+	sg_config_defaults(&cfg.c);
+	cfg.rc = sg_config_load(&cfg.c, EXAMPLES "/sandgate.yaml", &cfg.d);
+}
+
+static void
+config_check(void *ctx, size_t failures)
+{
+	(void)ctx;
+	if (failures == 0 || cfg.rc == 0) {
+		assert_int_equal(cfg.rc, 0);
+		assert_non_null(cfg.c.data_dir);
+		assert_string_equal(cfg.c.data_dir, cfg.ref.data_dir);
+		struct sg_config a = cfg.c, b = cfg.ref;
+		a.data_dir = b.data_dir = NULL;
+		assert_memory_equal(&a, &b, sizeof(a));
+	} else {
+		assert_int_equal(cfg.rc, -1);
+		assert_true(cfg.d.n > 0);
+	}
+	sg_config_free(&cfg.c);
+	sg_diags_free(&cfg.d);
+}
+
+static void
+test_config(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	sg_config_defaults(&cfg.ref);
+	assert_int_equal(sg_config_load(&cfg.ref, EXAMPLES "/sandgate.yaml", &d), 0);
+	both_loops(&(struct target){"config", NULL, config_run, config_check, NULL});
+	sg_config_free(&cfg.ref);
+}
+
 /* ---- one whole governed call -------------------------------------------- */
 
 struct call_case {
@@ -327,6 +373,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_diags),
+	    cmocka_unit_test(test_config),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
