@@ -175,17 +175,33 @@ test_diags(void **state)
 /* ---- sandgate.yaml ------------------------------------------------------ */
 
 static struct {
+	const char *text; /* NULL: examples/sandgate.yaml */
 	struct sg_config ref, c;
 	struct sg_diags d;
 	int rc;
 } cfg;
 
+/*
+ * The defaults come first, as in serve, but outside the loop: they cannot
+ * report a failure (sg_config_defaults() returns nothing).
+ */
+static void
+config_prepare(void *ctx)
+{
+	(void)ctx;
+	sg_config_defaults(&cfg.c);
+}
+
+/* Loads over the defaults. */
 static void
 config_run(void *ctx)
 {
 	(void)ctx;
-	sg_config_defaults(&cfg.c);
-	cfg.rc = sg_config_load(&cfg.c, EXAMPLES "/sandgate.yaml", &cfg.d);
+	if (cfg.text == NULL)
+		cfg.rc = sg_config_load(&cfg.c, EXAMPLES "/sandgate.yaml", &cfg.d);
+	else
+		cfg.rc =
+		    sg_config_parse(&cfg.c, "sandgate.yaml", cfg.text, strlen(cfg.text), &cfg.d);
 }
 
 static void
@@ -208,14 +224,31 @@ config_check(void *ctx, size_t failures)
 }
 
 static void
+config_loop(const char *name, const char *text)
+{
+	cfg.text = text;
+	config_prepare(NULL);
+	config_run(NULL);
+	assert_int_equal(cfg.rc, 0);
+	cfg.ref = cfg.c;
+	sg_diags_free(&cfg.d);
+	both_loops(&(struct target){name, config_prepare, config_run, config_check, NULL});
+	sg_config_free(&cfg.ref);
+}
+
+static void
 test_config(void **state)
 {
 	(void)state;
-	struct sg_diags d = {0};
-	sg_config_defaults(&cfg.ref);
-	assert_int_equal(sg_config_load(&cfg.ref, EXAMPLES "/sandgate.yaml", &d), 0);
-	both_loops(&(struct target){"config", NULL, config_run, config_check, NULL});
-	sg_config_free(&cfg.ref);
+	config_loop("sandgate.yaml", NULL);
+}
+
+/* A file that leaves data_dir alone keeps the default's copy. */
+static void
+test_config_without_data_dir(void **state)
+{
+	(void)state;
+	config_loop("config, no data_dir", "threads: 4\nlimits:\n  max_json_depth: 16\n");
 }
 
 /* ---- one whole governed call -------------------------------------------- */
@@ -374,6 +407,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_diags),
 	    cmocka_unit_test(test_config),
+	    cmocka_unit_test(test_config_without_data_dir),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
