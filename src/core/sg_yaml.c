@@ -612,7 +612,12 @@ to_json(const char *file, struct fy_node *n, struct sg_diags *d, int depth)
 json_t *
 sg_yaml_to_json(const char *file, struct fy_node *n, struct sg_diags *d)
 {
-	return to_json(file, n, d, 0);
+	size_t before = d->n;
+	json_t *j = to_json(file, n, d, 0);
+	/* Every refusal in to_json() is reported; a silent one means memory ran out. */
+	if (j == NULL && d->n == before)
+		sg_yaml_error(d, file, n, "out of memory");
+	return j;
 }
 
 /* ---- helpers for loaders ----------------------------------------------- */

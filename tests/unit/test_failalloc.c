@@ -115,6 +115,16 @@ both_loops(const struct target *t)
 	assert_true(once > 0);
 }
 
+/* Equal strings, where a missing one fails the test instead of crashing it. */
+static void
+assert_same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
 /* Equal JSON; the message shows both when they differ. */
 static void
 assert_same_json(const json_t *a, const json_t *b)
@@ -127,6 +137,16 @@ assert_same_json(const json_t *a, const json_t *b)
 		char *x = json_dumps(a, JSON_SORT_KEYS), *y = json_dumps(b, JSON_SORT_KEYS);
 		fail_msg("got %s, expected %s", x ? x : "?", y ? y : "?");
 	}
+}
+
+static void
+assert_same_schema(const struct sg_schema *a, const struct sg_schema *b)
+{
+	if (a == NULL || b == NULL) {
+		assert_ptr_equal(a, b);
+		return;
+	}
+	assert_same_json(sg_schema_json(a), sg_schema_json(b));
 }
 
 /* ---- diagnostics ------------------------------------------------------- */
@@ -249,6 +269,121 @@ test_config_without_data_dir(void **state)
 {
 	(void)state;
 	config_loop("config, no data_dir", "threads: 4\nlimits:\n  max_json_depth: 16\n");
+}
+
+/* ---- connectors --------------------------------------------------------- */
+
+struct conn_case {
+	size_t i; /* into connector_files */
+	struct sg_connector *ref, *c;
+	struct sg_diags d;
+};
+
+static void
+connector_run(void *ctx)
+{
+	struct conn_case *k = ctx;
+	const char *text = w.connector_text[k->i];
+	k->c = sg_connector_parse(connector_files[k->i], text, strlen(text), 42, &k->d);
+}
+
+static void
+assert_same_env(const struct sg_environment *a, const struct sg_environment *b)
+{
+	assert_int_equal(a->simulator, b->simulator);
+	assert_int_equal(a->latency_ms, b->latency_ms);
+	assert_same_str(a->base_url, b->base_url);
+}
+
+static void
+assert_same_connector(const struct sg_connector *a, const struct sg_connector *b)
+{
+	assert_same_str(a->name, b->name);
+	assert_same_str(a->version, b->version);
+	assert_same_str(a->description, b->description);
+	assert_same_str(a->auth, b->auth);
+	assert_same_str(a->source, b->source);
+	assert_same_env(&a->sandbox, &b->sandbox);
+	assert_same_env(&a->live, &b->live);
+	assert_memory_equal(&a->upstream_limit, &b->upstream_limit, sizeof(a->upstream_limit));
+	assert_int_equal(a->n_ops, b->n_ops);
+	for (size_t i = 0; i < a->n_ops; i++) {
+		const struct sg_operation *x = &a->ops[i], *y = &b->ops[i];
+		assert_same_str(x->name, y->name);
+		assert_same_str(x->description, y->description);
+		assert_same_str(x->method, y->method);
+		assert_same_str(x->path, y->path);
+		assert_same_str(x->data_domain, y->data_domain);
+		assert_true(x->cost == y->cost);
+		assert_int_equal(x->weight, y->weight);
+		assert_int_equal(x->idempotent, y->idempotent);
+		assert_same_str(x->reported_weight, y->reported_weight);
+		assert_same_schema(x->input, y->input);
+		assert_same_schema(x->output, y->output);
+		assert_same_json(x->examples, y->examples);
+	}
+}
+
+static void
+connector_check(void *ctx, size_t failures)
+{
+	struct conn_case *k = ctx;
+	if (k->ref == NULL) { /* the reference run */
+		sg_diags_print(&k->d, stderr);
+		assert_non_null(k->c);
+		assert_int_equal(k->d.n, 0);
+		k->ref = k->c;
+		k->c = NULL;
+		return;
+	}
+	if (failures == 0)
+		assert_non_null(k->c);
+	if (k->c != NULL)
+		assert_same_connector(k->c, k->ref);
+	else
+		assert_true(k->d.n > 0);
+	sg_connector_free(k->c);
+	k->c = NULL;
+	sg_diags_free(&k->d);
+}
+
+static void
+connector_loop(size_t i)
+{
+	struct conn_case k = {.i = i};
+	both_loops(&(struct target){connector_files[i] + sizeof(EXAMPLES), NULL, connector_run,
+	                            connector_check, &k});
+	sg_connector_free(k.ref);
+}
+
+/*
+ * Each run of a connector loop compiles every pattern again, which takes
+ * Vectorscan long under ASan: crm's loops take minutes.  mail.yaml runs
+ * always; SG_FAILALLOC_ALL=1 runs the other two as well.
+ */
+static void
+test_connector_crm(void **state)
+{
+	(void)state;
+	if (getenv("SG_FAILALLOC_ALL") == NULL)
+		skip();
+	connector_loop(0);
+}
+
+static void
+test_connector_mail(void **state)
+{
+	(void)state;
+	connector_loop(1);
+}
+
+static void
+test_connector_calendar(void **state)
+{
+	(void)state;
+	if (getenv("SG_FAILALLOC_ALL") == NULL)
+		skip();
+	connector_loop(2);
 }
 
 /* ---- one whole governed call -------------------------------------------- */
@@ -408,6 +543,9 @@ main(void)
 	    cmocka_unit_test(test_diags),
 	    cmocka_unit_test(test_config),
 	    cmocka_unit_test(test_config_without_data_dir),
+	    cmocka_unit_test(test_connector_crm),
+	    cmocka_unit_test(test_connector_mail),
+	    cmocka_unit_test(test_connector_calendar),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
