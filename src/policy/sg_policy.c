@@ -399,6 +399,13 @@ add_role(struct pload *l, const char *name, int line)
 		                                      sizeof(struct sg_limit))) != NULL;
 	}
 	if (!ok) {
+		/* Not kept: every role in the list has a name that lookups compare. */
+		free(r->name);
+		for (int m = 0; m < SG_MODE_COUNT; m++) {
+			free(r->allowed[m]);
+			free(r->connector_limit[m]);
+		}
+		p->n_roles--;
 		sg_diags_add(l->d, l->file, line, 0, "out of memory");
 		return NULL;
 	}
