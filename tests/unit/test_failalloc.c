@@ -386,6 +386,118 @@ test_connector_calendar(void **state)
 	connector_loop(2);
 }
 
+/* ---- policies ----------------------------------------------------------- */
+
+static struct {
+	struct sg_policy *ref, *p;
+	struct sg_diags d;
+} pol;
+
+static void
+policy_run(void *ctx)
+{
+	(void)ctx;
+	struct sg_policy_source src[2];
+	for (size_t i = 0; i < 2; i++)
+		src[i] = (struct sg_policy_source){policy_files[i], w.policy_text[i],
+		                                   strlen(w.policy_text[i])};
+	pol.p = sg_policy_compile(src, 2, w.cat, &pol.d);
+}
+
+static void
+assert_same_rule_list(const struct sg_rule_list *a, const struct sg_rule_list *b)
+{
+	assert_int_equal(a->n, b->n);
+	for (uint8_t i = 0; i < a->n; i++)
+		assert_same_str(a->v[i]->name, b->v[i]->name);
+}
+
+static void
+assert_same_role(const struct sg_role *a, const struct sg_role *b, size_t n_ops, size_t n_conn)
+{
+	assert_same_str(a->name, b->name);
+	assert_true((a->description == NULL) == (b->description == NULL));
+	if (a->description)
+		assert_same_str(a->description, b->description);
+	assert_int_equal(a->default_class, b->default_class);
+	assert_int_equal(a->max_class, b->max_class);
+	for (int m = 0; m < SG_MODE_COUNT; m++) {
+		assert_int_equal(a->mode_allowed[m], b->mode_allowed[m]);
+		assert_memory_equal(&a->limit[m], &b->limit[m], sizeof(a->limit[m]));
+		assert_true((a->allowed[m] == NULL) == (b->allowed[m] == NULL));
+		if (a->allowed[m])
+			assert_memory_equal(a->allowed[m], b->allowed[m], n_ops);
+		assert_true((a->connector_limit[m] == NULL) == (b->connector_limit[m] == NULL));
+		if (a->connector_limit[m])
+			assert_memory_equal(a->connector_limit[m], b->connector_limit[m],
+			                    n_conn * sizeof(*a->connector_limit[m]));
+		assert_true((a->rules[m] == NULL) == (b->rules[m] == NULL));
+		for (size_t i = 0; a->rules[m] && i < n_ops; i++)
+			assert_same_rule_list(&a->rules[m][i], &b->rules[m][i]);
+	}
+}
+
+static void
+assert_same_policy(const struct sg_policy *a, const struct sg_policy *b)
+{
+	assert_int_equal(a->n_roles, b->n_roles);
+	assert_int_equal(a->n_ops, b->n_ops);
+	assert_int_equal(a->n_connectors, b->n_connectors);
+	for (size_t i = 0; i < a->n_roles; i++)
+		assert_same_role(&a->roles[i], &b->roles[i], a->n_ops, a->n_connectors);
+	assert_int_equal(a->n_rules, b->n_rules);
+	for (size_t i = 0; i < a->n_rules; i++) {
+		const struct sg_rule *x = a->rules[i], *y = b->rules[i];
+		assert_same_str(x->name, y->name);
+		assert_int_equal(x->who, y->who);
+		assert_int_equal(x->what, y->what);
+		assert_int_equal(x->shadow, y->shadow);
+		assert_int_equal(x->concurrency, y->concurrency);
+		assert_int_equal(x->n_windows, y->n_windows);
+		assert_memory_equal(x->windows, y->windows, sizeof(x->windows));
+		assert_memory_equal(x->share_permille, y->share_permille,
+		                    sizeof(x->share_permille));
+		assert_true((x->stats == NULL) == (y->stats == NULL));
+	}
+	assert_true((a->budgets == NULL) == (b->budgets == NULL));
+	if (a->budgets) {
+		assert_same_str(a->budgets->currency, b->budgets->currency);
+		assert_same_str(a->budgets->ask, b->budgets->ask);
+		assert_int_equal(a->budgets->warn_pct, b->budgets->warn_pct);
+		assert_memory_equal(a->budgets->fallback, b->budgets->fallback,
+		                    sizeof(a->budgets->fallback));
+		assert_memory_equal(a->budgets->n_named, b->budgets->n_named,
+		                    sizeof(a->budgets->n_named));
+	}
+}
+
+static void
+policy_check(void *ctx, size_t failures)
+{
+	(void)ctx;
+	if (failures == 0)
+		assert_non_null(pol.p);
+	if (pol.p != NULL)
+		assert_same_policy(pol.p, pol.ref);
+	else
+		assert_true(pol.d.n > 0);
+	sg_policy_free(pol.p);
+	pol.p = NULL;
+	sg_diags_free(&pol.d);
+}
+
+static void
+test_policies(void **state)
+{
+	(void)state;
+	policy_run(NULL);
+	assert_non_null(pol.p);
+	pol.ref = pol.p;
+	pol.p = NULL;
+	both_loops(&(struct target){"policies", NULL, policy_run, policy_check, NULL});
+	sg_policy_free(pol.ref);
+}
+
 /* ---- one whole governed call -------------------------------------------- */
 
 struct call_case {
@@ -546,6 +658,7 @@ main(void)
 	    cmocka_unit_test(test_connector_crm),
 	    cmocka_unit_test(test_connector_mail),
 	    cmocka_unit_test(test_connector_calendar),
+	    cmocka_unit_test(test_policies),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
