@@ -509,6 +509,72 @@ test_policies(void **state)
 	sg_policy_free(pol.ref);
 }
 
+/* ---- templates ---------------------------------------------------------- */
+
+static struct {
+	struct sg_template *ref, *t;
+	struct sg_diags d;
+} tpl;
+
+static void
+template_run(void *ctx)
+{
+	(void)ctx;
+	tpl.t = sg_template_parse("template.yaml", w.manifest, strlen(w.manifest), "main.lua",
+	                          w.lua, strlen(w.lua), w.cat, &tpl.d);
+}
+
+static void
+assert_same_template(const struct sg_template *a, const struct sg_template *b)
+{
+	assert_non_null(a->name);
+	assert_same_str(a->name, b->name);
+	assert_same_str(a->version, b->version);
+	assert_same_str(a->description, b->description);
+	assert_same_schema(a->input, b->input);
+	assert_int_equal(a->n_caps, b->n_caps);
+	for (size_t i = 0; i < a->n_caps; i++) {
+		assert_non_null(a->capabilities[i]);
+		assert_same_str(a->capabilities[i], b->capabilities[i]);
+		assert_ptr_equal(a->ops[i], b->ops[i]);
+	}
+	assert_int_equal(a->limits.wall_ms, b->limits.wall_ms);
+	assert_int_equal(a->limits.cpu_ms, b->limits.cpu_ms);
+	assert_int_equal(a->limits.memory_bytes, b->limits.memory_bytes);
+	assert_int_equal(a->limits.instructions, b->limits.instructions);
+	assert_int_equal(a->limits.calls, b->limits.calls);
+	assert_non_null(a->source);
+	assert_int_equal(a->source_len, b->source_len);
+	assert_memory_equal(a->source, b->source, a->source_len);
+}
+
+static void
+template_check(void *ctx, size_t failures)
+{
+	(void)ctx;
+	if (failures == 0)
+		assert_non_null(tpl.t);
+	if (tpl.t != NULL)
+		assert_same_template(tpl.t, tpl.ref);
+	else
+		assert_true(tpl.d.n > 0);
+	sg_template_free(tpl.t);
+	tpl.t = NULL;
+	sg_diags_free(&tpl.d);
+}
+
+static void
+test_template(void **state)
+{
+	(void)state;
+	template_run(NULL);
+	assert_non_null(tpl.t);
+	tpl.ref = tpl.t;
+	tpl.t = NULL;
+	both_loops(&(struct target){"template", NULL, template_run, template_check, NULL});
+	sg_template_free(tpl.ref);
+}
+
 /* ---- one whole governed call -------------------------------------------- */
 
 struct call_case {
@@ -670,6 +736,7 @@ main(void)
 	    cmocka_unit_test(test_connector_mail),
 	    cmocka_unit_test(test_connector_calendar),
 	    cmocka_unit_test(test_policies),
+	    cmocka_unit_test(test_template),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
