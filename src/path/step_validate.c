@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/sg_json_alloc.h"
 #include "path/sg_path.h"
 #include "schema/sg_schema.h"
 
@@ -49,8 +50,15 @@ parse_body(struct sg_req *r)
 		                   "byte %zu is a NUL character; JSON text never contains one, so "
 		                   "send the body without it (write \\u0000 inside a string)",
 		                   (size_t)(nul - r->body));
+	sg_json_alloc_watch();
 	r->input =
 	    json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	/* Out of memory, jansson may call good JSON bad, or drop a byte and go on. */
+	if (sg_json_alloc_unwatch()) {
+		json_decref(r->input);
+		r->input = NULL;
+		return SG_STEP_ERROR;
+	}
 	if (r->input != NULL)
 		return SG_STEP_NEXT;
 	if (json_error_code(&jerr) == json_error_stack_overflow)

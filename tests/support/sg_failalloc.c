@@ -1,5 +1,7 @@
 #include "sg_failalloc.h"
 
+#include "core/sg_json_alloc.h"
+
 #include <errno.h>
 #include <hs/hs.h>
 #include <jansson.h>
@@ -105,7 +107,7 @@ __wrap_asprintf(char **out, const char *fmt, ...)
 	return rc;
 }
 
-/* jansson and Vectorscan free with plain free(): their blocks come from malloc either way. */
+/* Vectorscan frees with plain free(): its blocks come from malloc either way. */
 static void *
 library_malloc(size_t n)
 {
@@ -115,7 +117,8 @@ library_malloc(size_t n)
 void
 sg_failalloc_install(void)
 {
-	json_set_alloc_funcs(library_malloc, free);
+	/* jansson allocates through libsg.a, where --wrap reaches, as in the gateway. */
+	sg_json_alloc_install();
 	if (hs_set_allocator(library_malloc, free) != HS_SUCCESS)
 		fprintf(stderr, "%s: Vectorscan refused the allocator\n", __func__);
 }

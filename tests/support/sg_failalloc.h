@@ -10,7 +10,8 @@
  *     realloc, strdup, strndup, asprintf and vasprintf, through the
  *     linker's --wrap, so only an executable linked with those flags
  *     (tests/unit/meson.build) may use this file;
- *   - jansson, through json_set_alloc_funcs();
+ *   - jansson, through the gateway's own watch (core/sg_json_alloc.c), whose
+ *     malloc is in libsg.a;
  *   - Vectorscan (schema patterns), through hs_set_allocator();
  *   - Lua, because the sandbox's allocator (sg_lua_env.c) calls realloc
  *     from libsg.a.
