@@ -15,7 +15,7 @@
 
 /* Routes jansson's allocations through here; once, before other jansson calls. */
 void sg_json_alloc_install(void);
-/* Starts a watch of this thread's jansson allocations. */
+/* Starts a watch of this thread's jansson allocations.  Watches do not nest. */
 void sg_json_alloc_watch(void);
 /* Ends the watch; true when an allocation failed during it (discard the result). */
 bool sg_json_alloc_unwatch(void);

@@ -768,6 +768,20 @@ call_loop(const char *name, struct call_case *c, size_t key)
 }
 
 static void
+test_governed_call(void **state)
+{
+	(void)state;
+	/* keys[0] is an explorer's, who may create CRM contacts in sandbox mode. */
+	struct call_case c = {
+	    .connector = "crm",
+	    .operation = "create_contact",
+	    .body = "{\"email\":\"ada@example.com\",\"name\":\"Ada Lovelace\"}",
+	};
+	call_loop("governed call", &c, 0);
+	assert_int_equal(c.ref_status, 200);
+}
+
+static void
 test_unknown_connector(void **state)
 {
 	(void)state;
@@ -836,6 +850,7 @@ main(void)
 	    cmocka_unit_test(test_body_valid),
 	    cmocka_unit_test(test_body_invalid),
 	    cmocka_unit_test(test_body_empty),
+	    cmocka_unit_test(test_governed_call),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
