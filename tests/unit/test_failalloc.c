@@ -787,6 +787,21 @@ test_refused_call(void **state)
 }
 
 static void
+test_throttled_call(void **state)
+{
+	(void)state;
+	/* An explorer may send 1 mail a second with bursts of 2 (roles.yaml): the third waits. */
+	struct call_case c = {
+	    .connector = "mail",
+	    .operation = "send",
+	    .body = "{\"to\":[\"ada@example.com\"],\"subject\":\"Hello\",\"body\":\"Hi.\"}",
+	    .spend = 2,
+	};
+	call_loop("throttled call", &c, 0);
+	assert_int_equal(c.ref_status, 429);
+}
+
+static void
 test_unknown_connector(void **state)
 {
 	(void)state;
@@ -857,6 +872,7 @@ main(void)
 	    cmocka_unit_test(test_body_empty),
 	    cmocka_unit_test(test_governed_call),
 	    cmocka_unit_test(test_refused_call),
+	    cmocka_unit_test(test_throttled_call),
 	    cmocka_unit_test(test_unknown_connector),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
