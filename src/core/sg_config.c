@@ -496,6 +496,8 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 	/* Work on a copy so that a file with errors changes nothing. */
 	struct sg_config n = *c;
 	n.data_dir = c->data_dir ? strdup(c->data_dir) : NULL;
+	if (c->data_dir != NULL && n.data_dir == NULL)
+		sg_diags_add(d, file, 0, 0, "out of memory");
 	if (root != NULL &&
 	    sg_yaml_check_keys(d, file, root, "sandgate.yaml", top_keys,
 	                       sizeof(top_keys) / sizeof(top_keys[0])) != 0 &&

@@ -282,14 +282,27 @@ sg_problem_body(const struct sg_problem_def *def, const char *detail, const char
 		json_decref(ext);
 		return NULL;
 	}
+	int rc = 0;
 	if (trace_id)
-		json_object_set_new(o, "trace_id", json_string(trace_id));
+		rc |= json_object_set_new(o, "trace_id", json_string(trace_id));
 	if (instance)
 		json_object_set_new(o, "instance", safe_string(instance));
-	if (ext) {
-		/* Extensions may add members but never replace the standard ones. */
-		json_object_update_missing(o, ext);
-		json_decref(ext);
+	/*
+	 * Extensions may add members but never replace the standard ones.  By
+	 * hand, because json_object_update_missing() ignores a failed set.
+	 */
+	const char *key;
+	json_t *v;
+	json_object_foreach(ext, key, v)
+	{
+		if (json_object_get(o, key) == NULL)
+			rc |= json_object_set(o, key, v);
+	}
+	json_decref(ext);
+	/* Out of memory a body missing members would mislead: the caller sends a fixed 500. */
+	if (rc != 0) {
+		json_decref(o);
+		return NULL;
 	}
 	return o;
 }
