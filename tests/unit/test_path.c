@@ -303,6 +303,44 @@ test_identify_refuses_an_expired_key(void **state)
 	sg_req_finish(&c.r);
 }
 
+/* ---- capability --------------------------------------------------------- */
+
+/*
+ * A template's call may reach only what the template declared; the
+ * example onboard-contact declares crm.create_contact and mail.send.
+ */
+static void
+test_capability_binds_a_templates_calls_only(void **state)
+{
+	(void)state;
+	struct call c;
+	const struct sg_template *tpl = sg_defs_template(f.snap->defs, "onboard-contact");
+	assert_non_null(tpl);
+
+	call_init(&c, f.keys[MAKER], "crm", "create_contact", contact);
+	c.r.tpl = tpl;
+	c.r.capability = "crm.create_contact";
+	assert_int_equal(run_to(&c, sg_step_capability), SG_STEP_NEXT);
+	assert_null(c.r.problem);
+	sg_req_finish(&c.r);
+
+	/* The maker's role allows crm.list_contacts; the template did not declare it. */
+	call_init(&c, f.keys[MAKER], "crm", "list_contacts", "{}");
+	c.r.tpl = tpl;
+	c.r.capability = "crm.list_contacts";
+	assert_int_equal(run_to(&c, sg_step_capability), SG_STEP_STOP);
+	assert_refused(&c.r, 403, "capability_not_declared",
+	               "the template did not declare \"crm.list_contacts\": add it to capabilities "
+	               "in template.yaml");
+	assert_string_equal(c.r.principal.key->user, "user1"); /* audited under its runner */
+	sg_req_finish(&c.r);
+
+	/* A call that is not a template's passes. */
+	call_init(&c, f.keys[MAKER], "crm", "list_contacts", "{}");
+	assert_int_equal(run_to(&c, sg_step_capability), SG_STEP_NEXT);
+	sg_req_finish(&c.r);
+}
+
 /* ---- resolve ------------------------------------------------------------ */
 
 static void
@@ -567,6 +605,7 @@ main(void)
 	    cmocka_unit_test(test_identify_finds_the_principal),
 	    cmocka_unit_test(test_identify_refusals),
 	    cmocka_unit_test(test_identify_refuses_an_expired_key),
+	    cmocka_unit_test(test_capability_binds_a_templates_calls_only),
 	    cmocka_unit_test(test_resolve_finds_the_operation),
 	    cmocka_unit_test(test_resolve_refusals),
 	    cmocka_unit_test(test_authorize_allows_what_the_role_may_call),
