@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 
 #include "http/sg_http.h"
@@ -223,6 +224,56 @@ sg_http_spare_free(struct sg_io_thread *t)
 	t->n_spare = 0;
 }
 
+/* The value without its leading zeros: "007" and "7" are the same length. */
+static const char *
+skip_zeros(const char *v)
+{
+	while (v[0] == '0' && v[1] != '\0')
+		v++;
+	return v;
+}
+
+/*
+ * RFC 9112 section 6.3: a Content-Length that is not 1*DIGIT ("+5"), or two
+ * that differ, leave the end of the message in doubt.  libevent frames by
+ * the first; a proxy in front may have used another, and then the bytes
+ * after this request are a request nobody checked.  So answer 400 and
+ * close.  Copies of one value say the same thing and are accepted, as the
+ * RFC allows.  Returns NULL when the framing is sound, else why not.
+ */
+static const char *
+framing_problem(const struct evkeyvalq *in)
+{
+	static const char name[] = "Content-Length";
+	const char *first = NULL;
+	const struct evkeyval *h;
+	TAILQ_FOREACH(h, in, next)
+	{
+		/* Most headers differ in their first letter: skip them without a compare. */
+		if ((h->key[0] | 0x20) != 'c' || strcasecmp(h->key, name) != 0)
+			continue;
+		if (h->value[0] == '\0' || strspn(h->value, "0123456789") != strlen(h->value))
+			return "Content-Length must be digits only (RFC 9112 section 6.3)";
+		if (first != NULL && strcmp(skip_zeros(first), skip_zeros(h->value)) != 0)
+			return "two Content-Length headers with different values (RFC 9112 section "
+			       "6.3); send one";
+		first = h->value;
+	}
+	return NULL;
+}
+
+/* Refuses a request whose body's end is ambiguous, closing the connection after the reply. */
+static bool
+framing_ok_or_reply(struct sg_http_ctx *c)
+{
+	const char *why = framing_problem(evhttp_request_get_input_headers(c->req));
+	if (why == NULL)
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Connection", "close");
+	sg_http_send_problem(c, SG_P_REQUEST_INVALID, why);
+	return false;
+}
+
 void
 sg_http_on_request(struct evhttp_request *req, void *arg)
 {
@@ -244,7 +295,8 @@ sg_http_on_request(struct evhttp_request *req, void *arg)
 	c->path = (path && *path) ? path : "/";
 	sg_trace_begin(&c->trace,
 	               evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent"));
-	dispatch(c);
+	if (framing_ok_or_reply(c))
+		dispatch(c);
 	if (!c->is_suspended)
 		sg_http_done(c);
 }
