@@ -103,9 +103,15 @@ dispatch(struct sg_http_ctx *c)
 			sg_http_healthz(c);
 	} else if (strcmp(p, "/readyz") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
-			sg_http_readyz(c);
+			sg_http_readyz(c, sg_http_admin_token_ok(c));
 	} else if (strcmp(p, "/metrics") == 0) {
-		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+		/* Every tenant's name and spend: the operators' alone. */
+		if (!sg_http_admin_token_ok(c))
+			sg_http_send_problem(
+			    c, SG_P_ROUTE_NOT_FOUND,
+			    "/metrics is served on the admin listener (admin_listen in "
+			    "sandgate.yaml), and here only with the admin token");
+		else if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_metrics(c);
 	} else if (strcmp(p, "/v1/catalog") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
@@ -134,6 +140,28 @@ dispatch(struct sg_http_ctx *c)
 			sg_http_governed(c, conn, op);
 	} else {
 		sg_http_send_problem(c, SG_P_ROUTE_NOT_FOUND, "there is nothing at this path");
+	}
+}
+
+/* The admin listener: the operators' endpoints and nothing else. */
+static void
+dispatch_admin(struct sg_http_ctx *c)
+{
+	const char *p = c->path;
+	if (strcmp(p, "/healthz") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_healthz(c);
+	} else if (strcmp(p, "/readyz") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_readyz(c, true);
+	} else if (strcmp(p, "/metrics") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_metrics(c);
+	} else {
+		sg_http_send_problem(
+		    c, SG_P_ROUTE_NOT_FOUND,
+		    "the admin listener serves /healthz, /readyz and /metrics; the "
+		    "API is on the public listener");
 	}
 }
 
@@ -274,10 +302,9 @@ framing_ok_or_reply(struct sg_http_ctx *c)
 	return false;
 }
 
-void
-sg_http_on_request(struct evhttp_request *req, void *arg)
+static void
+on_request(struct evhttp_request *req, struct sg_io_thread *t, bool admin)
 {
-	struct sg_io_thread *t = arg;
 	struct sg_http_ctx *c = ctx_take(t);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -290,15 +317,32 @@ sg_http_on_request(struct evhttp_request *req, void *arg)
 	memset(c, 0, offsetof(struct sg_http_ctx, req_state));
 	c->t = t;
 	c->req = req;
+	c->admin = admin;
 	c->start_ns = sg_now_ns();
 	atomic_fetch_add_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
 	c->path = (path && *path) ? path : "/";
 	sg_trace_begin(&c->trace,
 	               evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent"));
-	if (framing_ok_or_reply(c))
-		dispatch(c);
+	if (framing_ok_or_reply(c)) {
+		if (admin)
+			dispatch_admin(c);
+		else
+			dispatch(c);
+	}
 	if (!c->is_suspended)
 		sg_http_done(c);
+}
+
+void
+sg_http_on_request(struct evhttp_request *req, void *arg)
+{
+	on_request(req, arg, false);
+}
+
+void
+sg_http_on_admin_request(struct evhttp_request *req, void *arg)
+{
+	on_request(req, arg, true);
 }
 
 void
