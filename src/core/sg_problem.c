@@ -194,6 +194,12 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                        "Try again. If it keeps happening, tell your platform admin and include the "
                        "trace_id.",
                        SG_DEC_ERROR},
+    [SG_P_REQUEST_TIMEOUT] = {"request_timeout", 408, "The request took too long to arrive",
+                              TYPE_BASE "request-timeout",
+                              "Send the whole request at once, without pauses: the gateway "
+                              "waits a limited time for a request's headers and body. On a "
+                              "slow link, send smaller bodies.",
+                              SG_DEC_INVALID},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {

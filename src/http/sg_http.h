@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "catalog/sg_snapshot.h"
+#include "http/sg_conn.h"
 #include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_trace.h"
@@ -42,6 +43,7 @@ struct sg_io_thread {
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 	struct sg_http_ctx *spare;     /* finished contexts kept for reuse, linked by next */
 	unsigned n_spare;
+	struct sg_conns *conns; /* connection deadlines, caps, accept pauses (sg_conn.c) */
 };
 
 struct sg_server {
@@ -51,6 +53,7 @@ struct sg_server {
 	int n_threads;
 	_Atomic bool draining;
 	_Atomic bool store_ok;
+	struct sg_conn_shared *conn; /* caps and deadlines shared by the threads (sg_conn.c) */
 	/* The operators' listener (admin_listen), on the first I/O thread's loop. */
 	struct evhttp *admin_http;
 	struct evhttp_bound_socket *admin_listener;
@@ -74,6 +77,7 @@ struct sg_http_ctx {
 	struct event *wake_ev;
 	struct sg_snapshot *pinned;
 	struct sg_http_ctx *prev, *next;
+	struct sg_conn *conn; /* the connection it came on; NULL if untracked; valid in dispatch */
 	bool admin;           /* it came on the admin listener */
 	char connector_name[96], operation_name[96];
 	struct sg_req req_state;

@@ -318,6 +318,7 @@ on_request(struct evhttp_request *req, struct sg_io_thread *t, bool admin)
 	c->t = t;
 	c->req = req;
 	c->admin = admin;
+	c->conn = sg_conn_of(t, req);
 	c->start_ns = sg_now_ns();
 	atomic_fetch_add_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
 	c->path = (path && *path) ? path : "/";

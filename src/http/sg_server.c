@@ -148,13 +148,18 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 		return -1;
 	}
 	t->listen_fd = -1; /* evhttp owns it now */
+	if (sg_conn_thread_init(t, s->conn) != 0 ||
+	    sg_conn_watch(t, t->http, &t->listener, false) != 0) {
+		snprintf(err, errlen, "out of memory setting up the event loops");
+		return -1;
+	}
 	return 0;
 }
 
 /*
  * The operators' listener: /metrics and the detailed /readyz, kept off the
- * public port.  It runs on the first I/O thread's loop; one socket, so a
- * second gateway's bind fails here.
+ * public port.  It runs on the first I/O thread's loop, under its own
+ * small connection cap; one socket, so a second gateway's bind fails here.
  */
 static int
 setup_admin(struct sg_server *s, char *err, size_t errlen)
@@ -191,6 +196,10 @@ setup_admin(struct sg_server *s, char *err, size_t errlen)
 	s->admin_listener = evhttp_accept_socket_with_handle(s->admin_http, fd);
 	if (s->admin_listener == NULL) {
 		snprintf(err, errlen, "cannot accept on %s:%u", cfg->admin_host, cfg->admin_port);
+		return -1;
+	}
+	if (sg_conn_watch(t, s->admin_http, &s->admin_listener, true) != 0) {
+		snprintf(err, errlen, "out of memory setting up the admin listener");
 		return -1;
 	}
 	return 0;
@@ -258,6 +267,13 @@ static void
 log_listeners(const struct sg_server *s)
 {
 	const struct sg_config *cfg = s->cfg;
+	sg_log(SG_LOG_INFO,
+	       json_pack("{s:I, s:i, s:i, s:i}", "max_connections",
+	                 (json_int_t)sg_conn_max_open(s->conn), "max_connections_per_address",
+	                 cfg->max_conns_per_addr, "header_timeout_ms", (int)cfg->header_timeout_ms,
+	                 "body_timeout_ms", (int)cfg->body_timeout_ms),
+	       "accepting at most %lld connections (%d per client address)",
+	       (long long)sg_conn_max_open(s->conn), cfg->max_conns_per_addr);
 	if (cfg->admin_port)
 		sg_log(SG_LOG_INFO,
 		       json_pack("{s:s, s:i, s:b}", "host", cfg->admin_host, "port",
@@ -284,6 +300,8 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 	if (s->threads == NULL || resolve_listen(s->cfg, &ai, err, errlen) != 0)
 		goto fail;
 	if (probe_port_free(ai, s->cfg, err, errlen) != 0)
+		goto fail;
+	if ((s->conn = sg_conn_shared_new(s->cfg, err, errlen)) == NULL)
 		goto fail;
 	for (int i = 0; i < s->n_threads; i++) {
 		s->threads[i].index = i;
@@ -324,11 +342,13 @@ sg_server_free(struct sg_server *s)
 			evhttp_free(t->http); /* closes the listener and open connections */
 		else if (t->listen_fd >= 0)
 			close(t->listen_fd);
+		sg_conn_thread_free(t); /* after the connections' close callbacks */
 		if (t->base)
 			event_base_free(t->base);
 		sg_http_spare_free(t); /* after the last request could finish */
 		sg_snapshot_unref(t->snap);
 	}
 	free(s->threads);
+	sg_conn_shared_free(s->conn);
 	free(s);
 }

@@ -164,6 +164,7 @@ static void *
 thread_main(void *arg)
 {
 	struct sg_io_thread *t = arg;
+	sg_conn_thread_enter(t);
 	event_base_dispatch(t->base);
 	return NULL;
 }

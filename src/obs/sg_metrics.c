@@ -241,6 +241,35 @@ render_gauges(FILE *f)
 	        (unsigned long long)load(&sg_gauges.throttle_cells));
 }
 
+static void
+render_transport(FILE *f)
+{
+	fprintf(f,
+	        "# HELP sandgate_connections_open Client connections open now.\n"
+	        "# TYPE sandgate_connections_open gauge\n"
+	        "sandgate_connections_open %lld\n"
+	        "# HELP sandgate_connections_refused_total Connections closed at once: a cap "
+	        "was reached.\n"
+	        "# TYPE sandgate_connections_refused_total counter\n"
+	        "sandgate_connections_refused_total{reason=\"total\"} %llu\n"
+	        "sandgate_connections_refused_total{reason=\"per_address\"} %llu\n"
+	        "# HELP sandgate_request_timeouts_total Requests cut with 408: their head or body "
+	        "missed its deadline.\n"
+	        "# TYPE sandgate_request_timeouts_total counter\n"
+	        "sandgate_request_timeouts_total{phase=\"head\"} %llu\n"
+	        "sandgate_request_timeouts_total{phase=\"body\"} %llu\n"
+	        "# HELP sandgate_accept_paused_total Times accepting paused: accept failed, "
+	        "e.g. out of file descriptors.\n"
+	        "# TYPE sandgate_accept_paused_total counter\n"
+	        "sandgate_accept_paused_total %llu\n",
+	        (long long)atomic_load_explicit(&sg_gauges.conns_open, memory_order_relaxed),
+	        (unsigned long long)load(&sg_gauges.conns_refused[SG_CONN_REFUSED_TOTAL]),
+	        (unsigned long long)load(&sg_gauges.conns_refused[SG_CONN_REFUSED_PER_ADDRESS]),
+	        (unsigned long long)load(&sg_gauges.request_timeouts[0]),
+	        (unsigned long long)load(&sg_gauges.request_timeouts[1]),
+	        (unsigned long long)load(&sg_gauges.accept_paused));
+}
+
 char *
 sg_metrics_render(size_t *len)
 {
@@ -253,6 +282,7 @@ sg_metrics_render(size_t *len)
 	render_latency(f);
 	render_decisions(f);
 	render_gauges(f);
+	render_transport(f);
 	sg_metrics_rules_render(f);
 	sg_adaptive_render(f);
 	if (fclose(f) != 0) {

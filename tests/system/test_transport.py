@@ -3,6 +3,9 @@ connection caps, descriptor exhaustion, the admin listener and floods of
 requests without a key."""
 
 import json
+import os
+import re
+import resource
 import secrets
 import socket
 import subprocess
@@ -122,6 +125,242 @@ def start_gateway(tmp_path, config, extra_args=(), popen=None, name="gw"):
     gw = Gateway(data, config=str(cfg), extra_args=extra_args, popen=popen)
     gw.key = make_key(data, "admin", user="transport")["key"]
     return gw.start()
+
+
+def metric(gw, name):
+    """A counter or gauge from the admin listener's /metrics (0 when absent)."""
+    m = re.search(r"^" + re.escape(name) + r" (-?\d+)$", gw.admin_get("/metrics").text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def open_connections(gw):
+    return metric(gw, "sandgate_connections_open")
+
+
+def healthz(s):
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    return read_reply(s)[0]
+
+
+def send_slowly(s, data, deadline, pace=0.5):
+    """Sends one byte per `pace` seconds until done, the gateway answers or
+    closes, or `deadline` (monotonic) passes.  Returns what came back."""
+    got = b""
+    s.settimeout(pace)
+    for i in range(len(data)):
+        if time.monotonic() > deadline:
+            break
+        try:
+            s.send(data[i:i + 1])
+        except OSError:
+            break
+        try:
+            chunk = s.recv(65536)
+            if chunk == b"":
+                break
+            got += chunk
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            break
+    return got
+
+
+def parse_reply(raw):
+    top, _, body = raw.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+# --- slow clients --------------------------------------------------------------
+
+SLOW = "limits:\n  header_timeout: 1s\n  body_timeout: 2s\n  read_timeout: 30s\n"
+
+
+def test_a_head_sent_byte_by_byte_is_cut_with_408_at_the_header_deadline(tmp_path):
+    gw = start_gateway(tmp_path, SLOW)
+    try:
+        raw = head(gw.key, b"Content-Length: %d\r\n" % len(BODY)) + BODY
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", gw.port)) as s:
+            # 2 bytes a second: without a deadline the head alone would take a minute.
+            got = send_slowly(s, raw, deadline=started + 3 * 1 + 0.5)
+            elapsed = time.monotonic() - started
+            assert got, "the gateway did not answer within 3x the header deadline"
+            status, headers, body = parse_reply(got)
+            assert status == 408, got
+            assert headers["content-type"] == "application/problem+json"
+            assert headers["connection"] == "close"
+            problem = json.loads(body)
+            assert problem["code"] == "request_timeout"
+            assert "limits.header_timeout" in problem["detail"]
+            assert closed_by_peer(s, timeout=5)
+        # Not before the deadline (libevent's coarse clock may fire a tick early).
+        assert elapsed >= 0.95, elapsed
+        assert metric(gw, 'sandgate_request_timeouts_total{phase="head"}') == 1
+        assert any(l.get("phase") == "head" and "408" in l["msg"] for l in gw.log_lines())
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def test_a_body_sent_byte_by_byte_is_cut_with_408_at_the_body_deadline(tmp_path):
+    gw = start_gateway(tmp_path, SLOW)
+    try:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", gw.port)) as s:
+            s.sendall(head(gw.key, b"Content-Length: %d\r\n" % len(BODY)))
+            # The body has begun by the header deadline, so it gets body_timeout more.
+            got = send_slowly(s, BODY, deadline=started + 3 * (1 + 2) + 0.5)
+            elapsed = time.monotonic() - started
+            assert got, "the gateway did not answer within 3x the deadlines"
+            status, headers, body = parse_reply(got)
+            assert status == 408, got
+            assert "limits.body_timeout" in json.loads(body)["detail"]
+            assert closed_by_peer(s, timeout=5)
+        # Past the header deadline by far: the body was given its own time.
+        assert elapsed >= 2.9, elapsed
+        assert metric(gw, 'sandgate_request_timeouts_total{phase="body"}') == 1
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def test_prompt_requests_on_a_kept_alive_connection_are_not_cut(tmp_path):
+    """The next head is timed from the previous reply plus idle_timeout: a
+    connection may idle between requests past header_timeout."""
+    gw = start_gateway(tmp_path, SLOW)
+    try:
+        raw = head(gw.key, b"Content-Length: %d\r\n" % len(BODY)) + BODY
+        with socket.create_connection(("127.0.0.1", gw.port)) as s:
+            for _ in range(3):
+                s.sendall(raw)
+                assert read_reply(s)[0] == 200
+                time.sleep(1.5)  # idle, longer than header_timeout
+        assert metric(gw, 'sandgate_request_timeouts_total{phase="head"}') == 0
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+# --- connection caps -----------------------------------------------------------
+
+
+def check_cap(gw, n, reason):
+    assert wait_for(lambda: open_connections(gw) == 0, timeout=10), open_connections(gw)
+    held = []
+    try:
+        for i in range(n):  # the (n-1)-th and the n-th are accepted and served
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            held.append(s)
+            assert healthz(s) == 200, i
+        assert open_connections(gw) == n
+        extra = socket.create_connection(("127.0.0.1", gw.port))
+        try:  # the (n+1)-th is closed without a reply
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            except OSError:
+                pass
+            extra.settimeout(5)
+            try:
+                assert extra.recv(65536) == b""
+            except ConnectionResetError:
+                pass
+        finally:
+            extra.close()
+        assert metric(gw, f'sandgate_connections_refused_total{{reason="{reason}"}}') == 1
+        for s in held:  # the ones inside the cap go on working
+            assert healthz(s) == 200
+        held.pop(0).close()  # a closed connection frees its place
+
+        def served():
+            try:
+                with socket.create_connection(("127.0.0.1", gw.port)) as s:
+                    return healthz(s) == 200
+            except (OSError, AssertionError):
+                return False
+        assert wait_for(served, timeout=10)
+        assert wait_for(lambda: open_connections(gw) == n - 1, timeout=10)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_the_per_address_cap_refuses_the_next_connection(tmp_path):
+    gw = start_gateway(tmp_path, "limits:\n  max_connections_per_address: 3\n")
+    try:
+        check_cap(gw, 3, "per_address")
+        assert any("max_connections_per_address" in l["msg"] for l in gw.log_lines())
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+def test_the_total_cap_refuses_the_next_connection(tmp_path):
+    gw = start_gateway(tmp_path, "limits:\n  max_connections: 4\n"
+                                 "  max_connections_per_address: 0\n")
+    try:
+        check_cap(gw, 4, "total")
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
+
+# --- out of descriptors -------------------------------------------------------
+
+NOFILE = 48
+
+
+def low_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def accept_lines(gw):
+    """Lines about failed accepts: ours, or libevent's own warning."""
+    return [l for l in gw.log_text().splitlines()
+            if "accept failed" in l or "Error from accept" in l]
+
+
+def test_out_of_descriptors_pauses_accepting_quietly_and_recovers(tmp_path):
+    gw = start_gateway(tmp_path, "sandbox:\n  enabled: false\nlimits:\n"
+                                 "  max_connections: 10000\n  max_connections_per_address: 0\n",
+                       popen={"preexec_fn": low_nofile})
+    held = []
+    try:
+        # Open connections until the gateway can take no more: accept fails
+        # with EMFILE and the last one waits in the kernel's backlog.
+        for _ in range(NOFILE + 10):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            held.append(s)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(1.0)
+            try:
+                if s.recv(65536).startswith(b"HTTP/1.1 200"):
+                    continue
+            except (socket.timeout, ConnectionResetError):
+                pass
+            break
+        else:
+            raise AssertionError("the gateway never ran out of descriptors")
+        lines_then, size_then = len(accept_lines(gw)), os.path.getsize(gw.log_path)
+        time.sleep(2)  # the gateway keeps trying to accept all along
+        lines = accept_lines(gw)
+        assert 1 <= len(lines) <= 3, lines[:5]
+        assert len(lines) - lines_then <= 1
+        assert os.path.getsize(gw.log_path) - size_then < 4096
+        assert "ulimit -n" in lines[0]
+        for s in held:
+            s.close()
+        held = []
+
+        def served():
+            try:
+                with socket.create_connection(("127.0.0.1", gw.port), timeout=2) as s:
+                    return healthz(s) == 200
+            except (OSError, AssertionError):
+                return False
+        assert wait_for(served, timeout=10), "the gateway did not accept again"
+        assert metric(gw, "sandgate_accept_paused_total") >= 1
+    finally:
+        for s in held:
+            s.close()
+        gw.assert_clean_exit(gw.stop())
 
 
 # --- operator endpoints --------------------------------------------------------
