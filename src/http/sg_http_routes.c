@@ -17,6 +17,7 @@
 #include "obs/sg_log.h"
 #include "path/sg_path.h"
 #include "sandbox/sg_frame.h"
+#include "throttle/sg_unauth.h"
 
 #define CONNECTOR_PREFIX "/v1/connectors/"
 
@@ -302,6 +303,45 @@ framing_ok_or_reply(struct sg_http_ctx *c)
 	return false;
 }
 
+/*
+ * An address whose requests keep failing identify is refused before it,
+ * with 429: its key is not even checked (sg_unauth.h).  Only /v1/ paths
+ * identify; the health endpoints stay open.
+ */
+static bool
+unauth_gate_or_reply(struct sg_http_ctx *c)
+{
+	const struct sg_client *cl = sg_conn_client(c->conn);
+	uint64_t wait_ns = 0;
+	char v[24], detail[192];
+	if (cl == NULL || strncmp(c->path, "/v1/", 4) != 0 ||
+	    sg_unauth_gate(c->t->server->gw->unauth, cl->key, c->start_ns, &wait_ns))
+		return true;
+	unsigned long long s = wait_ns / 1000000000ull + (wait_ns % 1000000000ull != 0);
+	s = s ? s : 1;
+	snprintf(v, sizeof(v), "%llu", s);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
+	snprintf(detail, sizeof(detail),
+	         "too many requests without a valid API key came from %s; it may try again in "
+	         "%llu s",
+	         cl->text, s);
+	sg_http_send_problem(c, SG_P_UNAUTHENTICATED_LIMITED, detail);
+	return false;
+}
+
+/* The public API: identify, and everything after it, knows who the client is. */
+static void
+dispatch_public(struct sg_http_ctx *c)
+{
+	const struct sg_client *cl = sg_conn_client(c->conn);
+	if (!unauth_gate_or_reply(c))
+		return;
+	if (cl != NULL)
+		sg_unauth_enter(cl->key, cl->text);
+	dispatch(c);
+	sg_unauth_leave();
+}
+
 static void
 on_request(struct evhttp_request *req, struct sg_io_thread *t, bool admin)
 {
@@ -328,7 +368,7 @@ on_request(struct evhttp_request *req, struct sg_io_thread *t, bool admin)
 		if (admin)
 			dispatch_admin(c);
 		else
-			dispatch(c);
+			dispatch_public(c);
 	}
 	if (!c->is_suspended)
 		sg_http_done(c);

@@ -20,6 +20,7 @@
 #include "http/sg_http.h"
 #include "http/sg_server.h"
 #include "obs/sg_log.h"
+#include "throttle/sg_unauth.h"
 
 static int
 resolve(const char *host, unsigned port_no, struct addrinfo **out, char *err, size_t errlen)
@@ -303,6 +304,10 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 		goto fail;
 	if ((s->conn = sg_conn_shared_new(s->cfg, err, errlen)) == NULL)
 		goto fail;
+	if ((gw->unauth = sg_unauth_new(s->cfg)) == NULL) {
+		snprintf(err, errlen, "out of memory for the unauthenticated refusals table");
+		goto fail;
+	}
 	for (int i = 0; i < s->n_threads; i++) {
 		s->threads[i].index = i;
 		s->threads[i].listen_fd = -1;
@@ -350,5 +355,7 @@ sg_server_free(struct sg_server *s)
 	}
 	free(s->threads);
 	sg_conn_shared_free(s->conn);
+	sg_unauth_free(s->gw->unauth); /* after the last request */
+	s->gw->unauth = NULL;
 	free(s);
 }

@@ -261,13 +261,25 @@ render_transport(FILE *f)
 	        "# HELP sandgate_accept_paused_total Times accepting paused: accept failed, "
 	        "e.g. out of file descriptors.\n"
 	        "# TYPE sandgate_accept_paused_total counter\n"
-	        "sandgate_accept_paused_total %llu\n",
+	        "sandgate_accept_paused_total %llu\n"
+	        "# HELP sandgate_unauthenticated_total Requests refused for want of a valid key: "
+	        "by identify (refused), or before it, the address being over its rate (limited).\n"
+	        "# TYPE sandgate_unauthenticated_total counter\n"
+	        "sandgate_unauthenticated_total{result=\"refused\"} %llu\n"
+	        "sandgate_unauthenticated_total{result=\"limited\"} %llu\n"
+	        "# HELP sandgate_unauthenticated_recorded_total Of those, the ones written to the "
+	        "audit (a sample per client address).\n"
+	        "# TYPE sandgate_unauthenticated_recorded_total counter\n"
+	        "sandgate_unauthenticated_recorded_total %llu\n",
 	        (long long)atomic_load_explicit(&sg_gauges.conns_open, memory_order_relaxed),
 	        (unsigned long long)load(&sg_gauges.conns_refused[SG_CONN_REFUSED_TOTAL]),
 	        (unsigned long long)load(&sg_gauges.conns_refused[SG_CONN_REFUSED_PER_ADDRESS]),
 	        (unsigned long long)load(&sg_gauges.request_timeouts[0]),
 	        (unsigned long long)load(&sg_gauges.request_timeouts[1]),
-	        (unsigned long long)load(&sg_gauges.accept_paused));
+	        (unsigned long long)load(&sg_gauges.accept_paused),
+	        (unsigned long long)load(&sg_gauges.unauth_refused),
+	        (unsigned long long)load(&sg_gauges.unauth_limited),
+	        (unsigned long long)load(&sg_gauges.unauth_recorded));
 }
 
 char *

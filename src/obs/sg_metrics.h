@@ -49,6 +49,10 @@ struct sg_metrics_gauges {
 	_Atomic uint64_t conns_refused[SG_CONN_REFUSED_COUNT];
 	_Atomic uint64_t request_timeouts[2]; /* 0: head, 1: body */
 	_Atomic uint64_t accept_paused;
+	/* Requests refused for want of a valid key (src/throttle/sg_unauth.c). */
+	_Atomic uint64_t unauth_refused;  /* by identify: 401 */
+	_Atomic uint64_t unauth_limited;  /* before identify, the address over its rate: 429 */
+	_Atomic uint64_t unauth_recorded; /* of both, the ones written to the audit */
 };
 
 /* Returns a zeroed shard registered for scraping; NULL past the maximum. */

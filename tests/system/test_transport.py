@@ -8,6 +8,7 @@ import re
 import resource
 import secrets
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -430,3 +431,56 @@ def test_an_admin_token_others_can_read_stops_the_start(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert f"chmod 600 {path}" in p.stderr, p.stderr
+
+
+# --- requests without a key ----------------------------------------------------
+
+UNAUTH = ("limits:\n  unauthenticated_rate: 1/m\n  unauthenticated_burst: 5\n"
+          "  unauthenticated_audit_every: 1m\n")
+
+
+def call_from(gw, source, key=None):
+    """One governed call from source address `source` (another loopback address)."""
+    with socket.create_connection(("127.0.0.1", gw.port), source_address=(source, 0)) as s:
+        s.sendall(head(key, b"Content-Length: %d\r\nConnection: close\r\n" % len(BODY)) + BODY)
+        status, headers, body = read_reply(s)
+        return status, headers, json.loads(body)
+
+
+def unauthenticated_rows(gw):
+    con = sqlite3.connect(os.path.join(gw.data_dir, "sandgate.db"), timeout=5)
+    try:
+        return con.execute("SELECT reason FROM decisions WHERE decision = 'unauthenticated'"
+                           ).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_flood_without_keys_is_limited_per_address_counted_and_sampled(tmp_path):
+    gw = start_gateway(tmp_path, UNAUTH)
+    try:
+        flood = [call_from(gw, "127.0.0.1") for _ in range(30)]
+        codes = [body["code"] for _, _, body in flood]
+        # The burst of 5 reaches identify; after that the address is refused before it.
+        assert codes == ["key_missing"] * 5 + ["unauthenticated_limited"] * 25, codes
+        status, headers, body = flood[-1]
+        assert status == 429 and headers["content-type"] == "application/problem+json"
+        assert 1 <= int(headers["retry-after"]) <= 60, headers
+        assert "127.0.0.1" in body["detail"]
+        # Limited means not checked: a good key from that address waits too.
+        assert call_from(gw, "127.0.0.1", key=gw.key)[2]["code"] == "unauthenticated_limited"
+        # Another address is not held to this one's failures.
+        assert call_from(gw, "127.0.0.2")[2]["code"] == "key_missing"
+        assert call_from(gw, "127.0.0.2", key=gw.key)[0] == 200
+        # Every refusal is counted; the audit has one row per address per minute.
+        assert metric(gw, 'sandgate_unauthenticated_total{result="refused"}') == 6
+        assert metric(gw, 'sandgate_unauthenticated_total{result="limited"}') == 26
+        assert wait_for(lambda: len(unauthenticated_rows(gw)) >= 2, timeout=10)
+        gw.stop()  # the writer flushes everything it was given
+        rows = unauthenticated_rows(gw)
+        assert len(rows) == 2, rows
+        assert {"127.0.0.1", "127.0.0.2"} == {
+            re.search(r"client (\S+);", r[0]).group(1) for r in rows}, rows
+    finally:
+        gw.assert_clean_exit(gw.stop())
+
