@@ -64,6 +64,7 @@ struct sg_conn_shared {
 	struct sg_ratetable *by_addr; /* open connections per client; NULL: no cap */
 	unsigned char hash_key[crypto_shorthash_KEYBYTES];
 	struct timeval head, next_head, body, linger, pause;
+	uint64_t head_ns, next_head_ns, body_ns;
 	size_t max_head;
 };
 
@@ -86,6 +87,7 @@ struct sg_conn {
 	bool counted;                 /* holds one of its listener's places */
 	bool answered;                /* has had a reply: evhttp's timer is idle_timeout since */
 	enum conn_phase phase;
+	uint64_t due_ns; /* when the phase's deadline passes (monotonic) */
 	evutil_socket_t fd;
 	struct sg_client client;
 	struct sg_conn *next_new;
@@ -188,6 +190,9 @@ sg_conn_shared_new(const struct sg_config *cfg, char *err, size_t errlen)
 	ms_tv(&sh->body, cfg->body_timeout_ms);
 	ms_tv(&sh->linger, LINGER_MS);
 	ms_tv(&sh->pause, ACCEPT_PAUSE_MS);
+	sh->head_ns = (uint64_t)cfg->header_timeout_ms * 1000000ull;
+	sh->next_head_ns = ((uint64_t)cfg->idle_timeout_ms + cfg->header_timeout_ms) * 1000000ull;
+	sh->body_ns = (uint64_t)cfg->body_timeout_ms * 1000000ull;
 	sh->max_head = cfg->max_header_bytes;
 	if (cfg->max_connections && (uint64_t)cfg->max_connections + reserve > nofile)
 		sg_log(
@@ -497,8 +502,17 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	/* A request handed to us, or a reply being written: the reply re-arms the timer. */
 	if (!reading(cn))
 		return;
+	/* A reply moved the deadline on since the timer was set (sg_conn_replying). */
+	uint64_t now = sg_mono_ns();
+	if (now < cn->due_ns) {
+		struct timeval left;
+		ms_tv(&left, (cn->due_ns - now + 999999) / 1000000);
+		event_add(cn->timer, &left);
+		return;
+	}
 	if (cn->phase == PHASE_HEAD && body_begun(cn)) {
 		cn->phase = PHASE_BODY;
+		cn->due_ns = now + cn->site->cs->sh->body_ns;
 		event_add(cn->timer, cn->site->cs->body_tv);
 		return;
 	}
@@ -529,6 +543,7 @@ adopt(struct sg_conn *cn)
 		evhttp_connection_free(cn->evcon); /* on_close gives back what was taken */
 		return;
 	}
+	cn->due_ns = sg_mono_ns() + cs->sh->head_ns;
 	event_add(cn->timer, cs->head_tv);
 }
 
@@ -695,14 +710,21 @@ sg_conn_client(const struct sg_conn *cn)
 	return cn ? &cn->client : NULL;
 }
 
-/* The reply has been written: the next request's head is timed from now. */
+/*
+ * The reply has been written: the next request's head is timed from now.
+ * A timer still pending is left alone, to fire at its earlier time and
+ * re-arm for what is left, so that most replies cost a clock read, not a
+ * timer operation.
+ */
 static void
 on_reply_written(struct evhttp_request *req, void *arg)
 {
 	struct sg_conn *cn = arg;
 	(void)req;
 	cn->phase = PHASE_HEAD;
-	event_add(cn->timer, cn->site->cs->next_head_tv);
+	cn->due_ns = sg_mono_ns() + cn->site->cs->sh->next_head_ns;
+	if (!evtimer_pending(cn->timer, NULL))
+		event_add(cn->timer, cn->site->cs->next_head_tv);
 }
 
 void
