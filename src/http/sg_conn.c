@@ -733,6 +733,8 @@ sg_conn_replying(struct sg_io_thread *t, struct sg_conn *cn, struct evhttp_reque
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon == NULL)
 		return;
+	if (cn != NULL && cn->evcon != evcon)
+		cn = NULL; /* defensive: the context's connection is the request's own */
 	/*
 	 * evhttp keeps one timer per connection, restarted by every byte: it
 	 * bounds silence, not time.  read_timeout until the first reply, then

@@ -60,8 +60,8 @@ struct sg_conn *sg_conn_of(struct sg_io_thread *t, struct evhttp_request *req);
 const struct sg_client *sg_conn_client(const struct sg_conn *cn);
 /*
  * Called with every reply, before it is sent: the next request's head is
- * timed from the moment this one's reply has been written.  `cn` may be
- * NULL (an untracked connection).
+ * timed from the moment this one's reply has been written.  `cn` is the
+ * request's connection from sg_conn_of, or NULL (untracked).
  */
 void sg_conn_replying(struct sg_io_thread *t, struct sg_conn *cn, struct evhttp_request *req);
 

@@ -77,8 +77,10 @@ struct sg_http_ctx {
 	struct event *wake_ev;
 	struct sg_snapshot *pinned;
 	struct sg_http_ctx *prev, *next;
-	struct sg_conn *conn; /* the connection it came on; NULL if untracked; valid in dispatch */
-	bool admin;           /* it came on the admin listener */
+	/* The connection it came on, NULL if untracked; open until the reply (evhttp reads
+	 * nothing while a handler holds the request, so it cannot see it close). */
+	struct sg_conn *conn;
+	bool admin; /* it came on the admin listener */
 	char connector_name[96], operation_name[96];
 	struct sg_req req_state;
 };

@@ -102,7 +102,7 @@ sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t le
 	if (out)
 		evbuffer_add(out, text, len);
 	common_headers(c, content_type);
-	sg_conn_replying(c->t, sg_conn_of(c->t, c->req), c->req);
+	sg_conn_replying(c->t, c->conn, c->req);
 	evhttp_send_reply(c->req, status, reason_phrase(status), NULL);
 }
 
