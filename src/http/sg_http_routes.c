@@ -253,7 +253,7 @@ sg_http_spare_free(struct sg_io_thread *t)
 	t->n_spare = 0;
 }
 
-/* The value without its leading zeros: "007" and "7" are the same length. */
+/* The digits without leading zeros, so that "007" and "7" compare as one length. */
 static const char *
 skip_zeros(const char *v)
 {
