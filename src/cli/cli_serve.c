@@ -22,15 +22,17 @@
 
 static const char serve_help[] =
     "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
-    "                      [--threads N] [--demo]\n"
+    "                      [--threads N] [--admin-listen HOST:PORT|off] [--demo]\n"
     "\n"
+    "  --admin-listen  where /metrics and the detailed /readyz are served\n"
+    "           (default 127.0.0.1:8091; off: only with the admin token)\n"
     "  --demo   on first start (no definitions stored yet) apply the bundled\n"
     "           examples, create one key per demo role and print a quick start\n"
     "\n"
     "Signals: SIGHUP reloads the catalog and policy; SIGTERM drains and exits.\n";
 
 struct serve_opts {
-	const char *config, *listen, *data_dir;
+	const char *config, *listen, *admin_listen, *data_dir;
 	int threads;
 	bool demo;
 };
@@ -41,6 +43,7 @@ parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"listen", required_argument, NULL, 'l'},
+	    {"admin-listen", required_argument, NULL, 'a'},
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"threads", required_argument, NULL, 't'},
 	    {"demo", no_argument, NULL, 'D'},
@@ -57,6 +60,9 @@ parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 'l':
 			o->listen = optarg;
+			break;
+		case 'a':
+			o->admin_listen = optarg;
 			break;
 		case 'd':
 			o->data_dir = optarg;
@@ -97,6 +103,10 @@ load_config(struct sg_config *cfg, const struct serve_opts *o)
 	sg_diags_free(&d);
 	if (o->listen && sg_config_set_listen(cfg, o->listen) != 0)
 		return sg_cli_fail("--listen must look like 127.0.0.1:8080 or [::1]:8080"), -1;
+	if (o->admin_listen && sg_config_set_admin_listen(cfg, o->admin_listen) != 0)
+		return sg_cli_fail("--admin-listen must look like 127.0.0.1:8091 or [::1]:8091, or "
+		                   "be off"),
+		       -1;
 	if (o->threads)
 		cfg->threads = o->threads;
 	if (o->data_dir || !o->config) {

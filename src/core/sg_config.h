@@ -4,14 +4,23 @@
  * file.
  *
  *   listen: 127.0.0.1:8080
+ *   admin_listen: 127.0.0.1:8091  # /metrics and the detailed /readyz; "off": none
+ *   admin_token_file: /etc/sandgate/admin.token  # or those two with this bearer token
  *   threads: 2
  *   data_dir: ./data
  *   limits:
  *     max_header_bytes: 8192
  *     max_body_bytes: 1048576
  *     max_json_depth: 32
- *     read_timeout: 10s      # reading one request, headers and body
- *     idle_timeout: 60s      # an idle keep-alive connection
+ *     read_timeout: 10s      # longest silence while reading a first request
+ *     idle_timeout: 60s      # an idle keep-alive connection, and silence after it
+ *     header_timeout: 10s    # a request's head, whatever the pace: then 408
+ *     body_timeout: 30s      # its body, after the header deadline: then 408
+ *     max_connections: 0     # open at once; 0: from RLIMIT_NOFILE
+ *     max_connections_per_address: 256  # 0: no cap per client address
+ *     unauthenticated_rate: 1/s   # refusals for want of a key, per client address,
+ *     unauthenticated_burst: 20   # beyond which the address gets 429 before identify
+ *     unauthenticated_audit_every: 10s  # one audit record per address per interval
  *     drain_timeout: 10s     # in-flight work allowed to finish on SIGTERM
  *   simulator:
  *     seed: 42
@@ -74,6 +83,9 @@ enum sg_cgroups_setting { SG_CGROUPS_STRICT, SG_CGROUPS_BEST_EFFORT, SG_CGROUPS_
 struct sg_config {
 	char listen_host[256];
 	uint16_t listen_port;
+	char admin_host[256];
+	uint16_t admin_port;     /* 0: no admin listener */
+	char *admin_token_file;  /* owned; NULL: no admin token */
 	int threads;             /* 1..64 */
 	char *data_dir;          /* owned */
 	size_t max_header_bytes; /* 1 KiB .. 1 MiB */
@@ -82,6 +94,13 @@ struct sg_config {
 	uint32_t read_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t drain_timeout_ms;
+	uint32_t header_timeout_ms;
+	uint32_t body_timeout_ms;
+	int max_connections;      /* 0: derived from RLIMIT_NOFILE at start */
+	int max_conns_per_addr;   /* 0: no cap per client address */
+	char unauth_rate[24];     /* "1/s": a rate sg_limit_parse accepts */
+	int unauth_burst;         /* 1 .. 100000 */
+	uint32_t unauth_audit_ms; /* 0: every refusal is recorded */
 	uint64_t simulator_seed;
 	bool log_requests;
 	/* Sessions alive at once per API key: 1 .. 100000. */
@@ -139,6 +158,8 @@ bool sg_config_audit_fail_closed(const struct sg_config *c, bool live);
 
 /* "host:port" → fields; -1 when malformed.  Shared with --listen. */
 int sg_config_set_listen(struct sg_config *c, const char *hostport);
+/* "host:port", or "off" for no admin listener; -1 when malformed.  Shared with --admin-listen. */
+int sg_config_set_admin_listen(struct sg_config *c, const char *hostport);
 /* "250ms", "10s", "5m", "1h", "2d" → milliseconds; -1 when malformed. */
 int sg_duration_parse_ms(const char *s, uint64_t *ms);
 

@@ -217,6 +217,19 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                        "Try again. If it keeps happening, tell your platform admin and include the "
                        "trace_id.",
                        SG_DEC_ERROR},
+    [SG_P_REQUEST_TIMEOUT] = {"request_timeout", 408, "The request took too long to arrive",
+                              TYPE_BASE "request-timeout",
+                              "Send the whole request at once, without pauses: the gateway "
+                              "waits a limited time for a request's headers and body. On a "
+                              "slow link, send smaller bodies.",
+                              SG_DEC_INVALID},
+    [SG_P_UNAUTHENTICATED_LIMITED] =
+        {"unauthenticated_limited", 429, "Too many requests without a valid key",
+         IANA_TYPE "abnormal-usage-detected",
+         "Requests from your address were refused for want of a valid API key too often. "
+         "Check the key your client sends (GET /v1/me/usage with it says whether it works), "
+         "then wait for the number of seconds in the Retry-After header.",
+         SG_DEC_UNAUTHENTICATED},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {
