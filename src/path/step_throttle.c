@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sg_fmt.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_throttle_metrics.h"
 #include "path/step_throttle_int.h"
@@ -220,22 +221,12 @@ shed_or_next(struct sg_req *r)
 	                   (long long)load, sg_class_name(r->cls));
 }
 
-/* "2026-11-28T00:00:00Z" */
-static void
-format_utc(int64_t s, char *buf, size_t n)
-{
-	time_t t = (time_t)s;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static enum sg_step_rc
 refuse_budget(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_budgets *b)
 {
 	const struct sg_spend_line *ln = &tc->spend.line[tc->spend.refused];
-	char resets[32];
-	format_utc(ln->resets_at, resets, sizeof(resets));
+	char resets[SG_UTC_LEN];
+	sg_fmt_utc(ln->resets_at, resets);
 	r->problem_ext = json_pack(
 	    "{s:{s:s, s:s, s:f, s:f, s:s, s:s, s:s}}", "budget", "scope",
 	    sg_budget_scope_name(ln->scope), "period", sg_budget_period_name(ln->period), "limit",
