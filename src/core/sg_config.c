@@ -126,8 +126,8 @@ sg_config_defaults(struct sg_config *c)
 	c->body_timeout_ms = 30 * 1000;
 	c->max_connections = 0;
 	c->max_conns_per_addr = 256;
-	strcpy(c->unauth_rate, "1/s");
-	c->unauth_burst = 20;
+	strcpy(c->unauth_rate, "10/s");
+	c->unauth_burst = 100;
 	c->unauth_audit_ms = 10 * 1000;
 	c->simulator_seed = 42;
 	c->log_requests = true;

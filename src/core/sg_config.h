@@ -18,8 +18,8 @@
  *     body_timeout: 30s      # its body, after the header deadline: then 408
  *     max_connections: 0     # open at once; 0: from RLIMIT_NOFILE
  *     max_connections_per_address: 256  # 0: no cap per client address
- *     unauthenticated_rate: 1/s   # refusals for want of a key, per client address,
- *     unauthenticated_burst: 20   # beyond which the address gets 429 before identify
+ *     unauthenticated_rate: 10/s  # refusals for want of a key, per client address,
+ *     unauthenticated_burst: 100  # beyond which the address gets 429 before identify
  *     unauthenticated_audit_every: 10s  # one audit record per address per interval
  *     drain_timeout: 10s     # in-flight work allowed to finish on SIGTERM
  *   simulator:

@@ -735,8 +735,8 @@ test_transport_settings(void **state)
 	assert_int_equal(c.body_timeout_ms, 30000);
 	assert_int_equal(c.max_connections, 0);
 	assert_int_equal(c.max_conns_per_addr, 256);
-	assert_string_equal(c.unauth_rate, "1/s");
-	assert_int_equal(c.unauth_burst, 20);
+	assert_string_equal(c.unauth_rate, "10/s");
+	assert_int_equal(c.unauth_burst, 100);
 	assert_int_equal(c.unauth_audit_ms, 10000);
 	assert_int_equal(parse(&c,
 	                       "admin_listen: \"[::1]:9999\"\nadmin_token_file: /etc/sg.token\n"
