@@ -125,6 +125,7 @@ struct sg_req {
 	} session_hold;
 	enum sg_queue_state queue_state;
 	struct sg_fairq_item qitem; /* while waiting in a tenant queue */
+	uint64_t queue_wait_us;     /* how long it waited there (admitted or refused); 0: never */
 	size_t next_step;
 
 	/* Outcome. */

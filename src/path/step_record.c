@@ -102,6 +102,7 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	copy(d.code, sizeof(d.code), r->problem ? r->problem->code : "ok");
 	copy(d.reason, sizeof(d.reason), r->problem ? r->detail : "allowed by policy");
 	d.latency_us = (int64_t)latency_us;
+	d.queue_wait_us = (int64_t)r->queue_wait_us;
 	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;
 	if (r->principal.session)
 		copy(d.session_id, sizeof(d.session_id), r->principal.session->id);

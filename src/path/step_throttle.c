@@ -143,7 +143,8 @@ shed_or_next(struct sg_req *r)
 static enum sg_step_rc
 refuse_after_wait(struct sg_req *r)
 {
-	uint64_t waited_ms = (r->now_ns - r->qitem.enqueued_at) / 1000000ull;
+	r->queue_wait_us = (r->now_ns - r->qitem.enqueued_at) / 1000ull;
+	uint64_t waited_ms = r->queue_wait_us / 1000ull;
 	uint64_t ready = r->qitem.ready_at;
 	r->verdict.retry_after_ns = ready > r->now_ns ? ready - r->now_ns : 1;
 	atomic_fetch_add_explicit(&sg_throttle_stats.queue_expired, 1, memory_order_relaxed);
@@ -360,7 +361,8 @@ sg_throttle_retry(struct sg_req *r, uint64_t now)
 	}
 	r->queue_state = SG_Q_ADMITTED;
 	r->has_verdict = r->verdict.has_closest;
-	sg_metrics_queue_wait((now - r->qitem.enqueued_at) / 1000);
+	r->queue_wait_us = (now - r->qitem.enqueued_at) / 1000;
+	sg_metrics_queue_wait(r->queue_wait_us);
 	return true;
 }
 

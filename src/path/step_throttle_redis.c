@@ -195,7 +195,8 @@ sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl)
 		return sg_throttle_queue_or_refuse(r);
 	if (r->queue_state == SG_Q_ASK_AGAIN) {
 		r->queue_state = SG_Q_ADMITTED;
-		sg_metrics_queue_wait((r->now_ns - r->qitem.enqueued_at) / 1000);
+		r->queue_wait_us = (r->now_ns - r->qitem.enqueued_at) / 1000;
+		sg_metrics_queue_wait(r->queue_wait_us);
 	}
 	return take_caps(r, rl);
 }
