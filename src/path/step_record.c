@@ -82,6 +82,8 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	struct sg_decision d;
 	struct timeval tv;
 
+	/* Read with the latency, before any bookkeeping: ts_us - latency_us is the arrival. */
+	gettimeofday(&tv, NULL);
 	if (r->op != NULL && r->principal.key != NULL)
 		count_cost(r);
 	if (r->principal.session && r->status == 200)
@@ -89,7 +91,6 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	if (r->gw->recorder == NULL)
 		return;
 	memset(&d, 0, sizeof(d));
-	gettimeofday(&tv, NULL);
 	d.ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 	copy(d.trace_id, sizeof(d.trace_id), r->trace.trace_id);
 	fill_principal(&d, r);
