@@ -3,9 +3,11 @@ with a fresh data directory per test module.  Nothing is mocked."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -198,3 +200,39 @@ def fresh_key(gw, role, mode="sandbox", ttl=None, tenant="acme"):
 
 
 CONTACT_MIN = {"email": "ada@example.com", "name": "Ada"}
+
+
+def audit(data_dir, where="1", params=(), until=lambda rows: True, timeout=10.0):
+    """The audit record's decisions matching `where` (SQL over the decisions
+    table), oldest first, as dicts, once `until(rows)` holds.  The writer
+    thread records in batches, so a test polls for the rows it waits for."""
+    db = os.path.join(data_dir, "sandgate.db")
+    rows = []
+
+    def read():
+        nonlocal rows
+        con = sqlite3.connect(db, timeout=5)
+        con.row_factory = sqlite3.Row
+        try:
+            rows = [dict(r) for r in con.execute(
+                f"SELECT * FROM decisions WHERE {where} ORDER BY id", params)]
+        finally:
+            con.close()
+        return until(rows)
+    assert wait_for(read, timeout=timeout, interval=0.05), (
+        f"the audit record did not reach the expected state within {timeout} s: "
+        f"{len(rows)} rows where {where} {params}")
+    return rows
+
+
+def arrival_us(row):
+    """When the gateway received a recorded call, in unix microseconds: the
+    record's time less the gateway's own receipt-to-reply latency."""
+    return row["ts_us"] - row["latency_us"]
+
+
+def metric(gw, name):
+    """One sample of the gateway's /metrics, e.g. 'sandgate_queued_total' or
+    'sandgate_shed_total{class="normal"}'; None when absent."""
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", gw.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else None
