@@ -73,8 +73,9 @@ def test_one_json_log_line_per_request(gateway):
     assert wait_for(lambda: len(found()) == 1)
     line = found()[0]
     for field in ("ts", "trace_id", "tenant", "user", "connector", "operation", "status",
-                  "latency_us", "decision"):
+                  "latency_us", "decision", "queue_wait_us"):
         assert field in line, line
+    assert line["queue_wait_us"] == 0  # it never waited for a turn
     assert line["connector"] == "crm" and line["status"] == 200 and line["decision"] == "allowed"
     assert line["tenant"] == gateway.tenant
 
