@@ -16,6 +16,11 @@ all: build
 deps:
 	@scripts/install-deps
 
+# Test builds: the SANDGATE_TEST_* hooks the system tests use, and warnings
+# as errors.  A build people run (make build, a plain `meson setup`) has
+# neither: a newer compiler's new warning must not stop `make demo`.
+TEST_OPTS = -Dtest_hooks=true -Dwerror=true
+
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Db_ndebug=true
 
@@ -26,29 +31,35 @@ demo: build
 	@rm -rf $(DEMO_DIR)
 	$(BUILD)/sandgate serve --demo --data-dir $(DEMO_DIR) --listen $(LISTEN)
 
-$(ASAN)/build.ninja:
-	CC=clang meson setup $(ASAN) --buildtype=debug -Db_sanitize=address,undefined \
-	    -Db_lundef=false -Dc_args=-fno-sanitize-recover=all
+# A stamp, not build.ninja, so a test build set up before TEST_OPTS changed
+# (or before an option existed) is reconfigured with them once.
+$(ASAN)/.test-opts: Makefile
+	if [ -f $(ASAN)/build.ninja ]; then meson setup --reconfigure $(ASAN) $(TEST_OPTS); \
+	else CC=clang meson setup $(ASAN) --buildtype=debug -Db_sanitize=address,undefined \
+	    -Db_lundef=false -Dc_args=-fno-sanitize-recover=all $(TEST_OPTS); fi
+	@touch $@
 
-unit: deps $(ASAN)/build.ninja
+unit: deps $(ASAN)/.test-opts
 	@ninja -C $(ASAN)
 	meson test -C $(ASAN) --print-errorlogs --num-processes 2
 
-system: deps $(ASAN)/build.ninja
+system: deps $(ASAN)/.test-opts
 	@ninja -C $(ASAN)
 	SANDGATE_BIN=$(CURDIR)/$(ASAN)/sandgate $(PYTHON) -m pytest -q -p no:cacheprovider tests/system
 
 check: unit system fuzz-replay
 
-$(FUZZ)/build.ninja:
-	CC=clang meson setup $(FUZZ) --buildtype=debug -Dfuzz=true \
-	    -Db_sanitize=address,undefined -Db_lundef=false
+$(FUZZ)/.test-opts: Makefile
+	if [ -f $(FUZZ)/build.ninja ]; then meson setup --reconfigure $(FUZZ) $(TEST_OPTS); \
+	else CC=clang meson setup $(FUZZ) --buildtype=debug -Dfuzz=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false $(TEST_OPTS); fi
+	@touch $@
 
-fuzz: deps $(FUZZ)/build.ninja
+fuzz: deps $(FUZZ)/.test-opts
 	@ninja -C $(FUZZ)
 	scripts/run-fuzzers $(FUZZ) $(FUZZ_SECONDS)
 
-fuzz-replay: deps $(FUZZ)/build.ninja
+fuzz-replay: deps $(FUZZ)/.test-opts
 	@ninja -C $(FUZZ)
 	scripts/run-fuzzers $(FUZZ) 0
 

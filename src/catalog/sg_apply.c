@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,31 +75,102 @@ scalar_at(struct fy_document *doc, const char *key)
 }
 
 /*
+ * What one walk over a path given to apply knows.  Apply follows no
+ * symbolic link to a directory: four links to "." beside one connector made
+ * 4^8 copies of it (27 s, 262,144 errors), and a link can lead anywhere.
+ * A link to a file is followed only when it stays inside `root`, so a
+ * checkout cannot make apply read (and quote in its errors) a file from
+ * elsewhere on the machine.  `dirs` holds the directories being walked, so
+ * a loop that needs no link (a bind mount) is refused, not walked.
+ */
+#define WALK_MAX_DEPTH 8
+
+struct walk {
+	struct doc_list *l;
+	struct sg_diags *d;
+	char root[PATH_MAX]; /* the real path of the directory given (or of a file's) */
+	struct stat dirs[WALK_MAX_DEPTH + 2];
+	int n_dirs;
+	size_t skipped_links;
+	char first_skipped[PATH_MAX];
+};
+
+/* `real` is `root` itself or under it. */
+static bool
+inside(const char *root, const char *real)
+{
+	size_t n = strlen(root);
+	if (n == 0)
+		return false;
+	if (n == 1 && root[0] == '/')
+		return true;
+	return strncmp(root, real, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+/*
+ * A symbolic link found below a path given: 0 to read what it names, -1
+ * to leave it (skipped, or refused with an error).
+ */
+static int
+check_link(struct walk *w, const char *path, bool wanted)
+{
+	struct stat st;
+	char real[PATH_MAX];
+	if (stat(path, &st) != 0) {
+		if (wanted)
+			sg_diags_add(w->d, path, 0, 0, "a symbolic link to nothing (%s)",
+			             strerror(errno));
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		if (w->skipped_links++ == 0)
+			snprintf(w->first_skipped, sizeof(w->first_skipped), "%s", path);
+		return -1;
+	}
+	if (!wanted)
+		return -1;
+	if (realpath(path, real) == NULL) {
+		sg_diags_add(w->d, path, 0, 0, "cannot resolve the symbolic link: %s",
+		             strerror(errno));
+		return -1;
+	}
+	if (!inside(w->root, real)) {
+		sg_diags_add(w->d, path, 0, 0,
+		             "a symbolic link to %s, outside %s: apply reads only files inside the "
+		             "paths it is given; copy the file in, or name it with -f",
+		             real, w->root);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * A template's script lives beside its manifest as main.lua and is stored
  * as its own document, so a changed script alone makes a new version.
  * A missing main.lua is reported when the template is checked.
  */
 static void
-load_template_source(struct doc_list *l, const char *manifest, const char *name, struct sg_diags *d)
+load_template_source(struct walk *w, const char *manifest, const char *name)
 {
 	char path[4096];
 	const char *slash = strrchr(manifest, '/');
 	int dir = slash ? (int)(slash - manifest) : 1;
 	snprintf(path, sizeof(path), "%.*s/main.lua", dir, slash ? manifest : ".");
 	struct stat st;
-	if (stat(path, &st) != 0)
+	if (lstat(path, &st) != 0 || (S_ISLNK(st.st_mode) && check_link(w, path, true) != 0))
 		return;
-	char *text = read_file(path, d);
-	if (text != NULL && push_doc(l, "template_source", name, path, text) != 0) {
-		sg_diags_add(d, path, 0, 0, "out of memory");
+	char *text = read_file(path, w->d);
+	if (text != NULL && push_doc(w->l, "template_source", name, path, text) != 0) {
+		sg_diags_add(w->d, path, 0, 0, "out of memory");
 		free(text);
 	}
 }
 
 /* Reads one file and works out its kind and name; the full check comes later. */
 static void
-load_file(struct doc_list *l, const char *path, struct sg_diags *d)
+load_file(struct walk *w, const char *path)
 {
+	struct sg_diags *d = w->d;
 	char *text = read_file(path, d);
 	if (text == NULL)
 		return;
@@ -118,11 +191,11 @@ load_file(struct doc_list *l, const char *path, struct sg_diags *d)
 		sg_yaml_error(d, path, fy_document_root(doc),
 		              "a definition needs a \"name:\" at the top");
 		free(text);
-	} else if (push_doc(l, kind, name, path, text) != 0) {
+	} else if (push_doc(w->l, kind, name, path, text) != 0) {
 		sg_diags_add(d, path, 0, 0, "out of memory");
 		free(text);
 	} else if (strcmp(kind, "template") == 0) {
-		load_template_source(l, path, name, d);
+		load_template_source(w, path, name);
 	}
 	fy_document_destroy(doc);
 }
@@ -141,18 +214,18 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void walk(struct doc_list *l, const char *path, int depth, struct sg_diags *d);
+static void walk(struct walk *w, const char *path, int depth);
 
 /* Sorted, so that errors and versions come out in the same order every time. */
 static void
-walk_dir(struct doc_list *l, const char *path, int depth, struct sg_diags *d)
+walk_dir(struct walk *w, const char *path, int depth)
 {
 	DIR *dir = opendir(path);
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *e;
 	if (dir == NULL) {
-		sg_diags_add(d, path, 0, 0, "cannot open directory: %s", strerror(errno));
+		sg_diags_add(w->d, path, 0, 0, "cannot open directory: %s", strerror(errno));
 		return;
 	}
 	while ((e = readdir(dir)) != NULL) {
@@ -174,28 +247,84 @@ walk_dir(struct doc_list *l, const char *path, int depth, struct sg_diags *d)
 	for (size_t i = 0; i < n; i++) {
 		char child[4096];
 		snprintf(child, sizeof(child), "%s/%s", path, names[i]);
-		walk(l, child, depth + 1, d);
+		walk(w, child, depth + 1);
 		free(names[i]);
 	}
 	free(names);
 }
 
+/* -1 when the directory `st` is already being walked: a loop. */
+static int
+enter_dir(struct walk *w, const char *path, const struct stat *st)
+{
+	for (int i = 0; i < w->n_dirs; i++)
+		if (w->dirs[i].st_dev == st->st_dev && w->dirs[i].st_ino == st->st_ino) {
+			sg_diags_add(w->d, path, 0, 0,
+			             "this directory is one of its own parents again (a bind "
+			             "mount?); apply refuses the loop: give it the inner "
+			             "directory instead");
+			return -1;
+		}
+	w->dirs[w->n_dirs++] = *st;
+	return 0;
+}
+
 static void
-walk(struct doc_list *l, const char *path, int depth, struct sg_diags *d)
+walk(struct walk *w, const char *path, int depth)
 {
 	struct stat st;
+	/* Paths given are followed as given; links found below them are not. */
+	if (depth > 0 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+	    check_link(w, path, is_yaml_name(path)) != 0)
+		return;
 	if (stat(path, &st) != 0) {
-		sg_diags_add(d, path, 0, 0, "cannot read: %s", strerror(errno));
+		sg_diags_add(w->d, path, 0, 0, "cannot read: %s", strerror(errno));
 		return;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		if (depth > 8)
-			sg_diags_add(d, path, 0, 0, "directories nest too deeply");
-		else
-			walk_dir(l, path, depth, d);
+		if (depth > WALK_MAX_DEPTH) {
+			sg_diags_add(w->d, path, 0, 0, "directories nest too deeply");
+		} else if (enter_dir(w, path, &st) == 0) {
+			walk_dir(w, path, depth);
+			w->n_dirs--;
+		}
 	} else if (depth == 0 || is_yaml_name(path)) {
-		load_file(l, path, d);
+		load_file(w, path);
 	}
+}
+
+/* Walks one path given to apply; links to directories are noted once, on stderr. */
+static void
+walk_path(struct doc_list *l, const char *path, struct sg_diags *d)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	struct stat st;
+	char dir[PATH_MAX];
+	if (w == NULL) {
+		sg_diags_add(d, path, 0, 0, "out of memory");
+		return;
+	}
+	w->l = l;
+	w->d = d;
+	/* A file given alone: its directory bounds where its main.lua may point. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		char *slash = strrchr(dir, '/');
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else
+			slash[slash == dir] = '\0';
+	}
+	if (realpath(dir, w->root) == NULL)
+		w->root[0] = '\0'; /* walk reports the path it cannot read */
+	walk(w, path, 0);
+	if (w->skipped_links > 0)
+		fprintf(stderr,
+		        "%s: note: skipped %zu symbolic link%s to %s; apply follows no links to "
+		        "directories (give the directory itself with -f)\n",
+		        w->first_skipped, w->skipped_links, w->skipped_links == 1 ? "" : "s",
+		        w->skipped_links == 1 ? "a directory" : "directories");
+	free(w);
 }
 
 static void
@@ -295,7 +424,7 @@ sg_apply(struct sg_store *s, const char *const *paths, size_t n, uint64_t sim_se
 	int rc = -1;
 
 	for (size_t i = 0; i < n; i++)
-		walk(&in, paths[i], 0, d);
+		walk_path(&in, paths[i], d);
 	if (d->n == errs)
 		check_duplicates(&in, d);
 	if (d->n == errs && in.n == 0)

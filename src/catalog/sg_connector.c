@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/sg_config.h"
+#include "core/sg_name.h"
 #include "core/sg_yaml.h"
 #include "policy/sg_policy.h"
 #include "upstream/sg_simulator.h"
@@ -43,16 +44,15 @@ static const char *const auths[] = {"none", "bearer", "api_key", "basic"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* [a-z] then up to 63 of [a-z0-9] plus the characters in `extra`. */
+/* An operation name: [a-z] then up to 63 of [a-z0-9_]. */
 static bool
-valid_name(const char *s, const char *extra)
+valid_op_name(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > NAME_MAX_LEN || s[0] < 'a' || s[0] > 'z')
 		return false;
 	for (size_t i = 1; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		      strchr(extra, s[i]) != NULL))
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return false;
 	return true;
 }
@@ -239,12 +239,10 @@ parse_header(struct cload *l, struct fy_node *root)
 		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "kind"),
 		              "kind: expected \"connector\", got \"%.40s\"", kind);
 	const char *name = get_str(l, root, "name", "", "NAME");
-	if (name && !valid_name(name, "_-"))
-		sg_yaml_error(
-		    l->d, l->file, sg_yaml_get(root, "name"),
-		    "name: use 1 to 64 lowercase letters, digits, '_' or '-', starting with a "
-		    "letter, got \"%.64s\"",
-		    name);
+	char why[200];
+	if (name && !sg_name_valid(name))
+		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "name"), "name \"%.64s\": %s", name,
+		              sg_name_why(name, why, sizeof(why)));
 	const char *version = get_str(l, root, "version", "", "1.0.0");
 	if (version && !valid_semver(version))
 		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "version"),
@@ -482,7 +480,7 @@ parse_op(struct cload *l, struct fy_node *key, struct fy_node *n, struct sg_oper
 	op->name = keep(l, name);
 	if (op->name == NULL)
 		return;
-	if (name && !valid_name(name, "_"))
+	if (name && !valid_op_name(name))
 		sg_yaml_error(l->d, l->file, key,
 		              "operation name: use 1 to 64 lowercase letters, "
 		              "digits or '_', starting with a letter, got \"%.64s\"",

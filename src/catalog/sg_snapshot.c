@@ -1,4 +1,5 @@
 #include "catalog/sg_snapshot.h"
+#include "throttle/sg_adaptive.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -278,9 +279,26 @@ sg_snapshot_key(const struct sg_snapshot *snap, const char *id)
 	}
 }
 
+/*
+ * State that outlives snapshots (the adaptive upstream limits) takes the
+ * definitions' settings only now: building a snapshot that then fails, or
+ * is never published, leaves live limits as they were.
+ */
+static void
+bind_lasting_state(const struct sg_snapshot *snap)
+{
+	const struct sg_catalog *cat = snap->defs ? snap->defs->catalog : NULL;
+	for (size_t i = 0; cat != NULL && i < cat->n; i++) {
+		const struct sg_connector *c = cat->v[i];
+		if (c->adaptive != NULL)
+			sg_adaptive_configure(c->adaptive, &c->upstream_concurrency);
+	}
+}
+
 void
 sg_snapshot_publish(struct sg_snapshot *snap)
 {
+	bind_lasting_state(snap);
 	pthread_mutex_lock(&publish_lock);
 	struct sg_snapshot *old = published;
 	snap->generation = atomic_load(&published_generation) + 1;

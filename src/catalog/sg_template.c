@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/sg_config.h"
+#include "core/sg_name.h"
 #include "core/sg_yaml.h"
 #include "sandbox/sg_lua_env.h"
 
@@ -158,6 +159,21 @@ parse_input(struct tload *l, struct fy_node *n)
 	json_decref(j);
 }
 
+/* The name is in every run's URL and row: the one naming rule (sg_name.h). */
+static void
+check_name(struct tload *l, struct fy_node *root)
+{
+	struct fy_node *n = sg_yaml_get(root, "name");
+	char why[200];
+	if (n == NULL)
+		sg_yaml_error(l->d, l->file, root, "a template needs a name: " SG_NAME_RULE);
+	else if (l->t->name == NULL)
+		return; /* not a string: dup_str said so */
+	else if (!sg_name_valid(l->t->name))
+		sg_yaml_error(l->d, l->file, n, "name \"%.64s\": %s", l->t->name,
+		              sg_name_why(l->t->name, why, sizeof(why)));
+}
+
 static void
 check_source(struct tload *l, const char *lua_file, const char *lua, size_t len)
 {
@@ -191,6 +207,7 @@ sg_template_parse(const char *file, const char *text, size_t len, const char *lu
 	     !fy_node_is_mapping(root)))
 		goto out;
 	l.t->name = dup_str(&l, sg_yaml_get(root, "name"), "name");
+	check_name(&l, root);
 	l.t->version = dup_str(&l, sg_yaml_get(root, "version"), "version");
 	l.t->description = dup_str(&l, sg_yaml_get(root, "description"), "description");
 	if (l.t->version == NULL || l.t->description == NULL)

@@ -9,6 +9,7 @@
 #include "catalog/sg_snapshot.h"
 #include "cli/cli.h"
 #include "core/sg_config.h"
+#include "core/sg_name.h"
 
 static const char keys_help[] =
     "usage: sandgate keys create --tenant T --user U --role R [--mode sandbox|live]\n"
@@ -38,10 +39,14 @@ static int
 check_fields(const struct sg_new_key *nk)
 {
 	enum sg_mode m;
-	if (!valid_label(nk->tenant))
-		return sg_cli_fail("--tenant must be 1-63 letters, digits, '.', '_', '@' or '-'"), -1;
-	if (!valid_label(nk->user))
-		return sg_cli_fail("--user must be 1-63 letters, digits, '.', '_', '@' or '-'"), -1;
+	char why[200];
+	/* The tenant names a cgroup and the user a worker pool: one rule (sg_name.h) for both. */
+	if (!sg_name_valid(nk->tenant))
+		return sg_cli_fail("--tenant \"%.64s\": %s", nk->tenant,
+		    sg_name_why(nk->tenant, why, sizeof(why))), -1;
+	if (!sg_name_valid(nk->user))
+		return sg_cli_fail("--user \"%.64s\": %s", nk->user,
+		    sg_name_why(nk->user, why, sizeof(why))), -1;
 	if (!valid_label(nk->role))
 		return sg_cli_fail("--role must name a role from the policy, e.g. explorer"), -1;
 	if (sg_mode_parse(nk->mode, &m) != 0)

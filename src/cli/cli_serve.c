@@ -16,6 +16,7 @@
 #include "runs/sg_runs.h"
 #include "sandbox/sg_sandbox.h"
 #include "store/sg_recorder.h"
+#include "throttle/sg_spend.h"
 #include "throttle/sg_ratetable.h"
 
 static const char serve_help[] =

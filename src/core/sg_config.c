@@ -50,6 +50,8 @@ static const struct field fields[] = {
     {"simulator", "seed", F_U64, 0, INT64_MAX, OFF(simulator_seed)},
     {"log", "requests", F_BOOL, 0, 1, OFF(log_requests)},
     {"record", "queue", F_SIZE, 16, 16 * 1024 * 1024, OFF(record_queue)},
+    /* Sessions alive at once per API key; expired and ended ones do not count. */
+    {"sessions", "max_per_key", F_INT, 1, 100000, OFF(sessions_max_per_key)},
     {"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
     /* 0s turns queueing off: a call over its limit is refused at once. */
     {"throttle", "queue_wait", F_MS, 0, 60 * 1000, OFF(queue_wait_ms)},
@@ -84,7 +86,7 @@ static const struct field fields[] = {
 
 static const char *const top_keys[] = {
     "listen", "threads",  "data_dir", "limits", "simulator", "log",
-    "record", "throttle", "shedding", "redis",  "sandbox",
+    "record", "throttle", "shedding", "redis",  "sandbox",   "sessions",
 };
 
 void
@@ -104,6 +106,7 @@ sg_config_defaults(struct sg_config *c)
 	c->simulator_seed = 42;
 	c->log_requests = true;
 	c->record_queue = 8192;
+	c->sessions_max_per_key = 10;
 	c->throttle_cells = 1048576;
 	c->queue_wait_ms = 2000;
 	c->queue_depth = 64;
@@ -442,8 +445,9 @@ int
 sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
                 struct sg_diags *d)
 {
-	static const char *const sections[] = {"limits",   "simulator", "log",   "record",
-	                                       "throttle", "shedding",  "redis", "sandbox"};
+	static const char *const sections[] = {"limits", "simulator", "log",
+	                                       "record", "throttle",  "shedding",
+	                                       "redis",  "sandbox",   "sessions"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)

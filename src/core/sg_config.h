@@ -19,6 +19,8 @@
  *     requests: true         # one JSON line per request on stderr
  *   record:
  *     queue: 8192            # decisions waiting for the writer thread
+ *   sessions:
+ *     max_per_key: 10        # sessions alive at once per API key
  *   throttle:
  *     cells: 1048576         # GCRA cells in the local table
  *     queue_wait: 2s         # longest a call over its limit waits its turn; 0s: never
@@ -75,6 +77,8 @@ struct sg_config {
 	uint32_t drain_timeout_ms;
 	uint64_t simulator_seed;
 	bool log_requests;
+	/* Sessions alive at once per API key: 1 .. 100000. */
+	int sessions_max_per_key;
 	size_t record_queue;     /* 16 .. 16M */
 	size_t throttle_cells;   /* 1024 .. 64M */
 	uint32_t queue_wait_ms;  /* 0 .. 60 s */

@@ -48,6 +48,13 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                             "session (POST /v1/sessions), with a larger budget or call count "
                             "if you need one.",
                             SG_DEC_THROTTLED},
+    [SG_P_SESSION_LIMIT] = {"session_limit", 429, "Too many sessions for this key",
+                            TYPE_BASE "session-limit",
+                            "Your API key has as many sessions running as it may. End one you "
+                            "no longer need (DELETE /v1/sessions/ID with the same key), or wait "
+                            "for one to expire: the Retry-After header says when the next one "
+                            "does.",
+                            SG_DEC_THROTTLED},
     [SG_P_ROLE_UNKNOWN] =
         {"role_unknown", 403, "Your role has no policy", TYPE_BASE "role-unknown",
          "Your key names a role that the current policy does not define. "
@@ -156,6 +163,13 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
          TYPE_BASE "capability-forbidden",
          "A template can only do what you may do yourself. Ask your platform admin to allow "
          "the operation named in the detail for your role, or use another template.",
+         SG_DEC_DENIED},
+    [SG_P_CAPABILITY_NOT_DECLARED] =
+        {"capability_not_declared", 403, "The template called something it did not declare",
+         TYPE_BASE "capability-not-declared",
+         "A template may call only the operations listed under capabilities in its "
+         "template.yaml. Ask the template's maker to declare the operation named in the detail "
+         "(a new version of the template), or call it directly.",
          SG_DEC_DENIED},
     [SG_P_RUNS_LIMITED] = {"runs_limited", 429, "Your team has too many runs in progress",
                            IANA_TYPE "quota-exceeded",

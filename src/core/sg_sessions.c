@@ -5,6 +5,7 @@
  */
 #include "core/sg_sessions.h"
 
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 struct sg_sessions {
 	pthread_mutex_t lock;
-	struct sg_session *bucket[BUCKETS];
+	struct sg_session *bucket[BUCKETS]; /* by session id */
+	struct sg_session *of_key[BUCKETS]; /* by the key that started it, for the cap */
 };
 
 static size_t
@@ -63,15 +65,33 @@ sg_sessions_free(struct sg_sessions *s)
 	free(s);
 }
 
+/* With the lock held: the key's sessions alive at `now`. */
+static struct sg_sessions_live
+count_live(struct sg_sessions *s, const char *key_id, int64_t now)
+{
+	struct sg_sessions_live live = {0, 0};
+	for (struct sg_session *ss = s->of_key[bucket_of(key_id)]; ss; ss = ss->next_of_key) {
+		int64_t end = atomic_load(&ss->expires_at);
+		if (end <= now || strcmp(ss->key_id, key_id) != 0)
+			continue;
+		if (live.n++ == 0 || end < live.soonest_end)
+			live.soonest_end = end;
+	}
+	return live;
+}
+
 struct sg_session *
 sg_sessions_start(struct sg_sessions *s, const uint8_t *server_secret,
-                  const struct sg_session *proto, char *token, size_t len)
+                  const struct sg_session *proto, size_t max_live, int64_t now, char *token,
+                  size_t len, struct sg_sessions_live *live)
 {
+	*live = (struct sg_sessions_live){0, 0};
 	struct sg_session *ss = malloc(sizeof(*ss));
 	if (ss == NULL)
 		return NULL;
 	memcpy(ss, proto, sizeof(*ss));
 	atomic_init(&ss->refs, 2); /* the registry's and the caller's */
+	atomic_init(&ss->expires_at, atomic_load(&proto->expires_at));
 	atomic_init(&ss->tat, 0);
 	atomic_init(&ss->calls, 0);
 	atomic_init(&ss->refused, 0);
@@ -92,11 +112,30 @@ sg_sessions_start(struct sg_sessions *s, const uint8_t *server_secret,
 	}
 	sg_key_hash(server_secret, token, strlen(token), ss->hash);
 	pthread_mutex_lock(&s->lock);
-	size_t b = bucket_of(ss->id);
+	*live = count_live(s, ss->key_id, now);
+	if (max_live != 0 && live->n >= max_live) {
+		pthread_mutex_unlock(&s->lock);
+		sodium_memzero(token, len);
+		destroy(ss);
+		return NULL;
+	}
+	size_t b = bucket_of(ss->id), k = bucket_of(ss->key_id);
 	ss->next = s->bucket[b];
 	s->bucket[b] = ss;
+	ss->next_of_key = s->of_key[k];
+	s->of_key[k] = ss;
+	if (live->n++ == 0 || ss->expires_at < live->soonest_end)
+		live->soonest_end = ss->expires_at;
 	pthread_mutex_unlock(&s->lock);
 	return ss;
+}
+
+void
+sg_session_end(struct sg_session *ss, int64_t now)
+{
+	int64_t end = atomic_load(&ss->expires_at);
+	while (end > now && !atomic_compare_exchange_weak(&ss->expires_at, &end, now))
+		;
 }
 
 struct sg_session *
@@ -124,6 +163,17 @@ sg_session_note_trace(struct sg_session *ss, const char *trace_id)
 	pthread_mutex_unlock(&ss->trace_lock);
 }
 
+/* With the lock held: takes `ss` out of its key's chain. */
+static void
+unlink_of_key(struct sg_sessions *s, struct sg_session *ss)
+{
+	struct sg_session **pp = &s->of_key[bucket_of(ss->key_id)];
+	while (*pp != NULL && *pp != ss)
+		pp = &(*pp)->next_of_key;
+	if (*pp == ss) /* defensive: every registered session is on its key's chain */
+		*pp = ss->next_of_key;
+}
+
 size_t
 sg_sessions_purge(struct sg_sessions *s, int64_t now, int64_t grace_s)
 {
@@ -138,6 +188,7 @@ sg_sessions_purge(struct sg_sessions *s, int64_t now, int64_t grace_s)
 				continue;
 			}
 			*pp = ss->next;
+			unlink_of_key(s, ss);
 			sg_session_unref(ss);
 			n++;
 		}

@@ -34,11 +34,8 @@ struct sg_io_thread {
 	struct sg_metrics_shard *metrics;
 	struct sg_logbuf log; /* access-log lines waiting for the flush timer */
 	struct event *log_timer;
-	struct sg_http_ctx *suspended; /* requests waiting in the path, doubly linked */
-	struct sg_fairq *fairq;        /* calls over a limit waiting for a turn */
-	struct event *queue_ev;
-	uint64_t queue_next;           /* when queue_ev fires; UINT64_MAX: not armed */
-	struct sg_redis *redis;        /* with throttle.backend: redis */
+	struct sg_http_ctx *suspended;       /* requests waiting in the path, doubly linked */
+	struct sg_throttle_thread *throttle; /* the thread's fair queue and Redis link */
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 	struct sg_http_ctx *spare;     /* finished contexts kept for reuse, linked by next */
 	unsigned n_spare;
@@ -51,6 +48,7 @@ struct sg_server {
 	int n_threads;
 	_Atomic bool draining;
 	_Atomic bool store_ok;
+	char redis_ip[64]; /* redis.host, resolved once before the loops start */
 };
 
 /* Per-request scratch shared by the handlers. */
@@ -90,20 +88,6 @@ extern const struct sg_req_io sg_http_req_io;
 void sg_http_suspend(struct sg_http_ctx *c);
 /* Runs the path of a woken request on; defined with the governed call. */
 void sg_http_governed_resume(struct sg_http_ctx *c);
-/* sg_server_redis.c: a Redis client per I/O thread, when the backend is redis. */
-int sg_server_redis_setup(struct sg_server *s, char *err, size_t errlen);
-void sg_server_redis_free(struct sg_io_thread *t);
-/* /readyz: the throttle store's state. */
-json_t *sg_server_redis_check(const struct sg_server *s);
-
-/*
- * Parks a call in the thread's fair queue (sg_req_io.enqueue for any
- * transport); the queue wakes it through r->io->wake.  -1 when full.
- */
-int sg_http_queue_push(struct sg_io_thread *t, struct sg_req *r);
-/* The thread's fair queue and its timer; -1 when out of memory. */
-int sg_http_queue_init(struct sg_io_thread *t, const struct sg_config *cfg);
-void sg_http_queue_free(struct sg_io_thread *t);
 /* At shutdown: frees requests still parked, without replying. */
 void sg_http_abandon_suspended(struct sg_io_thread *t);
 
@@ -122,6 +106,7 @@ void sg_http_catalog(struct sg_http_ctx *c);
 void sg_http_usage(struct sg_http_ctx *c);
 void sg_http_session_start(struct sg_http_ctx *c);
 void sg_http_session_show(struct sg_http_ctx *c, const char *id);
+void sg_http_session_end(struct sg_http_ctx *c, const char *id);
 /* A session's limits, usage and recent traces, as GET /v1/sessions/{id} shows them. */
 json_t *sg_http_session_json(const struct sg_req *r, struct sg_session *ss);
 /* Who the identified caller is: key id, tenant, user, role, mode, expiry. */

@@ -13,6 +13,7 @@
 #include "core/sg_fmt.h"
 #include "http/sg_http.h"
 #include "path/sg_path.h"
+#include "path/step_throttle.h"
 
 /* Fills the transport inputs of the request. */
 static void
@@ -28,7 +29,7 @@ prepare(struct sg_http_ctx *c, struct sg_req *r, struct sg_snapshot *snap)
 	gettimeofday(&tv, NULL);
 	r->wall_s = tv.tv_sec;
 	r->authorization = evhttp_find_header(in, "Authorization");
-	r->redis = c->t->redis;
+	r->throttle = c->t->throttle;
 }
 
 static void
@@ -60,9 +61,9 @@ cost_headers(struct sg_http_ctx *c, const struct sg_req *r)
 	sg_fmt_str(&f, r->principal.mode == SG_MODE_LIVE ? " (live, charged)"
 	                                                 : " (sandbox, not charged)");
 	evhttp_add_header(h, "Sandgate-Cost", v);
-	if (r->spend.warn < 0 || b == NULL)
+	const struct sg_spend_line *ln = sg_throttle_budget_warning(r);
+	if (ln == NULL || b == NULL)
 		return;
-	const struct sg_spend_line *ln = &r->spend.line[r->spend.warn];
 	char resets[32];
 	time_t t = (time_t)ln->resets_at;
 	struct tm tm;
@@ -77,9 +78,8 @@ cost_headers(struct sg_http_ctx *c, const struct sg_req *r)
 
 /* A used-up budget is worth retrying when it resets, not before. */
 static void
-budget_retry_after(struct sg_http_ctx *c, const struct sg_req *r)
+budget_retry_after(struct sg_http_ctx *c, const struct sg_req *r, const struct sg_spend_line *ln)
 {
-	const struct sg_spend_line *ln = &r->spend.line[r->spend.refused];
 	char v[32];
 	long long wait = (long long)(ln->resets_at - r->wall_s);
 	snprintf(v, sizeof(v), "%lld", wait > 0 ? wait : 1);
@@ -90,11 +90,12 @@ static void
 respond(struct sg_http_ctx *c, struct sg_req *r)
 {
 	/* Refusals before throttle still tell the caller where they stand. */
-	if (!r->has_verdict && sg_throttle_standing(r) == 0)
-		r->has_verdict = true;
+	if (sg_throttle_verdict(r) == NULL)
+		(void)sg_throttle_standing(r);
 	sg_http_rate_headers(c, r);
-	if (r->problem == sg_problem_def(SG_P_BUDGET_EXCEEDED) && r->spend.refused >= 0)
-		budget_retry_after(c, r);
+	const struct sg_spend_line *refused = sg_throttle_budget_refused(r);
+	if (r->problem == sg_problem_def(SG_P_BUDGET_EXCEEDED) && refused != NULL)
+		budget_retry_after(c, r, refused);
 	if (r->problem == NULL) {
 		cost_headers(c, r);
 		json_t *out = r->output;
@@ -102,17 +103,15 @@ respond(struct sg_http_ctx *c, struct sg_req *r)
 		sg_http_send_json(c, 200, out, "application/json");
 		return;
 	}
-	if (r->status == 503 && !r->has_verdict)
-		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
 	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
 }
 
-/* The path has stopped: answer, then record the decision. */
+/* The path has stopped: answer, then record the decision and release its state. */
 static void
 complete(struct sg_http_ctx *c, struct sg_req *r)
 {
 	respond(c, r);
-	sg_step_record(r, (sg_now_ns() - c->start_ns) / 1000);
+	sg_path_finish(r, (sg_now_ns() - c->start_ns) / 1000);
 }
 
 static void
@@ -135,7 +134,7 @@ sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *opera
 	}
 	prepare(c, r, snap);
 	c->governed = true;
-	atomic_fetch_add_explicit(&r->gw->in_flight, 1, memory_order_relaxed);
+	sg_path_begin(r);
 	r->io = &sg_http_req_io;
 	/* The router's buffers live on its stack; a suspended request outlives them. */
 	copy_name(c->connector_name, sizeof(c->connector_name), connector);

@@ -6,6 +6,7 @@
 
 #include "http/sg_http.h"
 #include "store/sg_recorder.h"
+#include "throttle/sg_throttle_thread.h"
 #include "sandbox/sg_sandbox.h"
 
 void
@@ -37,7 +38,7 @@ sg_http_readyz(struct sg_http_ctx *c)
 	/* A Redis outage degrades limits as configured; it does not stop serving. */
 	json_t *checks = json_pack("{s:{s:b}, s:o, s:{s:b}, s:o}", "store", "ok", store_ok,
 	                           "snapshot", snapshot_check(snap), "accepting", "ok", !draining,
-	                           "throttle_store", sg_server_redis_check(s));
+	                           "throttle_store", sg_throttle_store_check(s->cfg));
 	/* A broken sandbox stops template runs only; connector calls go on. */
 	struct sg_sandbox *sb = s->gw->sandbox;
 	json_t *body = json_pack(

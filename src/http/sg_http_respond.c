@@ -11,6 +11,7 @@
 #include "core/sg_clock.h"
 #include "core/sg_fmt.h"
 #include "http/sg_http.h"
+#include "path/step_throttle.h"
 
 uint64_t
 sg_now_ns(void)
@@ -180,10 +181,11 @@ void
 sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-	const struct sg_limit_hit *hit = &r->verdict.closest;
+	const struct sg_verdict *vd = sg_throttle_verdict(r);
 	char v[224];
 	struct sg_fmt f;
-	if (r->has_verdict) {
+	if (vd != NULL) {
+		const struct sg_limit_hit *hit = &vd->closest;
 		item_start(&f, v, sizeof(v), hit->rule->name, ";q=", hit->res.limit);
 		if (hit->window != NULL) {
 			sg_fmt_str(&f, ";w=");
@@ -200,14 +202,14 @@ sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 		evhttp_add_header(h, "RateLimit", v);
 	}
 	/* Only a refusal by a limit (not a peek at the standing) knows its wait. */
-	if (r->status == 429 && r->has_verdict && r->verdict.n_violated > 0 &&
-	    r->verdict.retry_after_ns != UINT64_MAX) {
-		uint64_t s = ceil_seconds(r->verdict.retry_after_ns);
+	if (r->status == 429 && vd != NULL && vd->n_violated > 0 &&
+	    vd->retry_after_ns != UINT64_MAX) {
+		uint64_t s = ceil_seconds(vd->retry_after_ns);
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)(s ? s : 1));
 		evhttp_add_header(h, "Retry-After", v);
 	} else if (r->status == 503) {
 		evhttp_add_header(h, "Retry-After", "1");
 	}
-	if (r->has_verdict)
+	if (r->principal.role != NULL)
 		evhttp_add_header(h, "Sandgate-Priority", sg_class_name(r->cls));
 }

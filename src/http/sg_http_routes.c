@@ -117,7 +117,9 @@ dispatch(struct sg_http_ctx *c)
 			sg_http_session_start(c);
 	} else if (strncmp(p, SESSION_PREFIX, strlen(SESSION_PREFIX)) == 0 &&
 	           valid_session_id(p + strlen(SESSION_PREFIX))) {
-		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+		if (evhttp_request_get_command(c->req) == EVHTTP_REQ_DELETE)
+			sg_http_session_end(c, p + strlen(SESSION_PREFIX));
+		else if (method_is(c, EVHTTP_REQ_GET, "GET, DELETE"))
 			sg_http_session_show(c, p + strlen(SESSION_PREFIX));
 	} else if (strncmp(p, TEMPLATE_PREFIX, strlen(TEMPLATE_PREFIX)) == 0 &&
 	           template_run_path(p, name, sizeof(name)) == 0) {
@@ -262,10 +264,8 @@ sg_http_done(struct sg_http_ctx *c)
 	sg_metrics_observe(t->metrics, conn, status, c->governed ? c->gov->decision : SG_DEC_COUNT,
 	                   latency_us);
 	log_request(c, status, latency_us);
-	if (c->governed)
-		atomic_fetch_sub_explicit(&c->gov->gw->in_flight, 1, memory_order_relaxed);
 	if (c->gov)
-		sg_req_finish(c->gov);
+		sg_req_finish(c->gov); /* after a parked request's abandon, or the read-only API */
 	if (c->wake_ev)
 		event_free(c->wake_ev);
 	sg_snapshot_unref(c->pinned);

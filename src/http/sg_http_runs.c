@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/sg_run_exec.h"
+#include "runs/sg_run_exec.h"
 #include "obs/sg_log.h"
 #include "path/sg_path.h"
 #include "runs/sg_runs.h"

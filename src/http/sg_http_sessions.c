@@ -1,8 +1,10 @@
 /*
  * POST /v1/sessions starts a time-bound session for the calling key;
- * GET /v1/sessions/{id} shows what it used.  A session is visible only to
- * the key that started it (and to its own token); any other caller gets
- * 404, so session ids leak nothing.
+ * GET /v1/sessions/{id} shows what it used; DELETE /v1/sessions/{id} ends
+ * it.  A key may have sessions.max_per_key running at once, and each
+ * start spends one call from the key's role limit.  A session is visible
+ * only to the key that started it (and to its own token); any other caller
+ * gets 404, so session ids leak nothing.
  */
 #include <event2/buffer.h>
 #include <math.h>
@@ -14,6 +16,7 @@
 #include "core/sg_config.h"
 #include "http/sg_http.h"
 #include "path/sg_path.h"
+#include "path/step_throttle.h"
 
 #define MAX_BODY 4096
 
@@ -143,11 +146,36 @@ limits_json(const struct sg_session *ss)
 	return o;
 }
 
+/* Sends the problem sg_req_fail set, with the rate-limit headers. */
+static void
+reply_refused(struct sg_http_ctx *c, struct sg_req *r)
+{
+	sg_http_rate_headers(c, r);
+	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+}
+
+/* Over the cap: 429 with Retry-After set to when the first of them expires. */
+static void
+refuse_cap(struct sg_http_ctx *c, struct sg_req *r, const struct sg_sessions_live *live)
+{
+	char v[32];
+	int64_t wait = live->soonest_end > r->wall_s ? live->soonest_end - r->wall_s : 1;
+	sg_throttle_session_start_refund(r); /* the refusal is the cap's, not a rate limit's */
+	sg_req_fail(r, SG_P_SESSION_LIMIT,
+	            "this API key has %zu sessions running and may have at most %d at once; the "
+	            "next one expires in %lld s",
+	            live->n, r->gw->config->sessions_max_per_key, (long long)wait);
+	snprintf(v, sizeof(v), "%lld", (long long)wait);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
+	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+}
+
 void
 sg_http_session_start(struct sg_http_ctx *c)
 {
 	struct sg_req *r = &c->req_state;
 	struct sg_session proto;
+	struct sg_sessions_live live;
 	char token[SG_KEY_MAX_LEN + 1];
 	if (sg_http_identify_or_reply(c, r) != 0)
 		return;
@@ -159,21 +187,55 @@ sg_http_session_start(struct sg_http_ctx *c)
 	memcpy(proto.key_id, r->principal.key->id, sizeof(proto.key_id));
 	if (parse_start(c, &proto, r->wall_s) != 0)
 		return;
-	struct sg_session *ss = r->gw->sessions
-	                            ? sg_sessions_start(r->gw->sessions, r->gw->server_secret,
-	                                                &proto, token, sizeof(token))
-	                            : NULL;
+	if (sg_throttle_session_start(r) != 0) {
+		reply_refused(c, r);
+		return;
+	}
+	struct sg_session *ss =
+	    r->gw->sessions ? sg_sessions_start(r->gw->sessions, r->gw->server_secret, &proto,
+	                                        (size_t)r->gw->config->sessions_max_per_key,
+	                                        r->wall_s, token, sizeof(token), &live)
+	                    : NULL;
+	if (ss == NULL && r->gw->sessions != NULL &&
+	    live.n >= (size_t)r->gw->config->sessions_max_per_key) {
+		refuse_cap(c, r, &live);
+		return;
+	}
 	if (ss == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "the session could not be started");
 		return;
 	}
-	json_t *body =
-	    json_pack("{s:s, s:s, s:o, s:I, s:o}", "session", token, "id", ss->id, "expires_at",
-	              utc(ss->expires_at), "ttl_s", (json_int_t)(ss->expires_at - ss->created_at),
-	              "limits", limits_json(ss));
+	json_t *body = json_pack("{s:s, s:s, s:o, s:I, s:o, s:I, s:i}", "session", token, "id",
+	                         ss->id, "expires_at", utc(ss->expires_at), "ttl_s",
+	                         (json_int_t)(ss->expires_at - ss->created_at), "limits",
+	                         limits_json(ss), "sessions_running", (json_int_t)live.n,
+	                         "sessions_max", r->gw->config->sessions_max_per_key);
 	sodium_memzero(token, sizeof(token));
 	sg_session_unref(ss);
+	sg_http_rate_headers(c, r);
 	sg_http_send_json(c, 201, body, "application/json");
+}
+
+/*
+ * DELETE /v1/sessions/{id}: ends the session now, for the key that started
+ * it (or the session's own token), and shows what it used.
+ */
+void
+sg_http_session_end(struct sg_http_ctx *c, const char *id)
+{
+	struct sg_req *r = &c->req_state;
+	if (sg_http_identify_or_reply(c, r) != 0)
+		return;
+	struct sg_session *ss = r->gw->sessions ? sg_sessions_get(r->gw->sessions, id) : NULL;
+	if (ss == NULL || strcmp(ss->key_id, r->principal.key->id) != 0) {
+		sg_session_unref(ss);
+		sg_http_send_problem(c, SG_P_ROUTE_NOT_FOUND, "you have no session with this id");
+		return;
+	}
+	sg_session_end(ss, r->wall_s);
+	json_t *body = sg_http_session_json(r, ss);
+	sg_session_unref(ss);
+	sg_http_send_json(c, 200, body, "application/json");
 }
 
 static json_t *

@@ -5,6 +5,7 @@
  * operation it binds.
  */
 #include "http/sg_http.h"
+#include "throttle/sg_spend.h"
 #include "path/sg_path.h"
 #include "throttle/sg_ratetable.h"
 
@@ -18,6 +19,7 @@ struct listed {
 
 struct usage {
 	struct sg_req *r;
+	struct sg_limiter_ids ids; /* the caller's, for the operation being listed */
 	struct listed seen[MAX_LISTED];
 	size_t n_seen;
 	json_t *limits;
@@ -60,7 +62,7 @@ rule_json(struct usage *u, const struct sg_rule *rule, const struct sg_connector
 		json_object_set_new(o, "operation", json_string(op->name));
 	if (rule->concurrency) {
 		struct sg_gcra_result res =
-		    sg_limiter_standing(lm, rule, NULL, &r->ids, r->cls, r->now_ns);
+		    sg_limiter_standing(lm, rule, NULL, &u->ids, r->cls, r->now_ns);
 		json_object_set_new(o, "concurrency",
 		                    json_pack("{s:i, s:i}", "limit", (int)rule->concurrency,
 		                              "in_flight",
@@ -69,7 +71,7 @@ rule_json(struct usage *u, const struct sg_rule *rule, const struct sg_connector
 	json_t *windows = json_array();
 	for (size_t w = 0; w < rule->n_windows; w++) {
 		struct sg_gcra_result res =
-		    sg_limiter_standing(lm, rule, &rule->windows[w], &r->ids, r->cls, r->now_ns);
+		    sg_limiter_standing(lm, rule, &rule->windows[w], &u->ids, r->cls, r->now_ns);
 		json_array_append_new(windows, window_json(&rule->windows[w], &res));
 	}
 	json_object_set_new(o, "windows", windows);
@@ -82,7 +84,7 @@ add_operation(struct usage *u, const struct sg_connector *c, const struct sg_ope
 	struct sg_req *r = u->r;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, op);
 	const struct sg_key_entry *k = r->principal.key;
-	sg_limiter_ids_set(&r->ids, k->id, k->tenant, k->user, c->name, op->name,
+	sg_limiter_ids_set(&u->ids, k->id, k->tenant, k->user, c->name, op->name,
 	                   (uint32_t)r->principal.mode);
 	for (uint8_t i = 0; rl && i < rl->n; i++) {
 		const struct sg_rule *rule = rl->v[i];
@@ -164,7 +166,6 @@ sg_http_usage(struct sg_http_ctx *c)
 	const struct sg_role *role = r->principal.role;
 	u->r = r;
 	u->limits = json_array();
-	r->cls = role->default_class;
 	for (size_t i = 0; i < cat->n; i++)
 		for (size_t j = 0; j < cat->v[i]->n_ops; j++)
 			if (sg_role_allows(role, r->principal.mode, &cat->v[i]->ops[j]))

@@ -17,6 +17,8 @@
 #include "http/sg_http.h"
 #include "http/sg_server.h"
 #include "obs/sg_log.h"
+#include "path/step_throttle.h"
+#include "throttle/sg_throttle_thread.h"
 
 static int
 resolve_listen(const struct sg_config *cfg, struct addrinfo **out, char *err, size_t errlen)
@@ -128,8 +130,9 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	evhttp_set_gencb(t->http, sg_http_on_request, t);
 	struct timeval flush = {0, LOG_FLUSH_MS * 1000};
 	t->log_timer = event_new(t->base, -1, EV_PERSIST, on_log_timer, t);
-	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0 ||
-	    sg_http_queue_init(t, cfg) != 0) {
+	t->throttle =
+	    sg_throttle_thread_new(t->base, t->index, cfg, &sg_throttle_queue_ops, s->redis_ip);
+	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0 || t->throttle == NULL) {
 		snprintf(err, errlen, "out of memory setting up the event loops");
 		return -1;
 	}
@@ -159,7 +162,8 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 	atomic_init(&s->store_ok, true);
 	if (s->threads == NULL || resolve_listen(s->cfg, &ai, err, errlen) != 0)
 		goto fail;
-	if (probe_port_free(ai, s->cfg, err, errlen) != 0)
+	if (probe_port_free(ai, s->cfg, err, errlen) != 0 ||
+	    sg_throttle_redis_resolve(s->cfg, s->redis_ip, sizeof(s->redis_ip), err, errlen) != 0)
 		goto fail;
 	for (int i = 0; i < s->n_threads; i++) {
 		s->threads[i].index = i;
@@ -167,8 +171,6 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 		if (setup_thread(s, &s->threads[i], ai, err, errlen) != 0)
 			goto fail;
 	}
-	if (sg_server_redis_setup(s, err, errlen) != 0)
-		goto fail;
 	freeaddrinfo(ai);
 	return s;
 fail:
@@ -187,8 +189,9 @@ sg_server_free(struct sg_server *s)
 		struct sg_io_thread *t = &s->threads[i];
 		if (t->log_timer)
 			event_free(t->log_timer);
-		sg_server_redis_free(t);
-		sg_http_queue_free(t);
+		/* Fails each Redis decision still waiting; parked calls are freed below. */
+		sg_throttle_thread_free(t->throttle);
+		t->throttle = NULL;
 		sg_http_abandon_suspended(t); /* before the log buffer their lines go to */
 		sg_logbuf_free(&t->log);
 		if (t->http)

@@ -1,9 +1,12 @@
+#include <stdatomic.h>
+
 #include "path/sg_path.h"
 
 typedef enum sg_step_rc (*step_fn)(struct sg_req *);
 
 static const step_fn steps[] = {
 	sg_step_identify,
+	sg_step_capability,
 	sg_step_resolve,
 	sg_step_authorize,
 	sg_step_validate,
@@ -12,7 +15,14 @@ static const step_fn steps[] = {
 };
 
 #define N_STEPS (sizeof(steps) / sizeof(steps[0]))
-#define N_DECIDE_STEPS 5 /* identify .. throttle */
+#define N_DECIDE_STEPS (N_STEPS - 1) /* identify .. throttle */
+
+void
+sg_path_begin(struct sg_req *r)
+{
+	atomic_fetch_add_explicit(&r->gw->in_flight, 1, memory_order_relaxed);
+	r->in_flight = true;
+}
 
 static enum sg_step_rc
 run_until(struct sg_req *r, size_t end)
@@ -48,4 +58,13 @@ enum sg_step_rc
 sg_path_run_decide(struct sg_req *r)
 {
 	return run_until(r, N_DECIDE_STEPS);
+}
+
+void
+sg_path_finish(struct sg_req *r, uint64_t latency_us)
+{
+	/* A request prepared but never walked (its run ended first) decided nothing. */
+	if (r->next_step > 0)
+		sg_step_record(r, latency_us);
+	sg_req_finish(r);
 }

@@ -3,51 +3,49 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 void
 sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap)
 {
-	memset(r, 0, sizeof(*r));
+	/* The arena is not cleared: each context is zeroed when a step makes it. */
+	memset(r, 0, offsetof(struct sg_req, arena));
 	r->gw = gw;
 	r->snap = snap;
 	r->status = 200;
 	r->decision = SG_DEC_ALLOWED;
-	r->spend.refused = r->spend.warn = -1;
 }
 
-/* Gives back what a refused call held in its session, and counts the refusal. */
-static void
-release_session(struct sg_req *r)
+void *
+sg_req_slot_get(struct sg_req *r, enum sg_slot s, size_t size, sg_slot_release_fn release)
 {
-	struct sg_session *ss = r->principal.session;
-	if (ss == NULL || !r->session_hold.call)
-		return;
-	atomic_fetch_sub(&ss->calls, 1);
-	atomic_fetch_add(&ss->refused, 1);
-	/*
-	 * The session's window unit is not given back: a refund is exact only
-	 * right after the take, and this may be seconds later.
-	 */
-	atomic_fetch_sub(&ss->spent_micros, r->session_hold.cost);
-	r->session_hold.call = r->session_hold.window = false;
-	r->session_hold.cost = 0;
+	if (r->slot[s].ctx != NULL)
+		return r->slot[s].ctx;
+	size_t at = (r->arena_used + 15) & ~(size_t)15;
+	if (size > sizeof(r->arena) || at > sizeof(r->arena) - size)
+		return NULL;
+	void *ctx = r->arena + at;
+	memset(ctx, 0, size);
+	r->arena_used = at + size;
+	r->slot[s].ctx = ctx;
+	r->slot[s].release = release;
+	return ctx;
 }
 
 void
 sg_req_finish(struct sg_req *r)
 {
-	sg_limiter_release(&r->verdict);
-	/* Only a call that was answered costs anything. */
-	if (r->status != 200) {
-		sg_spend_release(&r->spend);
-		release_session(r);
+	for (int s = SG_SLOT_COUNT - 1; s >= 0; s--) {
+		void *ctx = r->slot[s].ctx;
+		r->slot[s].ctx = NULL;
+		if (ctx != NULL && r->slot[s].release != NULL)
+			r->slot[s].release(r, ctx);
 	}
-	if (r->adaptive != NULL)
-		sg_adaptive_release(r->adaptive, r->status == 200, r->upstream_ns);
-	r->adaptive = NULL;
-	sg_throttle_remote_free(r);
+	if (r->in_flight)
+		atomic_fetch_sub_explicit(&r->gw->in_flight, 1, memory_order_relaxed);
+	r->in_flight = false;
 	sg_session_unref(r->principal.session);
 	r->principal.session = NULL;
 	json_decref(r->input);

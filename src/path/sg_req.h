@@ -1,12 +1,18 @@
 /*
- * sg_req: one governed request as it walks the path.  The HTTP layer fills
- * the inputs, the steps fill the rest, and the HTTP layer turns the outcome
- * into a response.  Nothing here knows about libevent, so the decision path
+ * sg_req: one governed request as it walks the path.  The transport fills
+ * the inputs, the steps fill the rest, and the transport turns the outcome
+ * into its reply.  Nothing here knows about libevent, so the decision path
  * can run (and be benchmarked) without a socket.
  *
- * Ownership: the request owns `input`, `output` and `problem_ext`, and
- * sg_req_finish() releases them.  Every other pointer is borrowed from the
- * pinned snapshot or the HTTP request and is valid until the request ends.
+ * A step that keeps state of its own (between suspensions, or for the
+ * reply) keeps it in its slot, as an nginx module keeps its context: the
+ * step allocates it from the request's arena, nobody else reads its
+ * fields, and its release hook runs when the request ends.
+ *
+ * Ownership: the request owns `input`, `output`, `problem_ext` and its
+ * slots, and sg_req_finish() releases them.  Every other pointer is
+ * borrowed from the snapshot (which the transport keeps alive until the
+ * request ends) or the transport.
  */
 #ifndef SG_REQ_H
 #define SG_REQ_H
@@ -20,16 +26,16 @@
 #include "core/sg_problem.h"
 #include "core/sg_sessions.h"
 #include "obs/sg_trace.h"
-#include "throttle/sg_fairq.h"
 #include "throttle/sg_limiter.h"
-#include "throttle/sg_spend.h"
+#include "policy/sg_rules.h"
 
 struct sg_recorder;
 struct sg_ratetable;
-struct sg_redis;
-struct sg_remote;
 struct sg_sandbox;
 struct sg_runs;
+struct sg_spend;
+struct sg_template;
+struct sg_throttle_thread;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -67,19 +73,16 @@ struct sg_req_io {
 	int (*wake_after)(struct sg_req *r, uint64_t delay_ns);
 	/* Runs the path again soon, from the event loop, never from the caller's stack. */
 	int (*wake)(struct sg_req *r);
-	/*
-	 * Parks the call in its tenant's fair queue (r->qitem is filled); the
-	 * queue's owner later sets r->queue_state to ADMITTED or EXPIRED and
-	 * wakes it.  -1 when the tenant's queue is full.
-	 */
-	int (*enqueue)(struct sg_req *r);
 };
 
-/*
- * SG_Q_ASK_AGAIN: with the Redis backend the queue cannot decide itself; a
- * call's turn means asking Redis again, and a refusal puts it back.
- */
-enum sg_queue_state { SG_Q_NONE, SG_Q_WAITING, SG_Q_ADMITTED, SG_Q_EXPIRED, SG_Q_ASK_AGAIN };
+/* The steps that keep state of their own, one slot each. */
+enum sg_slot { SG_SLOT_THROTTLE, SG_SLOT_ROUTE, SG_SLOT_COUNT };
+
+/* Called once when the request ends, with the slot's context. */
+typedef void (*sg_slot_release_fn)(struct sg_req *r, void *ctx);
+
+/* Room for every step's context: the throttle step's is the largest (about 1.8 KiB). */
+#define SG_REQ_ARENA 2048
 
 struct sg_principal {
 	const struct sg_key_entry *key; /* owned by the snapshot */
@@ -103,6 +106,14 @@ struct sg_req {
 	int64_t wall_s;  /* unix seconds, for key expiry */
 	struct sg_trace trace;
 	const struct sg_req_io *io; /* NULL: steps may not suspend */
+	/* The running thread's fair queue and Redis link; NULL: calls never wait. */
+	struct sg_throttle_thread *throttle;
+	/*
+	 * A template's ctx.call: the template whose declared capabilities bind
+	 * the call, and the "connector.operation" it asked for.  NULL otherwise.
+	 */
+	const struct sg_template *tpl;
+	const char *capability;
 
 	/* Filled by the steps. */
 	struct sg_principal principal;
@@ -110,23 +121,9 @@ struct sg_req {
 	const struct sg_operation *op;
 	json_t *input;
 	json_t *output;
-	enum sg_class cls; /* the workload class the call runs in */
-	struct sg_limiter_ids ids;
-	bool has_verdict; /* verdict holds a decision or a peek at the standing */
-	struct sg_verdict verdict;
-	uint64_t route_start_ns, upstream_ns; /* when route began; how long the upstream took */
-	struct sg_adaptive *adaptive;         /* a place held in the upstream's adaptive limit */
-	struct sg_redis *redis;     /* the I/O thread's Redis client (backend redis), or NULL */
-	struct sg_remote *remote;   /* while Redis decides (step_throttle_redis.c); owned */
-	struct sg_spend_hold spend; /* live calls: the cost held against budgets */
-	struct {
-		bool call, window; /* a call counted, a window unit taken */
-		int64_t cost;      /* micro-units held against the session's budget */
-	} session_hold;
-	enum sg_queue_state queue_state;
-	struct sg_fairq_item qitem; /* while waiting in a tenant queue */
-	uint64_t queue_wait_us;     /* how long it waited there (admitted or refused); 0: never */
+	enum sg_class cls; /* the workload class the call runs in, once the role is known */
 	size_t next_step;
+	bool in_flight; /* counted in gw->in_flight (sg_path_begin) */
 
 	/* Outcome. */
 	int status;
@@ -134,12 +131,38 @@ struct sg_req {
 	char detail[512];
 	json_t *problem_ext;
 	enum sg_decision_kind decision;
+	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
+
+	/* Step state: a context per slot, carved from the arena (never freed on its own). */
+	struct {
+		void *ctx;
+		sg_slot_release_fn release;
+	} slot[SG_SLOT_COUNT];
+	size_t arena_used;
+	_Alignas(16) unsigned char arena[SG_REQ_ARENA];
 };
 
 /* Prepares `r` for a new request; inputs are then set by the caller. */
 void sg_req_init(struct sg_req *r, struct sg_gateway *gw, struct sg_snapshot *snap);
-/* Releases what the request owns.  Safe to call twice. */
+/*
+ * Releases what the request owns: each slot's context through its hook (in
+ * reverse slot order), the session reference, the JSON values.  Safe to
+ * call twice.
+ */
 void sg_req_finish(struct sg_req *r);
+
+/*
+ * The step's context in slot `s`, zeroed, made on first use; later calls
+ * return the same one.  NULL only when the arena is too small, which a
+ * step's static assertion rules out.
+ */
+void *sg_req_slot_get(struct sg_req *r, enum sg_slot s, size_t size, sg_slot_release_fn release);
+/* The context in slot `s`, or NULL when its step has made none. */
+static inline void *
+sg_req_slot(const struct sg_req *r, enum sg_slot s)
+{
+	return r->slot[s].ctx;
+}
 
 /*
  * The one way a step refuses a request: sets the status, the problem and a

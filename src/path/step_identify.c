@@ -35,6 +35,8 @@ check_key(struct sg_req *r, const struct sg_key_entry *k)
 		return sg_req_fail(r, SG_P_ROLE_UNKNOWN, "role \"%s\" is not in the current policy",
 		                   k->role);
 	r->principal.role = role;
+	/* Known from here on, so that even a refusal before throttle says it. */
+	r->cls = role->default_class;
 	return SG_STEP_NEXT;
 }
 

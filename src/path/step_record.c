@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "path/sg_path.h"
+#include "path/step_throttle.h"
 #include "store/sg_recorder.h"
 #include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
@@ -42,9 +43,9 @@ fill_principal(struct sg_decision *d, const struct sg_req *r)
  * in the audit store (decision "event") and a warning in the log.
  */
 static void
-record_budget_warning(struct sg_req *r, const struct sg_decision *call)
+record_budget_warning(struct sg_req *r, const struct sg_decision *call,
+                      const struct sg_spend_line *ln)
 {
-	const struct sg_spend_line *ln = &r->spend.line[r->spend.warn];
 	const struct sg_budgets *b = r->snap->defs->policy->budgets;
 	struct sg_decision ev = *call;
 	copy(ev.decision, sizeof(ev.decision), "event");
@@ -109,6 +110,6 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 		copy(d.session_id, sizeof(d.session_id), r->principal.session->id);
 	if (sg_recorder_push(r->gw->recorder, &d) != 0)
 		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
-	if (r->spend.crossed && r->status == 200)
-		record_budget_warning(r, &d);
+	if (sg_throttle_budget_crossed(r) && r->status == 200)
+		record_budget_warning(r, &d, sg_throttle_budget_warning(r));
 }

@@ -5,10 +5,16 @@
  */
 #include "core/sg_fmt.h"
 #include "path/sg_path.h"
+#include "path/step_throttle.h"
 #include "upstream/sg_simulator.h"
 
+/* When the call reached route: its simulated upstream's wait is measured from here. */
+struct route_ctx {
+	uint64_t start_ns;
+};
+
 static enum sg_step_rc
-simulate(struct sg_req *r)
+simulate(struct sg_req *r, const struct route_ctx *rc)
 {
 	char salt[160];
 	struct sg_fmt f;
@@ -21,8 +27,7 @@ simulate(struct sg_req *r)
 	if (r->output == NULL)
 		return sg_req_fail(r, SG_P_SIMULATOR_FAILED,
 		                   "the simulator could not produce output for %s", salt);
-	r->upstream_ns = r->now_ns - r->route_start_ns;
-	sg_throttle_settle(r);
+	sg_throttle_upstream_done(r, r->now_ns - rc->start_ns);
 	return SG_STEP_NEXT;
 }
 
@@ -31,8 +36,11 @@ sg_step_route(struct sg_req *r)
 {
 	const struct sg_environment *env =
 	    r->principal.mode == SG_MODE_LIVE ? &r->connector->live : &r->connector->sandbox;
-	if (r->route_start_ns == 0)
-		r->route_start_ns = r->now_ns;
+	struct route_ctx *rc = sg_req_slot_get(r, SG_SLOT_ROUTE, sizeof(*rc), NULL);
+	if (rc == NULL)
+		return SG_STEP_ERROR;
+	if (rc->start_ns == 0)
+		rc->start_ns = r->now_ns;
 	/*
 	 * Wait first, as a real upstream would, then answer.  The loop's timers
 	 * run on libevent's coarse clock (a 4 ms tick here) from the loop
@@ -40,12 +48,12 @@ sg_step_route(struct sg_req *r)
 	 * measured on the precise clock (now_ns is read at every resume) and
 	 * finished if it fell short.
 	 */
-	uint64_t want = env->latency_ms * 1000000ull, waited = r->now_ns - r->route_start_ns;
+	uint64_t want = env->latency_ms * 1000000ull, waited = r->now_ns - rc->start_ns;
 	if (env->simulator && waited < want && r->io != NULL &&
 	    r->io->wake_after(r, want - waited) == 0)
 		return SG_STEP_AGAIN;
 	if (env->simulator)
-		return simulate(r);
+		return simulate(r, rc);
 	return sg_req_fail(r, SG_P_LIVE_UNAVAILABLE,
 	                   "connector \"%s\" has no built-in %s side on this gateway",
 	                   r->connector->name, sg_mode_name(r->principal.mode));

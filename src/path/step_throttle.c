@@ -10,8 +10,78 @@
 #include <string.h>
 #include <time.h>
 
+#include "obs/sg_metrics.h"
 #include "obs/sg_throttle_metrics.h"
-#include "path/sg_path.h"
+#include "path/step_throttle_int.h"
+
+_Static_assert(sizeof(struct sg_throttle_call) + 64 <= SG_REQ_ARENA,
+               "the throttle step's context and route's must fit the request's arena");
+
+static void
+release(struct sg_req *r, void *ctx)
+{
+	struct sg_throttle_call *tc = ctx;
+	struct sg_session *ss = r->principal.session;
+	sg_limiter_release(&tc->verdict);
+	/* Only a call that was answered costs anything. */
+	if (r->status != 200) {
+		sg_spend_release(&tc->spend);
+		if (ss != NULL && tc->session_hold.call) {
+			atomic_fetch_sub(&ss->calls, 1);
+			atomic_fetch_add(&ss->refused, 1);
+			/*
+			 * The session's window unit is not given back: a refund is
+			 * exact only right after the take, and this may be seconds later.
+			 */
+			atomic_fetch_sub(&ss->spent_micros, tc->session_hold.cost);
+		}
+	}
+	if (tc->adaptive != NULL)
+		sg_adaptive_release(tc->adaptive, r->status == 200, tc->upstream_ns);
+	sg_throttle_remote_free(tc);
+}
+
+struct sg_throttle_call *
+sg_throttle_call(struct sg_req *r)
+{
+	struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	if (tc != NULL)
+		return tc;
+	tc = sg_req_slot_get(r, SG_SLOT_THROTTLE, sizeof(*tc), release);
+	if (tc == NULL)
+		return NULL; /* defensive: the assertion above rules it out */
+	tc->r = r;
+	tc->spend.refused = tc->spend.warn = -1;
+	return tc;
+}
+
+const struct sg_verdict *
+sg_throttle_verdict(const struct sg_req *r)
+{
+	const struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	return tc != NULL && tc->has_verdict ? &tc->verdict : NULL;
+}
+
+const struct sg_spend_line *
+sg_throttle_budget_refused(const struct sg_req *r)
+{
+	const struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	return tc != NULL && tc->spend.refused >= 0 ? &tc->spend.line[tc->spend.refused] : NULL;
+}
+
+const struct sg_spend_line *
+sg_throttle_budget_warning(const struct sg_req *r)
+{
+	const struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	return tc != NULL && tc->spend.warn >= 0 ? &tc->spend.line[tc->spend.warn] : NULL;
+}
+
+bool
+sg_throttle_budget_crossed(const struct sg_req *r)
+{
+	const struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	return tc != NULL && tc->spend.crossed && tc->spend.warn >= 0;
+}
 
 /* A request may ask for less than its role allows, never more. */
 static int
@@ -29,28 +99,32 @@ resolve_class(struct sg_req *r)
 }
 
 static void
-set_ids(struct sg_req *r, const struct sg_connector *c, const struct sg_operation *op)
+set_ids(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_connector *c,
+        const struct sg_operation *op)
 {
 	const struct sg_key_entry *k = r->principal.key;
-	sg_limiter_ids_set(&r->ids, k->id, k->tenant, k->user, c->name, op->name,
+	sg_limiter_ids_set(&tc->ids, k->id, k->tenant, k->user, c->name, op->name,
 	                   (uint32_t)r->principal.mode);
 }
 
 int
 sg_throttle_standing(struct sg_req *r)
 {
-	if (r->principal.role == NULL || r->connector == NULL || r->op == NULL)
+	struct sg_throttle_call *tc;
+	if (r->principal.role == NULL || r->connector == NULL || r->op == NULL ||
+	    (tc = sg_throttle_call(r)) == NULL)
 		return -1;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	if (rl == NULL)
 		return -1;
-	/* Into a copy: the call may hold slots in r->verdict that finish must release. */
+	/* Into a copy: the call may hold slots in tc->verdict that finish must release. */
 	struct sg_verdict peek;
-	set_ids(r, r->connector, r->op);
-	sg_limiter_peek(&r->gw->limiter, rl, &r->ids, r->principal.role->default_class, r->now_ns,
+	set_ids(r, tc, r->connector, r->op);
+	sg_limiter_peek(&r->gw->limiter, rl, &tc->ids, r->principal.role->default_class, r->now_ns,
 	                &peek);
-	r->verdict.closest = peek.closest;
-	r->verdict.has_closest = peek.has_closest;
+	tc->verdict.closest = peek.closest;
+	tc->verdict.has_closest = peek.has_closest;
+	tc->has_verdict = peek.has_closest;
 	return peek.has_closest ? 0 : -1;
 }
 
@@ -89,22 +163,22 @@ violations_json(const struct sg_verdict *v)
 }
 
 enum sg_step_rc
-sg_throttle_refuse(struct sg_req *r)
+sg_throttle_refuse(struct sg_req *r, struct sg_throttle_call *tc)
 {
 	/* Defensive: every caller has a violation to name. */
-	if (r->verdict.n_violated == 0) {
-		r->has_verdict = false;
+	if (tc->verdict.n_violated == 0) {
+		tc->has_verdict = false;
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway could not decide this call");
 	}
-	const struct sg_limit_hit *h = &r->verdict.violated[0];
+	const struct sg_limit_hit *h = &tc->verdict.violated[0];
 	const struct sg_rule *rule = h->rule;
-	r->problem_ext = violations_json(&r->verdict);
+	r->problem_ext = violations_json(&tc->verdict);
 	if (h->window == NULL)
 		return sg_req_fail(
 		    r, SG_P_CONCURRENCY_LIMITED,
 		    "limit \"%s\" allows %u calls at once %s %s; that many are already running",
 		    rule->name, rule->concurrency, who_phrase[rule->who], what_phrase[rule->what]);
-	if (r->verdict.retry_after_ns == UINT64_MAX)
+	if (tc->verdict.retry_after_ns == UINT64_MAX)
 		return sg_req_fail(
 		    r, SG_P_RATE_LIMITED,
 		    "%s.%s costs %u units but limit \"%s\" allows at most %u at once",
@@ -139,78 +213,6 @@ shed_or_next(struct sg_req *r)
 	                   (long long)load, sg_class_name(r->cls));
 }
 
-/* The wait reached its deadline: the limit that held the call back is named. */
-static enum sg_step_rc
-refuse_after_wait(struct sg_req *r)
-{
-	r->queue_wait_us = (r->now_ns - r->qitem.enqueued_at) / 1000ull;
-	uint64_t waited_ms = r->queue_wait_us / 1000ull;
-	uint64_t ready = r->qitem.ready_at;
-	r->verdict.retry_after_ns = ready > r->now_ns ? ready - r->now_ns : 1;
-	atomic_fetch_add_explicit(&sg_throttle_stats.queue_expired, 1, memory_order_relaxed);
-	enum sg_step_rc rc = sg_throttle_refuse(r);
-	char waited[96];
-	snprintf(waited, sizeof(waited),
-	         "after waiting %llu ms for a turn: ", (unsigned long long)waited_ms);
-	size_t len = strlen(waited), dlen = strnlen(r->detail, sizeof(r->detail) - 1 - len);
-	memmove(r->detail + len, r->detail, dlen + 1);
-	memcpy(r->detail, waited, len);
-	r->detail[sizeof(r->detail) - 1] = '\0';
-	return rc;
-}
-
-/* Waiting helps only a rate window that frees up within the queue's wait. */
-static bool
-may_queue(const struct sg_req *r)
-{
-	uint64_t max_wait = (uint64_t)r->gw->config->queue_wait_ms * 1000000ull;
-	if (r->io == NULL || r->io->enqueue == NULL || max_wait == 0 ||
-	    r->cls == SG_CLASS_BACKGROUND || r->verdict.retry_after_ns > max_wait)
-		return false;
-	/* Asked again after a turn: the first wait's deadline still holds. */
-	if (r->queue_state == SG_Q_ASK_AGAIN &&
-	    r->now_ns + r->verdict.retry_after_ns > r->qitem.deadline)
-		return false;
-	for (uint8_t i = 0; i < r->verdict.n_violated; i++)
-		if (r->verdict.violated[i].window == NULL)
-			return false;
-	return true;
-}
-
-enum sg_step_rc
-sg_throttle_queue_or_refuse(struct sg_req *r)
-{
-	if (!may_queue(r)) {
-		if (r->queue_state != SG_Q_ASK_AGAIN || r->verdict.retry_after_ns == UINT64_MAX)
-			return sg_throttle_refuse(r);
-		r->qitem.ready_at = r->now_ns + r->verdict.retry_after_ns;
-		return refuse_after_wait(r);
-	}
-	struct sg_fairq_item *it = &r->qitem;
-	if (r->queue_state == SG_Q_ASK_AGAIN) {
-		it->ready_at = r->now_ns + r->verdict.retry_after_ns;
-	} else {
-		*it = (struct sg_fairq_item){
-		    .tenant = r->ids.who[SG_WHO_TENANT],
-		    .cost = r->op->weight,
-		    .enqueued_at = r->now_ns,
-		    .ready_at = r->now_ns + r->verdict.retry_after_ns,
-		    .deadline = r->now_ns + (uint64_t)r->gw->config->queue_wait_ms * 1000000ull,
-		};
-	}
-	if (r->io->enqueue(r) == 0) {
-		r->queue_state = SG_Q_WAITING;
-		return SG_STEP_AGAIN;
-	}
-	atomic_fetch_add_explicit(&sg_throttle_stats.queue_full, 1, memory_order_relaxed);
-	enum sg_step_rc rc = sg_throttle_refuse(r);
-	size_t len = strlen(r->detail);
-	snprintf(r->detail + len, sizeof(r->detail) - len,
-	         ", and your tenant already has %d calls waiting for a turn",
-	         r->gw->config->queue_depth);
-	return rc;
-}
-
 /* "2026-11-28T00:00:00Z" */
 static void
 format_utc(int64_t s, char *buf, size_t n)
@@ -222,9 +224,9 @@ format_utc(int64_t s, char *buf, size_t n)
 }
 
 static enum sg_step_rc
-refuse_budget(struct sg_req *r, const struct sg_budgets *b)
+refuse_budget(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_budgets *b)
 {
-	const struct sg_spend_line *ln = &r->spend.line[r->spend.refused];
+	const struct sg_spend_line *ln = &tc->spend.line[tc->spend.refused];
 	char resets[32];
 	format_utc(ln->resets_at, resets, sizeof(resets));
 	r->problem_ext = json_pack(
@@ -244,50 +246,51 @@ refuse_budget(struct sg_req *r, const struct sg_budgets *b)
 
 /*
  * Live calls hold their price against every budget before any limit is
- * taken; a call refused later gives it back when it ends (sg_req_finish).
+ * taken; a call refused later gives it back when it ends (release).
  * Sandbox calls cost nothing real and are never held.
  */
 static enum sg_step_rc
-hold_budget(struct sg_req *r)
+hold_budget(struct sg_req *r, struct sg_throttle_call *tc)
 {
 	const struct sg_budgets *b = r->snap->defs->policy->budgets;
 	const struct sg_key_entry *k = r->principal.key;
 	int64_t cost = llround(r->op->cost * SG_MICROS);
-	r->spend.refused = r->spend.warn = -1;
+	tc->spend.refused = tc->spend.warn = -1;
 	if (b == NULL || r->gw->spend == NULL || r->principal.mode != SG_MODE_LIVE || cost <= 0)
 		return SG_STEP_NEXT;
-	if (sg_spend_hold(r->gw->spend, b, k->tenant, k->user, r->wall_s, cost, &r->spend) != 0)
+	if (sg_spend_hold(r->gw->spend, b, k->tenant, k->user, r->wall_s, cost, &tc->spend) != 0)
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many budgets");
-	return r->spend.refused < 0 ? SG_STEP_NEXT : refuse_budget(r, b);
+	return tc->spend.refused < 0 ? SG_STEP_NEXT : refuse_budget(r, tc, b);
 }
 
 static enum sg_step_rc
-refuse_session_window(struct sg_req *r, const struct sg_gcra_result *res)
+refuse_session_window(struct sg_req *r, struct sg_throttle_call *tc,
+                      const struct sg_gcra_result *res)
 {
 	struct sg_session *ss = r->principal.session;
-	struct sg_verdict *v = &r->verdict;
+	struct sg_verdict *v = &tc->verdict;
 	memset(v, 0, sizeof(*v));
 	v->violated[0] = (struct sg_limit_hit){&ss->rule, &ss->rule.windows[0], *res};
 	v->n_violated = 1;
 	v->closest = v->violated[0];
-	v->has_closest = r->has_verdict = true;
+	v->has_closest = tc->has_verdict = true;
 	v->retry_after_ns = res->retry_after_ns;
-	return sg_throttle_refuse(r);
+	return sg_throttle_refuse(r, tc);
 }
 
 /*
  * A session's own limits come first: they are the cheapest to check and
  * only ever stricter than the role's.  What is held here is given back by
- * sg_req_finish when the call is not answered.
+ * release() when the call is not answered.
  */
 static enum sg_step_rc
-hold_session(struct sg_req *r)
+hold_session(struct sg_req *r, struct sg_throttle_call *tc)
 {
 	struct sg_session *ss = r->principal.session;
 	if (ss == NULL)
 		return SG_STEP_NEXT;
 	uint64_t before = atomic_fetch_add(&ss->calls, 1);
-	r->session_hold.call = true;
+	tc->session_hold.call = true;
 	if (ss->max_calls != 0 && before >= ss->max_calls)
 		return sg_req_fail(r, SG_P_SESSION_SPENT,
 		                   "session %s has made all of its %llu calls", ss->id,
@@ -296,12 +299,12 @@ hold_session(struct sg_req *r)
 		struct sg_gcra_result res =
 		    sg_gcra_take(&ss->window.gcra, &ss->tat, r->now_ns, r->op->weight);
 		if (!res.allowed)
-			return refuse_session_window(r, &res);
-		r->session_hold.window = true;
+			return refuse_session_window(r, tc, &res);
+		tc->session_hold.window = true;
 	}
 	int64_t cost = llround(r->op->cost * SG_MICROS);
 	int64_t spent = atomic_fetch_add(&ss->spent_micros, cost);
-	r->session_hold.cost = cost;
+	tc->session_hold.cost = cost;
 	if (ss->budget_micros != 0 && spent + cost > ss->budget_micros)
 		return sg_req_fail(r, SG_P_SESSION_SPENT,
 		                   "%s.%s costs %.4f but session %s has %.4f of its budget of %.4f "
@@ -315,21 +318,21 @@ hold_session(struct sg_req *r)
 /*
  * A live upstream with an adaptive limit takes only so many calls at once;
  * past it the call is shed like any overload (Envoy's adaptive concurrency
- * answers 503 the same way).  The place is given back by sg_req_finish.
+ * answers 503 the same way).  The place is given back by release().
  */
 static enum sg_step_rc
-upstream_place(struct sg_req *r)
+upstream_place(struct sg_req *r, struct sg_throttle_call *tc)
 {
 	struct sg_adaptive *a = r->connector->adaptive;
 	if (a == NULL || r->principal.mode != SG_MODE_LIVE)
 		return SG_STEP_NEXT;
 	if (sg_adaptive_acquire(a) == 0) {
-		r->adaptive = a;
+		tc->adaptive = a;
 		return SG_STEP_NEXT;
 	}
 	/* Refused after the limits admitted it: the call spends nothing. */
-	sg_limiter_refund(&r->verdict, r->op->weight);
-	sg_throttle_remote_refund(r);
+	sg_limiter_refund(&tc->verdict, r->op->weight);
+	sg_throttle_remote_refund(r, tc);
 	return sg_req_fail(r, SG_P_CAPACITY,
 	                   "the %s upstream is answering slowly, so the gateway lets only %u calls "
 	                   "reach it at once right now",
@@ -337,74 +340,75 @@ upstream_place(struct sg_req *r)
 }
 
 bool
-sg_throttle_retry(struct sg_req *r, uint64_t now)
+sg_throttle_retry(struct sg_req *r, struct sg_throttle_call *tc, uint64_t now)
 {
 	r->now_ns = now;
 	if (r->gw->config->throttle_backend == SG_BACKEND_REDIS) {
 		/* The turn is to ask Redis again; the step does it when the call wakes. */
-		r->queue_state = SG_Q_ASK_AGAIN;
-		sg_throttle_remote_reset(r);
+		tc->queue_state = SG_Q_ASK_AGAIN;
+		sg_throttle_remote_reset(tc);
 		return true;
 	}
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
 	struct sg_verdict v;
-	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, now, &v) != 0) {
-		/* Table full: try again soon; the last refusal stays in r->verdict. */
-		r->qitem.ready_at = now + 1000000ull;
+	if (sg_limiter_take(&r->gw->limiter, rl, &tc->ids, r->cls, r->op->weight, now, &v) != 0) {
+		/* Table full: try again soon; the last refusal stays in tc->verdict. */
+		tc->qitem.ready_at = now + 1000000ull;
 		return false;
 	}
-	r->verdict = v;
+	tc->verdict = v;
 	if (!v.allowed) {
 		uint64_t wait = v.retry_after_ns == UINT64_MAX ? 1000000ull : v.retry_after_ns;
-		r->qitem.ready_at = now + (wait ? wait : 1);
+		tc->qitem.ready_at = now + (wait ? wait : 1);
 		return false;
 	}
-	r->queue_state = SG_Q_ADMITTED;
-	r->has_verdict = r->verdict.has_closest;
-	r->queue_wait_us = (now - r->qitem.enqueued_at) / 1000;
-	sg_metrics_queue_wait(r->queue_wait_us);
+	tc->has_verdict = tc->verdict.has_closest;
+	sg_throttle_note_admitted(tc, now);
 	return true;
 }
 
 static enum sg_step_rc
-remote_then_place(struct sg_req *r)
+remote_then_place(struct sg_req *r, struct sg_throttle_call *tc)
 {
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
-	enum sg_step_rc rc = sg_throttle_remote(r, rl);
-	return rc == SG_STEP_NEXT ? upstream_place(r) : rc;
+	enum sg_step_rc rc = sg_throttle_remote(r, tc, rl);
+	return rc == SG_STEP_NEXT ? upstream_place(r, tc) : rc;
 }
 
 enum sg_step_rc
 sg_step_throttle(struct sg_req *r)
 {
-	if (r->queue_state == SG_Q_ADMITTED)
-		return upstream_place(r);
-	if (r->queue_state == SG_Q_EXPIRED)
-		return refuse_after_wait(r);
-	if (sg_throttle_remote_pending(r) || r->queue_state == SG_Q_ASK_AGAIN)
-		return remote_then_place(r); /* Redis has answered, or is to be asked again */
+	struct sg_throttle_call *tc = sg_throttle_call(r);
+	if (tc == NULL)
+		return SG_STEP_ERROR;
+	if (tc->queue_state == SG_Q_ADMITTED)
+		return upstream_place(r, tc);
+	if (tc->queue_state == SG_Q_EXPIRED)
+		return sg_throttle_refuse_after_wait(r, tc);
+	if (sg_throttle_remote_pending(tc) || tc->queue_state == SG_Q_ASK_AGAIN)
+		return remote_then_place(r, tc); /* Redis has answered, or is to be asked again */
 	if (resolve_class(r) != 0)
 		return sg_req_fail(r, SG_P_PRIORITY_INVALID,
 		                   "Sandgate-Priority \"%.32s\" is not one of critical, normal or "
 		                   "background",
 		                   r->priority);
-	if (shed_or_next(r) != SG_STEP_NEXT || hold_session(r) != SG_STEP_NEXT ||
-	    hold_budget(r) != SG_STEP_NEXT)
+	if (shed_or_next(r) != SG_STEP_NEXT || hold_session(r, tc) != SG_STEP_NEXT ||
+	    hold_budget(r, tc) != SG_STEP_NEXT)
 		return SG_STEP_STOP;
 	const struct sg_rule_list *rl = sg_role_rules(r->principal.role, r->principal.mode, r->op);
-	set_ids(r, r->connector, r->op);
+	set_ids(r, tc, r->connector, r->op);
 	if (r->gw->config->throttle_backend == SG_BACKEND_REDIS)
-		return remote_then_place(r);
-	if (sg_limiter_take(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
-	                    &r->verdict) != 0) {
+		return remote_then_place(r, tc);
+	if (sg_limiter_take(&r->gw->limiter, rl, &tc->ids, r->cls, r->op->weight, r->now_ns,
+	                    &tc->verdict) != 0) {
 		/* Table full of live buckets: refusing is safer than forgetting one. */
-		r->has_verdict = false;
+		tc->has_verdict = false;
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
 	}
-	r->has_verdict = r->verdict.has_closest;
-	if (!r->verdict.allowed)
-		return sg_throttle_queue_or_refuse(r);
-	return upstream_place(r);
+	tc->has_verdict = tc->verdict.has_closest;
+	if (!tc->verdict.allowed)
+		return sg_throttle_queue_or_refuse(r, tc);
+	return upstream_place(r, tc);
 }
 
 /* RFC 6901: the value at `ptr` in `doc`, or NULL. */
@@ -432,15 +436,19 @@ pointer_get(const json_t *doc, const char *ptr)
 }
 
 void
-sg_throttle_settle(struct sg_req *r)
+sg_throttle_upstream_done(struct sg_req *r, uint64_t upstream_ns)
 {
-	if (r->op->reported_weight == NULL || r->output == NULL || !r->verdict.allowed)
+	struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	if (tc == NULL)
+		return;
+	tc->upstream_ns = upstream_ns;
+	if (r->op->reported_weight == NULL || r->output == NULL || !tc->verdict.allowed)
 		return;
 	const json_t *v = pointer_get(r->output, r->op->reported_weight);
 	if (!json_is_integer(v) || json_integer_value(v) <= (json_int_t)r->op->weight)
 		return;
 	json_int_t extra = json_integer_value(v) - (json_int_t)r->op->weight;
 	uint32_t units = extra > 1000000 ? 1000000 : (uint32_t)extra;
-	sg_limiter_charge(&r->verdict, r->now_ns, units);
-	sg_throttle_remote_charge(r, units);
+	sg_limiter_charge(&tc->verdict, r->now_ns, units);
+	sg_throttle_remote_charge(r, tc, units);
 }

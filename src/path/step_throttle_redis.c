@@ -20,8 +20,9 @@
 #include <string.h>
 
 #include "obs/sg_throttle_metrics.h"
-#include "path/sg_path.h"
+#include "path/step_throttle_int.h"
 #include "throttle/sg_redis.h"
+#include "throttle/sg_throttle_thread.h"
 
 static const struct sg_take_scope caps_only = {false, true, 1};
 
@@ -41,9 +42,10 @@ struct sg_remote {
 static void
 on_reply(void *arg, const struct sg_redis_reply *reply)
 {
-	struct sg_req *r = arg;
-	r->remote->reply = *reply;
-	r->remote->state = SG_REMOTE_ANSWERED;
+	struct sg_throttle_call *tc = arg;
+	struct sg_req *r = tc->r;
+	tc->remote->reply = *reply;
+	tc->remote->state = SG_REMOTE_ANSWERED;
 	/* Out of memory for the wake-up event: nothing can resume the request. */
 	if (r->io->wake(r) != 0)
 		abort();
@@ -51,18 +53,18 @@ on_reply(void *arg, const struct sg_redis_reply *reply)
 
 /* Enforced windows first, then shadow ones, as the script expects; caps are left out. */
 static void
-build_windows(struct sg_req *r, const struct sg_rule_list *rl)
+build_windows(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_list *rl)
 {
-	r->remote->n = 0;
+	tc->remote->n = 0;
 	for (uint8_t i = 0; rl != NULL && i < rl->n; i++)
-		for (unsigned w = 0; w < rl->v[i]->n_windows && r->remote->n < SG_REDIS_WINDOWS_MAX;
+		for (unsigned w = 0; w < rl->v[i]->n_windows && tc->remote->n < SG_REDIS_WINDOWS_MAX;
 		     w++) {
 			const struct sg_rule *rule = rl->v[i];
 			const struct sg_limit *win = &rule->windows[w];
-			r->remote->rule[r->remote->n] = rule;
-			r->remote->win[r->remote->n] = (uint8_t)w;
-			r->remote->w[r->remote->n++] = (struct sg_redis_window){
-			    .key = sg_limiter_bucket(rule, w, &r->ids),
+			tc->remote->rule[tc->remote->n] = rule;
+			tc->remote->win[tc->remote->n] = (uint8_t)w;
+			tc->remote->w[tc->remote->n++] = (struct sg_redis_window){
+			    .key = sg_limiter_bucket(rule, w, &tc->ids),
 			    .emission_ns = win->gcra.emission_ns,
 			    .burst = win->gcra.burst,
 			    .reserve_ns = sg_rule_reserve_ns(rule, &win->gcra, r->cls),
@@ -92,13 +94,13 @@ note(struct sg_verdict *v, const struct sg_limit_hit *hit, bool refused)
 
 /* The script's answer, as the verdict a local take would have given. */
 static void
-read_reply(struct sg_req *r, struct sg_verdict *v)
+read_reply(struct sg_throttle_call *tc, struct sg_verdict *v)
 {
-	const struct sg_redis_reply *rep = &r->remote->reply;
+	const struct sg_redis_reply *rep = &tc->remote->reply;
 	memset(v, 0, sizeof(*v));
-	for (uint8_t i = 0; i < r->remote->n && i < rep->n; i++) {
-		const struct sg_rule *rule = r->remote->rule[i];
-		struct sg_limit_hit hit = {rule, &rule->windows[r->remote->win[i]], rep->res[i]};
+	for (uint8_t i = 0; i < tc->remote->n && i < rep->n; i++) {
+		const struct sg_rule *rule = tc->remote->rule[i];
+		struct sg_limit_hit hit = {rule, &rule->windows[tc->remote->win[i]], rep->res[i]};
 		if (rule->shadow) {
 			if (rep->allowed && !hit.res.allowed)
 				sg_metrics_rule_count(&rule->stats->shadow);
@@ -125,31 +127,31 @@ charged_windows(const struct sg_remote *rm, struct sg_redis_window *out)
 
 /* Caps are local; a cap that refuses gives the Redis windows back. */
 static enum sg_step_rc
-take_caps(struct sg_req *r, const struct sg_rule_list *rl)
+take_caps(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_list *rl)
 {
 	struct sg_verdict caps;
-	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
+	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &tc->ids, r->cls, r->op->weight, r->now_ns,
 	                           &caps_only, &caps) != 0) {
-		sg_throttle_remote_refund(r);
+		sg_throttle_remote_refund(r, tc);
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
 	}
 	if (!caps.allowed) {
-		sg_throttle_remote_refund(r);
-		r->verdict = caps;
-		r->has_verdict = true;
-		return sg_throttle_refuse(r);
+		sg_throttle_remote_refund(r, tc);
+		tc->verdict = caps;
+		tc->has_verdict = true;
+		return sg_throttle_refuse(r, tc);
 	}
-	memcpy(r->verdict.held, caps.held, sizeof(caps.held));
-	r->verdict.n_held = caps.n_held;
-	if (!r->verdict.has_closest && caps.has_closest) {
-		r->verdict.closest = caps.closest;
-		r->verdict.has_closest = r->has_verdict = true;
+	memcpy(tc->verdict.held, caps.held, sizeof(caps.held));
+	tc->verdict.n_held = caps.n_held;
+	if (!tc->verdict.has_closest && caps.has_closest) {
+		tc->verdict.closest = caps.closest;
+		tc->verdict.has_closest = tc->has_verdict = true;
 	}
 	return SG_STEP_NEXT;
 }
 
 static enum sg_step_rc
-fall_back(struct sg_req *r, const struct sg_rule_list *rl)
+fall_back(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_list *rl)
 {
 	const struct sg_config *cfg = r->gw->config;
 	struct sg_take_scope scope = {true, true, (uint32_t)cfg->redis_nodes};
@@ -161,80 +163,80 @@ fall_back(struct sg_req *r, const struct sg_rule_list *rl)
 		                   "and this gateway refuses calls until it is back");
 	if (cfg->redis_failure == SG_REDIS_FAIL_ALLOW)
 		scope = caps_only;
-	r->remote->state = SG_REMOTE_LOCAL;
-	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &r->ids, r->cls, r->op->weight, r->now_ns,
-	                           &scope, &r->verdict) != 0)
+	tc->remote->state = SG_REMOTE_LOCAL;
+	if (sg_limiter_take_scoped(&r->gw->limiter, rl, &tc->ids, r->cls, r->op->weight, r->now_ns,
+	                           &scope, &tc->verdict) != 0)
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is tracking too many clients");
-	r->has_verdict = r->verdict.has_closest;
-	return r->verdict.allowed ? SG_STEP_NEXT : sg_throttle_refuse(r);
+	tc->has_verdict = tc->verdict.has_closest;
+	return tc->verdict.allowed ? SG_STEP_NEXT : sg_throttle_refuse(r, tc);
 }
 
 enum sg_step_rc
-sg_throttle_remote(struct sg_req *r, const struct sg_rule_list *rl)
+sg_throttle_remote(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_list *rl)
 {
-	if (r->remote == NULL && (r->remote = calloc(1, sizeof(*r->remote))) == NULL)
+	struct sg_redis *redis = sg_throttle_thread_redis(r->throttle);
+	if (tc->remote == NULL && (tc->remote = calloc(1, sizeof(*tc->remote))) == NULL)
 		return sg_req_fail(r, SG_P_CAPACITY, "the gateway is out of memory");
-	if (r->remote->state == SG_REMOTE_NONE) {
-		build_windows(r, rl);
-		if (r->remote->n > 0 && r->redis != NULL &&
-		    sg_redis_decide(r->redis, r->remote->w, r->remote->n, r->op->weight, on_reply,
-		                    r) == 0) {
-			r->remote->state = SG_REMOTE_WAITING;
+	if (tc->remote->state == SG_REMOTE_NONE) {
+		build_windows(r, tc, rl);
+		if (tc->remote->n > 0 && redis != NULL &&
+		    sg_redis_decide(redis, tc->remote->w, tc->remote->n, r->op->weight, on_reply,
+		                    tc) == 0) {
+			tc->remote->state = SG_REMOTE_WAITING;
 			return SG_STEP_AGAIN;
 		}
-		if (r->remote->n > 0)
-			return fall_back(r, rl);
-		r->remote->state = SG_REMOTE_ANSWERED; /* nothing to ask: caps only */
-		r->remote->reply = (struct sg_redis_reply){.allowed = true};
+		if (tc->remote->n > 0)
+			return fall_back(r, tc, rl);
+		tc->remote->state = SG_REMOTE_ANSWERED; /* nothing to ask: caps only */
+		tc->remote->reply = (struct sg_redis_reply){.allowed = true};
 	}
-	if (r->remote->reply.status != 0)
-		return fall_back(r, rl);
-	read_reply(r, &r->verdict);
-	r->has_verdict = r->verdict.has_closest;
-	if (!r->verdict.allowed)
-		return sg_throttle_queue_or_refuse(r);
-	if (r->queue_state == SG_Q_ASK_AGAIN) {
-		r->queue_state = SG_Q_ADMITTED;
-		r->queue_wait_us = (r->now_ns - r->qitem.enqueued_at) / 1000;
-		sg_metrics_queue_wait(r->queue_wait_us);
-	}
-	return take_caps(r, rl);
+	if (tc->remote->reply.status != 0)
+		return fall_back(r, tc, rl);
+	read_reply(tc, &tc->verdict);
+	tc->has_verdict = tc->verdict.has_closest;
+	if (!tc->verdict.allowed)
+		return sg_throttle_queue_or_refuse(r, tc);
+	if (tc->queue_state == SG_Q_ASK_AGAIN)
+		sg_throttle_note_admitted(tc, r->now_ns);
+	return take_caps(r, tc, rl);
 }
 
 void
-sg_throttle_remote_refund(struct sg_req *r)
+sg_throttle_remote_refund(struct sg_req *r, struct sg_throttle_call *tc)
 {
 	struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
-	if (r->remote && r->remote->state == SG_REMOTE_ANSWERED && r->remote->reply.allowed &&
-	    r->remote->n > 0 && r->redis)
-		sg_redis_refund(r->redis, w, charged_windows(r->remote, w), r->op->weight);
+	struct sg_redis *redis = sg_throttle_thread_redis(r->throttle);
+	if (tc->remote && tc->remote->state == SG_REMOTE_ANSWERED && tc->remote->reply.allowed &&
+	    tc->remote->n > 0 && redis)
+		sg_redis_refund(redis, w, charged_windows(tc->remote, w), r->op->weight);
 }
 
 bool
-sg_throttle_remote_pending(const struct sg_req *r)
+sg_throttle_remote_pending(const struct sg_throttle_call *tc)
 {
-	return r->remote != NULL && r->remote->state != SG_REMOTE_NONE;
+	return tc->remote != NULL && tc->remote->state != SG_REMOTE_NONE;
 }
 
 void
-sg_throttle_remote_charge(struct sg_req *r, uint32_t extra)
+sg_throttle_remote_charge(struct sg_req *r, struct sg_throttle_call *tc, uint32_t extra)
 {
 	struct sg_redis_window w[SG_REDIS_WINDOWS_MAX];
-	if (r->remote && r->remote->state == SG_REMOTE_ANSWERED && r->remote->n > 0 && r->redis &&
-	    r->remote->reply.allowed)
-		sg_redis_charge(r->redis, w, charged_windows(r->remote, w), extra);
+	struct sg_redis *redis = sg_throttle_thread_redis(r->throttle);
+	if (tc->remote && tc->remote->state == SG_REMOTE_ANSWERED && tc->remote->n > 0 && redis &&
+	    tc->remote->reply.allowed)
+		sg_redis_charge(redis, w, charged_windows(tc->remote, w), extra);
 }
 
 void
-sg_throttle_remote_reset(struct sg_req *r)
+sg_throttle_remote_reset(struct sg_throttle_call *tc)
 {
-	if (r->remote != NULL)
-		r->remote->state = SG_REMOTE_NONE;
+	if (tc->remote != NULL)
+		tc->remote->state = SG_REMOTE_NONE;
 }
 
 void
-sg_throttle_remote_free(struct sg_req *r)
+sg_throttle_remote_free(struct sg_throttle_call *tc)
 {
-	free(r->remote);
-	r->remote = NULL;
+	free(tc->remote);
+	tc->remote = NULL;
 }

@@ -38,6 +38,17 @@ parse_body(struct sg_req *r)
 		r->input = json_object();
 		return r->input ? SG_STEP_NEXT : SG_STEP_ERROR;
 	}
+	/*
+	 * JSON text has no raw NUL anywhere (inside strings it is escaped), and
+	 * jansson takes one as the end of its input, which would let anything
+	 * after it through unread.
+	 */
+	const char *nul = memchr(r->body, '\0', r->body_len);
+	if (nul != NULL)
+		return sg_req_fail(r, SG_P_MALFORMED_JSON,
+		                   "byte %zu is a NUL character; JSON text never contains one, so "
+		                   "send the body without it (write \\u0000 inside a string)",
+		                   (size_t)(nul - r->body));
 	r->input =
 	    json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (r->input != NULL)

@@ -1,11 +1,12 @@
 /*
- * cgroups: the lifecycle of a tenant's group, <base>/sandgate/<tenant> in
+ * cgroups: the lifecycle of a tenant's group, <base>/<group>/<tenant> in
  * each hierarchy sg_cgroup_detect() found.  The version backends write the
  * ceilings; this file makes the directories, attaches, kills, reads usage,
  * removes, and keeps the report of what is enforced.
  */
 #include "sandbox/sg_cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +17,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/sg_name.h"
 
 #define GROUP_PATH_MAX (SG_CGROUP_PATH_MAX + 96) /* base + /sandgate/ + tenant + file */
 
@@ -55,19 +58,6 @@ struct sg_cgroup {
 	int cpuacct_dir;               /* v1 usage; -1 when none */
 	struct sg_cgroup_report report;
 };
-
-static bool
-valid_tenant(const char *t)
-{
-	size_t n = strlen(t);
-	if (n == 0 || n > SG_CGROUP_TENANT_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
-		      (t[i] >= '0' && t[i] <= '9') || t[i] == '_' || t[i] == '-'))
-			return false;
-	return true;
-}
 
 /* Mistakes in the configuration itself fail in either mode. */
 static int
@@ -139,19 +129,19 @@ not_enforced(struct sg_cgroup *g, enum sg_cgroup_ctrl c, const char *why)
 }
 
 /*
- * Makes <base>/sandgate/<tenant>; for v2 first gives sandgate/ the
- * controllers in `names` so the tenant's group gets their files.  A
- * gateway removing the last tenant may remove sandgate/ between our two
- * mkdirs: the ENOENT that follows is retried.
+ * Makes <base>/<group>/<tenant>; for v2 first gives <group>/ the
+ * controllers in `names` so the tenant's group gets their files.  Removing
+ * the last tenant may remove <group>/ between our two mkdirs: the ENOENT
+ * that follows is retried.
  */
 static int
-make_group(struct group_dir *d, const char *base, const char *tenant, const char *const *names,
-           size_t n, char *why, size_t whylen)
+make_group(struct group_dir *d, const char *base, const char *group, const char *tenant,
+           const char *const *names, size_t n, char *why, size_t whylen)
 {
 	char parent[GROUP_PATH_MAX];
 	bool parent_made = false;
-	snprintf(parent, sizeof(parent), "%s/sandgate", base);
-	snprintf(d->path, sizeof(d->path), "%s/sandgate/%s", base, tenant);
+	snprintf(parent, sizeof(parent), "%s/%s", base, group);
+	snprintf(d->path, sizeof(d->path), "%s/%s/%s", base, group, tenant);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (sg_cgroup_mkdir(parent, &parent_made, why, whylen) == -1)
 			return -1;
@@ -168,23 +158,24 @@ make_group(struct group_dir *d, const char *base, const char *tenant, const char
 }
 
 static int
-add_v1_dir(struct sg_cgroup *g, const char *base, const char *tenant, char *why, size_t whylen)
+add_v1_dir(struct sg_cgroup *g, const char *base, const char *group, const char *tenant,
+           char *why, size_t whylen)
 {
 	struct group_dir *d = &g->dirs[g->ndirs];
 	char path[GROUP_PATH_MAX];
-	snprintf(path, sizeof(path), "%s/sandgate/%s", base, tenant);
+	snprintf(path, sizeof(path), "%s/%s/%s", base, group, tenant);
 	for (size_t i = 0; i < g->ndirs; i++)
 		if (strcmp(g->dirs[i].path, path) == 0)
 			return (int)i; /* co-mounted controllers, cpu,cpuacct */
 	d->version = SG_CGROUP_V1;
-	if (make_group(d, base, tenant, NULL, 0, why, whylen) == -1)
+	if (make_group(d, base, group, tenant, NULL, 0, why, whylen) == -1)
 		return -1;
 	return (int)g->ndirs++;
 }
 
 /*
  * All v2 controllers share one directory.  Each is enabled at the base and
- * at sandgate/; when the batch is refused, each is tried alone so the
+ * at <group>/; when the batch is refused, each is tried alone so the
  * failure lands on the controller at fault and the others still work.
  */
 static void
@@ -213,7 +204,7 @@ setup_v2(struct sg_cgroup *g, const struct sg_cgroup_system *sys, const char *te
 	}
 	struct group_dir *d = &g->dirs[g->ndirs];
 	d->version = SG_CGROUP_V2;
-	if (n > 0 && make_group(d, base, tenant, names, n, why, sizeof(why)) == -1) {
+	if (n > 0 && make_group(d, base, sys->group, tenant, names, n, why, sizeof(why)) == -1) {
 		for (size_t i = 0; i < n; i++)
 			not_enforced(g, which[i], why);
 		return;
@@ -234,13 +225,13 @@ make_dirs(struct sg_cgroup *g, const struct sg_cgroup_system *sys, const char *t
 			not_enforced(g, c, h->why);
 		if (h->version != SG_CGROUP_V1)
 			continue;
-		g->ctrl_dir[c] = add_v1_dir(g, h->base, tenant, why, sizeof(why));
+		g->ctrl_dir[c] = add_v1_dir(g, h->base, sys->group, tenant, why, sizeof(why));
 		if (g->ctrl_dir[c] == -1)
 			not_enforced(g, c, why);
 	}
 	/* Usage only: a failure here costs a statistic, not a ceiling. */
 	if (sys->cpuacct_base[0] != '\0')
-		g->cpuacct_dir = add_v1_dir(g, sys->cpuacct_base, tenant, why, sizeof(why));
+		g->cpuacct_dir = add_v1_dir(g, sys->cpuacct_base, sys->group, tenant, why, sizeof(why));
 }
 
 static void
@@ -295,11 +286,10 @@ sg_cgroup_create(const struct sg_cgroup_system *sys, const char *tenant,
                  size_t errlen)
 {
 	struct sg_cgroup_ceilings ce = *ceilings;
-	if (!valid_tenant(tenant)) {
-		snprintf(err, errlen,
-		         "tenant \"%.64s\" cannot name a cgroup: use 1 to %d letters, "
-		         "digits, '_' or '-'",
-		         tenant, SG_CGROUP_TENANT_MAX);
+	if (!sg_name_valid(tenant)) {
+		char why[200];
+		snprintf(err, errlen, "tenant \"%.64s\" cannot name a cgroup: %s", tenant,
+		         sg_name_why(tenant, why, sizeof(why)));
 		return NULL;
 	}
 	if (check_ceilings(&ce, err, errlen) == -1)
@@ -455,4 +445,48 @@ sg_cgroup_remove(const struct sg_cgroup *g, char *err, size_t errlen)
 	for (size_t i = 0; i < g->ndirs; i++)
 		sg_cgroup_rmdir_parent(g->dirs[i].path);
 	return 0;
+}
+
+/* Removes <base>/sandgate-<pid>/ and its (empty) tenant groups when that pid is gone. */
+static void
+sweep_dead(const char *base)
+{
+	DIR *dir = opendir(base);
+	struct dirent *e;
+	while (dir != NULL && (e = readdir(dir)) != NULL) {
+		char *end;
+		if (strncmp(e->d_name, "sandgate-", 9) != 0)
+			continue;
+		long pid = strtol(e->d_name + 9, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid > INT32_MAX ||
+		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		char group[GROUP_PATH_MAX];
+		snprintf(group, sizeof(group), "%s/%s", base, e->d_name);
+		DIR *gd = opendir(group);
+		struct dirent *t;
+		while (gd != NULL && (t = readdir(gd)) != NULL) {
+			char tenant[GROUP_PATH_MAX + 64];
+			if (t->d_type == DT_DIR && t->d_name[0] != '.' &&
+			    snprintf(tenant, sizeof(tenant), "%s/%s", group, t->d_name) <
+			        (int)sizeof(tenant))
+				rmdir(tenant); /* EBUSY while a process is left in it: kept */
+		}
+		if (gd != NULL)
+			closedir(gd);
+		rmdir(group);
+	}
+	if (dir != NULL)
+		closedir(dir);
+}
+
+void
+sg_cgroup_own(struct sg_cgroup_system *sys)
+{
+	for (enum sg_cgroup_ctrl c = 0; c < SG_CGROUP_NCTRL; c++)
+		if (sys->ctrl[c].version != SG_CGROUP_NONE)
+			sweep_dead(sys->ctrl[c].base);
+	if (sys->cpuacct_base[0] != '\0')
+		sweep_dead(sys->cpuacct_base);
+	snprintf(sys->group, sizeof(sys->group), "sandgate-%d", (int)getpid());
 }

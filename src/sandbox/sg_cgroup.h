@@ -4,7 +4,7 @@
  * Each controller (cpu, memory, pids, io) is found on its own: on cgroup v2
  * when the unified hierarchy offers it to this process's cgroup, otherwise
  * on a cgroup v1 hierarchy of that controller.  Groups are made under the
- * process's own cgroup in each hierarchy, as <base>/sandgate/<tenant>, so
+ * process's own cgroup in each hierarchy, as <base>/<group>/<tenant>, so
  * the gateway stays inside whatever was delegated to it.
  *
  * In strict mode (the default) a configured ceiling that cannot be applied
@@ -22,8 +22,11 @@
 
 #include <jansson.h>
 
+#include "core/sg_name.h"
+
 #define SG_CGROUP_PATH_MAX 1024
-#define SG_CGROUP_TENANT_MAX 64
+/* A tenant names its cgroup directory, so tenants follow the naming rule. */
+#define SG_CGROUP_TENANT_MAX SG_NAME_MAX
 #define SG_CGROUP_WHY_MAX 2048 /* room for a full path and what to do */
 
 enum sg_cgroup_ctrl {
@@ -63,9 +66,18 @@ struct sg_cgroup_hierarchy {
 	char why[SG_CGROUP_WHY_MAX];   /* version NONE: why, and what to do about it */
 };
 
+#define SG_CGROUP_GROUP_MAX 32
+
 struct sg_cgroup_system {
 	struct sg_cgroup_hierarchy ctrl[SG_CGROUP_NCTRL];
 	char cpuacct_base[SG_CGROUP_PATH_MAX]; /* v1 cpuacct, for CPU usage; "" when none */
+	/*
+	 * The directory under each base that holds the tenant groups:
+	 * "sandgate" from sg_cgroup_detect; a gateway makes it its own
+	 * (sg_cgroup_own), so two gateways never share or remove each
+	 * other's groups.
+	 */
+	char group[SG_CGROUP_GROUP_MAX];
 };
 
 /*
@@ -75,6 +87,14 @@ struct sg_cgroup_system {
  */
 int sg_cgroup_detect(const struct sg_cgroup_where *w, struct sg_cgroup_system *sys, char *err,
                      size_t errlen);
+
+/*
+ * Makes `sys` this process's: its tenant groups go under
+ * <base>/sandgate-<pid>/.  Groups a gateway that died left behind (an
+ * empty sandgate-<pid> of a pid that is gone) are removed first.  Call it
+ * in the gateway before the zygote is forked, which inherits it.
+ */
+void sg_cgroup_own(struct sg_cgroup_system *sys);
 /* {"cpu": {"version": "v1", "base": "..."}, "memory": {"version": "none", "reason": "..."}, ...} */
 json_t *sg_cgroup_system_json(const struct sg_cgroup_system *sys);
 
@@ -100,7 +120,7 @@ struct sg_cgroup_report {
 struct sg_cgroup;
 
 /*
- * Makes (or reuses) <base>/sandgate/<tenant> in every hierarchy found and
+ * Makes (or reuses) <base>/<group>/<tenant> in every hierarchy found and
  * writes the ceilings.  Tenant names are 1..64 of [A-Za-z0-9_-].  Groups
  * are also made where no ceiling is set, so that usage can be read and all
  * processes killed; failing to make one of those is not an error.  Strict
@@ -146,7 +166,7 @@ void sg_cgroup_stats(const struct sg_cgroup *g, struct sg_cgroup_stats *st);
 
 /*
  * Removes the group's directories (waiting up to a second for exiting
- * processes), then the shared sandgate/ parent when no tenant is left in it.
+ * processes), then the <group> parent when no tenant is left in it.
  * Fails while live processes remain: kill first.
  */
 int sg_cgroup_remove(const struct sg_cgroup *g, char *err, size_t errlen);

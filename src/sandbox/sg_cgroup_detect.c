@@ -213,6 +213,7 @@ sg_cgroup_detect(const struct sg_cgroup_where *w, struct sg_cgroup_system *sys, 
 	const char *prefix = w && w->root ? w->root : "";
 	const char *mountinfo = w && w->mountinfo ? w->mountinfo : "/proc/self/mountinfo";
 	memset(sys, 0, sizeof(*sys));
+	snprintf(sys->group, sizeof(sys->group), "sandgate");
 	if (read_self(w && w->self_cgroup ? w->self_cgroup : "/proc/self/cgroup", &self, err,
 	              errlen) == -1)
 		return -1;

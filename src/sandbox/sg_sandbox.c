@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/sg_name.h"
 #include "obs/sg_log.h"
 #include "sandbox/sg_frame.h"
 #include "sandbox/sg_sandbox_int.h"
@@ -168,9 +169,8 @@ await_ready(int fd, char *err, size_t errlen)
 	       -1;
 }
 
-/* A confined, READY worker of `tenant`, booked BUSY in the pool (idle for a prefork). */
 int
-sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
+sg_sandbox_spawn_ready(struct sg_sandbox *sb, const struct sg_pool_owner *owner, bool idle,
                        struct sg_sandbox_worker *w, char *err, size_t errlen)
 {
 	pid_t pid = 0;
@@ -178,7 +178,7 @@ sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
 	if (atomic_load(&sb->broken))
 		return snprintf(err, errlen, "%s", sb->reason), -1;
 	pthread_mutex_lock(&sb->zyg_mu);
-	rc = sg_zygote_spawn(&sb->z, tenant, 0, &pid, &fd, err, errlen);
+	rc = sg_zygote_spawn(&sb->z, owner->tenant, 0, &pid, &fd, err, errlen);
 	if (rc < 0 && sb->z.broken)
 		mark_broken(sb, err);
 	sg_sandbox_drain_exits(sb);
@@ -191,9 +191,9 @@ sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
 		return -1;
 	}
 	pthread_mutex_lock(&sb->pool_mu);
-	rc = sg_worker_pool_add(sb->pool, pid, fd, tenant);
+	rc = sg_worker_pool_add(sb->pool, pid, fd, owner);
 	if (rc == 0 && idle)
-		sg_worker_pool_checkin(sb->pool, pid, tenant, false);
+		sg_worker_pool_checkin(sb->pool, pid, owner, false);
 	pthread_mutex_unlock(&sb->pool_mu);
 	if (rc < 0) {
 		close(fd);
@@ -203,22 +203,22 @@ sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
 	}
 	w->pid = pid;
 	w->fd = fd;
-	snprintf(w->tenant, sizeof(w->tenant), "%s", tenant);
+	w->owner = *owner;
 	return 0;
 }
 
 /* ---- handing out ---- */
 
 /*
- * With pool_mu held: the tenant's entry, made (or taken from the stalest)
+ * With pool_mu held: the owner's entry, made (or taken from the stalest)
  * when missing; NULL when every entry has workers being made.
  */
 static struct recent *
-note_recent(struct sg_sandbox *sb, const char *tenant, time_t now)
+note_recent(struct sg_sandbox *sb, const struct sg_pool_owner *owner, time_t now)
 {
 	size_t oldest = RECENT_MAX;
 	for (size_t i = 0; i < sb->n_recent; i++) {
-		if (strcmp(sb->recent[i].tenant, tenant) == 0) {
+		if (sg_pool_owner_same(&sb->recent[i].owner, owner)) {
 			sb->recent[i].last = now;
 			return &sb->recent[i];
 		}
@@ -230,19 +230,29 @@ note_recent(struct sg_sandbox *sb, const char *tenant, time_t now)
 	if (sb->n_recent == RECENT_MAX && oldest == RECENT_MAX)
 		return NULL;
 	size_t at = sb->n_recent < RECENT_MAX ? sb->n_recent++ : oldest;
-	sb->recent[at] = (struct recent){.last = now};
-	snprintf(sb->recent[at].tenant, sizeof(sb->recent[at].tenant), "%s", tenant);
+	sb->recent[at] = (struct recent){.owner = *owner, .last = now};
 	return &sb->recent[at];
 }
 
-/* With pool_mu held: the tenant's entry, or NULL. */
+/* With pool_mu held: the owner's entry, or NULL. */
 static struct recent *
-find_recent(struct sg_sandbox *sb, const char *tenant)
+find_recent(struct sg_sandbox *sb, const struct sg_pool_owner *owner)
 {
 	for (size_t i = 0; i < sb->n_recent; i++)
-		if (strcmp(sb->recent[i].tenant, tenant) == 0)
+		if (sg_pool_owner_same(&sb->recent[i].owner, owner))
 			return &sb->recent[i];
 	return NULL;
+}
+
+/* With pool_mu held: workers being made for any owner in `tenant`. */
+static size_t
+tenant_spawning(const struct sg_sandbox *sb, const char *tenant)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sb->n_recent; i++)
+		if (strcmp(sb->recent[i].owner.tenant, tenant) == 0)
+			n += sb->recent[i].spawning;
+	return n;
 }
 
 /* An idle worker must have nothing to say: data or EOF means it broke or died. */
@@ -262,9 +272,10 @@ sg_sandbox_wake_keeper(struct sg_sandbox *sb)
 
 /* With pool_mu held: 1 and *w for a healthy idle worker, 0 for none; *dead for one to kill. */
 static int
-take_idle(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w, pid_t *dead)
+take_idle(struct sg_sandbox *sb, const struct sg_pool_owner *owner, struct sg_sandbox_worker *w,
+          pid_t *dead)
 {
-	const struct sg_pool_worker *pw = sg_worker_pool_checkout(sb->pool, tenant);
+	const struct sg_pool_worker *pw = sg_worker_pool_checkout(sb->pool, owner);
 	if (pw == NULL)
 		return 0;
 	if (!quiet(pw->fd)) {
@@ -272,22 +283,21 @@ take_idle(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w
 		sg_worker_pool_retire(sb->pool, pw->pid);
 		return 0;
 	}
-	*w = (struct sg_sandbox_worker){.pid = pw->pid, .fd = pw->fd};
-	snprintf(w->tenant, sizeof(w->tenant), "%s", tenant);
+	*w = (struct sg_sandbox_worker){.pid = pw->pid, .fd = pw->fd, .owner = *owner};
 	return 1;
 }
 
 /*
  * With pool_mu held, when every worker slot is taken: the idle worker of
- * another tenant that has waited longest gives its place (its pid is
- * returned for killing), so tenants that ran once cannot lock out the rest.
+ * another owner that has waited longest gives its place (its pid is
+ * returned for killing), so owners that ran once cannot lock out the rest.
  */
 static pid_t
-make_room(struct sg_sandbox *sb, const char *tenant)
+make_room(struct sg_sandbox *sb, const struct sg_pool_owner *owner)
 {
 	if (!sg_worker_pool_full(sb->pool))
 		return 0;
-	const struct sg_pool_worker *v = sg_worker_pool_idlest(sb->pool, tenant);
+	const struct sg_pool_worker *v = sg_worker_pool_idlest(sb->pool, owner);
 	pid_t pid = v ? v->pid : 0;
 	if (pid != 0)
 		sg_worker_pool_retire(sb->pool, pid);
@@ -296,19 +306,21 @@ make_room(struct sg_sandbox *sb, const char *tenant)
 
 /* With pool_mu held: a reason to say no, GOT with *w, WAIT (queued), or -1: look again. */
 static int
-try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
+try_take(struct sg_sandbox *sb, const struct sg_pool_owner *owner, struct sg_sandbox_worker *w,
          struct sg_sandbox_wait *wait, pid_t *dead, bool *wake)
 {
 	size_t idle, busy;
-	struct recent *rc = note_recent(sb, tenant, time(NULL));
+	struct recent *rc = note_recent(sb, owner, time(NULL));
 	if (rc == NULL || atomic_load(&sb->stopping))
 		return SG_SANDBOX_BUSY;
-	sg_worker_pool_count(sb->pool, tenant, &idle, &busy);
+	/* tenant_runs bounds the tenant, all its users together. */
+	sg_worker_pool_count(sb->pool, owner->tenant, &idle, &busy);
 	/* Workers being made count too, or racing threads would all make one. */
-	if (busy + rc->spawning >= sb->tenant_runs)
+	if (busy + tenant_spawning(sb, owner->tenant) >= sb->tenant_runs)
 		return SG_SANDBOX_BUSY;
-	if (take_idle(sb, tenant, w, dead)) {
-		*wake = idle <= sb->prefork; /* it took a ready one: make the next */
+	if (take_idle(sb, owner, w, dead)) {
+		/* It took a ready one: have the keeper make the next. */
+		*wake = sg_worker_pool_shortfall(sb->pool, owner, sb->prefork) > 0;
 		return SG_SANDBOX_GOT;
 	}
 	if (*dead != 0)
@@ -317,7 +329,7 @@ try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
 		return SG_SANDBOX_BUSY; /* as many runs wait as there are workers at all */
 	rc->spawning++;
 	sb->n_waits++;
-	snprintf(wait->tenant, sizeof(wait->tenant), "%s", tenant);
+	wait->owner = *owner;
 	wait->deadline_ms = sg_sandbox_now_ms() + WAIT_MAX_MS;
 	wait->next = NULL;
 	*sb->waits_tail = wait;
@@ -327,17 +339,29 @@ try_take(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
 }
 
 enum sg_sandbox_acquire
-sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant, struct sg_sandbox_worker *w,
-                   struct sg_sandbox_wait *wait, char *err, size_t errlen)
+sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant, const char *user, const char *mode,
+                   struct sg_sandbox_worker *w, struct sg_sandbox_wait *wait, char *err,
+                   size_t errlen)
 {
+	struct sg_pool_owner owner;
+	char why[200];
 	int got;
 	if (atomic_load(&sb->broken))
 		return snprintf(err, errlen, "%s", sb->reason), SG_SANDBOX_UNAVAILABLE;
+	/* Refused here, never remembered: the keeper would try to prefork for it forever. */
+	if (sg_pool_owner_set(&owner, tenant, user, mode) != 0)
+		return snprintf(err, errlen,
+		                "tenant \"%.64s\" cannot have sandbox workers: %s; ask an admin "
+		                "for a key of a tenant named that way",
+		                tenant,
+		                sg_name_valid(tenant) ? "the user or mode is not valid"
+		                                      : sg_name_why(tenant, why, sizeof(why))),
+		       SG_SANDBOX_UNAVAILABLE;
 	do {
 		pid_t dead = 0;
 		bool wake = false;
 		pthread_mutex_lock(&sb->pool_mu);
-		got = try_take(sb, tenant, w, wait, &dead, &wake);
+		got = try_take(sb, &owner, w, wait, &dead, &wake);
 		bool doomed = dead != 0 && sg_sandbox_doom(sb, dead);
 		pthread_mutex_unlock(&sb->pool_mu);
 		if (dead != 0 && !doomed)
@@ -365,13 +389,13 @@ next_wait(struct sg_sandbox *sb, struct sg_sandbox_wait **out, pid_t *victim, pi
 	if (sb->waits == NULL)
 		sb->waits_tail = &sb->waits;
 	sb->n_waits--;
-	if (take_idle(sb, wt->tenant, &wt->w, dead))
+	if (take_idle(sb, &wt->owner, &wt->w, dead))
 		return 1;
 	if (sg_sandbox_now_ms() > wt->deadline_ms || atomic_load(&sb->stopping)) {
 		snprintf(wt->err, sizeof(wt->err), "no worker was free within %d ms", WAIT_MAX_MS);
 		return -1;
 	}
-	*victim = make_room(sb, wt->tenant);
+	*victim = make_room(sb, &wt->owner);
 	if (*victim == 0 && sg_worker_pool_full(sb->pool)) {
 		snprintf(wt->err, sizeof(wt->err), "all %zu sandbox workers are running",
 		         sb->max_workers);
@@ -384,7 +408,7 @@ next_wait(struct sg_sandbox *sb, struct sg_sandbox_wait **out, pid_t *victim, pi
 static void
 done_waiting(struct sg_sandbox *sb, const struct sg_sandbox_wait *wt)
 {
-	struct recent *r = find_recent(sb, wt->tenant);
+	struct recent *r = find_recent(sb, &wt->owner);
 	if (r != NULL && r->spawning > 0)
 		r->spawning--;
 }
@@ -406,7 +430,7 @@ sg_sandbox_serve_waits(struct sg_sandbox *sb)
 			sg_sandbox_zygote_kill(sb, victim);
 		wt->rc = what == 1  ? 0
 		         : what < 0 ? -1
-		                    : sg_sandbox_spawn_ready(sb, wt->tenant, false, &wt->w, wt->err,
+		                    : sg_sandbox_spawn_ready(sb, &wt->owner, false, &wt->w, wt->err,
 		                                             sizeof(wt->err));
 		pthread_mutex_lock(&sb->pool_mu);
 		done_waiting(sb, wt);
@@ -442,7 +466,7 @@ sg_sandbox_release(struct sg_sandbox *sb, const struct sg_sandbox_worker *w)
 		return;
 	}
 	pthread_mutex_lock(&sb->pool_mu);
-	(void)sg_worker_pool_checkin(sb->pool, w->pid, w->tenant, true);
+	(void)sg_worker_pool_checkin(sb->pool, w->pid, &w->owner, true);
 	pthread_mutex_unlock(&sb->pool_mu);
 }
 
@@ -466,7 +490,7 @@ sg_sandbox_oom_kills(struct sg_sandbox *sb, const char *tenant, uint64_t *n)
 	char dir[SG_CGROUP_PATH_MAX + 96];
 	if (!sb->cgroups || h->version == SG_CGROUP_NONE)
 		return false;
-	snprintf(dir, sizeof(dir), "%s/sandgate/%s", h->base, tenant);
+	snprintf(dir, sizeof(dir), "%s/%s/%s", h->base, sb->sys.group, tenant);
 	return h->version == SG_CGROUP_V2
 	           ? sg_cgroup_read_u64(dir, "memory.events", "oom_kill", n)
 	           : sg_cgroup_read_u64(dir, "memory.oom_control", "oom_kill", n);

@@ -5,13 +5,15 @@
  *
  * Locks: `pool_mu` guards the pool and is held for microseconds; `zyg_mu`
  * guards the zygote client and is held while the zygote spawns or kills
- * (a millisecond or two).  Workers are only ever made on the keeper
- * thread: a run whose tenant has no idle worker waits for one without
+ * (a millisecond or two).  A worker serves one (tenant, user, mode) only
+ * (sg_worker_pool.h says why).  Workers are only ever made on the keeper
+ * thread: a run with no idle worker of its own waits for one without
  * holding its I/O thread, and the keeper keeps `prefork` idle workers
- * ready for every tenant that ran a template in the last ten minutes.  The keeper
- * also reads the zygote's EXITED notices, forgets idle workers that died
- * and keeps each wait status for a while, so a run whose worker vanished
- * can say why (a seccomp kill, a crash, the tenant's memory ceiling).
+ * ready for every (tenant, user, mode) that ran a template in the last ten
+ * minutes.  The keeper also reads the zygote's EXITED notices, forgets idle
+ * workers that died and keeps each wait status for a while, so a run whose
+ * worker vanished can say why (a seccomp kill, a crash, the tenant's memory
+ * ceiling).
  */
 #ifndef SG_SANDBOX_H
 #define SG_SANDBOX_H
@@ -25,6 +27,7 @@
 
 #include "core/sg_config.h"
 #include "sandbox/sg_cgroup.h"
+#include "sandbox/sg_worker_pool.h"
 
 struct sg_sandbox;
 
@@ -32,7 +35,7 @@ struct sg_sandbox;
 struct sg_sandbox_worker {
 	pid_t pid;
 	int fd; /* non-blocking, close-on-exec */
-	char tenant[65];
+	struct sg_pool_owner owner;
 };
 
 /*
@@ -69,18 +72,20 @@ struct sg_sandbox_wait {
 	struct sg_sandbox_worker w;
 	char err[256];
 	/* The sandbox's. */
-	char tenant[65];
+	struct sg_pool_owner owner;
 	int64_t deadline_ms; /* monotonic: answered 503 when no worker is made by then */
 	struct sg_sandbox_wait *next;
 };
 
 /*
- * An idle worker of exactly `tenant` in *w; when there is none, the
- * keeper makes one (SG_SANDBOX_WAIT), so that no I/O thread waits for a
- * worker to confine itself.  Idle workers that died or spoke out of turn
- * are dropped on the way.
+ * An idle worker of exactly (tenant, user, mode) in *w; when there is
+ * none, the keeper makes one (SG_SANDBOX_WAIT), so that no I/O thread waits
+ * for a worker to confine itself.  Idle workers that died or spoke out of
+ * turn are dropped on the way.  A tenant whose name breaks the naming rule
+ * (a key made before the rule) is UNAVAILABLE at once, with err saying so.
  */
 enum sg_sandbox_acquire sg_sandbox_acquire(struct sg_sandbox *sb, const char *tenant,
+                                           const char *user, const char *mode,
                                            struct sg_sandbox_worker *w,
                                            struct sg_sandbox_wait *wait, char *err, size_t errlen);
 /*

@@ -21,6 +21,8 @@
 #define EXITS_KEPT 256
 #define RECENT_MAX 1024
 #define RECENT_S 600
+/* After a prefork fails (and is logged), the owner's next try waits this long. */
+#define PREFORK_RETRY_S 30
 #define READY_TIMEOUT_MS 2000
 #define SPAWNS_PER_TICK 8
 /* A run waits this long for the keeper to make its worker, then gets 503. */
@@ -34,10 +36,12 @@ struct exit_rec {
 	int status;
 };
 
+/* An owner that ran a template lately: the keeper keeps workers ready for it. */
 struct recent {
-	char tenant[65];
+	struct sg_pool_owner owner;
 	time_t last;
-	size_t spawning; /* workers being made for a run of this tenant right now */
+	time_t prefork_after; /* a failed prefork is not retried before this */
+	size_t spawning;      /* workers being made for a run of this owner right now */
 };
 
 struct sg_sandbox {
@@ -80,8 +84,11 @@ bool sg_sandbox_doom(struct sg_sandbox *sb, pid_t pid);
 void sg_sandbox_kill_doomed(struct sg_sandbox *sb);
 /* Monotonic milliseconds. */
 int64_t sg_sandbox_now_ms(void);
-/* A confined, READY worker of `tenant`, booked BUSY in the pool (idle for a prefork). */
-int sg_sandbox_spawn_ready(struct sg_sandbox *sb, const char *tenant, bool idle,
+/*
+ * A confined, READY worker of `owner`, in its tenant's cgroup, booked BUSY
+ * in the pool (idle for a prefork).
+ */
+int sg_sandbox_spawn_ready(struct sg_sandbox *sb, const struct sg_pool_owner *owner, bool idle,
                            struct sg_sandbox_worker *w, char *err, size_t errlen);
 void sg_sandbox_wake_keeper(struct sg_sandbox *sb);
 /* Keeper only: makes a worker for each waiting run, oldest first. */

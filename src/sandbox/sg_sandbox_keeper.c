@@ -15,12 +15,12 @@
 /* ---- the keeper ---- */
 
 struct want {
-	char tenant[65];
+	struct sg_pool_owner owner;
 	size_t n;
 };
 
 /*
- * With pool_mu held: forgets tenants not seen for RECENT_S, collecting
+ * With pool_mu held: forgets owners not seen for RECENT_S, collecting
  * their idle workers' pids (retired here, killed by the caller).
  */
 static size_t
@@ -34,7 +34,7 @@ reap_stale(struct sg_sandbox *sb, time_t now, pid_t *pids, size_t max)
 			continue;
 		}
 		const struct sg_pool_worker *w;
-		while (n < max && (w = sg_worker_pool_checkout(sb->pool, r->tenant)) != NULL) {
+		while (n < max && (w = sg_worker_pool_checkout(sb->pool, &r->owner)) != NULL) {
 			pids[n++] = w->pid;
 			sg_worker_pool_retire(sb->pool, w->pid);
 		}
@@ -45,7 +45,26 @@ reap_stale(struct sg_sandbox *sb, time_t now, pid_t *pids, size_t max)
 	return n;
 }
 
-/* Tops up idle workers of recent tenants, a few spawns per tick; lets stale ones go. */
+/* Logs a failed prefork and holds the owner's next one back. */
+static void
+prefork_failed(struct sg_sandbox *sb, const struct sg_pool_owner *o, time_t now, const char *err)
+{
+	sg_log(SG_LOG_WARN, NULL,
+	       "sandbox: preforking for tenant %s, user %s, %s mode: %s (next try in %d s)",
+	       o->tenant, o->user, o->mode, err, PREFORK_RETRY_S);
+	pthread_mutex_lock(&sb->pool_mu);
+	for (size_t i = 0; i < sb->n_recent; i++)
+		if (sg_pool_owner_same(&sb->recent[i].owner, o))
+			sb->recent[i].prefork_after = now + PREFORK_RETRY_S;
+	pthread_mutex_unlock(&sb->pool_mu);
+}
+
+/*
+ * Tops up idle workers of recent owners, a few spawns per tick; lets stale
+ * ones go.  An owner whose prefork failed is left alone for PREFORK_RETRY_S
+ * (its runs still ask for workers), so a lasting failure is logged twice a
+ * minute, not four times a second.
+ */
 static void
 prefork(struct sg_sandbox *sb)
 {
@@ -56,12 +75,11 @@ prefork(struct sg_sandbox *sb)
 	pthread_mutex_lock(&sb->pool_mu);
 	size_t n_stale = reap_stale(sb, now, stale, SPAWNS_PER_TICK);
 	for (size_t i = 0; i < sb->n_recent && n_want < SPAWNS_PER_TICK; i++) {
-		size_t n = sg_worker_pool_shortfall(sb->pool, sb->recent[i].tenant, sb->prefork);
-		if (n > 0) {
-			snprintf(want[n_want].tenant, sizeof(want[n_want].tenant), "%s",
-			         sb->recent[i].tenant);
-			want[n_want++].n = n;
-		}
+		if (sb->recent[i].prefork_after > now)
+			continue;
+		size_t n = sg_worker_pool_shortfall(sb->pool, &sb->recent[i].owner, sb->prefork);
+		if (n > 0)
+			want[n_want++] = (struct want){sb->recent[i].owner, n};
 	}
 	pthread_mutex_unlock(&sb->pool_mu);
 	for (size_t i = 0; i < n_stale; i++)
@@ -70,10 +88,9 @@ prefork(struct sg_sandbox *sb)
 		for (size_t k = 0; k < want[i].n && spawns++ < SPAWNS_PER_TICK; k++) {
 			struct sg_sandbox_worker w;
 			char err[256];
-			if (sg_sandbox_spawn_ready(sb, want[i].tenant, true, &w, err, sizeof(err)) <
+			if (sg_sandbox_spawn_ready(sb, &want[i].owner, true, &w, err, sizeof(err)) <
 			    0) {
-				sg_log(SG_LOG_WARN, NULL, "sandbox: preforking for %s: %s",
-				       want[i].tenant, err);
+				prefork_failed(sb, &want[i].owner, now, err);
 				return;
 			}
 		}

@@ -49,6 +49,8 @@ probe_cgroups(struct sg_sandbox *sb, const struct sg_config *cfg, char *err, siz
 		return snprintf(err, errlen, "sandbox: cannot find the cgroup hierarchies: %s",
 		                why),
 		       -1;
+	/* Before the zygote is forked, which inherits it: this gateway's groups are its own. */
+	sg_cgroup_own(&sb->sys);
 	snprintf(name, sizeof(name), "probe-%d", (int)getpid());
 	struct sg_cgroup *g = sg_cgroup_create(&sb->sys, name, &ce, mode, why, sizeof(why));
 	if (g == NULL)
@@ -84,7 +86,7 @@ mapped_now(void)
 	return (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
 }
 
-#ifndef NDEBUG
+#ifdef SG_TEST_HOOKS
 /* A copy: the zygote wipes the environment's strings, which workers are copies of. */
 static const char *
 test_env(const char *name, int slot)
@@ -106,9 +108,12 @@ worker_opts(const struct sg_config *cfg, struct sg_worker_opts *o)
 	o->isolate.limits.address_space = mapped_now() + (rlim_t)cfg->sandbox_worker_memory;
 	o->isolate.limits.cpu_seconds = WORKER_CPU_S;
 	o->isolate.require_landlock = sg_isolate_landlock_abi() > 0;
-#ifndef NDEBUG
-	/* Debug builds only: sanitizer reports reach the log, and tests may break a worker. */
+#ifdef SG_SANITIZED
+	/* A sanitizer's report from a worker reaches the gateway's log. */
 	o->isolate.keep_fds[o->isolate.n_keep_fds++] = 2;
+#endif
+#ifdef SG_TEST_HOOKS
+	/* Built with -Dtest_hooks=true only: the system tests break a worker on purpose. */
 	o->test_fault_seccomp = test_env("SANDGATE_TEST_SECCOMP_TEMPLATE", 0);
 	o->test_fault_fork = test_env("SANDGATE_TEST_FORK_TEMPLATE", 1);
 	o->test_fault_crash = test_env("SANDGATE_TEST_CRASH_TEMPLATE", 2);
@@ -172,6 +177,7 @@ sg_sandbox_start(const struct sg_config *cfg, char *err, size_t errlen)
 	zc.cgroups = sb->cgroups;
 	ceilings_of(cfg, &zc.ceilings);
 	zc.cgroup_mode = sb->probe.mode;
+	zc.cgroup_group = sb->sys.group; /* this gateway's own, which the gateway reads too */
 	/* Room for workers killed to make room but not yet reaped by the zygote. */
 	zc.max_workers = (uint32_t)cfg->sandbox_max_workers + SPAWNS_PER_TICK * 2;
 	zc.reply_timeout_ms = 1000; /* a spawn takes milliseconds; the caller holds zyg_mu */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/sg_name.h"
+
 struct sg_worker_pool {
 	size_t n, max;
 	uint32_t max_runs;
@@ -51,18 +53,35 @@ find(const struct sg_worker_pool *p, pid_t pid)
 	return NULL;
 }
 
-static bool
-valid_tenant(const char *tenant)
+int
+sg_pool_owner_set(struct sg_pool_owner *o, const char *tenant, const char *user, const char *mode)
 {
-	size_t n = tenant ? strnlen(tenant, SG_POOL_TENANT_MAX + 1) : 0;
-	return n > 0 && n <= SG_POOL_TENANT_MAX;
+	memset(o, 0, sizeof(*o));
+	size_t nu = user ? strnlen(user, SG_POOL_NAME_MAX + 1) : 0;
+	size_t nm = mode ? strnlen(mode, SG_POOL_MODE_MAX + 1) : 0;
+	if (!sg_name_valid(tenant) || nu == 0 || nu > SG_POOL_NAME_MAX || nm == 0 ||
+	    nm > SG_POOL_MODE_MAX)
+		return -1;
+	memcpy(o->tenant, tenant, strlen(tenant));
+	memcpy(o->user, user, nu);
+	memcpy(o->mode, mode, nm);
+	return 0;
 }
 
-/* Exact, whole-name match: "acme" never matches "acme2". */
+/* What sg_pool_owner_set would have made: the arrays are the caller's to fill. */
 static bool
-same_tenant(const struct sg_pool_worker *w, const char *tenant)
+valid_owner(const struct sg_pool_owner *o)
 {
-	return strcmp(w->tenant, tenant) == 0;
+	return o != NULL && sg_name_valid(o->tenant) && o->user[0] != '\0' &&
+	       o->user[SG_POOL_NAME_MAX] == '\0' && o->mode[0] != '\0' &&
+	       o->mode[SG_POOL_MODE_MAX] == '\0';
+}
+
+bool
+sg_pool_owner_same(const struct sg_pool_owner *a, const struct sg_pool_owner *b)
+{
+	return strcmp(a->tenant, b->tenant) == 0 && strcmp(a->user, b->user) == 0 &&
+	       strcmp(a->mode, b->mode) == 0;
 }
 
 static void
@@ -74,27 +93,27 @@ drop(struct sg_worker_pool *p, struct sg_pool_worker *w)
 }
 
 int
-sg_worker_pool_add(struct sg_worker_pool *p, pid_t pid, int fd, const char *tenant)
+sg_worker_pool_add(struct sg_worker_pool *p, pid_t pid, int fd, const struct sg_pool_owner *owner)
 {
-	if (p->n == p->max || pid <= 0 || fd < 0 || !valid_tenant(tenant) || find(p, pid) != NULL)
+	if (p->n == p->max || pid <= 0 || fd < 0 || !valid_owner(owner) || find(p, pid) != NULL)
 		return -1;
 	struct sg_pool_worker *w = &p->w[p->n++];
 	memset(w, 0, sizeof(*w));
 	w->pid = pid;
 	w->fd = fd;
-	memcpy(w->tenant, tenant, strlen(tenant) + 1);
+	w->owner = *owner;
 	w->state = SG_POOL_BUSY;
 	return 0;
 }
 
 const struct sg_pool_worker *
-sg_worker_pool_checkout(struct sg_worker_pool *p, const char *tenant)
+sg_worker_pool_checkout(struct sg_worker_pool *p, const struct sg_pool_owner *owner)
 {
-	if (!valid_tenant(tenant))
+	if (!valid_owner(owner))
 		return NULL;
 	for (size_t i = 0; i < p->n; i++) {
 		struct sg_pool_worker *w = &p->w[i];
-		if (w->state == SG_POOL_IDLE && same_tenant(w, tenant)) {
+		if (w->state == SG_POOL_IDLE && sg_pool_owner_same(&w->owner, owner)) {
 			w->state = SG_POOL_BUSY;
 			return w;
 		}
@@ -103,11 +122,12 @@ sg_worker_pool_checkout(struct sg_worker_pool *p, const char *tenant)
 }
 
 int
-sg_worker_pool_checkin(struct sg_worker_pool *p, pid_t pid, const char *tenant, bool counted)
+sg_worker_pool_checkin(struct sg_worker_pool *p, pid_t pid, const struct sg_pool_owner *owner,
+                       bool counted)
 {
 	struct sg_pool_worker *w = find(p, pid);
-	if (w == NULL || w->state != SG_POOL_BUSY || !valid_tenant(tenant) ||
-	    !same_tenant(w, tenant))
+	if (w == NULL || w->state != SG_POOL_BUSY || !valid_owner(owner) ||
+	    !sg_pool_owner_same(&w->owner, owner))
 		return -1;
 	if (counted)
 		w->runs_done++;
@@ -131,12 +151,13 @@ sg_worker_pool_retire(struct sg_worker_pool *p, pid_t pid)
 }
 
 const struct sg_pool_worker *
-sg_worker_pool_idlest(const struct sg_worker_pool *p, const char *except)
+sg_worker_pool_idlest(const struct sg_worker_pool *p, const struct sg_pool_owner *except)
 {
 	const struct sg_pool_worker *best = NULL;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct sg_pool_worker *w = &p->w[i];
-		if (w->state == SG_POOL_IDLE && (except == NULL || !same_tenant(w, except)) &&
+		if (w->state == SG_POOL_IDLE &&
+		    (except == NULL || !sg_pool_owner_same(&w->owner, except)) &&
 		    (best == NULL || w->idle_since < best->idle_since))
 			best = w;
 	}
@@ -160,15 +181,17 @@ sg_worker_pool_count(const struct sg_worker_pool *p, const char *tenant, size_t 
 {
 	*idle = *busy = 0;
 	for (size_t i = 0; i < p->n; i++)
-		if (tenant == NULL || same_tenant(&p->w[i], tenant))
+		if (tenant == NULL || strcmp(p->w[i].owner.tenant, tenant) == 0)
 			++*(p->w[i].state == SG_POOL_IDLE ? idle : busy);
 }
 
 size_t
-sg_worker_pool_shortfall(const struct sg_worker_pool *p, const char *tenant, size_t want_idle)
+sg_worker_pool_shortfall(const struct sg_worker_pool *p, const struct sg_pool_owner *owner,
+                         size_t want_idle)
 {
-	size_t idle, busy;
-	sg_worker_pool_count(p, tenant, &idle, &busy);
+	size_t idle = 0;
+	for (size_t i = 0; i < p->n; i++)
+		idle += p->w[i].state == SG_POOL_IDLE && sg_pool_owner_same(&p->w[i].owner, owner);
 	size_t need = want_idle > idle ? want_idle - idle : 0;
 	return need < p->max - p->n ? need : p->max - p->n;
 }

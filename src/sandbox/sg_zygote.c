@@ -188,6 +188,8 @@ sg_zygote_start(const struct sg_zygote_config *cfg, struct sg_zygote *z, char *e
 	memset(&sys, 0, sizeof(sys));
 	if (cfg->cgroups && sg_cgroup_detect(cfg->cgroup_where, &sys, err, errlen) < 0)
 		return -1;
+	if (cfg->cgroup_group != NULL)
+		snprintf(sys.group, sizeof(sys.group), "%s", cfg->cgroup_group);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return sg_zygote_say(err, errlen, "zygote: socketpair: %s", strerror(errno));
 	pid_t parent = getpid(), pid = fork();

@@ -52,11 +52,12 @@ struct sg_zygote_config {
 	 * RLIMIT_CPU is sized for it.
 	 */
 	struct sg_worker_opts worker;
-	/* Each tenant's workers share <own cgroup>/sandgate/<tenant>. */
+	/* Each tenant's workers share <own cgroup>/<sys.group>/<tenant>. */
 	bool cgroups;
 	struct sg_cgroup_ceilings ceilings; /* per tenant, for all its workers together */
 	enum sg_cgroup_mode cgroup_mode;
 	const struct sg_cgroup_where *cgroup_where; /* NULL: this machine's */
+	const char *cgroup_group; /* the gateway's own group directory; NULL: "sandgate" */
 	uint32_t max_workers;                       /* alive at once; SPAWN fails beyond */
 	uint32_t max_tenants; /* cgroups kept; SPAWN of a new one fails beyond */
 	int reply_timeout_ms; /* how long the client waits for an answer */

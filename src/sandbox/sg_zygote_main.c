@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sg_name.h"
+
 /* ---- the zygote process ---- */
 
 struct ztenant {
@@ -178,17 +180,11 @@ zygote_setup(struct zygote *zs, pid_t parent, char *err, size_t errlen)
 	return 0;
 }
 
+/* NUL-terminated within its field, and a name by the one rule. */
 static bool
 valid_tenant(const char *t, size_t size)
 {
-	size_t n = strnlen(t, size);
-	if (n == 0 || n == size)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
-		      (t[i] >= '0' && t[i] <= '9') || t[i] == '_' || t[i] == '-'))
-			return false;
-	return true;
+	return strnlen(t, size) < size && sg_name_valid(t);
 }
 
 /* The tenant's cgroup, made at its first SPAWN and kept; NULL with cgroups off. */
@@ -287,9 +283,7 @@ do_spawn(struct zygote *zs, const struct zmsg *m)
 	pid_t pid = -1;
 	memset(&why, 0, sizeof(why));
 	if (!valid_tenant(req->tenant, sizeof(req->tenant)))
-		sg_zygote_say(why.text, sizeof(why.text),
-		              "a tenant name is 1 to %d letters, digits, '_' or '-'",
-		              SG_ZYGOTE_TENANT_MAX);
+		sg_zygote_say(why.text, sizeof(why.text), "a tenant name is " SG_NAME_RULE);
 	else if (runs > zs->cfg.worker.max_runs)
 		sg_zygote_say(
 		    why.text, sizeof(why.text),

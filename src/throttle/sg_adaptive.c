@@ -48,13 +48,7 @@ sg_adaptive_for(const char *connector, const struct sg_adaptive_config *cfg)
 	for (size_t i = 0; i < n && found == NULL; i++)
 		if (strcmp(registry[i].name, connector) == 0)
 			found = &registry[i];
-	if (found != NULL) {
-		pthread_mutex_lock(&found->lock);
-		found->cfg = *cfg;
-		found->limit = clamp(found->limit, cfg->min, cfg->max);
-		publish_limit(found);
-		pthread_mutex_unlock(&found->lock);
-	} else if (n < REGISTRY_MAX) {
+	if (found == NULL && n < REGISTRY_MAX) {
 		found = &registry[n];
 		sg_adaptive_init(found, connector, cfg);
 		/* Scrapes read entries below n_registered without the lock. */
@@ -62,6 +56,18 @@ sg_adaptive_for(const char *connector, const struct sg_adaptive_config *cfg)
 	}
 	pthread_mutex_unlock(&registry_lock);
 	return found;
+}
+
+void
+sg_adaptive_configure(struct sg_adaptive *a, const struct sg_adaptive_config *cfg)
+{
+	pthread_mutex_lock(&a->lock);
+	if (memcmp(&a->cfg, cfg, sizeof(*cfg)) != 0) {
+		a->cfg = *cfg;
+		a->limit = clamp(a->limit, cfg->min, cfg->max);
+		publish_limit(a);
+	}
+	pthread_mutex_unlock(&a->lock);
 }
 
 int

@@ -44,11 +44,18 @@ struct sg_adaptive {
 };
 
 /*
- * The controller for `connector`, made with `cfg` on first use; a later
- * call with a changed cfg (a reload) adopts it and keeps what was learned,
- * clamped to the new bounds.  NULL past the registry's size.
+ * The controller for `connector`, made with `cfg` on first use.  An
+ * existing controller is returned as it is: parsing a definition must not
+ * change a live limit, since the snapshot it belongs to may never be
+ * published.  NULL past the registry's size.
  */
 struct sg_adaptive *sg_adaptive_for(const char *connector, const struct sg_adaptive_config *cfg);
+
+/*
+ * Adopts `cfg` (a published definition), keeping what was learned,
+ * clamped to the new bounds.  Called when a snapshot is published.
+ */
+void sg_adaptive_configure(struct sg_adaptive *a, const struct sg_adaptive_config *cfg);
 
 /* Takes a place for a call; -1 when the upstream already has `limit` calls. */
 int sg_adaptive_acquire(struct sg_adaptive *a);

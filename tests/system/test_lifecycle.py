@@ -98,8 +98,11 @@ def test_sighup_changes_decisions_with_zero_failed_requests(tmp_path):
             roles.write_text(changed)
             run_cli("apply", "-f", str(defs), "--no-reload", data_dir=data)
             assert gw.post("mail", "send", MAIL, key=explorer).status_code == 200
+            # Signals that arrive together are delivered once: send each
+            # only after the gateway logged the reload before it, with the
+            # load seen flowing in between.
             reloads = lambda: len(re.findall(r'"generation":(\d+)', gw.log_text()))
-            for _ in range(5):  # each reload lands under load before the next
+            for _ in range(5):
                 before = reloads()
                 gw.signal(signal.SIGHUP)
                 assert wait_for(lambda: reloads() > before, timeout=10)

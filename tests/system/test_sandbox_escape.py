@@ -86,12 +86,12 @@ def gw(workdir):
 
 @pytest.fixture(scope="module")
 def hooked(workdir):
-    """A gateway whose test hooks (debug builds) make the worker running
+    """A gateway whose test hooks (-Dtest_hooks=true) make the worker running
     escape-seccomp make a forbidden system call, the one running escape-fork
     fork, and the one running escape-crash crash."""
     with open(BIN, "rb") as f:
         if b"SANDGATE_TEST_SECCOMP_TEMPLATE" not in f.read():
-            pytest.skip(f"{BIN} has no sandbox test hooks (a release build, with NDEBUG)")
+            pytest.skip(f"{BIN} has no sandbox test hooks (built without -Dtest_hooks=true)")
     g = start_gateway(workdir, "data-hooked", env={
         "SANDGATE_TEST_SECCOMP_TEMPLATE": "escape-seccomp",
         "SANDGATE_TEST_FORK_TEMPLATE": "escape-fork",

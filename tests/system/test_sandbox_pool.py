@@ -4,6 +4,7 @@ run that cannot be handed to a worker costs no worker."""
 
 import json
 import shutil
+import sqlite3
 import threading
 
 import pytest
@@ -111,6 +112,8 @@ def test_when_every_worker_is_busy_a_new_tenant_is_told_plainly(gw):
         assert workers(gw)["busy"] == 2
         body = assert_problem(run(gw, "t3", "trivial"), 503, "sandbox_unavailable")
         assert body["run"]["error"]["code"] == "sandbox_unavailable"
+        # It never had a worker, so its clock never ran.
+        assert body["run"]["usage"]["wall_ms"] == 0
         assert "worker" in body["remediation"] or "sandbox" in body["remediation"]
     finally:
         for t in slow:
@@ -150,5 +153,69 @@ def test_a_worker_that_speaks_garbage_is_killed_not_the_gateway(tmp_path, monkey
         ok = run(g, "t1", "onboard-contact", {"email": "ada@example.com", "name": "Ada"})
         assert ok.status_code == 200, ok.text
         assert ok.json()["worker_pid"] != doc["worker_pid"]
+    finally:
+        g.assert_clean_exit(g.stop())
+
+
+def add_key(gw, name, tenant, user, mode="sandbox"):
+    """A key the running gateway has picked up (it polls the store)."""
+    gw.keys[name] = make_key(gw.data_dir, "maker", mode=mode, tenant=tenant, user=user)["key"]
+    assert wait_for(lambda: requests.get(gw.url + "/v1/me/usage", timeout=5, headers={
+        "Authorization": "Bearer " + gw.keys[name]}).status_code == 200)
+
+
+def test_a_worker_serves_one_user_in_one_mode(gw):
+    # Two users of one tenant, and one of them in live mode too: a worker
+    # holds what its runs left and acts with their credentials.  (Tenant t4:
+    # a gateway that stops removes its tenants' cgroups, and the test above
+    # stopped one that used t1.)
+    add_key(gw, "t4/ann", "t4", "ann")
+    add_key(gw, "t4/bob", "t4", "bob")
+    add_key(gw, "t4/ann/live", "t4", "ann", mode="live")
+    pids = {}
+    order = ["t4/ann", "t4/ann", "t4/bob", "t4/ann", "t4/bob", "t4/ann/live", "t4/ann/live",
+             "t4/bob", "t4/ann"]
+    for who in order:
+        r = run(gw, who, "trivial")
+        assert r.status_code == 200, r.text
+        pids.setdefault(who, []).append(r.json()["worker_pid"])
+    # Back to back, a person's runs reuse their own worker: the pool still pools.
+    assert pids["t4/ann"][0] == pids["t4/ann"][1], pids
+    assert pids["t4/ann/live"][0] == pids["t4/ann/live"][1], pids
+    owners = list(pids)
+    for a in owners:
+        for b in owners:
+            if a != b:
+                assert not set(pids[a]) & set(pids[b]), pids
+
+
+def test_a_tenant_named_before_the_naming_rule_is_refused_plainly(tmp_path):
+    """A key stored with a tenant the sandbox cannot take ("acme.com", from
+    before keys create checked names) is refused at once with the reason;
+    the keeper does not retry it (it logged a warning every 250 ms)."""
+    defs = tmp_path / "defs"
+    shutil.copytree(EXAMPLES, defs)
+    add_template(defs, "trivial", "function run(input, ctx) return 1 end\n")
+    data = str(tmp_path / "data")
+    run_cli("apply", "-f", str(defs), data_dir=data)
+    key = make_key(data, "maker", tenant="acme", user="ann")
+    with sqlite3.connect(f"{data}/sandgate.db") as db:
+        db.execute("UPDATE keys SET tenant = 'acme.com' WHERE id = ?", (key["id"],))
+    g = Gateway(data)
+    g.keys = {"old": key["key"]}
+    g.start()
+    try:
+        assert_problem(run(g, "old", "trivial"), 503, "sandbox_unavailable")
+        # The admin's log says why, once for the run.
+        why = ('sandbox: cannot run a template: tenant "acme.com" cannot have sandbox '
+               "workers: '.' at position 5 is not allowed; use 1 to 63 lowercase letters")
+        assert wait_for(lambda: any(e.get("msg", "").startswith(why) for e in g.log_lines()))
+        # A normal tenant's run after it is served, and the keeper tried nothing for it.
+        g.keys["new"] = make_key(data, "maker", tenant="acme", user="ann")["key"]
+        assert wait_for(lambda: run(g, "new", "trivial").status_code == 200, timeout=10)
+        lines = [e.get("msg", "") for e in g.log_lines()]
+        assert sum(m.startswith(why) for m in lines) == 1, lines
+        assert not [m for m in lines if "preforking" in m or "acme.com" in m and
+                    not m.startswith(why)], lines
     finally:
         g.assert_clean_exit(g.stop())

@@ -120,3 +120,70 @@ def test_bad_session_requests_are_refused_clearly(gateway):
     run_cli("keys", "revoke", key_id(key), data_dir=gateway.data_dir)
     assert wait_for(lambda: gateway.post("crm", "create_contact", CONTACT,
                                          key=s["session"]).status_code == 401)
+
+
+def test_starting_sessions_spends_the_keys_own_limit(gateway):
+    # explorer: 2/s with bursts of 3.  5,000 sessions in a second were possible before.
+    key = fresh_key(gateway, "explorer")["key"]
+    first = post_session(gateway, key, {})
+    assert first.status_code == 201, first.text
+    assert first.headers["RateLimit"].startswith('"explorer:sandbox";r='), first.headers
+    assert first.headers["RateLimit-Policy"] == '"explorer:sandbox";q=3;w=2'
+    # Six starts would need 1.5 s to pass unrefused: far more than six replies take.
+    replies = [first] + [post_session(gateway, key, {}) for _ in range(5)]
+    codes = [r.status_code for r in replies]
+    assert codes[:3] == [201, 201, 201] and 429 in codes, codes
+    refused = replies[codes.index(429)]
+    body = assert_problem(refused, 429, "rate_limited")
+    assert body["detail"] == ('limit "explorer:sandbox" allows 2/s with bursts of 3 for each '
+                              'API key, and starting a session counts as one call; this one '
+                              'would exceed it'), body
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["RateLimit"].startswith('"explorer:sandbox";r=0;')
+    # Its own bucket: the key's connector calls are not spent by starting sessions.
+    assert gateway.post("crm", "create_contact", CONTACT, key=key).status_code == 200
+
+
+def test_live_sessions_per_key_are_capped(gateway):
+    key = fresh_key(gateway, "admin")["key"]  # 50/s, bursts of 100: only the cap binds
+    started = [start_session(gateway, key, {"ttl": "10m"}) for _ in range(10)]
+    assert [s["sessions_running"] for s in started] == list(range(1, 11))
+    assert all(s["sessions_max"] == 10 for s in started)
+    r = post_session(gateway, key, {"ttl": "10m"})
+    body = assert_problem(r, 429, "session_limit")
+    assert body["detail"].startswith("this API key has 10 sessions running and may have at "
+                                     "most 10 at once; the next one expires in "), body
+    assert "DELETE /v1/sessions/ID" in body["remediation"]
+    assert 590 <= int(r.headers["Retry-After"]) <= 600
+    assert "RateLimit" not in r.headers
+    # Another key of the same user is counted on its own.
+    other = fresh_key(gateway, "admin")["key"]
+    start_session(gateway, other, {})
+    # Ending one makes room at once, and its token stops working.
+    gone = started[3]
+    h = {"Authorization": "Bearer " + key}
+    ended = requests.delete(f"{gateway.url}/v1/sessions/{gone['id']}", headers=h, timeout=10)
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["expired"] is True and ended.json()["seconds_left"] == 0
+    assert_problem(gateway.post("crm", "create_contact", CONTACT, key=gone["session"]), 401,
+                   "session_expired")
+    assert start_session(gateway, key, {})["sessions_running"] == 10
+    assert_problem(post_session(gateway, key, {}), 429, "session_limit")
+    # Only the key that started a session may end it.
+    assert_problem(requests.delete(f"{gateway.url}/v1/sessions/{started[0]['id']}",
+                                   headers={"Authorization": "Bearer " + other}, timeout=10),
+                   404, "route_not_found")
+    put = requests.put(f"{gateway.url}/v1/sessions/{started[0]['id']}", headers=h, timeout=10)
+    assert_problem(put, 405, "method_not_allowed")
+    assert put.headers["Allow"] == "GET, DELETE"
+
+
+def test_expired_sessions_do_not_count(gateway):
+    key = fresh_key(gateway, "admin")["key"]
+    for _ in range(10):
+        start_session(gateway, key, {"ttl": "1s"})
+    r = post_session(gateway, key, {"ttl": "1s"})
+    assert_problem(r, 429, "session_limit")
+    assert int(r.headers["Retry-After"]) <= 1
+    # Once they expire, the key may start sessions again (the gateway's clock decides).
+    assert wait_for(lambda: post_session(gateway, key, {}).status_code == 201, timeout=10)

@@ -92,8 +92,14 @@ test_registry_keeps_what_it_learned_across_reloads(void **state)
 	uint32_t learned = a->limit_now;
 	assert_true(learned < 20);
 	struct sg_adaptive_config narrower = {10, 12, 50};
+	/* Finding it again for a definition being parsed changes nothing... */
 	assert_ptr_equal(sg_adaptive_for("crm-test", &narrower), a);
+	assert_int_equal(a->limit_now, learned);
+	assert_int_equal(a->cfg.max, 100);
+	/* ...until that definition is published. */
+	sg_adaptive_configure(a, &narrower);
 	assert_int_equal(a->limit_now, learned < 12 ? 12 : learned); /* clamped to the new min */
+	assert_int_equal(a->cfg.max, 50);
 }
 
 int

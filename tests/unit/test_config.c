@@ -635,6 +635,29 @@ test_load_example_file(void **state)
 	sg_config_free(&c);
 }
 
+static void
+test_session_settings(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	assert_int_equal(parse(&c, "", &d), 0);
+	assert_int_equal(c.sessions_max_per_key, 10);
+	assert_int_equal(parse(&c, "sessions:\n  max_per_key: 1\n", &d), 0);
+	assert_int_equal(c.sessions_max_per_key, 1);
+	assert_int_equal(parse(&c, "sessions:\n  max_per_key: 100000\n", &d), 0);
+	assert_int_equal(c.sessions_max_per_key, 100000);
+	assert_int_equal(parse(&c, "sessions:\n  max_per_key: 0\n  max_per_kye: 3\n", &d), -1);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:16: sessions.max_per_key: expected an "
+	                                    "integer from 1 to 100000, got \"0\"");
+	assert_non_null(strstr(diag_at(&d, 1), "t.yaml:3:3: "));
+	assert_non_null(strstr(diag_at(&d, 1), "max_per_kye"));
+	assert_int_equal(c.sessions_max_per_key, 10); /* a file with errors changes nothing */
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
 int
 main(void)
 {
@@ -656,6 +679,7 @@ main(void)
 	    cmocka_unit_test(test_redis_settings),
 	    cmocka_unit_test(test_yaml_to_json),
 	    cmocka_unit_test(test_sandbox_settings),
+	    cmocka_unit_test(test_session_settings),
 	    cmocka_unit_test(test_load_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

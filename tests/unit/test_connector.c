@@ -160,6 +160,53 @@ test_minimal_connector(void **state)
 	sg_connector_free(c);
 }
 
+/* Replaces "name: demo" in BASE; the result is the connector, or NULL with d. */
+static struct sg_connector *
+parse_named(const char *name, struct sg_diags *d)
+{
+	char text[2048];
+	const char *at = strstr(BASE, "name: demo\n");
+	snprintf(text, sizeof(text), "%.*sname: \"%s\"\n%s", (int)(at - BASE), BASE, name,
+	         at + strlen("name: demo\n"));
+	return parse(text, d);
+}
+
+/* Connector names follow the one naming rule (sg_name.h), at the line of the name. */
+static void
+test_connector_names(void **state)
+{
+	(void)state;
+	char name[80];
+	const char *good[] = {"demo", "3scale", "my-crm_2"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct sg_diags d = {0};
+		struct sg_connector *c = parse_named(good[i], &d);
+		sg_diags_print(&d, stderr);
+		assert_non_null(c);
+		sg_connector_free(c);
+	}
+	const char *bad[] = {"acme.com", "../x", "Demo", "-demo"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sg_diags d = {0};
+		assert_null(parse_named(bad[i], &d));
+		assert_int_equal(d.n, 1);
+		assert_memory_equal(diag_at(&d, 0), "t.yaml:2:7: name \"", 18);
+		assert_non_null(strstr(diag_at(&d, 0), "; use 1 to 63 lowercase letters"));
+		sg_diags_free(&d);
+	}
+	for (size_t n = 62; n <= 64; n++) { /* N-1, N, N+1 */
+		struct sg_diags d = {0};
+		memset(name, 'c', n);
+		name[n] = '\0';
+		struct sg_connector *c = parse_named(name, &d);
+		assert_int_equal(c != NULL, n <= 63);
+		if (c == NULL)
+			assert_non_null(strstr(diag_at(&d, 0), "it is 64 characters long"));
+		sg_connector_free(c);
+		sg_diags_free(&d);
+	}
+}
+
 static void
 test_broken_reports_every_error(void **state)
 {
@@ -186,8 +233,9 @@ test_broken_reports_every_error(void **state)
 	assert_null(parse(text, &d));
 	assert_int_equal(d.n, 9);
 	assert_string_equal(diag_at(&d, 0),
-	                    "t.yaml:2:7: name: use 1 to 64 lowercase letters, "
-	                    "digits, '_' or '-', starting with a letter, got \"Demo\"");
+	                    "t.yaml:2:7: name \"Demo\": uppercase 'D' at position 1 is not "
+	                    "allowed; use 1 to 63 lowercase letters, digits, '-' or '_', "
+	                    "starting with a letter or digit");
 	assert_string_equal(diag_at(&d, 1), "t.yaml:3:10: version: expected MAJOR.MINOR.PATCH "
 	                                    "such as 1.0.0, got \"1.0\"");
 	assert_string_equal(diag_at(&d, 2), "t.yaml:6:14: environments.sandbox: set exactly one "
@@ -527,6 +575,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_examples_load),
 	    cmocka_unit_test(test_minimal_connector),
+	    cmocka_unit_test(test_connector_names),
 	    cmocka_unit_test(test_broken_reports_every_error),
 	    cmocka_unit_test(test_missing_keys),
 	    cmocka_unit_test(test_schema_error_points_at_node),

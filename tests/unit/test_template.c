@@ -136,6 +136,43 @@ test_limit_errors(void **state)
 	sg_diags_free(&d);
 }
 
+/* Template names follow the one naming rule (sg_name.h); they were not checked at all. */
+static void
+test_template_names(void **state)
+{
+	char manifest[512], name[80];
+	const char *names[] = {"onboard-2", "acme.com", "../x", "Onboard", "_x", "", NULL};
+	for (size_t i = 0; names[i] != NULL; i++) {
+		struct sg_diags d = {0};
+		snprintf(manifest, sizeof(manifest), "kind: template\nname: \"%s\"\n%s", names[i],
+		         strstr(MANIFEST, "version:"));
+		struct sg_template *t = parse(*state, manifest, lua_ok, &d);
+		assert_int_equal(t != NULL, i == 0);
+		if (i > 0) {
+			assert_int_equal(d.n, 1);
+			assert_memory_equal(diag_at(&d, 0), "t.yaml:2:7: name \"", 18);
+			assert_non_null(strstr(diag_at(&d, 0), "use 1 to 63 lowercase letters"));
+		}
+		sg_template_free(t);
+		sg_diags_free(&d);
+	}
+	for (size_t n = 62; n <= 64; n++) { /* N-1, N, N+1 */
+		struct sg_diags d = {0};
+		memset(name, 't', n);
+		name[n] = '\0';
+		snprintf(manifest, sizeof(manifest), "kind: template\nname: %s\n%s", name,
+		         strstr(MANIFEST, "version:"));
+		struct sg_template *t = parse(*state, manifest, lua_ok, &d);
+		assert_int_equal(t != NULL, n <= 63);
+		sg_template_free(t);
+		sg_diags_free(&d);
+	}
+	struct sg_diags d = {0};
+	assert_null(parse(*state, strstr(MANIFEST, "version:"), lua_ok, &d));
+	assert_non_null(strstr(diag_at(&d, 0), "a template needs a name: 1 to 63 lowercase"));
+	sg_diags_free(&d);
+}
+
 int
 main(void)
 {
@@ -145,6 +182,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_lua_error_names_its_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_capability_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limit_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_template_names, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -726,19 +726,22 @@ test_tenants_get_their_own_workers_and_cgroups(void **state)
 		assert_null(strstr(mine, "/sandgate/")); /* the zygote stays where it was */
 	}
 	/* The pool, fed the two, never hands one tenant's worker to the other. */
+	struct sg_pool_owner oa, og;
+	assert_int_equal(sg_pool_owner_set(&oa, f->acme, "ann", "sandbox"), 0);
+	assert_int_equal(sg_pool_owner_set(&og, f->globex, "ann", "sandbox"), 0);
 	struct sg_worker_pool *pool = sg_worker_pool_new(8, 100);
-	assert_int_equal(sg_worker_pool_add(pool, a->pid, dup(a->fd), f->acme), 0);
-	assert_int_equal(sg_worker_pool_add(pool, g->pid, dup(g->fd), f->globex), 0);
-	assert_int_equal(sg_worker_pool_checkin(pool, a->pid, f->acme, false), SG_POOL_KEPT);
-	assert_null(sg_worker_pool_checkout(pool, f->globex)); /* globex's is busy; acme's idle */
-	const struct sg_pool_worker *w = sg_worker_pool_checkout(pool, f->acme);
+	assert_int_equal(sg_worker_pool_add(pool, a->pid, dup(a->fd), &oa), 0);
+	assert_int_equal(sg_worker_pool_add(pool, g->pid, dup(g->fd), &og), 0);
+	assert_int_equal(sg_worker_pool_checkin(pool, a->pid, &oa, false), SG_POOL_KEPT);
+	assert_null(sg_worker_pool_checkout(pool, &og)); /* globex's is busy; acme's idle */
+	const struct sg_pool_worker *w = sg_worker_pool_checkout(pool, &oa);
 	assert_non_null(w);
 	assert_int_equal(w->pid, a->pid);
 	struct conn via = {w->pid, w->fd, a->d};
 	assert_int_equal(run_sum(&via, 20, 22), 42);
-	assert_int_equal(sg_worker_pool_checkin(pool, a->pid, f->globex, true), -1);
-	assert_int_equal(sg_worker_pool_checkin(pool, a->pid, f->acme, true), SG_POOL_KEPT);
-	assert_null(sg_worker_pool_checkout(pool, f->globex));
+	assert_int_equal(sg_worker_pool_checkin(pool, a->pid, &og, true), -1);
+	assert_int_equal(sg_worker_pool_checkin(pool, a->pid, &oa, true), SG_POOL_KEPT);
+	assert_null(sg_worker_pool_checkout(pool, &og));
 	sg_worker_pool_free(pool);
 	/* Stopping the zygote removes the tenants' groups. */
 	group_dir(f, SG_CGROUP_MEMORY, f->acme, dir[0], sizeof(dir[0]));
@@ -767,15 +770,17 @@ test_worker_retires_after_max_runs(void **state)
 	assert_int_equal(sg_zygote_spawn(&f->z, f->acme, 3, &pid, &fd, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "max_runs 3 is over the configured 2"));
 	struct sg_worker_pool *pool = sg_worker_pool_new(4, 2);
+	struct sg_pool_owner oa;
+	assert_int_equal(sg_pool_owner_set(&oa, f->acme, "ann", "sandbox"), 0);
 	struct conn *w = spawn(f, f->acme);
 	expect_ready(w);
-	assert_int_equal(sg_worker_pool_add(pool, w->pid, dup(w->fd), f->acme), 0);
+	assert_int_equal(sg_worker_pool_add(pool, w->pid, dup(w->fd), &oa), 0);
 	for (int run = 1; run <= 2; run++) {
 		assert_int_equal(run_sum(w, run, 0), run);
-		assert_int_equal(sg_worker_pool_checkin(pool, w->pid, f->acme, true),
+		assert_int_equal(sg_worker_pool_checkin(pool, w->pid, &oa, true),
 		                 run == 2 ? SG_POOL_RETIRED : SG_POOL_KEPT);
 		if (run == 1)
-			assert_non_null(sg_worker_pool_checkout(pool, f->acme));
+			assert_non_null(sg_worker_pool_checkout(pool, &oa));
 	}
 	struct sg_frame_msg m;
 	assert_int_equal(recv_frame(w, &m, 5000), SG_FRAME_EOF); /* it left by itself */
@@ -1048,12 +1053,16 @@ test_requests_are_checked(void **state)
 	config_init(&c, true);
 	start(f, &c);
 	assert_int_equal(sg_zygote_spawn(&f->z, "../etc", 0, &pid, &fd, err, sizeof(err)), -1);
-	assert_string_equal(err, "zygote: cannot spawn a worker: a tenant name is 1 to 64 "
-	                         "letters, digits, '_' or '-'");
-	memset(long_name, 'a', 65);
-	long_name[65] = '\0';
+	assert_string_equal(err, "zygote: cannot spawn a worker: a tenant name is 1 to 63 "
+	                         "lowercase letters, digits, '-' or '_', starting with a letter "
+	                         "or digit");
+	/* The zygote itself refuses what the rule refuses, not only its client. */
+	assert_int_equal(sg_zygote_spawn(&f->z, "Acme", 0, &pid, &fd, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a tenant name is 1 to 63 lowercase"));
+	memset(long_name, 'a', 64);
+	long_name[64] = '\0';
 	assert_int_equal(sg_zygote_spawn(&f->z, long_name, 0, &pid, &fd, err, sizeof(err)), -1);
-	assert_string_equal(err, "zygote: a tenant name is 1 to 64 bytes, not 65");
+	assert_string_equal(err, "zygote: a tenant name is 1 to 63 bytes, not 64");
 	assert_int_equal(sg_zygote_kill(&f->z, getpid(), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "is not a live worker of this zygote"));
 	assert_int_equal(sg_zygote_kill(&f->z, f->z.pid, err, sizeof(err)), -1);

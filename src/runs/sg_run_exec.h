@@ -5,10 +5,14 @@
  * on DONE, on a limit (wall clock, CPU) or when the worker dies.  Nothing
  * the worker says is trusted: any frame out of place kills it.
  *
- *   sg_http_runs.c        the HTTP API: start a run, show a run
- *   sg_http_run_exec.c    the worker's socket, timers, the end of a run
- *   sg_http_run_call.c    ctx.call through the governed path
- *   src/runs/sg_run_doc.c what a run ended with, as the run document
+ *   http/sg_http_runs.c   the HTTP API: start a run, show a run
+ *   sg_run_exec.c         the worker's socket, timers, the end of a run
+ *   sg_run_call.c         ctx.call through the governed path
+ *   sg_run_doc.c          what a run ended with, as the run document
+ *
+ * A run lives on the I/O thread that accepted it (struct sg_io_thread):
+ * its events are on that thread's base, and its calls wait in that
+ * thread's fair queue.
  */
 #ifndef SG_RUN_EXEC_H
 #define SG_RUN_EXEC_H
@@ -81,10 +85,10 @@ enum sg_run_start sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *
 /* Frees a run that did not start. */
 void sg_run_exec_free_unstarted(struct sg_run_exec *x);
 
-/* sg_http_run_call.c: answers one CALL frame; false when the frame must kill the worker. */
+/* sg_run_call.c: answers one CALL frame; false when the frame must kill the worker. */
 bool sg_run_call_start(struct sg_run_exec *x, const struct sg_frame_call *call);
 /*
- * sg_http_run_exec.c, for the call module: sends a frame to the worker.
+ * sg_run_exec.c, for the call module: sends a frame to the worker.
  * -1 with err when the message cannot be a frame (nothing sent); a socket
  * failure kills the worker instead.  Call it only while call_busy is set,
  * so that a kill cannot end (and free) the run under the caller.

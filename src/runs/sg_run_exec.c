@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "http/sg_run_exec.h"
+#include "runs/sg_run_exec.h"
 #include "obs/sg_log.h"
 #include "runs/sg_runs.h"
 #include "store/sg_recorder.h"
@@ -318,7 +318,8 @@ finish(struct sg_run_exec *x)
 		return; /* the call in progress ends the run when it returns */
 	event_del(x->timer);
 	x->doc.ended_us = wall_us();
-	x->doc.wall_ms = (double)(sg_now_ns() - x->start_ns) / 1e6;
+	/* A run that never got a worker never started its clock. */
+	x->doc.wall_ms = x->start_ns ? (double)(sg_now_ns() - x->start_ns) / 1e6 : 0;
 	x->doc.n_calls = (uint32_t)json_array_size(x->doc.calls);
 	publish(x, true);
 	if (x->on_done)
@@ -436,8 +437,8 @@ sg_run_exec_start(struct sg_run_exec *x, json_t *input, char *err, size_t errlen
 		return SG_RUN_UNAVAILABLE;
 	x->wait.ready = worker_made;
 	x->wait.arg = x;
-	enum sg_sandbox_acquire got =
-	    sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, &x->w, &x->wait, err, errlen);
+	enum sg_sandbox_acquire got = sg_sandbox_acquire(x->gw->sandbox, x->doc.tenant, x->doc.user,
+	                                                 x->doc.mode, &x->w, &x->wait, err, errlen);
 	if (got == SG_SANDBOX_BUSY || got == SG_SANDBOX_UNAVAILABLE)
 		return got == SG_SANDBOX_BUSY ? SG_RUN_BUSY : SG_RUN_UNAVAILABLE;
 	if (got == SG_SANDBOX_GOT && begin(x) != 0)

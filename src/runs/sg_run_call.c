@@ -1,10 +1,9 @@
 /*
  * ctx.call: a CALL frame becomes a governed request made with the
- * caller's own credential, so it is identified, authorized, validated,
- * throttled, routed and recorded exactly like a call the person made
- * themselves, under the run's trace.  The template's declared
- * capabilities are checked first: a template never calls what it did not
- * declare, whatever its runner may do.
+ * caller's own credential, so it is identified, checked against the
+ * template's declared capabilities, authorized, validated, throttled,
+ * routed and recorded exactly like a call the person made themselves,
+ * under the run's trace.
  *
  * The path always runs from the run's wake-up event, never from inside
  * the frame reader, so a reply that kills the worker cannot end the run
@@ -16,8 +15,8 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "http/sg_run_exec.h"
 #include "path/sg_path.h"
+#include "runs/sg_run_exec.h"
 
 static struct sg_run_exec *
 exec_of(struct sg_req *r)
@@ -41,13 +40,7 @@ call_wake(struct sg_req *r)
 	return 0;
 }
 
-static int
-call_enqueue(struct sg_req *r)
-{
-	return sg_http_queue_push(exec_of(r)->t, r);
-}
-
-static const struct sg_req_io call_io = {call_wake_after, call_wake, call_enqueue};
+static const struct sg_req_io call_io = {call_wake_after, call_wake};
 
 /* ---- the answer ---- */
 
@@ -81,10 +74,16 @@ send_result(struct sg_run_exec *x, json_t *result, const char *code, const char 
 	(void)sg_run_exec_send(x, &m, err, sizeof(err));
 }
 
-/* The call is answered; the run may end now (x may be freed). */
+/*
+ * The log phase, then the call is over and the run may end (x may be
+ * freed).  The snapshot goes last: the request's pointers point into it.
+ */
 static void
-end_call(struct sg_run_exec *x)
+finish_call(struct sg_run_exec *x)
 {
+	struct sg_snapshot *snap = x->call.snap;
+	sg_path_finish(&x->call, (sg_now_ns() - x->call_start_ns) / 1000);
+	sg_snapshot_unref(snap);
 	free(x->call_body);
 	x->call_body = NULL;
 	x->call_busy = false;
@@ -97,8 +96,6 @@ complete(struct sg_run_exec *x)
 	struct sg_req *r = &x->call;
 	const char *capability = x->call_cap;
 	char detail[600];
-	sg_step_record(r, (sg_now_ns() - x->call_start_ns) / 1000);
-	atomic_fetch_sub_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
 	if (r->problem == NULL) {
 		add_span(x, capability, "allowed", 200, NULL, NULL, r->op ? r->op->cost : 0);
 		send_result(x, r->output ? r->output : json_null(), NULL, NULL);
@@ -108,21 +105,7 @@ complete(struct sg_run_exec *x)
 		         detail, 0);
 		send_result(x, NULL, r->problem->code, detail);
 	}
-	sg_req_finish(r);
-	end_call(x);
-}
-
-static void
-refuse_undeclared(struct sg_run_exec *x)
-{
-	char detail[400];
-	snprintf(detail, sizeof(detail),
-	         "the template did not declare \"%s\": add it to capabilities in template.yaml",
-	         x->call_cap);
-	x->call.trace = x->doc.trace;
-	add_span(x, x->call_cap, "denied", 403, "capability_not_declared", detail, 0);
-	send_result(x, NULL, "capability_not_declared", detail);
-	end_call(x);
+	finish_call(x);
 }
 
 static void
@@ -131,18 +114,9 @@ on_call_wake(evutil_socket_t fd, short what, void *arg)
 	struct sg_run_exec *x = arg;
 	(void)fd;
 	(void)what;
-	bool prepared = x->call.gw != NULL; /* set by prepare(); unset: not declared */
 	if (x->worker_done && !x->call_walked) {
 		/* The worker was killed before the call began: nobody waits for it. */
-		if (prepared) {
-			atomic_fetch_sub_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
-			sg_req_finish(&x->call);
-		}
-		end_call(x);
-		return;
-	}
-	if (!prepared) {
-		refuse_undeclared(x);
+		finish_call(x);
 		return;
 	}
 	x->call_walked = true;
@@ -154,41 +128,54 @@ on_call_wake(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the start ---- */
 
+/*
+ * "connector.operation" into the two names, for the path and the audit.
+ * A name that does not split or fit is cut: the capability step refuses
+ * it before anything looks it up, since nothing declared is cut.
+ */
 static void
+split(struct sg_run_exec *x, const char *capability)
+{
+	const char *dot = strchr(capability, '.');
+	size_t clen = dot ? (size_t)(dot - capability) : strlen(capability);
+	snprintf(x->call_conn, sizeof(x->call_conn), "%.*s", (int)clen, capability);
+	snprintf(x->call_op, sizeof(x->call_op), "%s", dot ? dot + 1 : "");
+}
+
+/*
+ * Each call is identified and authorized against the snapshot that is
+ * live when it starts, not the one the run started with: a key revoked or
+ * a permission removed mid-run refuses the run's next call, as it refuses
+ * the next direct call.  The run keeps its own snapshot for the template.
+ */
+static int
 prepare(struct sg_run_exec *x)
 {
 	struct sg_req *r = &x->call;
 	char parent[64];
 	struct timeval tv;
-	sg_req_init(r, x->gw, x->snap);
+	struct sg_snapshot *snap = sg_http_snapshot(x->t);
+	if (snap == NULL)
+		return -1;
+	sg_snapshot_ref(snap);
+	sg_req_init(r, x->gw, snap);
 	snprintf(parent, sizeof(parent), "00-%s-%s-%s", x->doc.trace.trace_id, x->doc.trace.span_id,
 	         x->doc.trace.flags);
 	sg_trace_begin(&r->trace, parent); /* a child span of the run */
 	gettimeofday(&tv, NULL);
 	r->wall_s = tv.tv_sec;
 	r->authorization = x->authorization;
+	r->tpl = x->tpl;
+	r->capability = x->call_cap;
 	r->connector_name = x->call_conn;
 	r->operation_name = x->call_op;
 	r->content_type = "application/json";
 	r->body = x->call_body;
 	r->body_len = strlen(x->call_body);
 	r->io = &call_io;
-	r->redis = x->t->redis;
-	atomic_fetch_add_explicit(&x->gw->in_flight, 1, memory_order_relaxed);
-}
-
-/* "connector.operation" into the two names; the frame checked their characters. */
-static bool
-split(struct sg_run_exec *x, const char *capability)
-{
-	const char *dot = strchr(capability, '.');
-	if (dot == NULL || (size_t)(dot - capability) >= sizeof(x->call_conn) ||
-	    strlen(dot + 1) >= sizeof(x->call_op))
-		return false;
-	memcpy(x->call_conn, capability, (size_t)(dot - capability));
-	x->call_conn[dot - capability] = '\0';
-	snprintf(x->call_op, sizeof(x->call_op), "%s", dot + 1);
-	return true;
+	r->throttle = x->t->throttle;
+	sg_path_begin(r);
+	return 0;
 }
 
 bool
@@ -202,16 +189,13 @@ sg_run_call_start(struct sg_run_exec *x, const struct sg_frame_call *call)
 	x->seq = call->seq;
 	x->call_start_ns = sg_now_ns();
 	snprintf(x->call_cap, sizeof(x->call_cap), "%s", call->capability);
-	memset(&x->call, 0, sizeof(x->call));
-	/* Declared names fit the buffers; anything else is refused as undeclared. */
-	if (sg_template_capability(x->tpl, call->capability) != NULL &&
-	    split(x, call->capability)) {
-		x->call_body = json_dumps(call->args, JSON_COMPACT);
-		if (x->call_body == NULL) {
-			x->call_busy = false;
-			return false;
-		}
-		prepare(x);
+	split(x, call->capability);
+	x->call_body = json_dumps(call->args, JSON_COMPACT);
+	if (x->call_body == NULL || prepare(x) != 0) {
+		free(x->call_body);
+		x->call_body = NULL;
+		x->call_busy = false;
+		return false;
 	}
 	event_active(x->call_wake, EV_TIMEOUT, 1);
 	return true;
