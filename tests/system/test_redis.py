@@ -62,7 +62,8 @@ def redis():
     r.kill()
 
 
-def prepare(tmp_path, redis, rate, burst, failure_mode="local", nodes=1, name="data"):
+def prepare(tmp_path, redis, rate, burst, failure_mode="local", nodes=1, name="data",
+            timeout="50ms"):
     defs = tmp_path / ("defs-" + name)
     shutil.copytree(os.path.join(EXAMPLES, "connectors"), defs / "connectors")
     (defs / "policies").mkdir()
@@ -71,7 +72,8 @@ def prepare(tmp_path, redis, rate, burst, failure_mode="local", nodes=1, name="d
     run_cli("apply", "-f", str(defs), data_dir=data)
     config = tmp_path / (name + ".yaml")
     config.write_text(f"throttle:\n  backend: redis\n  queue_wait: 0s\nredis:\n"
-                      f"  port: {redis.port}\n  failure_mode: {failure_mode}\n  nodes: {nodes}\n")
+                      f"  port: {redis.port}\n  failure_mode: {failure_mode}\n  nodes: {nodes}\n"
+                      f"  timeout: {timeout}\n")
     return data, str(config)
 
 
@@ -109,9 +111,15 @@ def test_two_gateways_share_one_limit_within_two_percent(tmp_path, redis):
     ts_us, a few ms).  No more than that is ever admitted (+1 for a unit's
     boundary); no fewer than 2% below, since a unit freed while every
     client stalled may go unclaimed.  (The window once came from the
-    clients' clocks, which stalled and started apart.)"""
+    clients' clocks, which stalled and started apart.)
+
+    Redis is given 5 s to answer, and a gateway it does not answer refuses
+    (failure_mode: deny): with the default 50 ms a loaded machine tripped
+    the local fallback, which rightly admits from each gateway's own quota
+    and so is no test of sharing; a refusal would show as a 503."""
     rate, burst = 100, 20
-    nodes = [prepare(tmp_path, redis, f"{rate}/s", burst, name=f"node{i}") for i in range(2)]
+    nodes = [prepare(tmp_path, redis, f"{rate}/s", burst, failure_mode="deny", name=f"node{i}",
+                     timeout="5s") for i in range(2)]
     keys = [make_key(data, "dev", user=f"u{i}")["key"] for i, (data, _) in enumerate(nodes)]
     gws = [Gateway(data, config=config).start() for data, config in nodes]
     try:
