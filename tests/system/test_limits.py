@@ -443,7 +443,10 @@ rules:
             if r.status_code == 429:
                 body = assert_problem(r, 429, "rate_limited")
                 assert body["detail"].startswith("after waiting "), body["detail"]
-                assert r.headers["Retry-After"] == "1"
+                # The next unit frees 2 s after the turn, about 1 s after these
+                # deadlines: rounded up, 1, or 2 when the turn's timer woke
+                # later than this call arrived after the first.
+                assert r.headers["Retry-After"] in ("1", "2"), r.headers["Retry-After"]
         # On the gateway's clock: the first was never queued; the second was
         # admitted no sooner than its unit freed up, 2 s after the first; the
         # other two waited out their whole 3 s (the deadline is kept on the
