@@ -139,7 +139,7 @@ def run_interval(doc):
 
 
 def workers(gw):
-    return requests.get(gw.url + "/readyz", timeout=5).json()["sandbox"]["workers"]
+    return gw.get("/readyz").json()["sandbox"]["workers"]
 
 
 def test_one_tenants_cpu_hog_keeps_to_its_share(tmp_path, defs):
