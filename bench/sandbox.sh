@@ -118,6 +118,9 @@ case "$key" in sgk_*) ;; *) echo "sandbox.sh: keys create gave no key" >&2; exit
 
 port=$(free_port)
 url="http://127.0.0.1:$port"
+# /readyz's details (the sandbox's state) are on the admin listener.
+admin_port=$(free_port)
+admin_url="http://127.0.0.1:$admin_port"
 # No per-request access line; up to CONNS runs of the one tenant at once, so
 # the throughput phase measures runs rather than 429 runs_limited.
 cat >"$work/sandgate.yaml" <<EOF
@@ -127,12 +130,13 @@ sandbox:
   tenant_runs: $((conns > 8 ? conns : 8))
 EOF
 "$build/sandgate" serve --config "$work/sandgate.yaml" --data-dir "$data" \
-	--listen "127.0.0.1:$port" --threads 2 2>"$work/serve.log" &
+	--listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" --threads 2 \
+	2>"$work/serve.log" &
 sg_pid=$!
 ready=
 for _ in $(seq 100); do
 	kill -0 "$sg_pid" 2>/dev/null || break
-	if curl -s "$url/readyz" >"$work/readyz.json" 2>/dev/null &&
+	if curl -s "$admin_url/readyz" >"$work/readyz.json" 2>/dev/null &&
 		[ "$(jq -r '.sandbox.ready // false' "$work/readyz.json" 2>/dev/null)" = true ]; then
 		ready=1
 		break
@@ -195,7 +199,7 @@ done
 
 # Idle workers: nothing runs now; let retired ones exit first.
 sleep 1
-curl -s "$url/readyz" >"$work/readyz.json" || true
+curl -s "$admin_url/readyz" >"$work/readyz.json" || true
 : >"$work/rss"
 for w in $(workers_of "$sg_pid"); do
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$w/status" 2>/dev/null) || continue

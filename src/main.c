@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/sg_json_alloc.h"
 
 static const struct {
 	const char *name;
@@ -30,6 +31,7 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
+	sg_json_alloc_install();
 	if (argc < 2)
 		return usage(stderr);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -35,7 +35,10 @@ static char *
 dup_str(struct tload *l, struct fy_node *n, const char *what)
 {
 	const char *s = n ? sg_yaml_str(l->d, l->file, n, what) : NULL;
-	return s ? strdup(s) : NULL;
+	char *copy = s ? strdup(s) : NULL;
+	if (s && copy == NULL)
+		sg_yaml_error(l->d, l->file, n, "%s: out of memory", what);
+	return copy;
 }
 
 static void
@@ -134,14 +137,19 @@ parse_capabilities(struct tload *l, struct fy_node *n)
 	}
 	l->t->capabilities = calloc((size_t)count + 1, sizeof(char *));
 	l->t->ops = calloc((size_t)count + 1, sizeof(*l->t->ops));
+	if (l->t->capabilities == NULL || l->t->ops == NULL)
+		sg_yaml_error(l->d, l->file, n, "capabilities: out of memory");
 	for (int i = 0; l->t->capabilities && l->t->ops && i < count; i++) {
 		struct fy_node *item = fy_node_sequence_get_by_index(n, i);
 		const char *cap = sg_yaml_str(l->d, l->file, item, "capabilities");
 		const struct sg_operation *op = cap ? resolve_capability(l, item, cap) : NULL;
-		if (op == NULL)
+		char *copy = op ? strdup(cap) : NULL;
+		if (op && copy == NULL)
+			sg_yaml_error(l->d, l->file, item, "capabilities: out of memory");
+		if (copy == NULL)
 			continue;
 		l->t->ops[l->t->n_caps] = op;
-		l->t->capabilities[l->t->n_caps++] = strdup(cap);
+		l->t->capabilities[l->t->n_caps++] = copy;
 	}
 }
 
@@ -191,6 +199,8 @@ check_source(struct tload *l, const char *lua_file, const char *lua, size_t len)
 		memcpy(l->t->source, lua, len);
 		l->t->source[len] = '\0';
 		l->t->source_len = len;
+	} else {
+		sg_diags_add(l->d, lua_file, 0, 0, "main.lua: out of memory");
 	}
 }
 
@@ -224,6 +234,8 @@ sg_template_parse(const char *file, const char *text, size_t len, const char *lu
 out:
 	fy_document_destroy(doc);
 	sg_yaml_sort_diags(d, before);
+	if (l.t == NULL && d->n == before)
+		sg_diags_add(d, file, 0, 0, "out of memory");
 	if (d->n != before || l.t == NULL) {
 		sg_template_free(l.t);
 		return NULL;

@@ -1,4 +1,5 @@
 /* sandgate sandbox status: what a running gateway's template sandbox enforces. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -9,22 +10,28 @@
 
 /* /readyz answers from memory; a gateway this slow is as good as down. */
 #define STATUS_TIMEOUT_S 10
+/* The detailed /readyz is on the admin listener (admin_listen's default). */
+#define DEFAULT_ADMIN_URL "http://127.0.0.1:8091"
+#define TOKEN_MAX 1024
 
 static const char sandbox_help[] =
-    "usage: sandgate sandbox status [--url URL] [--json]\n"
+    "usage: sandgate sandbox status [--url URL] [--admin-token-file FILE] [--json]\n"
     "\n"
     "Prints what the running gateway's template sandbox enforces: whether it is\n"
     "ready, its workers, its isolation and each tenant cgroup ceiling (the\n"
-    "\"sandbox\" member of /readyz).\n"
+    "\"sandbox\" member of the detailed /readyz).\n"
     "\n"
-    "  --url URL  the gateway, default " SG_CLI_DEFAULT_URL "\n"
+    "  --url URL  the gateway's admin listener (admin_listen), default " DEFAULT_ADMIN_URL "\n"
+    "  --admin-token-file FILE\n"
+    "             send the admin token (admin_token_file) as the bearer, to ask a\n"
+    "             listener that shows the details only with it\n"
     "  --json     print the sandbox member as JSON\n"
     "\n"
     "Exit status: 0 when the sandbox is enabled and ready, 1 when it is not or the\n"
     "gateway cannot be reached, 2 on a usage error.\n";
 
 struct sandbox_opts {
-	const char *url;
+	const char *url, *token_file;
 	bool json, help;
 };
 
@@ -33,6 +40,7 @@ parse_sandbox_opts(int argc, char **argv, struct sandbox_opts *o)
 {
 	static const struct option opts[] = {
 	    {"url", required_argument, NULL, 'u'},
+	    {"admin-token-file", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -43,6 +51,9 @@ parse_sandbox_opts(int argc, char **argv, struct sandbox_opts *o)
 		switch (ch) {
 		case 'u':
 			o->url = optarg;
+			break;
+		case 't':
+			o->token_file = optarg;
 			break;
 		case 'j':
 			o->json = true;
@@ -58,7 +69,7 @@ parse_sandbox_opts(int argc, char **argv, struct sandbox_opts *o)
 		return sg_cli_fail("sandbox status takes no arguments, only options (see --help)"),
 		       -1;
 	if (o->url == NULL)
-		o->url = SG_CLI_DEFAULT_URL;
+		o->url = DEFAULT_ADMIN_URL;
 	return 0;
 }
 
@@ -118,15 +129,45 @@ print_status(const json_t *sb)
 	print_cgroups(json_object_get(sb, "cgroups"));
 }
 
+/* "Bearer " and the first line of `path`, in `out`; -1 after saying why not. */
+static int
+read_token(const char *path, char *out, size_t n)
+{
+	char buf[TOKEN_MAX + 2];
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return sg_cli_fail("--admin-token-file %s: %s", path, strerror(errno)), -1;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (buf[0] == '\0' || snprintf(out, n, "Bearer %s", buf) >= (int)n) {
+		explicit_bzero(buf, sizeof(buf));
+		return sg_cli_fail("--admin-token-file %s: the first line must hold the token",
+		                   path),
+		       -1;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
 /* The sandbox member of /readyz; -1 after saying why there is none. */
 static int
-fetch_sandbox(const char *url, json_t **readyz, const json_t **sb)
+fetch_sandbox(const struct sandbox_opts *o, json_t **readyz, const json_t **sb)
 {
 	struct sg_cli_http_resp rs;
-	char err[1024];
-	const struct sg_cli_http_req rq = {
-	    .method = "GET", .base_url = url, .path = "/readyz", .timeout_s = STATUS_TIMEOUT_S};
+	char err[1024], auth[TOKEN_MAX + 16];
+	const char *url = o->url;
+	const char *headers[] = {"Authorization", auth, NULL};
+	if (o->token_file && read_token(o->token_file, auth, sizeof(auth)) != 0)
+		return -1;
+	const struct sg_cli_http_req rq = {.method = "GET",
+	                                   .base_url = url,
+	                                   .path = "/readyz",
+	                                   .headers = o->token_file ? headers : NULL,
+	                                   .timeout_s = STATUS_TIMEOUT_S};
 	enum sg_cli_http_rc rc = sg_cli_http_do(&rq, &rs, err, sizeof(err));
+	explicit_bzero(auth, sizeof(auth));
 	if (rc != SG_CLI_HTTP_OK)
 		return sg_cli_fail("%s", err), rc == SG_CLI_HTTP_BAD_URL ? -2 : -1;
 	/* /readyz says 503 while draining; its body still describes the sandbox. */
@@ -140,6 +181,14 @@ fetch_sandbox(const char *url, json_t **readyz, const json_t **sb)
 		return sg_cli_fail("%s/readyz answered %d with a body that is not JSON; is --url "
 		                   "a sandgate gateway?",
 		                   url, status),
+		       -1;
+	/* The public listener's /readyz has the status and the checks' verdicts only. */
+	if (json_is_object(json_object_get(*readyz, "checks")))
+		return sg_cli_fail(
+		           "%s shows only the public readiness status; point --url at the "
+		           "gateway's admin listener (admin_listen in sandgate.yaml, default "
+		           "127.0.0.1:8091), or pass --admin-token-file",
+		           url),
 		       -1;
 	return sg_cli_fail("the gateway at %s does not report a sandbox in /readyz; it may "
 	                   "predate template runs",
@@ -158,7 +207,7 @@ sandbox_status(int argc, char **argv)
 		return 2;
 	if (o.help)
 		return fputs(sandbox_help, stdout), 0;
-	int rc = fetch_sandbox(o.url, &readyz, &sb);
+	int rc = fetch_sandbox(&o, &readyz, &sb);
 	if (rc != 0) {
 		json_decref(readyz);
 		return rc == -2 ? 2 : 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -21,15 +22,17 @@
 
 static const char serve_help[] =
     "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
-    "                      [--threads N] [--demo]\n"
+    "                      [--threads N] [--admin-listen HOST:PORT|off] [--demo]\n"
     "\n"
+    "  --admin-listen  where /metrics and the detailed /readyz are served\n"
+    "           (default 127.0.0.1:8091; off: only with the admin token)\n"
     "  --demo   on first start (no definitions stored yet) apply the bundled\n"
     "           examples, create one key per demo role and print a quick start\n"
     "\n"
     "Signals: SIGHUP reloads the catalog and policy; SIGTERM drains and exits.\n";
 
 struct serve_opts {
-	const char *config, *listen, *data_dir;
+	const char *config, *listen, *admin_listen, *data_dir;
 	int threads;
 	bool demo;
 };
@@ -40,6 +43,7 @@ parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"listen", required_argument, NULL, 'l'},
+	    {"admin-listen", required_argument, NULL, 'a'},
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"threads", required_argument, NULL, 't'},
 	    {"demo", no_argument, NULL, 'D'},
@@ -56,6 +60,9 @@ parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 'l':
 			o->listen = optarg;
+			break;
+		case 'a':
+			o->admin_listen = optarg;
 			break;
 		case 'd':
 			o->data_dir = optarg;
@@ -96,6 +103,10 @@ load_config(struct sg_config *cfg, const struct serve_opts *o)
 	sg_diags_free(&d);
 	if (o->listen && sg_config_set_listen(cfg, o->listen) != 0)
 		return sg_cli_fail("--listen must look like 127.0.0.1:8080 or [::1]:8080"), -1;
+	if (o->admin_listen && sg_config_set_admin_listen(cfg, o->admin_listen) != 0)
+		return sg_cli_fail("--admin-listen must look like 127.0.0.1:8091 or [::1]:8091, or "
+		                   "be off"),
+		       -1;
 	if (o->threads)
 		cfg->threads = o->threads;
 	if (o->data_dir || !o->config) {
@@ -110,7 +121,7 @@ static int
 lock_pidfile(const char *data_dir, char *path, size_t n)
 {
 	snprintf(path, n, "%s/sandgate.pid", data_dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return sg_cli_fail("cannot create %s: %s", path, strerror(errno)), -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -145,6 +156,7 @@ struct serve_state {
 	struct sg_sandbox *sandbox;
 	int pid_fd;
 	char pid_path[4096];
+	char *writer_stall; /* test builds: SANDGATE_TEST_WRITER_STALL */
 };
 
 static int
@@ -185,7 +197,9 @@ restore_one(void *arg, const char *tenant, const char *user, bool sandbox, int64
  * Budgets survive a restart: this month's spending is read back from the
  * daily totals and the decisions recorded after them.  Decisions dropped
  * from a full record queue are not in either (they are counted in
- * /metrics), so the restored figure is a floor.
+ * /metrics), nor are those a crash caught before the writer took them (at
+ * most audit.backlog_deadline's worth in a fail_closed mode), so the
+ * restored figure is a floor.
  */
 static int
 restore_spend(struct serve_state *st)
@@ -223,6 +237,39 @@ start_sandbox(struct serve_state *st)
 	return 0;
 }
 
+#ifdef SG_TEST_HOOKS
+/*
+ * Built with -Dtest_hooks=true only: SANDGATE_TEST_WRITER_STALL names a file;
+ * while it exists the writer thread stalls before each write, as it would
+ * on a hung disk, without any error to see.
+ */
+static int
+stall_writer(void *arg)
+{
+	const struct timespec tick = {0, 10 * 1000000L};
+	while (access(arg, F_OK) == 0)
+		nanosleep(&tick, NULL);
+	return 0;
+}
+#endif
+
+static int
+start_recorder(struct serve_state *st)
+{
+	char err[512];
+	const struct sg_config *cfg = &st->cfg;
+	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
+	if (st->gw.recorder == NULL)
+		return sg_cli_fail("%s", err), -1;
+	sg_recorder_set_deadline(st->gw.recorder, cfg->audit_deadline_ms);
+#ifdef SG_TEST_HOOKS
+	const char *stall = getenv("SANDGATE_TEST_WRITER_STALL");
+	if (stall && *stall && (st->writer_stall = strdup(stall)) != NULL)
+		sg_recorder_set_fault(st->gw.recorder, stall_writer, st->writer_stall);
+#endif
+	return 0;
+}
+
 static int
 start(struct serve_state *st)
 {
@@ -241,9 +288,8 @@ start(struct serve_state *st)
 		return sg_cli_fail("out of memory for sessions and queues"), -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
-	st->gw.recorder = sg_recorder_start(cfg->data_dir, cfg->record_queue, err, sizeof(err));
-	if (st->gw.recorder == NULL)
-		return sg_cli_fail("%s", err), -1;
+	if (start_recorder(st) != 0)
+		return -1;
 	/* Room for every worker's run in progress, and recent ones besides. */
 	size_t runs_kept = (size_t)cfg->sandbox_max_workers * 3; /* running, waiting, recent */
 	if (runs_kept < RUNS_IN_MEMORY)
@@ -262,6 +308,9 @@ start(struct serve_state *st)
 static void
 teardown(struct serve_state *st)
 {
+	/* A store read finishing now would wake an event on a base freed below. */
+	if (st->gw.runs)
+		sg_runs_stop_reader(st->gw.runs);
 	/*
 	 * The sandbox first: its keeper may still wake a run's event on an I/O
 	 * thread's base, which sg_server_free frees.
@@ -269,6 +318,7 @@ teardown(struct serve_state *st)
 	sg_sandbox_stop(st->sandbox); /* kills every worker with the zygote */
 	sg_server_free(st->server);
 	sg_recorder_stop(st->gw.recorder); /* flushes every queued decision */
+	free(st->writer_stall);
 	sg_runs_free(st->gw.runs);
 	sg_limiter_fini(&st->gw.limiter);
 	sg_spend_free(st->gw.spend);
@@ -299,6 +349,12 @@ sg_cli_serve(int argc, char **argv)
 		sg_config_free(&st.cfg);
 		return 1;
 	}
+	/*
+	 * Whatever this process creates from here on (the store, its WAL, the
+	 * pid file) is its owner's alone.  Set after the zygote is forked: the
+	 * tenant cgroups it makes keep their own modes.
+	 */
+	umask(077);
 	if (sg_keys_init() != 0)
 		return sg_cli_fail("cannot initialise libsodium");
 	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {

@@ -13,12 +13,15 @@
 #include <string.h>
 
 #include "core/sg_yaml.h"
+#include "policy/sg_limit.h"
 #include "schema/sg_schema.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define DAY_MS 86400000LL
 
-enum field_type { F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE };
+enum field_type {
+	F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE, F_AUDIT, F_RATE
+};
 
 struct field {
 	const char *section; /* NULL: top level */
@@ -32,6 +35,7 @@ struct field {
 static const char *const backends[] = {"local", "redis", NULL};
 static const char *const failure_modes[] = {"local", "deny", "allow", NULL};
 static const char *const cgroup_modes[] = {"strict", "best_effort", "off", NULL};
+static const char *const audit_failures[] = {"fail_closed", "fail_open", NULL};
 
 #define GIB (1024LL * 1024 * 1024)
 
@@ -47,11 +51,23 @@ static const struct field fields[] = {
     {"limits", "idle_timeout", F_MS, 1, DAY_MS, OFF(idle_timeout_ms)},
     /* 0 is allowed: stop at once, abandoning in-flight work. */
     {"limits", "drain_timeout", F_MS, 0, DAY_MS, OFF(drain_timeout_ms)},
+    {"limits", "header_timeout", F_MS, 1, DAY_MS, OFF(header_timeout_ms)},
+    {"limits", "body_timeout", F_MS, 1, DAY_MS, OFF(body_timeout_ms)},
+    /* 0 derives the cap from RLIMIT_NOFILE at start (sg_conn_auto_max). */
+    {"limits", "max_connections", F_INT, 0, 1000000, OFF(max_connections)},
+    {"limits", "max_connections_per_address", F_INT, 0, 1000000, OFF(max_conns_per_addr)},
+    {"limits", "unauthenticated_rate", F_RATE, 0, 0, OFF(unauth_rate)},
+    {"limits", "unauthenticated_burst", F_INT, 1, 100000, OFF(unauth_burst)},
+    /* 0 records every refusal. */
+    {"limits", "unauthenticated_audit_every", F_MS, 0, DAY_MS, OFF(unauth_audit_ms)},
     {"simulator", "seed", F_U64, 0, INT64_MAX, OFF(simulator_seed)},
     {"log", "requests", F_BOOL, 0, 1, OFF(log_requests)},
     {"record", "queue", F_SIZE, 16, 16 * 1024 * 1024, OFF(record_queue)},
     /* Sessions alive at once per API key; expired and ended ones do not count. */
     {"sessions", "max_per_key", F_INT, 1, 100000, OFF(sessions_max_per_key)},
+    /* One word for both modes, or a mapping with live and sandbox. */
+    {"audit", "on_failure", F_AUDIT, 0, 1, WORDS(audit_live, audit_failures)},
+    {"audit", "backlog_deadline", F_MS, 1, 3600 * 1000, OFF(audit_deadline_ms)},
     {"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
     /* 0s turns queueing off: a call over its limit is refused at once. */
     {"throttle", "queue_wait", F_MS, 0, 60 * 1000, OFF(queue_wait_ms)},
@@ -85,8 +101,9 @@ static const struct field fields[] = {
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const top_keys[] = {
-    "listen", "threads",  "data_dir", "limits", "simulator", "log",
-    "record", "throttle", "shedding", "redis",  "sandbox",   "sessions",
+    "listen",   "admin_listen", "admin_token_file", "threads", "data_dir", "limits",
+    "simulator", "log",         "record",           "throttle", "shedding", "redis",
+    "sandbox",  "sessions",     "audit",
 };
 
 void
@@ -95,6 +112,8 @@ sg_config_defaults(struct sg_config *c)
 	memset(c, 0, sizeof(*c));
 	strcpy(c->listen_host, "127.0.0.1");
 	c->listen_port = 8080;
+	strcpy(c->admin_host, "127.0.0.1");
+	c->admin_port = 8091;
 	c->threads = 2;
 	c->data_dir = strdup("./data");
 	c->max_header_bytes = 8192;
@@ -103,10 +122,21 @@ sg_config_defaults(struct sg_config *c)
 	c->read_timeout_ms = 10 * 1000;
 	c->idle_timeout_ms = 60 * 1000;
 	c->drain_timeout_ms = 10 * 1000;
+	c->header_timeout_ms = 10 * 1000;
+	c->body_timeout_ms = 30 * 1000;
+	c->max_connections = 0;
+	c->max_conns_per_addr = 256;
+	strcpy(c->unauth_rate, "1/s");
+	c->unauth_burst = 20;
+	c->unauth_audit_ms = 10 * 1000;
 	c->simulator_seed = 42;
 	c->log_requests = true;
 	c->record_queue = 8192;
 	c->sessions_max_per_key = 10;
+	/* Live calls spend real money and reach real systems: never unaudited by default. */
+	c->audit_live = SG_AUDIT_FAIL_CLOSED;
+	c->audit_sandbox = SG_AUDIT_FAIL_OPEN;
+	c->audit_deadline_ms = 5000;
 	c->throttle_cells = 1048576;
 	c->queue_wait_ms = 2000;
 	c->queue_depth = 64;
@@ -138,6 +168,8 @@ sg_config_free(struct sg_config *c)
 		return;
 	free(c->data_dir);
 	c->data_dir = NULL;
+	free(c->admin_token_file);
+	c->admin_token_file = NULL;
 }
 
 int
@@ -182,12 +214,14 @@ valid_hostname(const char *h)
 	return true;
 }
 
-int
-sg_config_set_listen(struct sg_config *c, const char *hostport)
+/* "host:port" or "[v6]:port" into host (size hn) and *port; -1 when malformed. */
+static int
+parse_hostport(const char *hostport, char *out_host, size_t hn, uint16_t *out_port)
 {
-	char host[sizeof(c->listen_host)];
+	char host[256];
 	const char *colon = strrchr(hostport, ':');
-	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host))
+	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host) ||
+	    (size_t)(colon - hostport) >= hn)
 		return -1;
 	size_t hl = (size_t)(colon - hostport);
 	memcpy(host, hostport, hl);
@@ -209,9 +243,26 @@ sg_config_set_listen(struct sg_config *c, const char *hostport)
 		port = port * 10 + (unsigned long)(*p - '0');
 	if (*p != '\0' || digits == 0 || port < 1 || port > 65535)
 		return -1;
-	strcpy(c->listen_host, host);
-	c->listen_port = (uint16_t)port;
+	strcpy(out_host, host);
+	*out_port = (uint16_t)port;
 	return 0;
+}
+
+int
+sg_config_set_listen(struct sg_config *c, const char *hostport)
+{
+	return parse_hostport(hostport, c->listen_host, sizeof(c->listen_host), &c->listen_port);
+}
+
+int
+sg_config_set_admin_listen(struct sg_config *c, const char *hostport)
+{
+	if (strcmp(hostport, "off") == 0) {
+		c->admin_host[0] = '\0';
+		c->admin_port = 0;
+		return 0;
+	}
+	return parse_hostport(hostport, c->admin_host, sizeof(c->admin_host), &c->admin_port);
 }
 
 static void
@@ -242,6 +293,8 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 		break;
 	case F_HOST:
 	case F_DEVICE:
+	case F_AUDIT:
+	case F_RATE:
 		break; /* stored by their parsers */
 	}
 }
@@ -361,6 +414,54 @@ parse_device_field(struct sg_config *c, const char *file, struct fy_node *n, con
 	return 0;
 }
 
+/* audit.on_failure: a word for both modes, or {live: WORD, sandbox: WORD}. */
+static int
+parse_audit_field(struct sg_config *c, const char *file, struct fy_node *n, const char *what,
+                  const struct field *f, struct sg_diags *d)
+{
+	static const char *const modes[] = {"live", "sandbox"};
+	int *slot[] = {&c->audit_live, &c->audit_sandbox};
+	long long v;
+	char sub[80];
+	if (!fy_node_is_mapping(n)) {
+		if (parse_text_field(c, file, n, what, f, &v, d) != 0)
+			return -1;
+		c->audit_live = c->audit_sandbox = (int)v;
+		return 0;
+	}
+	int rc = sg_yaml_check_keys(d, file, n, what, modes, 2);
+	for (size_t i = 0; i < 2; i++) {
+		struct fy_node *m = sg_yaml_get(n, modes[i]);
+		snprintf(sub, sizeof(sub), "%s.%s", what, modes[i]);
+		if (m == NULL)
+			continue;
+		if (parse_text_field(c, file, m, sub, f, &v, d) == 0)
+			*slot[i] = (int)v;
+		else
+			rc = -1;
+	}
+	return rc;
+}
+
+/* "1/s", "30/m": a rate as policies write it, stored as its text. */
+static int
+parse_rate_field(struct sg_config *c, const char *file, struct fy_node *n, const char *what,
+                 const struct field *f, struct sg_diags *d)
+{
+	const char *s = sg_yaml_str(d, file, n, what);
+	struct sg_limit l;
+	if (s == NULL)
+		return -1;
+	if (strlen(s) >= sizeof(c->unauth_rate) || sg_limit_parse(s, 1, &l) != 0) {
+		sg_yaml_error(d, file, n,
+		              "%s: expected a rate such as 1/s, 30/m or 500/h, got \"%.40s\"", what,
+		              s);
+		return -1;
+	}
+	memcpy((char *)c + f->off, s, strlen(s) + 1);
+	return 0;
+}
+
 static void
 parse_field(struct sg_config *c, const char *file, struct fy_node *n, const struct field *f,
             struct sg_diags *d)
@@ -382,6 +483,10 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 		rc = parse_bytes_field(file, n, what, f, &v, d);
 	} else if (f->type == F_DEVICE) {
 		rc = parse_device_field(c, file, n, what, f, d);
+	} else if (f->type == F_AUDIT) {
+		rc = parse_audit_field(c, file, n, what, f, d);
+	} else if (f->type == F_RATE) {
+		rc = parse_rate_field(c, file, n, what, f, d);
 	} else {
 		rc = sg_yaml_int(d, file, n, what, f->min, f->max, &v);
 	}
@@ -416,6 +521,27 @@ parse_section(struct sg_config *c, const char *file, struct fy_node *root, const
 	}
 }
 
+/* A path the config owns: data_dir, admin_token_file. */
+static void
+parse_path(const char *file, struct fy_node *root, const char *key, char **dst, struct sg_diags *d)
+{
+	struct fy_node *n = sg_yaml_get(root, key);
+	const char *s = n ? sg_yaml_str(d, file, n, key) : NULL;
+	if (s == NULL)
+		return;
+	if (s[0] == '\0' || strlen(s) > 4000) {
+		sg_yaml_error(d, file, n, "%s: expected a path of 1 to 4000 bytes", key);
+		return;
+	}
+	char *dup = strdup(s);
+	if (dup == NULL) {
+		sg_yaml_error(d, file, n, "out of memory");
+		return;
+	}
+	free(*dst);
+	*dst = dup;
+}
+
 static void
 parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, struct sg_diags *d)
 {
@@ -426,28 +552,25 @@ parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, s
 		              "listen: expected host:port with a port from 1 to 65535, such as "
 		              "127.0.0.1:8080 or [::1]:8080, got \"%.60s\"",
 		              s);
-	n = sg_yaml_get(root, "data_dir");
-	s = n ? sg_yaml_str(d, file, n, "data_dir") : NULL;
-	if (s && (s[0] == '\0' || strlen(s) > 4000)) {
-		sg_yaml_error(d, file, n, "data_dir: expected a directory path of 1 to 4000 bytes");
-	} else if (s) {
-		char *dup = strdup(s);
-		if (dup == NULL) {
-			sg_yaml_error(d, file, n, "out of memory");
-			return;
-		}
-		free(c->data_dir);
-		c->data_dir = dup;
-	}
+	n = sg_yaml_get(root, "admin_listen");
+	s = n ? sg_yaml_str(d, file, n, "admin_listen") : NULL;
+	if (s && sg_config_set_admin_listen(c, s) != 0)
+		sg_yaml_error(
+		    d, file, n,
+		    "admin_listen: expected host:port with a port from 1 to 65535, such as "
+		    "127.0.0.1:8091, or off, got \"%.60s\"",
+		    s);
+	parse_path(file, root, "data_dir", &c->data_dir, d);
+	parse_path(file, root, "admin_token_file", &c->admin_token_file, d);
 }
 
 int
 sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t len,
                 struct sg_diags *d)
 {
-	static const char *const sections[] = {"limits", "simulator", "log",
-	                                       "record", "throttle",  "shedding",
-	                                       "redis",  "sandbox",   "sessions"};
+	static const char *const sections[] = {"limits",   "simulator", "log",   "record",
+	                                       "throttle", "shedding",  "redis", "sandbox",
+	                                       "sessions", "audit"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)
@@ -456,6 +579,9 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 	/* Work on a copy so that a file with errors changes nothing. */
 	struct sg_config n = *c;
 	n.data_dir = c->data_dir ? strdup(c->data_dir) : NULL;
+	if (c->data_dir != NULL && n.data_dir == NULL)
+		sg_diags_add(d, file, 0, 0, "out of memory");
+	n.admin_token_file = c->admin_token_file ? strdup(c->admin_token_file) : NULL;
 	if (root != NULL &&
 	    sg_yaml_check_keys(d, file, root, "sandgate.yaml", top_keys,
 	                       sizeof(top_keys) / sizeof(top_keys[0])) != 0 &&
@@ -482,9 +608,11 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 	sg_yaml_sort_diags(d, before);
 	if (d->n != before) {
 		free(n.data_dir);
+		free(n.admin_token_file);
 		return -1;
 	}
 	free(c->data_dir);
+	free(c->admin_token_file);
 	*c = n;
 	return 0;
 }
@@ -539,6 +667,12 @@ sg_bytes_parse(const char *s, uint64_t *out)
 			return 0;
 		}
 	return -1;
+}
+
+bool
+sg_config_audit_fail_closed(const struct sg_config *c, bool live)
+{
+	return (live ? c->audit_live : c->audit_sandbox) == SG_AUDIT_FAIL_CLOSED;
 }
 
 const char *

@@ -4,14 +4,23 @@
  * file.
  *
  *   listen: 127.0.0.1:8080
+ *   admin_listen: 127.0.0.1:8091  # /metrics and the detailed /readyz; "off": none
+ *   admin_token_file: /etc/sandgate/admin.token  # or those two with this bearer token
  *   threads: 2
  *   data_dir: ./data
  *   limits:
  *     max_header_bytes: 8192
  *     max_body_bytes: 1048576
  *     max_json_depth: 32
- *     read_timeout: 10s      # reading one request, headers and body
- *     idle_timeout: 60s      # an idle keep-alive connection
+ *     read_timeout: 10s      # longest silence while reading a first request
+ *     idle_timeout: 60s      # an idle keep-alive connection, and silence after it
+ *     header_timeout: 10s    # a request's head, whatever the pace: then 408
+ *     body_timeout: 30s      # its body, after the header deadline: then 408
+ *     max_connections: 0     # open at once; 0: from RLIMIT_NOFILE
+ *     max_connections_per_address: 256  # 0: no cap per client address
+ *     unauthenticated_rate: 1/s   # refusals for want of a key, per client address,
+ *     unauthenticated_burst: 20   # beyond which the address gets 429 before identify
+ *     unauthenticated_audit_every: 10s  # one audit record per address per interval
  *     drain_timeout: 10s     # in-flight work allowed to finish on SIGTERM
  *   simulator:
  *     seed: 42
@@ -21,6 +30,11 @@
  *     queue: 8192            # decisions waiting for the writer thread
  *   sessions:
  *     max_per_key: 10        # sessions alive at once per API key
+ *   audit:                   # while decisions cannot be written (docs/architecture.md)
+ *     on_failure:            # fail_closed or fail_open, per mode or one word for both
+ *       live: fail_closed    # refuse calls (503 audit_unavailable) rather than go unaudited
+ *       sandbox: fail_open   # go on; a full queue drops records, counted
+ *     backlog_deadline: 5s   # how old the oldest unwritten decision may grow
  *   throttle:
  *     cells: 1048576         # GCRA cells in the local table
  *     queue_wait: 2s         # longest a call over its limit waits its turn; 0s: never
@@ -61,12 +75,17 @@
 enum sg_throttle_backend { SG_BACKEND_LOCAL, SG_BACKEND_REDIS };
 /* What decides while Redis is unreachable. */
 enum sg_redis_failure { SG_REDIS_FAIL_LOCAL, SG_REDIS_FAIL_DENY, SG_REDIS_FAIL_ALLOW };
+/* What a call does while the audit cannot be written: refuse, or go on unrecorded. */
+enum sg_audit_failure { SG_AUDIT_FAIL_CLOSED, SG_AUDIT_FAIL_OPEN };
 /* What a tenant ceiling that cannot be applied does: stop the start, or be reported. */
 enum sg_cgroups_setting { SG_CGROUPS_STRICT, SG_CGROUPS_BEST_EFFORT, SG_CGROUPS_OFF };
 
 struct sg_config {
 	char listen_host[256];
 	uint16_t listen_port;
+	char admin_host[256];
+	uint16_t admin_port;     /* 0: no admin listener */
+	char *admin_token_file;  /* owned; NULL: no admin token */
 	int threads;             /* 1..64 */
 	char *data_dir;          /* owned */
 	size_t max_header_bytes; /* 1 KiB .. 1 MiB */
@@ -75,10 +94,22 @@ struct sg_config {
 	uint32_t read_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t drain_timeout_ms;
+	uint32_t header_timeout_ms;
+	uint32_t body_timeout_ms;
+	int max_connections;      /* 0: derived from RLIMIT_NOFILE at start */
+	int max_conns_per_addr;   /* 0: no cap per client address */
+	char unauth_rate[24];     /* "1/s": a rate sg_limit_parse accepts */
+	int unauth_burst;         /* 1 .. 100000 */
+	uint32_t unauth_audit_ms; /* 0: every refusal is recorded */
 	uint64_t simulator_seed;
 	bool log_requests;
 	/* Sessions alive at once per API key: 1 .. 100000. */
 	int sessions_max_per_key;
+
+	/* audit.on_failure (enum sg_audit_failure) per mode, and audit.backlog_deadline */
+	int audit_live, audit_sandbox;
+	uint32_t audit_deadline_ms;
+
 	size_t record_queue;     /* 16 .. 16M */
 	size_t throttle_cells;   /* 1024 .. 64M */
 	uint32_t queue_wait_ms;  /* 0 .. 60 s */
@@ -122,9 +153,13 @@ void sg_config_free(struct sg_config *c);
 int sg_bytes_parse(const char *s, uint64_t *out);
 /* "local", "deny" or "allow". */
 const char *sg_config_failure_name(int failure_mode);
+/* Whether a call in this mode is refused while the audit is behind (audit.on_failure). */
+bool sg_config_audit_fail_closed(const struct sg_config *c, bool live);
 
 /* "host:port" → fields; -1 when malformed.  Shared with --listen. */
 int sg_config_set_listen(struct sg_config *c, const char *hostport);
+/* "host:port", or "off" for no admin listener; -1 when malformed.  Shared with --admin-listen. */
+int sg_config_set_admin_listen(struct sg_config *c, const char *hostport);
 /* "250ms", "10s", "5m", "1h", "2d" → milliseconds; -1 when malformed. */
 int sg_duration_parse_ms(const char *s, uint64_t *ms);
 

@@ -1,6 +1,7 @@
 #include "sg_diag.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,17 +14,44 @@ sg_diags_add(struct sg_diags *d, const char *file, int line, int col, const char
 	va_end(ap);
 }
 
+/*
+ * Loaders judge a file by whether the count of diagnostics grew, so an
+ * error must be counted even when there is no memory to store it: every
+ * array has one slot more than `cap`, kept for this note, and a list that
+ * never got an array points at a static one.  Errors after the note may be
+ * lost, but the count has already grown.
+ */
+static char oom_msg[] = "out of memory: this error and later ones could not be recorded";
+static struct sg_diag oom_only = {NULL, 0, 0, oom_msg};
+static char no_text[] = "out of memory while describing this error";
+
+static bool
+grow(struct sg_diags *d)
+{
+	size_t cap = d->cap ? d->cap * 2 : 8;
+	struct sg_diag *v = realloc(d->cap ? d->v : NULL, (cap + 1) * sizeof(*v));
+	if (v == NULL)
+		return false;
+	if (d->cap == 0 && d->n > 0) /* from oom_only */
+		memcpy(v, d->v, d->n * sizeof(*v));
+	d->v = v;
+	d->cap = cap;
+	return true;
+}
+
 void
 sg_diags_addv(struct sg_diags *d, const char *file, int line, int col, const char *fmt,
     va_list ap)
 {
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 8;
-		struct sg_diag *v = realloc(d->v, cap * sizeof(*v));
-		if (v == NULL)
-			return; /* out of memory: the error count still fails the caller */
-		d->v = v;
-		d->cap = cap;
+	if (d->n >= d->cap && !grow(d)) {
+		if (d->n > d->cap)
+			return; /* the note is there already */
+		if (d->cap == 0)
+			d->v = &oom_only;
+		else
+			d->v[d->n] = oom_only;
+		d->n++;
+		return;
 	}
 	char *msg = NULL;
 	if (vasprintf(&msg, fmt, ap) < 0)
@@ -32,7 +60,7 @@ sg_diags_addv(struct sg_diags *d, const char *file, int line, int col, const cha
 	e->file = file ? strdup(file) : NULL;
 	e->line = line;
 	e->col = col;
-	e->msg = msg ? msg : strdup("(out of memory)");
+	e->msg = msg ? msg : no_text;
 }
 
 void
@@ -54,9 +82,11 @@ sg_diags_free(struct sg_diags *d)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		free(d->v[i].file);
-		free(d->v[i].msg);
+		if (d->v[i].msg != oom_msg && d->v[i].msg != no_text)
+			free(d->v[i].msg);
 	}
-	free(d->v);
+	if (d->cap > 0)
+		free(d->v);
 	d->v = NULL;
 	d->n = d->cap = 0;
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 void
 sg_fmt_init(struct sg_fmt *f, char *buf, size_t size)
@@ -85,4 +86,13 @@ bool
 sg_fmt_truncated(const struct sg_fmt *f)
 {
 	return f->truncated;
+}
+
+void
+sg_fmt_utc(int64_t unix_s, char out[SG_UTC_LEN])
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, SG_UTC_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0'; /* a year past 9999: no time rather than garbage */
 }

@@ -28,4 +28,9 @@ void sg_fmt_u64(struct sg_fmt *f, uint64_t v);
 void sg_fmt_decimal(struct sg_fmt *f, double v, unsigned places);
 bool sg_fmt_truncated(const struct sg_fmt *f);
 
+/* Room for a UTC time as sg_fmt_utc writes it, NUL included. */
+#define SG_UTC_LEN 32
+/* Unix seconds as "2026-11-28T00:00:00Z" (RFC 3339, UTC), the form every reply uses. */
+void sg_fmt_utc(int64_t unix_s, char out[SG_UTC_LEN]);
+
 #endif

@@ -2,6 +2,7 @@
  * API key material, all through libsodium: random bytes, base64url,
  * keyed BLAKE2b, constant-time comparison and wiping.
  */
+#include "core/sg_io.h"
 #include "core/sg_keys.h"
 
 #include <errno.h>
@@ -117,21 +118,6 @@ read_exact(int fd, uint8_t *out, size_t n)
 	return 0;
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Makes the name durable too: a secret whose name a crash loses is as dead as its bytes. */
 static void
 sync_parent_dir(const char *path)
@@ -172,7 +158,7 @@ create_secret(const char *path, uint8_t out[SG_SERVER_SECRET_LEN])
 		return -1;
 	randombytes_buf(out, SG_SERVER_SECRET_LEN);
 	/* fsync before use: keys hashed under a secret that a crash loses are dead keys. */
-	int rc = write_all(fd, out, SG_SERVER_SECRET_LEN) == 0 && fsync(fd) == 0 ? 0 : -1;
+	int rc = sg_write_all(fd, out, SG_SERVER_SECRET_LEN) == 0 && fsync(fd) == 0 ? 0 : -1;
 	close(fd);
 	if (rc == 0)
 		rc = link(tmp, path);

@@ -203,11 +203,33 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
                                   "in a minute; if it persists, tell your platform admin (GET "
                                   "/readyz shows the sandbox's state).",
                                   SG_DEC_ERROR},
+    [SG_P_AUDIT_UNAVAILABLE] = {"audit_unavailable", 503, "Calls cannot be audited right now",
+                                TYPE_BASE "audit-unavailable",
+                                "The gateway cannot write its audit trail, and calls in this "
+                                "mode are not made unrecorded. Nothing was sent or charged. "
+                                "Retry after the number of seconds in the Retry-After header; "
+                                "if it persists, tell your platform admin (the store may be "
+                                "locked or its disk full; /metrics shows "
+                                "sandgate_record_backlog).",
+                                SG_DEC_ERROR},
     [SG_P_INTERNAL] = {"internal", 500, "Something went wrong inside the gateway",
                        TYPE_BASE "internal",
                        "Try again. If it keeps happening, tell your platform admin and include the "
                        "trace_id.",
                        SG_DEC_ERROR},
+    [SG_P_REQUEST_TIMEOUT] = {"request_timeout", 408, "The request took too long to arrive",
+                              TYPE_BASE "request-timeout",
+                              "Send the whole request at once, without pauses: the gateway "
+                              "waits a limited time for a request's headers and body. On a "
+                              "slow link, send smaller bodies.",
+                              SG_DEC_INVALID},
+    [SG_P_UNAUTHENTICATED_LIMITED] =
+        {"unauthenticated_limited", 429, "Too many requests without a valid key",
+         IANA_TYPE "abnormal-usage-detected",
+         "Requests from your address were refused for want of a valid API key too often. "
+         "Check the key your client sends (GET /v1/me/usage with it says whether it works), "
+         "then wait for the number of seconds in the Retry-After header.",
+         SG_DEC_UNAUTHENTICATED},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {
@@ -273,14 +295,27 @@ sg_problem_body(const struct sg_problem_def *def, const char *detail, const char
 		json_decref(ext);
 		return NULL;
 	}
+	int rc = 0;
 	if (trace_id)
-		json_object_set_new(o, "trace_id", json_string(trace_id));
+		rc |= json_object_set_new(o, "trace_id", json_string(trace_id));
 	if (instance)
 		json_object_set_new(o, "instance", safe_string(instance));
-	if (ext) {
-		/* Extensions may add members but never replace the standard ones. */
-		json_object_update_missing(o, ext);
-		json_decref(ext);
+	/*
+	 * Extensions may add members but never replace the standard ones.  By
+	 * hand, because json_object_update_missing() ignores a failed set.
+	 */
+	const char *key;
+	json_t *v;
+	json_object_foreach(ext, key, v)
+	{
+		if (json_object_get(o, key) == NULL)
+			rc |= json_object_set(o, key, v);
+	}
+	json_decref(ext);
+	/* Out of memory a body missing members would mislead: the caller sends a fixed 500. */
+	if (rc != 0) {
+		json_decref(o);
+		return NULL;
 	}
 	return o;
 }

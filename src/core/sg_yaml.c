@@ -337,12 +337,12 @@ load_one(const char *file, const char *text, size_t len, struct fy_diag *diag, s
 	char *copy = malloc(len + 1);
 	struct fy_document *doc = NULL;
 	if (p == NULL || copy == NULL)
-		goto out;
+		goto oom;
 	memcpy(copy, text, len);
 	copy[len] = '\0';
 	/* The document keeps the input alive through libfyaml's own reference. */
 	if (fy_parser_set_malloc_string(p, copy, len) != 0)
-		goto out;
+		goto oom;
 	copy = NULL;
 	doc = fy_parse_load_document(p);
 	struct fy_document *extra = doc ? fy_parse_load_document(p) : NULL;
@@ -352,6 +352,10 @@ load_one(const char *file, const char *text, size_t len, struct fy_diag *diag, s
 	fy_document_destroy(extra);
 	/* Error tokens belong to the parser: read them before it goes. */
 	collect_syntax_errors(diag, file, text, len, d);
+	goto out;
+oom:
+	/* Said here: the caller would take "no document" for an empty file. */
+	sg_diags_add(d, file, 0, 0, "out of memory while parsing");
 out:
 	free(copy);
 	fy_parser_destroy(p);
@@ -608,7 +612,12 @@ to_json(const char *file, struct fy_node *n, struct sg_diags *d, int depth)
 json_t *
 sg_yaml_to_json(const char *file, struct fy_node *n, struct sg_diags *d)
 {
-	return to_json(file, n, d, 0);
+	size_t before = d->n;
+	json_t *j = to_json(file, n, d, 0);
+	/* Every refusal in to_json() is reported; a silent one means memory ran out. */
+	if (j == NULL && d->n == before)
+		sg_yaml_error(d, file, n, "out of memory");
+	return j;
 }
 
 /* ---- helpers for loaders ----------------------------------------------- */

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "catalog/sg_snapshot.h"
+#include "http/sg_conn.h"
 #include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_trace.h"
@@ -39,6 +40,7 @@ struct sg_io_thread {
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 	struct sg_http_ctx *spare;     /* finished contexts kept for reuse, linked by next */
 	unsigned n_spare;
+	struct sg_conns *conns; /* connection deadlines, caps, accept pauses (sg_conn.c) */
 };
 
 struct sg_server {
@@ -49,6 +51,13 @@ struct sg_server {
 	_Atomic bool draining;
 	_Atomic bool store_ok;
 	char redis_ip[64]; /* redis.host, resolved once before the loops start */
+	struct sg_conn_shared *conn; /* caps and deadlines shared by the threads (sg_conn.c) */
+	/* The operators' listener (admin_listen), on the first I/O thread's loop. */
+	struct evhttp *admin_http;
+	struct evhttp_bound_socket *admin_listener;
+	/* BLAKE2b of the admin token (admin_token_file), compared in constant time. */
+	unsigned char admin_token_hash[32];
+	bool has_admin_token;
 };
 
 /* Per-request scratch shared by the handlers. */
@@ -66,6 +75,10 @@ struct sg_http_ctx {
 	struct event *wake_ev;
 	struct sg_snapshot *pinned;
 	struct sg_http_ctx *prev, *next;
+	/* The connection it came on, NULL if untracked; open until the reply (evhttp reads
+	 * nothing while a handler holds the request, so it cannot see it close). */
+	struct sg_conn *conn;
+	bool admin; /* it came on the admin listener */
 	char connector_name[96], operation_name[96];
 	struct sg_req req_state;
 };
@@ -75,8 +88,9 @@ uint64_t sg_now_ns(void);
 /* Refreshes the thread's pinned snapshot if a reload happened; may return NULL. */
 struct sg_snapshot *sg_http_snapshot(struct sg_io_thread *t);
 
-/* Entry point registered with evhttp. */
+/* Entry points registered with evhttp: the public listener and the admin listener. */
 void sg_http_on_request(struct evhttp_request *req, void *arg);
+void sg_http_on_admin_request(struct evhttp_request *req, void *arg);
 /* Counts, logs and frees a request once its reply has been sent. */
 void sg_http_done(struct sg_http_ctx *c);
 /* Frees the contexts a thread kept for reuse; after its last request. */
@@ -86,6 +100,8 @@ void sg_http_spare_free(struct sg_io_thread *t);
 extern const struct sg_req_io sg_http_req_io;
 /* Parks a governed request whose path returned SG_STEP_AGAIN. */
 void sg_http_suspend(struct sg_http_ctx *c);
+/* Takes a parked request off its thread's list, before it is answered. */
+void sg_http_unsuspend(struct sg_http_ctx *c);
 /* Runs the path of a woken request on; defined with the governed call. */
 void sg_http_governed_resume(struct sg_http_ctx *c);
 /* At shutdown: frees requests still parked, without replying. */
@@ -100,8 +116,11 @@ void sg_http_send_problem(struct sg_http_ctx *c, enum sg_problem_code code, cons
 
 /* Handlers outside the governed path. */
 void sg_http_healthz(struct sg_http_ctx *c);
-void sg_http_readyz(struct sg_http_ctx *c);
+/* The status, and with `detailed` every check's figures and the sandbox's layout. */
+void sg_http_readyz(struct sg_http_ctx *c, bool detailed);
 void sg_http_metrics(struct sg_http_ctx *c);
+/* Whether the request carries the admin token (admin_token_file) as its bearer. */
+bool sg_http_admin_token_ok(struct sg_http_ctx *c);
 void sg_http_catalog(struct sg_http_ctx *c);
 void sg_http_usage(struct sg_http_ctx *c);
 void sg_http_session_start(struct sg_http_ctx *c);

@@ -22,8 +22,8 @@ ctx_of(struct sg_req *r)
 	return (struct sg_http_ctx *)((char *)r - offsetof(struct sg_http_ctx, req_state));
 }
 
-static void
-unlink_ctx(struct sg_http_ctx *c)
+void
+sg_http_unsuspend(struct sg_http_ctx *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -41,7 +41,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	struct sg_http_ctx *c = arg;
 	(void)fd;
 	(void)what;
-	unlink_ctx(c);
+	sg_http_unsuspend(c);
 	sg_http_governed_resume(c);
 }
 
@@ -96,7 +96,7 @@ sg_http_abandon_suspended(struct sg_io_thread *t)
 {
 	while (t->suspended != NULL) {
 		struct sg_http_ctx *c = t->suspended;
-		unlink_ctx(c);
+		sg_http_unsuspend(c);
 		c->req = NULL; /* evhttp frees it with its connection */
 		sg_http_done(c);
 	}

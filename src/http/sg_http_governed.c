@@ -64,11 +64,8 @@ cost_headers(struct sg_http_ctx *c, const struct sg_req *r)
 	const struct sg_spend_line *ln = sg_throttle_budget_warning(r);
 	if (ln == NULL || b == NULL)
 		return;
-	char resets[32];
-	time_t t = (time_t)ln->resets_at;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(resets, sizeof(resets), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char resets[SG_UTC_LEN];
+	sg_fmt_utc(ln->resets_at, resets);
 	snprintf(v, sizeof(v), "%s %s budget %lld%% used: %.2f of %.2f %s; resets %s",
 	         sg_budget_scope_name(ln->scope), sg_budget_period_name(ln->period),
 	         (long long)(ln->spent * 100 / ln->limit), (double)ln->spent / SG_MICROS,

@@ -1,8 +1,15 @@
 /*
  * Operator endpoints: liveness, readiness and metrics.  They never touch
- * the store: readiness reads a flag the main thread keeps current.
+ * the store: readiness reads a flag the main thread keeps current.  The
+ * public listener shows only whether the gateway is ready and which checks
+ * pass; the figures (tenants, spend, the sandbox's layout) are for the
+ * admin listener or the admin token.
  */
+#include <event2/keyvalq_struct.h>
+#include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "http/sg_http.h"
 #include "store/sg_recorder.h"
@@ -26,8 +33,45 @@ snapshot_check(const struct sg_snapshot *snap)
 	                 (json_int_t)snap->defs->policy->n_roles, "keys", (json_int_t)snap->n_keys);
 }
 
+bool
+sg_http_admin_token_ok(struct sg_http_ctx *c)
+{
+	const struct sg_server *s = c->t->server;
+	const char *h =
+	    evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+	unsigned char got[sizeof(s->admin_token_hash)];
+	if (!s->has_admin_token || h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	size_t len = strlen(h);
+	while (len > 0 && h[len - 1] == ' ')
+		len--;
+	/* Hashing first makes the comparison's time independent of the token's length too. */
+	crypto_generichash(got, sizeof(got), (const unsigned char *)h, len, NULL, 0);
+	return sodium_memcmp(got, s->admin_token_hash, sizeof(got)) == 0;
+}
+
+/* Only the verdict of each check: the figures behind them are the operators'. */
+static json_t *
+bare_checks(json_t *checks)
+{
+	json_t *out = json_object();
+	const char *name;
+	json_t *v;
+	json_object_foreach(checks, name, v)
+	{
+		json_t *ok = json_object_get(v, "ok");
+		if (json_is_boolean(ok))
+			json_object_set_new(out, name, json_pack("{s:O}", "ok", ok));
+	}
+	json_decref(checks);
+	return out;
+}
+
 void
-sg_http_readyz(struct sg_http_ctx *c)
+sg_http_readyz(struct sg_http_ctx *c, bool detailed)
 {
 	struct sg_server *s = c->t->server;
 	struct sg_snapshot *snap = sg_http_snapshot(c->t);
@@ -39,6 +83,12 @@ sg_http_readyz(struct sg_http_ctx *c)
 	json_t *checks = json_pack("{s:{s:b}, s:o, s:{s:b}, s:o}", "store", "ok", store_ok,
 	                           "snapshot", snapshot_check(snap), "accepting", "ok", !draining,
 	                           "throttle_store", sg_throttle_store_check(s->cfg));
+	if (!detailed) {
+		json_t *body = json_pack("{s:s, s:o}", "status", ready ? "ready" : "not_ready",
+		                         "checks", bare_checks(checks));
+		sg_http_send_json(c, ready ? 200 : 503, body, "application/json");
+		return;
+	}
 	/* A broken sandbox stops template runs only; connector calls go on. */
 	struct sg_sandbox *sb = s->gw->sandbox;
 	json_t *body = json_pack(
@@ -51,9 +101,16 @@ void
 sg_http_metrics(struct sg_http_ctx *c)
 {
 	size_t len = 0;
-	/* The writer drops batches the store refused; request threads see only a full queue. */
-	if (c->t->server->gw->recorder)
-		sg_gauges.record_dropped = sg_recorder_dropped(c->t->server->gw->recorder);
+	/* The writer's figures live in the recorder; request threads see only a full queue. */
+	struct sg_recorder *rec = c->t->server->gw->recorder;
+	if (rec) {
+		sg_gauges.record_dropped = sg_recorder_dropped(rec);
+		sg_gauges.record_written = sg_recorder_written(rec);
+		sg_gauges.record_backlog = sg_recorder_backlog(rec);
+		sg_gauges.record_oldest_age_us = sg_recorder_oldest_age_ns(rec, sg_now_ns()) / 1000;
+		sg_gauges.record_retries = sg_recorder_retries(rec);
+		sg_gauges.audit_refused = sg_recorder_refused(rec);
+	}
 	char *text = sg_metrics_render(&len);
 	if (text == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "metrics could not be rendered");

@@ -94,22 +94,6 @@ reason_phrase(int status)
 	}
 }
 
-/*
- * libevent 2.1 keeps one timer per connection.  A new connection runs on
- * read_timeout (set on the evhttp); once it has been answered, it may idle
- * until the next request for idle_timeout, which also bounds reading that
- * next request.
- */
-static void
-arm_idle_timeout(struct sg_http_ctx *c)
-{
-	uint32_t ms = c->t->server->cfg->idle_timeout_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
-	if (evcon)
-		evhttp_connection_set_timeout_tv(evcon, &tv);
-}
-
 /* The body goes straight into the reply's own buffer: no second buffer to fill, move and free. */
 void
 sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
@@ -119,7 +103,7 @@ sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t le
 	if (out)
 		evbuffer_add(out, text, len);
 	common_headers(c, content_type);
-	arm_idle_timeout(c);
+	sg_conn_replying(c->t, c->conn, c->req);
 	evhttp_send_reply(c->req, status, reason_phrase(status), NULL);
 }
 

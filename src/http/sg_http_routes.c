@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 
 #include "http/sg_http.h"
 #include "obs/sg_log.h"
 #include "path/sg_path.h"
 #include "sandbox/sg_frame.h"
+#include "throttle/sg_unauth.h"
 
 #define CONNECTOR_PREFIX "/v1/connectors/"
 
@@ -102,9 +104,15 @@ dispatch(struct sg_http_ctx *c)
 			sg_http_healthz(c);
 	} else if (strcmp(p, "/readyz") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
-			sg_http_readyz(c);
+			sg_http_readyz(c, sg_http_admin_token_ok(c));
 	} else if (strcmp(p, "/metrics") == 0) {
-		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+		/* Every tenant's name and spend: the operators' alone. */
+		if (!sg_http_admin_token_ok(c))
+			sg_http_send_problem(
+			    c, SG_P_ROUTE_NOT_FOUND,
+			    "/metrics is served on the admin listener (admin_listen in "
+			    "sandgate.yaml), and here only with the admin token");
+		else if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_metrics(c);
 	} else if (strcmp(p, "/v1/catalog") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
@@ -135,6 +143,28 @@ dispatch(struct sg_http_ctx *c)
 			sg_http_governed(c, conn, op);
 	} else {
 		sg_http_send_problem(c, SG_P_ROUTE_NOT_FOUND, "there is nothing at this path");
+	}
+}
+
+/* The admin listener: the operators' endpoints and nothing else. */
+static void
+dispatch_admin(struct sg_http_ctx *c)
+{
+	const char *p = c->path;
+	if (strcmp(p, "/healthz") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_healthz(c);
+	} else if (strcmp(p, "/readyz") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_readyz(c, true);
+	} else if (strcmp(p, "/metrics") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_metrics(c);
+	} else {
+		sg_http_send_problem(
+		    c, SG_P_ROUTE_NOT_FOUND,
+		    "the admin listener serves /healthz, /readyz and /metrics; the "
+		    "API is on the public listener");
 	}
 }
 
@@ -227,10 +257,98 @@ sg_http_spare_free(struct sg_io_thread *t)
 	t->n_spare = 0;
 }
 
-void
-sg_http_on_request(struct evhttp_request *req, void *arg)
+/* The digits without leading zeros, so that "007" and "7" compare as one length. */
+static const char *
+skip_zeros(const char *v)
 {
-	struct sg_io_thread *t = arg;
+	while (v[0] == '0' && v[1] != '\0')
+		v++;
+	return v;
+}
+
+/*
+ * RFC 9112 section 6.3: a Content-Length that is not 1*DIGIT ("+5"), or two
+ * that differ, leave the end of the message in doubt.  libevent frames by
+ * the first; a proxy in front may have used another, and then the bytes
+ * after this request are a request nobody checked.  So answer 400 and
+ * close.  Copies of one value say the same thing and are accepted, as the
+ * RFC allows.  Returns NULL when the framing is sound, else why not.
+ */
+static const char *
+framing_problem(const struct evkeyvalq *in)
+{
+	static const char name[] = "Content-Length";
+	const char *first = NULL;
+	const struct evkeyval *h;
+	TAILQ_FOREACH(h, in, next)
+	{
+		/* Most headers differ in their first letter: skip them without a compare. */
+		if ((h->key[0] | 0x20) != 'c' || strcasecmp(h->key, name) != 0)
+			continue;
+		if (h->value[0] == '\0' || strspn(h->value, "0123456789") != strlen(h->value))
+			return "Content-Length must be digits only (RFC 9112 section 6.3)";
+		if (first != NULL && strcmp(skip_zeros(first), skip_zeros(h->value)) != 0)
+			return "two Content-Length headers with different values (RFC 9112 section "
+			       "6.3); send one";
+		first = h->value;
+	}
+	return NULL;
+}
+
+/* Refuses a request whose body's end is ambiguous, closing the connection after the reply. */
+static bool
+framing_ok_or_reply(struct sg_http_ctx *c)
+{
+	const char *why = framing_problem(evhttp_request_get_input_headers(c->req));
+	if (why == NULL)
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Connection", "close");
+	sg_http_send_problem(c, SG_P_REQUEST_INVALID, why);
+	return false;
+}
+
+/*
+ * An address whose requests keep failing identify is refused before it,
+ * with 429: its key is not even checked (sg_unauth.h).  Only /v1/ paths
+ * identify; the health endpoints stay open.
+ */
+static bool
+unauth_gate_or_reply(struct sg_http_ctx *c)
+{
+	const struct sg_client *cl = sg_conn_client(c->conn);
+	uint64_t wait_ns = 0;
+	char v[24], detail[192];
+	if (cl == NULL || strncmp(c->path, "/v1/", 4) != 0 ||
+	    sg_unauth_gate(c->t->server->gw->unauth, cl->key, c->start_ns, &wait_ns))
+		return true;
+	unsigned long long s = wait_ns / 1000000000ull + (wait_ns % 1000000000ull != 0);
+	s = s ? s : 1;
+	snprintf(v, sizeof(v), "%llu", s);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
+	snprintf(detail, sizeof(detail),
+	         "too many requests without a valid API key came from %s; it may try again in "
+	         "%llu s",
+	         cl->text, s);
+	sg_http_send_problem(c, SG_P_UNAUTHENTICATED_LIMITED, detail);
+	return false;
+}
+
+/* The public API: identify, and everything after it, knows who the client is. */
+static void
+dispatch_public(struct sg_http_ctx *c)
+{
+	const struct sg_client *cl = sg_conn_client(c->conn);
+	if (!unauth_gate_or_reply(c))
+		return;
+	if (cl != NULL)
+		sg_unauth_enter(cl->key, cl->text);
+	dispatch(c);
+	sg_unauth_leave();
+}
+
+static void
+on_request(struct evhttp_request *req, struct sg_io_thread *t, bool admin)
+{
 	struct sg_http_ctx *c = ctx_take(t);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -243,14 +361,33 @@ sg_http_on_request(struct evhttp_request *req, void *arg)
 	memset(c, 0, offsetof(struct sg_http_ctx, req_state));
 	c->t = t;
 	c->req = req;
+	c->admin = admin;
+	c->conn = sg_conn_of(t, req);
 	c->start_ns = sg_now_ns();
 	atomic_fetch_add_explicit(&t->metrics->in_flight, 1, memory_order_relaxed);
 	c->path = (path && *path) ? path : "/";
 	sg_trace_begin(&c->trace,
 	               evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent"));
-	dispatch(c);
+	if (framing_ok_or_reply(c)) {
+		if (admin)
+			dispatch_admin(c);
+		else
+			dispatch_public(c);
+	}
 	if (!c->is_suspended)
 		sg_http_done(c);
+}
+
+void
+sg_http_on_request(struct evhttp_request *req, void *arg)
+{
+	on_request(req, arg, false);
+}
+
+void
+sg_http_on_admin_request(struct evhttp_request *req, void *arg)
+{
+	on_request(req, arg, true);
 }
 
 void

@@ -210,19 +210,74 @@ sg_http_run_start(struct sg_http_ctx *c, const char *name)
 	start_run(c, r, tpl);
 }
 
+/* The reader thread has answered: on the request's own I/O thread. */
+static void
+on_stored_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_runs_read *rd = arg;
+	struct sg_http_ctx *c = sg_runs_read_user(rd);
+	char *doc = NULL;
+	(void)fd;
+	(void)what;
+	int rc = sg_runs_read_finish(c->t->server->gw->runs, rd, &doc);
+	sg_http_unsuspend(c);
+	if (rc == 0)
+		sg_http_send_text(c, 200, doc, strlen(doc), "application/json");
+	else if (rc == 1)
+		sg_http_send_problem(c, SG_P_RUN_UNKNOWN,
+		                     "there is no run with this id for your team");
+	else
+		sg_http_send_problem(c, SG_P_INTERNAL,
+		                     "the run could not be read from the store; try again");
+	free(doc);
+	sg_http_done(c);
+}
+
+/* On the reader thread: only wakes the request's own thread. */
+static void
+wake_request(void *arg)
+{
+	event_active(arg, EV_TIMEOUT, 1);
+}
+
+/*
+ * A run no longer in memory is read from the store by the registry's
+ * reader thread, so this thread never waits on disk.  The request is
+ * parked meanwhile (its snapshot pinned: the principal points into it),
+ * and answered by on_stored_run.  -1 when it cannot be parked.
+ */
+static int
+show_from_store(struct sg_http_ctx *c, struct sg_runs *runs, const char *id, const char *tenant)
+{
+	struct sg_runs_read *rd = sg_runs_read_new(runs, id, tenant, c);
+	if (rd == NULL)
+		return -1;
+	c->wake_ev = event_new(c->t->base, -1, 0, on_stored_run, rd); /* freed by sg_http_done */
+	if (c->wake_ev == NULL) {
+		sg_runs_read_finish(runs, rd, NULL);
+		return -1;
+	}
+	sg_http_suspend(c);
+	sg_runs_read_submit(runs, rd, wake_request, c->wake_ev);
+	return 0;
+}
+
 void
 sg_http_run_show(struct sg_http_ctx *c, const char *id)
 {
 	struct sg_req *r = &c->req_state;
 	if (sg_http_identify_or_reply(c, r) != 0)
 		return;
-	struct sg_gateway *gw = c->t->server->gw;
-	char *doc = gw->runs ? sg_runs_get(gw->runs, id, r->principal.key->tenant) : NULL;
-	if (doc == NULL) {
-		sg_http_send_problem(c, SG_P_RUN_UNKNOWN,
-		                     "there is no run with this id for your team");
+	struct sg_runs *runs = c->t->server->gw->runs;
+	const char *tenant = r->principal.key->tenant;
+	char *doc = NULL;
+	int held = runs ? sg_runs_lookup(runs, id, tenant, &doc) : -1;
+	if (held == 0) {
+		sg_http_send_text(c, 200, doc, strlen(doc), "application/json");
+		free(doc);
 		return;
 	}
-	sg_http_send_text(c, 200, doc, strlen(doc), "application/json");
-	free(doc);
+	if (held == 1 && show_from_store(c, runs, id, tenant) == 0)
+		return;
+	sg_http_send_problem(c, SG_P_RUN_UNKNOWN, "there is no run with this id for your team");
 }

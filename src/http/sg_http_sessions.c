@@ -15,6 +15,7 @@
 
 #include "core/sg_config.h"
 #include "http/sg_http.h"
+#include "core/sg_fmt.h"
 #include "path/sg_path.h"
 #include "path/step_throttle.h"
 
@@ -23,11 +24,8 @@
 static json_t *
 utc(int64_t s)
 {
-	char buf[32];
-	time_t t = (time_t)s;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char buf[SG_UTC_LEN];
+	sg_fmt_utc(s, buf);
 	return json_string(buf);
 }
 

@@ -4,6 +4,7 @@
  * per connector or across all calls) is listed once, not once per
  * operation it binds.
  */
+#include "core/sg_fmt.h"
 #include "http/sg_http.h"
 #include "throttle/sg_spend.h"
 #include "path/sg_path.h"
@@ -99,11 +100,8 @@ add_operation(struct usage *u, const struct sg_connector *c, const struct sg_ope
 static json_t *
 utc_json(int64_t s)
 {
-	char buf[32];
-	time_t t = (time_t)s;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char buf[SG_UTC_LEN];
+	sg_fmt_utc(s, buf);
 	return json_string(buf);
 }
 

@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <event2/thread.h>
 #include <netdb.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "http/sg_http.h"
@@ -19,22 +22,29 @@
 #include "obs/sg_log.h"
 #include "path/step_throttle.h"
 #include "throttle/sg_throttle_thread.h"
+#include "throttle/sg_unauth.h"
 
 static int
-resolve_listen(const struct sg_config *cfg, struct addrinfo **out, char *err, size_t errlen)
+resolve(const char *host, unsigned port_no, struct addrinfo **out, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 	                         .ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	char port[8];
-	snprintf(port, sizeof(port), "%u", cfg->listen_port);
-	int rc = getaddrinfo(cfg->listen_host, port, &hints, out);
+	snprintf(port, sizeof(port), "%u", port_no);
+	int rc = getaddrinfo(host, port, &hints, out);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_host,
-		         cfg->listen_port, gai_strerror(rc));
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port_no,
+		         gai_strerror(rc));
 		return -1;
 	}
 	return 0;
+}
+
+static int
+resolve_listen(const struct sg_config *cfg, struct addrinfo **out, char *err, size_t errlen)
+{
+	return resolve(cfg->listen_host, cfg->listen_port, out, err, errlen);
 }
 
 static int
@@ -142,7 +152,138 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 		return -1;
 	}
 	t->listen_fd = -1; /* evhttp owns it now */
+	if (sg_conn_thread_init(t, s->conn) != 0 ||
+	    sg_conn_watch(t, t->http, &t->listener, false) != 0) {
+		snprintf(err, errlen, "out of memory setting up the event loops");
+		return -1;
+	}
 	return 0;
+}
+
+/*
+ * The operators' listener: /metrics and the detailed /readyz, kept off the
+ * public port.  It runs on the first I/O thread's loop, under its own
+ * small connection cap; one socket, so a second gateway's bind fails here.
+ */
+static int
+setup_admin(struct sg_server *s, char *err, size_t errlen)
+{
+	const struct sg_config *cfg = s->cfg;
+	struct sg_io_thread *t = &s->threads[0];
+	struct addrinfo *ai = NULL;
+	struct timeval tmo = {cfg->read_timeout_ms / 1000, (cfg->read_timeout_ms % 1000) * 1000};
+	if (cfg->admin_port == 0)
+		return 0;
+	if (resolve(cfg->admin_host, cfg->admin_port, &ai, err, errlen) != 0)
+		return -1;
+	int fd = open_listener(ai, 0);
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, errlen,
+		         "cannot listen on %s:%u for the admin listener: %s (is another sandgate "
+		         "using it? pick another with admin_listen in sandgate.yaml or "
+		         "--admin-listen HOST:PORT, or turn it off with admin_listen: off)",
+		         cfg->admin_host, cfg->admin_port, strerror(errno));
+		return -1;
+	}
+	s->admin_http = evhttp_new(t->base);
+	if (s->admin_http == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory setting up the admin listener");
+		return -1;
+	}
+	evhttp_set_max_headers_size(s->admin_http, (ev_ssize_t)cfg->max_header_bytes);
+	evhttp_set_max_body_size(s->admin_http, 1024);
+	evhttp_set_timeout_tv(s->admin_http, &tmo);
+	evhttp_set_allowed_methods(s->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(s->admin_http, sg_http_on_admin_request, t);
+	s->admin_listener = evhttp_accept_socket_with_handle(s->admin_http, fd);
+	if (s->admin_listener == NULL) {
+		snprintf(err, errlen, "cannot accept on %s:%u", cfg->admin_host, cfg->admin_port);
+		return -1;
+	}
+	if (sg_conn_watch(t, s->admin_http, &s->admin_listener, true) != 0) {
+		snprintf(err, errlen, "out of memory setting up the admin listener");
+		return -1;
+	}
+	return 0;
+}
+
+#define ADMIN_TOKEN_MIN 32
+#define ADMIN_TOKEN_MAX 1024
+
+/*
+ * The admin token lets /metrics and the detailed /readyz through on the
+ * public listener.  Like the server key, its file must be the gateway
+ * user's alone; only a hash of it is kept.
+ */
+static int
+load_admin_token(struct sg_server *s, char *err, size_t errlen)
+{
+	const char *path = s->cfg->admin_token_file;
+	char buf[ADMIN_TOKEN_MAX + 2];
+	struct stat st;
+	if (path == NULL)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "admin_token_file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ssize_t n =
+	    S_ISREG(st.st_mode) && !(st.st_mode & 077) ? read(fd, buf, sizeof(buf) - 1) : -1;
+	close(fd);
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		snprintf(
+		    err, errlen,
+		    "admin_token_file %s: must be a file only its owner can read (chmod 600 %s)",
+		    path, path);
+		return -1;
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "admin_token_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf[n] = '\0';
+	size_t len = strcspn(buf, "\r\n");
+	bool printable = len > 0;
+	for (size_t i = 0; i < len; i++)
+		printable = printable && buf[i] > ' ' && buf[i] < 0x7f;
+	if (len < ADMIN_TOKEN_MIN || len > ADMIN_TOKEN_MAX || !printable) {
+		snprintf(
+		    err, errlen,
+		    "admin_token_file %s: the first line must be a token of %d to %d printable "
+		    "characters without spaces (e.g. head -c 32 /dev/urandom | base64 > %s)",
+		    path, ADMIN_TOKEN_MIN, ADMIN_TOKEN_MAX, path);
+		explicit_bzero(buf, sizeof(buf));
+		return -1;
+	}
+	crypto_generichash(s->admin_token_hash, sizeof(s->admin_token_hash), (unsigned char *)buf,
+	                   len, NULL, 0);
+	explicit_bzero(buf, sizeof(buf));
+	s->has_admin_token = true;
+	return 0;
+}
+
+static void
+log_listeners(const struct sg_server *s)
+{
+	const struct sg_config *cfg = s->cfg;
+	sg_log(SG_LOG_INFO,
+	       json_pack("{s:I, s:i, s:i, s:i}", "max_connections",
+	                 (json_int_t)sg_conn_max_open(s->conn), "max_connections_per_address",
+	                 cfg->max_conns_per_addr, "header_timeout_ms", (int)cfg->header_timeout_ms,
+	                 "body_timeout_ms", (int)cfg->body_timeout_ms),
+	       "accepting at most %lld connections (%d per client address)",
+	       (long long)sg_conn_max_open(s->conn), cfg->max_conns_per_addr);
+	if (cfg->admin_port)
+		sg_log(SG_LOG_INFO,
+		       json_pack("{s:s, s:i, s:b}", "host", cfg->admin_host, "port",
+		                 cfg->admin_port, "admin_token", s->has_admin_token),
+		       "admin listener on %s:%u (/metrics, /readyz)", cfg->admin_host,
+		       cfg->admin_port);
 }
 
 struct sg_server *
@@ -165,13 +306,22 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 	if (probe_port_free(ai, s->cfg, err, errlen) != 0 ||
 	    sg_throttle_redis_resolve(s->cfg, s->redis_ip, sizeof(s->redis_ip), err, errlen) != 0)
 		goto fail;
+	if ((s->conn = sg_conn_shared_new(s->cfg, err, errlen)) == NULL)
+		goto fail;
+	if ((gw->unauth = sg_unauth_new(s->cfg)) == NULL) {
+		snprintf(err, errlen, "out of memory for the unauthenticated refusals table");
+		goto fail;
+	}
 	for (int i = 0; i < s->n_threads; i++) {
 		s->threads[i].index = i;
 		s->threads[i].listen_fd = -1;
 		if (setup_thread(s, &s->threads[i], ai, err, errlen) != 0)
 			goto fail;
 	}
+	if (setup_admin(s, err, errlen) != 0 || load_admin_token(s, err, errlen) != 0)
+		goto fail;
 	freeaddrinfo(ai);
+	log_listeners(s);
 	return s;
 fail:
 	if (ai)
@@ -194,15 +344,21 @@ sg_server_free(struct sg_server *s)
 		t->throttle = NULL;
 		sg_http_abandon_suspended(t); /* before the log buffer their lines go to */
 		sg_logbuf_free(&t->log);
+		if (i == 0 && s->admin_http)
+			evhttp_free(s->admin_http); /* on this thread's loop */
 		if (t->http)
 			evhttp_free(t->http); /* closes the listener and open connections */
 		else if (t->listen_fd >= 0)
 			close(t->listen_fd);
+		sg_conn_thread_free(t); /* after the connections' close callbacks */
 		if (t->base)
 			event_base_free(t->base);
 		sg_http_spare_free(t); /* after the last request could finish */
 		sg_snapshot_unref(t->snap);
 	}
 	free(s->threads);
+	sg_conn_shared_free(s->conn);
+	sg_unauth_free(s->gw->unauth); /* after the last request */
+	s->gw->unauth = NULL;
 	free(s);
 }

@@ -106,6 +106,11 @@ stop_listening(evutil_socket_t fd, short what, void *arg)
 		evhttp_del_accept_socket(t->http, t->listener);
 		t->listener = NULL;
 	}
+	/* The admin listener runs on the first thread's loop; it closes with the rest. */
+	if (t->index == 0 && t->server->admin_listener) {
+		evhttp_del_accept_socket(t->server->admin_http, t->server->admin_listener);
+		t->server->admin_listener = NULL;
+	}
 }
 
 static bool
@@ -159,6 +164,7 @@ static void *
 thread_main(void *arg)
 {
 	struct sg_io_thread *t = arg;
+	sg_conn_thread_enter(t);
 	event_base_dispatch(t->base);
 	return NULL;
 }

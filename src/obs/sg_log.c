@@ -1,3 +1,4 @@
+#include "core/sg_io.h"
 #include "obs/sg_log.h"
 
 #include <stdarg.h>
@@ -59,18 +60,6 @@ render(json_t *line, size_t *len)
 }
 
 static void
-write_all(const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(STDERR_FILENO, p, n);
-		if (w <= 0)
-			return; /* a full or closed stderr must not take requests down */
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void
 log_now(json_t *line)
 {
 	size_t n;
@@ -78,7 +67,7 @@ log_now(json_t *line)
 		return;
 	char *text = render(line, &n);
 	if (text)
-		write_all(text, n);
+		(void)sg_write_all(STDERR_FILENO, text, n); /* a full stderr must not stop requests */
 	free(text);
 }
 
@@ -122,7 +111,7 @@ sg_logbuf_append(struct sg_logbuf *b, json_t *line)
 void
 sg_logbuf_flush(struct sg_logbuf *b)
 {
-	write_all(b->buf, b->len);
+	(void)sg_write_all(STDERR_FILENO, b->buf, b->len);
 	b->len = 0;
 }
 

@@ -241,6 +241,76 @@ render_gauges(FILE *f)
 	        (unsigned long long)load(&sg_gauges.throttle_cells));
 }
 
+/* The audit writer: how far behind it is, and what that cost. */
+static void
+render_record(FILE *f)
+{
+	fprintf(f,
+	        "# HELP sandgate_record_written_total Decisions written to the store.\n"
+	        "# TYPE sandgate_record_written_total counter\n"
+	        "sandgate_record_written_total %llu\n"
+	        "# HELP sandgate_record_backlog Decisions not yet written to the store.\n"
+	        "# TYPE sandgate_record_backlog gauge\n"
+	        "sandgate_record_backlog %llu\n"
+	        "# HELP sandgate_record_oldest_age_seconds How long the oldest unwritten decision "
+	        "has waited.\n"
+	        "# TYPE sandgate_record_oldest_age_seconds gauge\n"
+	        "sandgate_record_oldest_age_seconds %.6f\n"
+	        "# HELP sandgate_record_retries_total Writes the store refused, each tried again.\n"
+	        "# TYPE sandgate_record_retries_total counter\n"
+	        "sandgate_record_retries_total %llu\n"
+	        "# HELP sandgate_audit_refused_total Calls refused because the audit was behind "
+	        "(audit.on_failure: fail_closed).\n"
+	        "# TYPE sandgate_audit_refused_total counter\n"
+	        "sandgate_audit_refused_total %llu\n",
+	        (unsigned long long)load(&sg_gauges.record_written),
+	        (unsigned long long)load(&sg_gauges.record_backlog),
+	        (double)load(&sg_gauges.record_oldest_age_us) / 1e6,
+	        (unsigned long long)load(&sg_gauges.record_retries),
+	        (unsigned long long)load(&sg_gauges.audit_refused));
+}
+
+static void
+render_transport(FILE *f)
+{
+	fprintf(f,
+	        "# HELP sandgate_connections_open Client connections open now.\n"
+	        "# TYPE sandgate_connections_open gauge\n"
+	        "sandgate_connections_open %lld\n"
+	        "# HELP sandgate_connections_refused_total Connections closed at once: a cap "
+	        "was reached.\n"
+	        "# TYPE sandgate_connections_refused_total counter\n"
+	        "sandgate_connections_refused_total{reason=\"total\"} %llu\n"
+	        "sandgate_connections_refused_total{reason=\"per_address\"} %llu\n"
+	        "# HELP sandgate_request_timeouts_total Requests cut with 408: their head or body "
+	        "missed its deadline.\n"
+	        "# TYPE sandgate_request_timeouts_total counter\n"
+	        "sandgate_request_timeouts_total{phase=\"head\"} %llu\n"
+	        "sandgate_request_timeouts_total{phase=\"body\"} %llu\n"
+	        "# HELP sandgate_accept_paused_total Times accepting paused: accept failed, "
+	        "e.g. out of file descriptors.\n"
+	        "# TYPE sandgate_accept_paused_total counter\n"
+	        "sandgate_accept_paused_total %llu\n"
+	        "# HELP sandgate_unauthenticated_total Requests refused for want of a valid key: "
+	        "by identify (refused), or before it, the address being over its rate (limited).\n"
+	        "# TYPE sandgate_unauthenticated_total counter\n"
+	        "sandgate_unauthenticated_total{result=\"refused\"} %llu\n"
+	        "sandgate_unauthenticated_total{result=\"limited\"} %llu\n"
+	        "# HELP sandgate_unauthenticated_recorded_total Of those, the ones written to the "
+	        "audit (a sample per client address).\n"
+	        "# TYPE sandgate_unauthenticated_recorded_total counter\n"
+	        "sandgate_unauthenticated_recorded_total %llu\n",
+	        (long long)atomic_load_explicit(&sg_gauges.conns_open, memory_order_relaxed),
+	        (unsigned long long)load(&sg_gauges.conns_refused[SG_CONN_REFUSED_TOTAL]),
+	        (unsigned long long)load(&sg_gauges.conns_refused[SG_CONN_REFUSED_PER_ADDRESS]),
+	        (unsigned long long)load(&sg_gauges.request_timeouts[0]),
+	        (unsigned long long)load(&sg_gauges.request_timeouts[1]),
+	        (unsigned long long)load(&sg_gauges.accept_paused),
+	        (unsigned long long)load(&sg_gauges.unauth_refused),
+	        (unsigned long long)load(&sg_gauges.unauth_limited),
+	        (unsigned long long)load(&sg_gauges.unauth_recorded));
+}
+
 char *
 sg_metrics_render(size_t *len)
 {
@@ -253,6 +323,8 @@ sg_metrics_render(size_t *len)
 	render_latency(f);
 	render_decisions(f);
 	render_gauges(f);
+	render_record(f);
+	render_transport(f);
 	sg_metrics_rules_render(f);
 	sg_adaptive_render(f);
 	if (fclose(f) != 0) {

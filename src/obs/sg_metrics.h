@@ -34,13 +34,31 @@ struct sg_metrics_shard {
 	_Atomic int64_t in_flight;
 };
 
+/* Why a new connection was closed at once. */
+enum sg_conn_refused { SG_CONN_REFUSED_TOTAL, SG_CONN_REFUSED_PER_ADDRESS, SG_CONN_REFUSED_COUNT };
+
 /* Global extras the scrape reports, set by the owner of each value. */
 struct sg_metrics_gauges {
 	_Atomic uint64_t snapshot_generation;
 	_Atomic uint64_t reloads_ok;
 	_Atomic uint64_t reloads_failed;
 	_Atomic uint64_t record_dropped;
+	/* The writer's state, copied from the recorder when scraped. */
+	_Atomic uint64_t record_written;
+	_Atomic uint64_t record_backlog;
+	_Atomic uint64_t record_oldest_age_us;
+	_Atomic uint64_t record_retries;
+	_Atomic uint64_t audit_refused;
 	_Atomic uint64_t throttle_cells;
+	/* The transport (src/http/sg_conn.c), per connection, never per request. */
+	_Atomic int64_t conns_open;
+	_Atomic uint64_t conns_refused[SG_CONN_REFUSED_COUNT];
+	_Atomic uint64_t request_timeouts[2]; /* 0: head, 1: body */
+	_Atomic uint64_t accept_paused;
+	/* Requests refused for want of a valid key (src/throttle/sg_unauth.c). */
+	_Atomic uint64_t unauth_refused;  /* by identify: 401 */
+	_Atomic uint64_t unauth_limited;  /* before identify, the address over its rate: 429 */
+	_Atomic uint64_t unauth_recorded; /* of both, the ones written to the audit */
 };
 
 /* Returns a zeroed shard registered for scraping; NULL past the maximum. */
@@ -49,7 +67,7 @@ void sg_metrics_reset_all(void);
 
 /* Owner thread only.  `connector` may be NULL for requests that never resolved one. */
 void sg_metrics_observe(struct sg_metrics_shard *m, const char *connector, int status,
-    enum sg_decision_kind d, uint64_t latency_us);
+                        enum sg_decision_kind d, uint64_t latency_us);
 
 extern struct sg_metrics_gauges sg_gauges;
 

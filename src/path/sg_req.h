@@ -24,7 +24,7 @@
 #include "catalog/sg_snapshot.h"
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
-#include "core/sg_sessions.h"
+#include "throttle/sg_sessions.h"
 #include "obs/sg_trace.h"
 #include "throttle/sg_limiter.h"
 #include "policy/sg_rules.h"
@@ -36,6 +36,7 @@ struct sg_runs;
 struct sg_spend;
 struct sg_template;
 struct sg_throttle_thread;
+struct sg_unauth;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -50,6 +51,7 @@ struct sg_gateway {
 	    *waiting;               /* calls in tenant queues, by tenant hash; NULL: not counted */
 	struct sg_sandbox *sandbox; /* template runs; NULL: the sandbox is off */
 	struct sg_runs *runs;       /* runs GET /v1/runs/{id} can show */
+	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
 };
 
 enum sg_step_rc {

@@ -9,6 +9,7 @@
 
 #include "core/sg_keys.h"
 #include "path/sg_path.h"
+#include "throttle/sg_unauth.h"
 
 static enum sg_step_rc
 fail_missing_or_malformed(struct sg_req *r, const char *h)
@@ -66,8 +67,8 @@ identify_session(struct sg_req *r, const char *token, size_t len)
 	return check_key(r, k);
 }
 
-enum sg_step_rc
-sg_step_identify(struct sg_req *r)
+static enum sg_step_rc
+identify(struct sg_req *r)
 {
 	const char *h = r->authorization;
 	char id[SG_KEY_ID_LEN + 1];
@@ -88,4 +89,14 @@ sg_step_identify(struct sg_req *r)
 	if (k == NULL || !sg_key_verify(r->gw->server_secret, key, len, k->hash))
 		return sg_req_fail(r, SG_P_KEY_UNKNOWN, "this API key is not recognised");
 	return check_key(r, k);
+}
+
+enum sg_step_rc
+sg_step_identify(struct sg_req *r)
+{
+	enum sg_step_rc rc = identify(r);
+	/* Counted where it is decided; the client's address pays for it (sg_unauth.h). */
+	if (rc != SG_STEP_NEXT && r->decision == SG_DEC_UNAUTHENTICATED)
+		sg_unauth_refused(r->gw->unauth, r->now_ns);
+	return rc;
 }

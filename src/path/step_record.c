@@ -14,6 +14,7 @@
 #include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_throttle_metrics.h"
+#include "throttle/sg_unauth.h"
 
 /* Truncates on purpose: audit columns are bounded. */
 static void
@@ -103,6 +104,10 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	d.status = r->status;
 	copy(d.code, sizeof(d.code), r->problem ? r->problem->code : "ok");
 	copy(d.reason, sizeof(d.reason), r->problem ? r->detail : "allowed by policy");
+	/* A flood without keys must not write a row each: sampled per client address. */
+	if (r->decision == SG_DEC_UNAUTHENTICATED &&
+	    !sg_unauth_record(r->gw->unauth, r->now_ns, d.reason, sizeof(d.reason)))
+		return;
 	d.latency_us = (int64_t)latency_us;
 	d.queue_wait_us = (int64_t)r->queue_wait_us;
 	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;

@@ -6,6 +6,7 @@
 #include "core/sg_fmt.h"
 #include "path/sg_path.h"
 #include "path/step_throttle.h"
+#include "store/sg_recorder.h"
 #include "upstream/sg_simulator.h"
 
 /* When the call reached route: its simulated upstream's wait is measured from here. */
@@ -39,8 +40,18 @@ sg_step_route(struct sg_req *r)
 	struct route_ctx *rc = sg_req_slot_get(r, SG_SLOT_ROUTE, sizeof(*rc), NULL);
 	if (rc == NULL)
 		return SG_STEP_ERROR;
-	if (rc->start_ns == 0)
+	if (rc->start_ns == 0) {
 		rc->start_ns = r->now_ns;
+		/* Before any upstream effect: a fail_closed mode never acts unaudited. */
+		bool closed =
+		    sg_config_audit_fail_closed(r->gw->config, r->principal.mode == SG_MODE_LIVE);
+		if (!sg_recorder_admit(r->gw->recorder, closed, r->now_ns))
+			return sg_req_fail(
+			    r, SG_P_AUDIT_UNAVAILABLE,
+			    "the audit trail is behind (the store is not taking writes), "
+			    "so %s calls are refused until it catches up",
+			    sg_mode_name(r->principal.mode));
+	}
 	/*
 	 * Wait first, as a real upstream would, then answer.  The loop's timers
 	 * run on libevent's coarse clock (a 4 ms tick here) from the loop

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sg_fmt.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_throttle_metrics.h"
 #include "path/step_throttle_int.h"
@@ -145,19 +146,24 @@ static json_t *
 violations_json(const struct sg_verdict *v)
 {
 	json_t *list = json_array();
-	for (uint8_t i = 0; list && i < v->n_violated; i++) {
+	int rc = list ? 0 : -1;
+	for (uint8_t i = 0; rc == 0 && i < v->n_violated; i++) {
 		const struct sg_limit_hit *h = &v->violated[i];
 		json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "policy", h->rule->name, "who",
 		                      sg_rule_who_name(h->rule->who), "counts",
 		                      sg_rule_what_name(h->rule->what), "quota", (int)h->res.limit);
 		if (o && h->window)
-			json_object_set_new(o, "rate", json_string(h->window->spec));
+			rc |= json_object_set_new(o, "rate", json_string(h->window->spec));
 		if (o && h->res.retry_after_ns != UINT64_MAX)
-			json_object_set_new(
+			rc |= json_object_set_new(
 			    o, "retry_after_s",
 			    json_integer(
 			        (json_int_t)((h->res.retry_after_ns + 999999999) / 1000000000)));
-		json_array_append_new(list, o);
+		rc |= json_array_append_new(list, o);
+	}
+	if (rc != 0) {
+		json_decref(list);
+		return NULL;
 	}
 	return json_pack("{s:o}", "violated-policies", list);
 }
@@ -172,7 +178,9 @@ sg_throttle_refuse(struct sg_req *r, struct sg_throttle_call *tc)
 	}
 	const struct sg_limit_hit *h = &tc->verdict.violated[0];
 	const struct sg_rule *rule = h->rule;
-	r->problem_ext = violations_json(&tc->verdict);
+	/* Out of memory a refusal that names no limit would mislead: a 500 instead. */
+	if ((r->problem_ext = violations_json(&tc->verdict)) == NULL)
+		return sg_req_fail(r, SG_P_INTERNAL, "out of memory while refusing the call");
 	if (h->window == NULL)
 		return sg_req_fail(
 		    r, SG_P_CONCURRENCY_LIMITED,
@@ -213,22 +221,12 @@ shed_or_next(struct sg_req *r)
 	                   (long long)load, sg_class_name(r->cls));
 }
 
-/* "2026-11-28T00:00:00Z" */
-static void
-format_utc(int64_t s, char *buf, size_t n)
-{
-	time_t t = (time_t)s;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static enum sg_step_rc
 refuse_budget(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_budgets *b)
 {
 	const struct sg_spend_line *ln = &tc->spend.line[tc->spend.refused];
-	char resets[32];
-	format_utc(ln->resets_at, resets, sizeof(resets));
+	char resets[SG_UTC_LEN];
+	sg_fmt_utc(ln->resets_at, resets);
 	r->problem_ext = json_pack(
 	    "{s:{s:s, s:s, s:f, s:f, s:s, s:s, s:s}}", "budget", "scope",
 	    sg_budget_scope_name(ln->scope), "period", sg_budget_period_name(ln->period), "limit",

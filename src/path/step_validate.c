@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/sg_json_alloc.h"
 #include "path/sg_path.h"
 #include "schema/sg_schema.h"
 
@@ -29,6 +30,16 @@ is_json_type(const char *ct)
 	       strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
+/*
+ * Out of memory is the gateway's failure, never the caller's, and the
+ * refusal is set here because template runs answer from it directly.
+ */
+static enum sg_step_rc
+fail_no_memory(struct sg_req *r)
+{
+	return sg_req_fail(r, SG_P_INTERNAL, "out of memory while checking the body");
+}
+
 static enum sg_step_rc
 parse_body(struct sg_req *r)
 {
@@ -36,7 +47,7 @@ parse_body(struct sg_req *r)
 	if (r->body_len == 0) {
 		/* No body means "no input", which is how a person would read it. */
 		r->input = json_object();
-		return r->input ? SG_STEP_NEXT : SG_STEP_ERROR;
+		return r->input ? SG_STEP_NEXT : fail_no_memory(r);
 	}
 	/*
 	 * JSON text has no raw NUL anywhere (inside strings it is escaped), and
@@ -49,8 +60,15 @@ parse_body(struct sg_req *r)
 		                   "byte %zu is a NUL character; JSON text never contains one, so "
 		                   "send the body without it (write \\u0000 inside a string)",
 		                   (size_t)(nul - r->body));
+	sg_json_alloc_watch();
 	r->input =
 	    json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	/* Out of memory, jansson may call good JSON bad, or drop a byte and go on. */
+	if (sg_json_alloc_unwatch()) {
+		json_decref(r->input);
+		r->input = NULL;
+		return fail_no_memory(r);
+	}
 	if (r->input != NULL)
 		return SG_STEP_NEXT;
 	if (json_error_code(&jerr) == json_error_stack_overflow)
@@ -65,10 +83,15 @@ static enum sg_step_rc
 report_errors(struct sg_req *r, const struct sg_schema_error *errs, size_t n)
 {
 	json_t *list = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(list, json_pack("{s:s, s:s}", "pointer", errs[i].pointer,
-		                                      "message", errs[i].message));
-	r->problem_ext = json_pack("{s:o}", "errors", list);
+	int rc = list ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = json_array_append_new(list, json_pack("{s:s, s:s}", "pointer", errs[i].pointer,
+		                                           "message", errs[i].message));
+	if (rc != 0)
+		json_decref(list);
+	/* A refusal says all it found or, out of memory, nothing but a 500. */
+	if (rc != 0 || (r->problem_ext = json_pack("{s:o}", "errors", list)) == NULL)
+		return fail_no_memory(r);
 	const char *where = errs[0].pointer[0] ? errs[0].pointer : "the body";
 	if (n == 1)
 		return sg_req_fail(r, SG_P_INVALID_INPUT, "%s %s", where, errs[0].message);

@@ -399,6 +399,13 @@ add_role(struct pload *l, const char *name, int line)
 		                                      sizeof(struct sg_limit))) != NULL;
 	}
 	if (!ok) {
+		/* Not kept: every role in the list has a name that lookups compare. */
+		free(r->name);
+		for (int m = 0; m < SG_MODE_COUNT; m++) {
+			free(r->allowed[m]);
+			free(r->connector_limit[m]);
+		}
+		p->n_roles--;
 		sg_diags_add(l->d, l->file, line, 0, "out of memory");
 		return NULL;
 	}
@@ -509,7 +516,8 @@ compile_role(struct pload *l, struct fy_node *key, struct fy_node *val)
 		return;
 	struct fy_node *n = sg_yaml_get(val, "description");
 	const char *desc = n ? sg_yaml_str(l->d, l->file, n, "description") : "";
-	r->description = strdup(desc ? desc : "");
+	if ((r->description = strdup(desc ? desc : "")) == NULL)
+		sg_yaml_error(l->d, l->file, key, "%s: out of memory", what);
 	struct fy_node *allow = sg_yaml_get(val, "allow");
 	if (allow == NULL || !fy_node_is_sequence(allow))
 		sg_yaml_error(l->d, l->file, allow ? allow : key,

@@ -59,6 +59,8 @@ compile_scope(struct pload *l, struct sg_budgets *b, struct fy_node *n, enum sg_
 		return;
 	}
 	b->named[s] = calloc(count ? count : 1, sizeof(*b->named[s]));
+	if (b->named[s] == NULL)
+		sg_yaml_error(l->d, l->file, n, "%s: out of memory", what);
 	void *it = NULL;
 	struct fy_node_pair *p;
 	while (b->named[s] && (p = fy_node_mapping_iterate(n, &it)) != NULL) {
@@ -98,6 +100,8 @@ compile_header(struct pload *l, struct sg_budgets *b, struct fy_node *n)
 	if ((v = sg_yaml_get(n, "ask")) != NULL)
 		ask = sg_yaml_str(l->d, l->file, v, "budgets.ask");
 	b->ask = strdup(ask ? ask : "Ask your platform admin for a larger budget.");
+	if (b->ask == NULL)
+		sg_yaml_error(l->d, l->file, v ? v : n, "budgets.ask: out of memory");
 }
 
 void

@@ -3,6 +3,7 @@
  * version backends and the group share.  Every failure is put in the words
  * an operator needs: what was tried, what the kernel said, what to do.
  */
+#include "core/sg_clock.h"
 #include "sandbox/sg_cgroup.h"
 
 #include <errno.h>
@@ -150,14 +151,6 @@ sg_cgroup_mkdir(const char *path, bool *made, char *why, size_t whylen)
 	return -1;
 }
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A killed task needs a moment to leave its group. */
 static void
 pause_briefly(void)
@@ -169,11 +162,11 @@ pause_briefly(void)
 int
 sg_cgroup_rmdir(const char *path, char *err, size_t errlen)
 {
-	for (int64_t deadline = now_ns() + WAIT_NS; rmdir(path) == -1; pause_briefly()) {
+	for (int64_t deadline = (int64_t)sg_mono_ns() + WAIT_NS; rmdir(path) == -1; pause_briefly()) {
 		int e = errno;
 		if (e == ENOENT)
 			return 0;
-		if (e != EBUSY || now_ns() > deadline) {
+		if (e != EBUSY || (int64_t)sg_mono_ns() > deadline) {
 			snprintf(err, errlen, "cannot remove %s: %s%s", path, strerror(e),
 			         e == EBUSY ? "; processes remain in it: kill the group first"
 			                    : "");
@@ -266,7 +259,7 @@ sg_cgroup_kill_listed(const char *const *dirs, size_t n, char *err, size_t errle
 	}
 	if (check_only)
 		return 0;
-	for (int64_t deadline = now_ns() + WAIT_NS;; pause_briefly()) {
+	for (int64_t deadline = (int64_t)sg_mono_ns() + WAIT_NS;; pause_briefly()) {
 		const char *busy = NULL;
 		for (size_t i = 0; i < n; i++) {
 			long listed = for_each_pid(dirs[i], kill_one, &self);
@@ -279,7 +272,7 @@ sg_cgroup_kill_listed(const char *const *dirs, size_t n, char *err, size_t errle
 		}
 		if (busy == NULL)
 			return 0;
-		if (now_ns() > deadline) {
+		if ((int64_t)sg_mono_ns() > deadline) {
 			snprintf(err, errlen, "processes remain in %s a second after SIGKILL",
 			         busy);
 			return -1;

@@ -4,6 +4,7 @@
  * payloads through the per-peer dispatch in sg_frame_msg.c, and then checks
  * the order of the conversation (READY first, call sequence numbers).
  */
+#include "core/sg_io.h"
 #include "sandbox/sg_frame.h"
 
 #include <errno.h>
@@ -308,28 +309,6 @@ sg_frame_read_fd(int fd, struct sg_frame_decoder *d, struct sg_frame_msg *m)
 	return SG_FRAME_ERROR;
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t n, char *err, size_t errlen)
-{
-	bool sock = true;
-	while (n > 0) {
-		ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
-		if (w < 0 && sock && errno == ENOTSOCK) {
-			sock = false; /* a pipe or a file: plain write */
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return say(err, errlen, "write failed: %s", strerror(errno));
-		if (w == 0)
-			return say(err, errlen, "write failed: no progress");
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int
 sg_frame_write_fd(int fd, const struct sg_frame_msg *m, size_t cap, char *err, size_t errlen)
 {
@@ -337,7 +316,9 @@ sg_frame_write_fd(int fd, const struct sg_frame_msg *m, size_t cap, char *err, s
 	size_t len;
 	if (sg_frame_encode(m, cap, &buf, &len, err, errlen) == -1)
 		return -1;
-	int rc = write_all(fd, buf, len, err, errlen);
+	int rc = sg_write_all(fd, buf, len) == 0
+	             ? 0
+	             : say(err, errlen, "write failed: %s", strerror(errno));
 	free(buf);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/sg_clock.h"
 #include "core/sg_name.h"
 #include "obs/sg_log.h"
 #include "sandbox/sg_frame.h"
@@ -92,14 +93,6 @@ sg_sandbox_zygote_kill(struct sg_sandbox *sb, pid_t pid)
 	pthread_mutex_unlock(&sb->zyg_mu);
 }
 
-int64_t
-sg_sandbox_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool
 sg_sandbox_doom(struct sg_sandbox *sb, pid_t pid)
 {
@@ -140,8 +133,8 @@ await_ready(int fd, char *err, size_t errlen)
 	struct sg_frame_decoder *d = sg_frame_decoder_new(SG_FRAME_PEER_WORKER, 256);
 	struct sg_frame_msg m = {0};
 	enum sg_frame_rc rc = d ? SG_FRAME_MORE : SG_FRAME_ERROR;
-	int64_t end = sg_sandbox_now_ms() + READY_TIMEOUT_MS, left;
-	while (rc == SG_FRAME_MORE && (left = end - sg_sandbox_now_ms()) > 0) {
+	int64_t end = sg_mono_ms() + READY_TIMEOUT_MS, left;
+	while (rc == SG_FRAME_MORE && (left = end - sg_mono_ms()) > 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint8_t buf[256];
 		if (poll(&p, 1, (int)left) <= 0)
@@ -330,7 +323,7 @@ try_take(struct sg_sandbox *sb, const struct sg_pool_owner *owner, struct sg_san
 	rc->spawning++;
 	sb->n_waits++;
 	wait->owner = *owner;
-	wait->deadline_ms = sg_sandbox_now_ms() + WAIT_MAX_MS;
+	wait->deadline_ms = sg_mono_ms() + WAIT_MAX_MS;
 	wait->next = NULL;
 	*sb->waits_tail = wait;
 	sb->waits_tail = &wait->next;
@@ -391,7 +384,7 @@ next_wait(struct sg_sandbox *sb, struct sg_sandbox_wait **out, pid_t *victim, pi
 	sb->n_waits--;
 	if (take_idle(sb, &wt->owner, &wt->w, dead))
 		return 1;
-	if (sg_sandbox_now_ms() > wt->deadline_ms || atomic_load(&sb->stopping)) {
+	if (sg_mono_ms() > wt->deadline_ms || atomic_load(&sb->stopping)) {
 		snprintf(wt->err, sizeof(wt->err), "no worker was free within %d ms", WAIT_MAX_MS);
 		return -1;
 	}

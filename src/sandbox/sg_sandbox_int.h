@@ -82,8 +82,6 @@ void sg_sandbox_zygote_kill(struct sg_sandbox *sb, pid_t pid);
 bool sg_sandbox_doom(struct sg_sandbox *sb, pid_t pid);
 /* Keeper only: kills every worker doomed so far. */
 void sg_sandbox_kill_doomed(struct sg_sandbox *sb);
-/* Monotonic milliseconds. */
-int64_t sg_sandbox_now_ms(void);
 /*
  * A confined, READY worker of `owner`, in its tenant's cgroup, booked BUSY
  * in the pool (idle for a prefork).

@@ -13,6 +13,7 @@
  * them, and an untrusted side's complaints are worth little): the worker
  * leaves with a status from enum sg_worker_exit, which the zygote passes on.
  */
+#include "core/sg_io.h"
 #include "sandbox/sg_worker.h"
 
 #include <errno.h>
@@ -57,21 +58,6 @@ say(const char *what, const char *why)
 
 /* ---- the socket ---- */
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Encodes m; -1 with err when the frame would be refused (too big, bad member). */
 static int
 send_frame(struct worker *w, const struct sg_frame_msg *m, char *err, size_t errlen)
@@ -80,7 +66,7 @@ send_frame(struct worker *w, const struct sg_frame_msg *m, char *err, size_t err
 	size_t len;
 	if (sg_frame_encode(m, w->cap, &buf, &len, err, errlen) == -1)
 		return -1;
-	int rc = write_all(w->fd, buf, len);
+	int rc = sg_write_all(w->fd, buf, len);
 	free(buf);
 	if (rc == -1)
 		_exit(SG_WORKER_EXIT_IO); /* the gateway is gone or broke the socket */

@@ -2,6 +2,7 @@
  * The gateway's client for the zygote (see sg_zygote.h): start it, ask it
  * to spawn or kill, take its exit notices, stop it.
  */
+#include "core/sg_clock.h"
 #include "sandbox/sg_zygote_int.h"
 
 #include <errno.h>
@@ -33,14 +34,6 @@ sg_zygote_config_init(struct sg_zygote_config *c)
 	c->reply_timeout_ms = 5000;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 broken(struct sg_zygote *z, int fd, char *err, size_t errlen, const char *why)
 {
@@ -54,7 +47,7 @@ broken(struct sg_zygote *z, int fd, char *err, size_t errlen, const char *why)
 static int
 client_read(struct sg_zygote *z, int timeout_ms, struct zmsg *m, int *fd, char *err, size_t errlen)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = sg_mono_ms() + timeout_ms;
 	char why[200];
 	if (z->broken || z->fd < 0)
 		return sg_zygote_say(err, errlen, "zygote: not running; start a new one");
@@ -64,7 +57,7 @@ client_read(struct sg_zygote *z, int timeout_ms, struct zmsg *m, int *fd, char *
 			return 1;
 		if (rc != RECV_NONE)
 			return broken(z, -1, err, errlen, rc == 0 ? "it exited" : why);
-		int left = timeout_ms < 0 ? -1 : (int)(end - now_ms());
+		int left = timeout_ms < 0 ? -1 : (int)(end - sg_mono_ms());
 		if (timeout_ms >= 0 && left <= 0)
 			return 0;
 		struct pollfd p = {z->fd, POLLIN, 0};
@@ -285,9 +278,9 @@ sg_zygote_next_exit(struct sg_zygote *z, int timeout_ms, struct sg_zygote_exit *
 static int
 wait_zygote(pid_t pid, int timeout_ms, int *status)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = sg_mono_ms() + timeout_ms;
 	pid_t got;
-	while ((got = waitpid(pid, status, WNOHANG)) == 0 && now_ms() < end)
+	while ((got = waitpid(pid, status, WNOHANG)) == 0 && sg_mono_ms() < end)
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	if (got == pid)
 		return 0;

@@ -163,13 +163,15 @@ walk_next(struct walk *w)
 }
 
 static int
-walk_push(struct walk **st, size_t *sp, size_t *alloc, const json_t *c)
+walk_push(struct walk **st, size_t *sp, size_t *alloc, const json_t *c, struct walk *fixed)
 {
 	if (*sp == *alloc) {
-		size_t n = *alloc ? *alloc * 2 : 16;
-		struct walk *grown = realloc(*st, n * sizeof(**st));
+		size_t n = *alloc * 2;
+		struct walk *grown = realloc(*st == fixed ? NULL : *st, n * sizeof(**st));
 		if (grown == NULL)
 			return -1;
+		if (*st == fixed)
+			memcpy(grown, fixed, *sp * sizeof(*fixed));
 		*st = grown;
 		*alloc = n;
 	}
@@ -180,13 +182,16 @@ walk_push(struct walk **st, size_t *sp, size_t *alloc, const json_t *c)
 /*
  * Iterative so that a value built in memory (and never through the parser's
  * own depth cap) cannot exhaust the stack.  Fails closed: without memory for
- * the walk it answers `cap`, which callers read as "too deep".
+ * the walk it answers `cap`, which callers read as "too deep".  The depths
+ * the gateway checks fit the fixed walk, so memory running out never makes
+ * a shallow body look deep.
  */
 int
 sg_json_depth(const json_t *v, int cap)
 {
-	struct walk *st = NULL;
-	size_t sp = 0, alloc = 0;
+	struct walk fixed[SG_SCHEMA_MAX_DEPTH + 2];
+	struct walk *st = fixed;
+	size_t sp = 0, alloc = sizeof(fixed) / sizeof(fixed[0]);
 	int max = 1;
 	const json_t *c = v;
 
@@ -194,7 +199,7 @@ sg_json_depth(const json_t *v, int cap)
 		cap = 1;
 	do {
 		if (json_is_object(c) || json_is_array(c)) {
-			if (walk_push(&st, &sp, &alloc, c) != 0) {
+			if (walk_push(&st, &sp, &alloc, c, fixed) != 0) {
 				max = cap;
 				break;
 			}
@@ -205,7 +210,8 @@ sg_json_depth(const json_t *v, int cap)
 		while (sp > 0 && (c = walk_next(&st[sp - 1])) == NULL)
 			sp--;
 	} while (c != NULL && max < cap);
-	free(st);
+	if (st != fixed)
+		free(st);
 	return max;
 }
 

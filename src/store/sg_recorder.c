@@ -2,6 +2,13 @@
  * The writer thread.  A ring of decisions, copied in by request threads
  * under a short mutex and written out in batches by one thread that owns
  * its own store connection.  Only the writer ever waits on disk.
+ *
+ * A batch the store refuses (locked, full, failing) stays at the head of
+ * the ring and is tried again after 10 ms, 20 ms, ... up to 1 s between
+ * attempts; what is pushed meanwhile queues behind it, so the record keeps
+ * push order and the spending tally counts each decision once, when it is
+ * committed.  Only a full ring drops (counted), and callers that must not
+ * act unaudited ask sg_recorder_admit first.
  */
 #include "store/sg_recorder.h"
 #include "core/sg_clock.h"
@@ -21,6 +28,18 @@
 #define RUNS_MAX 1024
 /* How long queued decisions may wait for a fuller batch. */
 #define DEFAULT_LINGER_MS 20
+/* How old the oldest unwritten decision may be before fail-closed calls are refused. */
+#define DEFAULT_DEADLINE_MS 5000
+/*
+ * The writer's connection waits this long for another's lock, then fails
+ * and backs off: SQLite's busy wait rides out a short apply, but a lock
+ * held longer is an outage the retry counts and the metrics show.
+ */
+#define WRITER_BUSY_MS 1000
+#define BACKOFF_FIRST_MS 10
+#define BACKOFF_MAX_MS 1000
+/* How long a stop keeps trying a store that refuses writes before giving up. */
+#define STOP_GRACE_NS (10 * 1000000000ull)
 /*
  * How often the spending tally goes to the store, and how many callers it
  * may hold meanwhile.  A start adds the decisions after the last flush
@@ -33,28 +52,52 @@ struct sg_recorder {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct sg_decision *ring;
+	uint64_t *born; /* sg_mono_ns() at each slot's push: the backlog's age */
 	/*
 	 * Items live at [head, head + len) modulo `slots`; the first `inflight`
 	 * of them are the writer's batch.  `cap` bounds the rest, and the ring
 	 * has a batch of slots more so the writer's batch never takes from it.
+	 * A batch the store refused stays where it is until it is written.
 	 */
 	size_t slots, cap, head, len, inflight;
 	bool stopping;
-	uint32_t linger_ms; /* under `lock` */
+	uint64_t stop_ns;        /* under `lock`: when the stop was asked */
+	uint32_t linger_ms;      /* under `lock` */
+	int (*fault)(void *arg); /* under `lock`: a test's failure injection */
+	void *fault_arg;
 	pthread_t thread;
 	struct sg_store *store; /* the writer's own connection */
+	/* Stored under `lock`, read without it by sg_recorder_admit and /metrics. */
+	_Atomic size_t backlog;     /* len */
+	_Atomic bool full;          /* len - inflight == cap */
+	_Atomic uint64_t oldest_ns; /* born[head], 0 when empty */
+	_Atomic uint64_t deadline_ns;
 	_Atomic uint64_t dropped;
 	_Atomic uint64_t written;
+	_Atomic uint64_t retries;
+	_Atomic uint64_t refused;
 	struct sg_run_row *runs; /* under `lock`: RUNS_MAX rows, n_runs in use */
 	size_t n_runs;
-	struct sg_run_row run_batch[RUNS_MAX]; /* the writer's copy */
-	/* The writer's alone: spending of the decisions after the store's mark. */
+	/* The writer's alone from here on. */
+	struct sg_run_row run_batch[RUNS_MAX]; /* runs taken, not yet written */
+	size_t n_run_batch;
+	uint32_t failures; /* attempts failed in a row */
+	/* Spending of the decisions after the store's mark. */
 	struct sg_spend_tally *spend;
 	int64_t spend_through; /* the newest decision the tally counts */
 	bool spend_lost;       /* no tally: count from the record at the next flush */
 	uint64_t spend_flushed_ns;
 	_Atomic uint64_t spend_recounts; /* flushes that counted from the record */
 };
+
+/* Mirrors the ring for the lock-free readers; called with the lock held after every change. */
+static void
+publish(struct sg_recorder *r)
+{
+	atomic_store_explicit(&r->backlog, r->len, memory_order_relaxed);
+	atomic_store_explicit(&r->full, r->len - r->inflight >= r->cap, memory_order_relaxed);
+	atomic_store_explicit(&r->oldest_ns, r->len ? r->born[r->head] : 0, memory_order_relaxed);
+}
 
 /*
  * The oldest queued decisions, up to a batch and up to the ring's end, to
@@ -64,13 +107,13 @@ struct sg_recorder {
  * request threads to sleep on it.
  */
 static size_t
-peek_batch(struct sg_recorder *r, const struct sg_decision **batch)
+peek_batch(struct sg_recorder *r)
 {
 	size_t n = r->len < BATCH ? r->len : BATCH;
 	if (n > r->slots - r->head)
 		n = r->slots - r->head;
-	*batch = &r->ring[r->head];
 	r->inflight = n;
+	publish(r);
 	return n;
 }
 
@@ -81,6 +124,7 @@ release_batch(struct sg_recorder *r, size_t n)
 	r->head = (r->head + n) % r->slots;
 	r->len -= n;
 	r->inflight = 0;
+	publish(r);
 }
 
 /* Called right after a batch is committed, while the connection's last id is its last row. */
@@ -128,103 +172,196 @@ flush_spend(struct sg_recorder *r, bool force)
 	r->spend_lost = rc != 0;
 }
 
-static void
-write_batch(struct sg_recorder *r, const struct sg_decision *batch, size_t n, bool *failing)
+uint32_t
+sg_recorder_backoff_ms(uint32_t failures)
 {
-	if (sg_store_record(r->store, batch, n) == 0) {
-		tally_batch(r, batch, n);
-		atomic_fetch_add(&r->written, n);
-		*failing = false;
-		return;
-	}
-	/* Log once per run of failures: a sick disk must not also flood the log. */
-	if (!*failing)
-		fprintf(stderr,
-		        "{\"level\":\"error\",\"msg\":\"%s: cannot write decisions to the "
-		        "store; dropping them until it recovers\"}\n",
-		        __func__);
-	*failing = true;
-	atomic_fetch_add(&r->dropped, n);
+	if (failures == 0)
+		return 0;
+	/* 10 << 7 is past the cap already; larger shifts would only overflow. */
+	if (failures > 7)
+		return BACKOFF_MAX_MS;
+	uint32_t ms = BACKOFF_FIRST_MS << (failures - 1);
+	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
 }
 
-/* Takes every queued run; called with the lock held. */
-static size_t
+/* Takes every queued run, unless the last ones are still unwritten; called with the lock held. */
+static void
 take_runs(struct sg_recorder *r)
 {
-	size_t n = r->n_runs;
-	memcpy(r->run_batch, r->runs, n * sizeof(*r->runs));
+	if (r->n_run_batch > 0)
+		return;
+	memcpy(r->run_batch, r->runs, r->n_runs * sizeof(*r->runs));
+	r->n_run_batch = r->n_runs;
 	r->n_runs = 0;
-	return n;
 }
 
-static void
-write_runs(struct sg_recorder *r, size_t n)
+/* What one attempt wrote, and why it failed when it did. */
+struct attempt {
+	bool decisions_ok, runs_ok;
+	const char *why;
+};
+
+/*
+ * Writes what the writer holds: the batch of `n` decisions (in place in
+ * the ring) and the runs taken.  Called without the lock.  What fails is
+ * kept for the next attempt; nothing is dropped here.
+ */
+static struct attempt
+write_all(struct sg_recorder *r, const struct sg_decision *batch, size_t n, int (*fault)(void *),
+          void *fault_arg)
 {
-	if (n > 0 && sg_store_put_runs(r->store, r->run_batch, n) != 0) {
-		fprintf(stderr,
-		        "{\"level\":\"error\",\"msg\":\"cannot write %zu template runs to "
-		        "the store; they stay readable until the gateway restarts\"}\n",
-		        n);
-		atomic_fetch_add(&r->dropped, n);
+	struct attempt a = {n == 0, r->n_run_batch == 0, NULL};
+	if (fault != NULL && fault(fault_arg) != 0) {
+		a.why = "a test fault refused the write";
+		return a;
 	}
-	for (size_t i = 0; i < n; i++)
-		free(r->run_batch[i].doc);
+	if (n > 0 && sg_store_record(r->store, batch, n) == 0) {
+		tally_batch(r, batch, n);
+		atomic_fetch_add(&r->written, n);
+		a.decisions_ok = true;
+	}
+	if (!a.decisions_ok)
+		a.why = sg_store_last_error(r->store);
+	if (r->n_run_batch > 0 && sg_store_put_runs(r->store, r->run_batch, r->n_run_batch) == 0) {
+		for (size_t i = 0; i < r->n_run_batch; i++)
+			free(r->run_batch[i].doc);
+		r->n_run_batch = 0;
+		a.runs_ok = true;
+	}
+	if (!a.runs_ok && a.why == NULL)
+		a.why = sg_store_last_error(r->store);
+	return a;
+}
+
+/* Log once per run of failures, and once when it ends: a sick disk must not also flood the log. */
+static void
+log_attempt(struct sg_recorder *r, const struct attempt *a, size_t n)
+{
+	bool ok = a->decisions_ok && a->runs_ok;
+	if (!ok && r->failures == 0)
+		fprintf(stderr,
+		        "{\"level\":\"error\",\"msg\":\"%s: cannot write decisions to the "
+		        "store (%s); keeping %zu decisions and %zu template runs in order and "
+		        "retrying until it takes them\"}\n",
+		        __func__, a->why, n, r->n_run_batch);
+	else if (ok && r->failures > 0)
+		fprintf(stderr,
+		        "{\"level\":\"info\",\"msg\":\"%s: the store takes decisions again "
+		        "(%u attempts failed)\"}\n",
+		        __func__, r->failures);
+}
+
+/* Sleeps until `until_ns` (sg_mono_ns) or a signal; called with the lock held. */
+static int
+wait_until(struct sg_recorder *r, uint64_t until_ns)
+{
+	struct timespec ts = {(time_t)(until_ns / 1000000000ull), (long)(until_ns % 1000000000ull)};
+	return pthread_cond_timedwait(&r->wake, &r->lock, &ts);
 }
 
 /* Sleeps until woken or the linger time passes; called with the lock held. */
 static int
 idle_wait(struct sg_recorder *r)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += r->linger_ms / 1000;
-	ts.tv_nsec += (long)(r->linger_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+	return wait_until(r, sg_mono_ns() + r->linger_ms * 1000000ull);
 }
 
-static void *
-writer_main(void *arg)
+/*
+ * Waits out the backoff before the next attempt; called with the lock
+ * held.  Pushes do not cut it short.  -1 once a stop has waited its grace
+ * out with the store still refusing: the process must be let go.
+ */
+static int
+backoff_wait(struct sg_recorder *r)
 {
-	struct sg_recorder *r = arg;
-	bool failing = false;
-	bool cut = false; /* the last batch stopped at the ring's end; the rest is due */
-	/* The decisions after the mark, from before this start, are counted first. */
-	flush_spend(r, true);
-	pthread_mutex_lock(&r->lock);
+	uint64_t until = sg_mono_ns() + sg_recorder_backoff_ms(r->failures) * 1000000ull;
+	while (sg_mono_ns() < until)
+		wait_until(r, until);
+	return r->stopping && sg_mono_ns() - r->stop_ns >= STOP_GRACE_NS ? -1 : 0;
+}
+
+/* At a stop the store never allowed: what is still held is lost, and counted. */
+static void
+abandon(struct sg_recorder *r)
+{
+	size_t runs = r->n_runs + r->n_run_batch;
+	fprintf(stderr,
+	        "{\"level\":\"error\",\"msg\":\"%s: the store refused writes until the "
+	        "gateway stopped; %zu decisions and %zu template runs were not recorded\"}\n",
+	        __func__, r->len, runs);
+	atomic_fetch_add(&r->dropped, r->len + runs);
+	for (size_t i = 0; i < r->n_runs; i++)
+		free(r->runs[i].doc);
+	for (size_t i = 0; i < r->n_run_batch; i++)
+		free(r->run_batch[i].doc);
+	r->n_runs = r->n_run_batch = 0;
+	release_batch(r, r->len);
+}
+
+/*
+ * Waits for work and takes a batch; called with the lock held.  false
+ * when the writer should stop: asked to, and nothing is left.
+ */
+static bool
+take_work(struct sg_recorder *r, bool *cut)
+{
 	for (;;) {
 		/*
 		 * Linger for a full batch: a transaction per row would cost a
 		 * lock and a WAL write each, and wake this thread per request.
 		 * Queued rows wait at most the linger time (20 ms by default).
 		 */
-		while (!cut && r->len < BATCH && r->len < r->cap && !r->stopping)
+		while (!*cut && r->len < BATCH && r->len < r->cap && !r->stopping)
 			if (idle_wait(r) == ETIMEDOUT &&
 			    (r->len > 0 || r->n_runs > 0 || spend_due(r)))
 				break;
+		if (r->len > 0 || r->n_runs > 0)
+			break;
 		/* Stop only once empty: everything pushed before stop is written. */
-		if (r->len == 0 && r->n_runs == 0) {
-			if (r->stopping)
-				break;
-			/* Idle, but the tally still reaches the store within its interval. */
-			pthread_mutex_unlock(&r->lock);
-			flush_spend(r, false);
-			pthread_mutex_lock(&r->lock);
-			continue;
-		}
-		const struct sg_decision *batch;
-		size_t n = peek_batch(r, &batch), runs = take_runs(r);
-		cut = n < r->len && n < BATCH;
+		if (r->stopping)
+			return false;
+		/* Idle, but the tally still reaches the store within its interval. */
 		pthread_mutex_unlock(&r->lock);
-		if (n > 0)
-			write_batch(r, batch, n, &failing);
-		write_runs(r, runs);
 		flush_spend(r, false);
 		pthread_mutex_lock(&r->lock);
-		release_batch(r, n);
+	}
+	size_t n = peek_batch(r);
+	*cut = n < r->len && n < BATCH; /* the rest, past the ring's end, is due too */
+	take_runs(r);
+	return true;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct sg_recorder *r = arg;
+	bool cut = false;
+	/* The decisions after the mark, from before this start, are counted first. */
+	flush_spend(r, true);
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		/* A refused batch is tried again, and nothing behind it goes first. */
+		if (r->failures > 0 ? backoff_wait(r) != 0 : !take_work(r, &cut)) {
+			if (r->failures > 0)
+				abandon(r);
+			break;
+		}
+		const struct sg_decision *batch = &r->ring[r->head];
+		size_t n = r->inflight;
+		int (*fault)(void *) = r->fault;
+		void *fault_arg = r->fault_arg;
+		pthread_mutex_unlock(&r->lock);
+		struct attempt a = write_all(r, batch, n, fault, fault_arg);
+		log_attempt(r, &a, n);
+		bool ok = a.decisions_ok && a.runs_ok;
+		if (ok)
+			flush_spend(r, false);
+		else
+			atomic_fetch_add(&r->retries, 1);
+		pthread_mutex_lock(&r->lock);
+		if (a.decisions_ok)
+			release_batch(r, n);
+		r->failures = ok ? 0 : r->failures + 1;
 	}
 	pthread_mutex_unlock(&r->lock);
 	flush_spend(r, true);
@@ -258,6 +395,7 @@ free_recorder(struct sg_recorder *r)
 	sg_store_close(r->store);
 	sg_spend_tally_free(r->spend);
 	free(r->runs);
+	free(r->born);
 	free(r->ring);
 	free(r);
 }
@@ -276,11 +414,13 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->ring = calloc(capacity + BATCH, sizeof(*r->ring))) == NULL ||
+	    (r->born = calloc(capacity + BATCH, sizeof(*r->born))) == NULL ||
 	    (r->runs = calloc(RUNS_MAX, sizeof(*r->runs))) == NULL ||
 	    (r->spend = sg_spend_tally_new(SPEND_ROWS_MAX)) == NULL) {
 		snprintf(err, errlen, "cannot allocate a record queue of %zu decisions", capacity);
 		if (r) {
 			free(r->runs);
+			free(r->born);
 			free(r->ring);
 		}
 		free(r);
@@ -290,10 +430,12 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 	r->slots = capacity + BATCH;
 	r->spend_lost = true; /* until the first flush has counted from the record */
 	r->linger_ms = DEFAULT_LINGER_MS;
+	atomic_init(&r->deadline_ns, DEFAULT_DEADLINE_MS * 1000000ull);
 	if ((r->store = sg_store_open(data_dir, err, errlen)) == NULL) {
 		free_recorder(r);
 		return NULL;
 	}
+	sg_store_set_busy_timeout(r->store, WRITER_BUSY_MS);
 	if (init_sync(r) != 0) {
 		snprintf(err, errlen, "cannot set up the record queue");
 		free_recorder(r);
@@ -312,6 +454,7 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 int
 sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 {
+	uint64_t now = sg_mono_ns(); /* read before the lock: the lock is held for a copy only */
 	pthread_mutex_lock(&r->lock);
 	size_t queued = r->len - r->inflight;
 	if (queued == r->cap || r->stopping) {
@@ -319,9 +462,12 @@ sg_recorder_push(struct sg_recorder *r, const struct sg_decision *d)
 		atomic_fetch_add(&r->dropped, 1);
 		return -1;
 	}
-	r->ring[(r->head + r->len) % r->slots] = *d;
+	size_t at = (r->head + r->len) % r->slots;
+	r->ring[at] = *d;
+	r->born[at] = now;
 	r->len++;
 	queued++;
+	publish(r);
 	/*
 	 * The writer lingers for a full batch; only a full one needs to wake it
 	 * early.  A ring smaller than a batch is full first, and must not wait.
@@ -357,6 +503,7 @@ sg_recorder_stop(struct sg_recorder *r)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
+	r->stop_ns = sg_mono_ns();
 	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
@@ -371,6 +518,60 @@ sg_recorder_set_linger(struct sg_recorder *r, uint32_t ms)
 	pthread_mutex_lock(&r->lock);
 	r->linger_ms = ms;
 	pthread_mutex_unlock(&r->lock);
+}
+
+void
+sg_recorder_set_deadline(struct sg_recorder *r, uint32_t ms)
+{
+	atomic_store(&r->deadline_ns, ms * 1000000ull);
+}
+
+void
+sg_recorder_set_fault(struct sg_recorder *r, int (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	r->fault = fn;
+	r->fault_arg = arg;
+	pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t
+sg_recorder_oldest_age_ns(const struct sg_recorder *r, uint64_t now_ns)
+{
+	uint64_t oldest = atomic_load_explicit(&r->oldest_ns, memory_order_relaxed);
+	/* Pushed by another thread after this caller read its clock: no age yet. */
+	return oldest != 0 && now_ns > oldest ? now_ns - oldest : 0;
+}
+
+bool
+sg_recorder_admit(struct sg_recorder *r, bool fail_closed, uint64_t now_ns)
+{
+	if (r == NULL || !fail_closed)
+		return true;
+	if (!atomic_load_explicit(&r->full, memory_order_relaxed) &&
+	    sg_recorder_oldest_age_ns(r, now_ns) <=
+	        atomic_load_explicit(&r->deadline_ns, memory_order_relaxed))
+		return true;
+	atomic_fetch_add_explicit(&r->refused, 1, memory_order_relaxed);
+	return false;
+}
+
+uint64_t
+sg_recorder_retries(const struct sg_recorder *r)
+{
+	return atomic_load(&r->retries);
+}
+
+uint64_t
+sg_recorder_refused(const struct sg_recorder *r)
+{
+	return atomic_load(&r->refused);
+}
+
+size_t
+sg_recorder_backlog(const struct sg_recorder *r)
+{
+	return atomic_load_explicit(&r->backlog, memory_order_relaxed);
 }
 
 uint64_t

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct sg_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	/* Why the last write failed, kept across the ROLLBACK that follows it. */
+	int fail_code, fail_sys;
 };
 
 sqlite3 *
@@ -144,6 +147,7 @@ tx_commit(struct sg_store *s)
 {
 	if (run(s->st[ST_COMMIT]) == 0)
 		return 0;
+	sg_store_remember_error(s);
 	/* A failed COMMIT can leave the transaction open; end it so the next call starts clean. */
 	run(s->st[ST_ROLLBACK]);
 	return -1;
@@ -272,11 +276,91 @@ mkdir_p(const char *dir)
 	return 0;
 }
 
+/*
+ * Anyone who can write the data directory can rename a store or a server
+ * secret of their own over ours, so such a directory is refused, not
+ * trusted.  Only the directory itself is checked, as the modes of the
+ * files in it are set here.
+ */
+static int
+check_private_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0) {
+		say(err, errlen, "cannot open the data directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0)
+		return 0;
+	say(err, errlen,
+	    "the data directory %s can be written by %s (mode %04o), who could replace the "
+	    "store or the server secret; run 'chmod go-w %s' (or chmod 700) and try again",
+	    dir, (st.st_mode & S_IWOTH) ? "every user" : "its group",
+	    (unsigned)(st.st_mode & 07777), dir);
+	return -1;
+}
+
+/* Strips group and other bits from `path` when it exists; by name, never through a descriptor. */
+static int
+chmod_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || (st.st_mode & 077) == 0 || chmod(path, st.st_mode & 0700) == 0)
+		return 0;
+	say(err, errlen, "cannot make %s readable by its owner only: %s", path, strerror(errno));
+	return -1;
+}
+
+/*
+ * Every open takes this around creating the database and handing it to
+ * SQLite: see make_private.
+ */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * SQLite creates the database 0644 (less the umask) and gives its -wal and
+ * -shm files the database's mode, so a new database is made 0600 before
+ * SQLite opens it, and files left readable by an older sandgate are made
+ * private again.  An existing database is never opened here: closing any
+ * descriptor of a file drops every POSIX lock the process holds on it,
+ * SQLite's included, and other connections of this process may hold them.
+ * A new one is created and closed under open_mu, which every open holds
+ * while SQLite opens the file, so no connection can have it open yet.
+ */
+static int
+make_private(const char *path, char *err, size_t errlen)
+{
+	static const char *const sidecars[] = {"-wal", "-shm"};
+	char side[4200];
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST) {
+		say(err, errlen, "cannot open the store %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (chmod_private(path, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(sidecars) / sizeof(sidecars[0]); i++) {
+		snprintf(side, sizeof(side), "%s%s", path, sidecars[i]);
+		if (chmod_private(side, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 open_db(struct sg_store *s, const char *path, char *err, size_t errlen)
 {
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK || configure(s) != 0) {
+	pthread_mutex_lock(&open_mu);
+	int rc = make_private(path, err, errlen);
+	if (rc == 0 && sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
+		rc = -2;
+	pthread_mutex_unlock(&open_mu);
+	if (rc == -1)
+		return -1;
+	if (rc != 0 || configure(s) != 0) {
 		say(err, errlen, "cannot open the store %s: %s", path, why(s));
 		return -1;
 	}
@@ -309,6 +393,8 @@ sg_store_open(const char *data_dir, char *err, size_t errlen)
 		    strerror(ENAMETOOLONG));
 		return NULL;
 	}
+	if (check_private_dir(data_dir, err, errlen) != 0)
+		return NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		say(err, errlen, "cannot open the store %s: out of memory", path);
 		return NULL;
@@ -329,6 +415,29 @@ sg_store_close(struct sg_store *s)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
 	free(s);
+}
+
+void
+sg_store_remember_error(struct sg_store *s)
+{
+	s->fail_code = sqlite3_extended_errcode(s->db);
+	s->fail_sys = sqlite3_system_errno(s->db);
+}
+
+const char *
+sg_store_last_error(struct sg_store *s)
+{
+	if (s->fail_code == SQLITE_OK)
+		return why(s);
+	if (s->fail_sys != 0 && (s->fail_code & 0xff) == SQLITE_CANTOPEN)
+		return strerror(s->fail_sys);
+	return sqlite3_errstr(s->fail_code);
+}
+
+void
+sg_store_set_busy_timeout(struct sg_store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
 }
 
 static void
@@ -699,9 +808,13 @@ insert_decisions(struct sg_store *s, const struct sg_decision *v, size_t n)
 int
 sg_store_record(struct sg_store *s, const struct sg_decision *v, size_t n)
 {
-	if (tx_begin(s) != 0)
+	s->fail_code = SQLITE_OK;
+	if (tx_begin(s) != 0) {
+		sg_store_remember_error(s);
 		return -1;
+	}
 	if (insert_decisions(s, v, n) != 0) {
+		sg_store_remember_error(s);
 		tx_rollback(s);
 		return -1;
 	}

@@ -18,9 +18,19 @@ struct sg_store;
 /*
  * Opens (creating when needed) DATA_DIR/sandgate.db and migrates it.  On
  * failure returns NULL with a message for a person in `err` (no SQL).
+ * A data directory its group or other users may write is refused; the
+ * database and its -wal and -shm files are kept readable by their owner
+ * only (0600), and missing directories are made 0700.
  */
 struct sg_store *sg_store_open(const char *data_dir, char *err, size_t errlen);
 void sg_store_close(struct sg_store *s);
+/* Why the last call on `s` failed, in words for a log line (no SQL). */
+const char *sg_store_last_error(struct sg_store *s);
+/*
+ * How long a write waits for another connection's lock before it fails
+ * (5 s from open).  The writer thread waits less and retries instead.
+ */
+void sg_store_set_busy_timeout(struct sg_store *s, int ms);
 
 /* ---- keys ---- */
 

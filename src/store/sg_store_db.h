@@ -7,5 +7,7 @@
 #include "store/sg_store.h"
 
 sqlite3 *sg_store_db(struct sg_store *s);
+/* Keeps the connection's last error for sg_store_last_error, before a ROLLBACK clears it. */
+void sg_store_remember_error(struct sg_store *s);
 
 #endif

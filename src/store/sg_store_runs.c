@@ -33,15 +33,20 @@ sg_store_put_runs(struct sg_store *s, const struct sg_run_row *rows, size_t n)
 	    "INSERT OR REPLACE INTO runs (id, tenant, user, template, status, trace_id, "
 	    "started_us, ended_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3 *db = sg_store_db(s);
-	sqlite3_stmt *st;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		sg_store_remember_error(s);
 		return -1;
+	}
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK ? 0 : -1;
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = put_one(st, &rows[i]);
-	sqlite3_finalize(st);
-	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+		sqlite3_finalize(st);
 		return 0;
+	}
+	sg_store_remember_error(s);
+	sqlite3_finalize(st);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }

@@ -17,6 +17,7 @@
  */
 #include "upstream/sg_simulator.h"
 
+#include "core/sg_json_alloc.h"
 #include "core/sg_rng.h"
 #include "upstream/sg_sim_seed.h"
 
@@ -908,11 +909,20 @@ generate(const struct sg_schema *output, const json_t *examples, bool checked, c
 		g.checked = examples;
 	if (output == NULL || sg_sim_seed(seed, g.salt, input, &h) != 0)
 		return NULL;
+	sg_json_alloc_watch();
 	out = build(&g, examples, h);
 	/* A re-rolled id may break a pattern; the examples' own ids always fit. */
 	if (out == NULL && g.varied) {
 		g.vary = false;
 		out = build(&g, examples, h);
+	}
+	/*
+	 * The answer is a pure function of the call; out of memory a step may
+	 * have fallen back to another one, so there is none.
+	 */
+	if (sg_json_alloc_unwatch()) {
+		json_decref(out);
+		out = NULL;
 	}
 	for (size_t i = 0; i < g.n_memo; i++)
 		sg_schema_free(g.memo[i].s);

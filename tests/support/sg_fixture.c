@@ -77,3 +77,48 @@ sg_fixture_free(struct sg_fixture *f)
 	if (f->dir[0] && sg_testdir_remove(f->dir) != 0)
 		fprintf(stderr, "could not remove %s\n", f->dir);
 }
+
+/* The keys as the store has them now, over the same definitions. */
+static int
+reload_keys(struct sg_fixture *f)
+{
+	struct sg_diags d = {0};
+	struct sg_snapshot *snap =
+	    sg_snapshot_build(f->store, f->snap->defs, f->cfg.simulator_seed, &d);
+	sg_diags_print(&d, stderr);
+	sg_diags_free(&d);
+	if (snap == NULL)
+		return -1;
+	sg_snapshot_unref(f->snap);
+	f->snap = snap;
+	return 0;
+}
+
+int
+sg_fixture_add_key(struct sg_fixture *f, const char *role, const char *mode, int64_t expires_at,
+                   char key[SG_KEY_MAX_LEN + 1])
+{
+	struct sg_key_record rec = {0};
+	if (sg_key_generate(key, SG_KEY_MAX_LEN + 1, rec.id) != 0)
+		return -1;
+	sg_key_hash(f->gw.server_secret, key, strlen(key), rec.hash);
+	snprintf(rec.tenant, sizeof(rec.tenant), "tenant-extra");
+	snprintf(rec.user, sizeof(rec.user), "user-%s", rec.id);
+	snprintf(rec.role, sizeof(rec.role), "%s", role);
+	snprintf(rec.mode, sizeof(rec.mode), "%s", mode);
+	rec.created_at = (int64_t)time(NULL);
+	rec.expires_at = expires_at;
+	if (sg_store_key_insert(f->store, &rec) != 0)
+		return -1;
+	return reload_keys(f);
+}
+
+int
+sg_fixture_revoke(struct sg_fixture *f, const char *key)
+{
+	char id[SG_KEY_ID_LEN + 1];
+	if (sg_key_parse(key, strlen(key), id) != 0 ||
+	    sg_store_key_revoke(f->store, id, (int64_t)time(NULL)) != 0)
+		return -1;
+	return reload_keys(f);
+}

@@ -8,6 +8,7 @@
 #define SG_FIXTURE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "catalog/sg_snapshot.h"
 #include "core/sg_config.h"
@@ -26,5 +27,15 @@ struct sg_fixture {
 /* Creates `n_keys` keys cycling through explorer, maker, admin (sandbox). */
 int sg_fixture_init(struct sg_fixture *f, size_t n_keys);
 void sg_fixture_free(struct sg_fixture *f);
+
+/*
+ * Adds a key for `role` in `mode` ("sandbox" or "live") that expires at
+ * `expires_at` (unix seconds, 0: never), writes it into `key`, and
+ * rebuilds f->snap to see it: pointers into the old snapshot go stale.
+ */
+int sg_fixture_add_key(struct sg_fixture *f, const char *role, const char *mode, int64_t expires_at,
+                       char key[SG_KEY_MAX_LEN + 1]);
+/* Revokes `key` and rebuilds f->snap, as sg_fixture_add_key() does. */
+int sg_fixture_revoke(struct sg_fixture *f, const char *key);
 
 #endif

@@ -39,25 +39,36 @@ def run_cli(*args, data_dir=None, check=True, timeout=60):
     return p
 
 
-class Gateway:
-    """One sandgate process.  stderr (the JSON log) is kept in a file."""
+# Served on the admin listener, with their details; the public one has a bare /readyz.
+OPERATOR_PATHS = ("/metrics", "/readyz")
 
-    def __init__(self, data_dir, extra_args=(), config=None):
+
+class Gateway:
+    """One sandgate process.  stderr (the JSON log) is kept in a file.  Its
+    admin listener (/metrics, the detailed /readyz) is at admin_url.
+    `popen` holds extra subprocess.Popen arguments (e.g. preexec_fn)."""
+
+    def __init__(self, data_dir, extra_args=(), config=None, popen=None):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.log_path = os.path.join(data_dir, "..", f"gateway-{self.port}.log")
         self.extra_args = list(extra_args)
         self.config = config
+        self.popen = dict(popen or {})
         self.proc = None
 
     def start(self):
         args = [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-                "--threads", "2", *self.extra_args]
+                "--threads", "2", "--admin-listen", f"127.0.0.1:{self.admin_port}",
+                *self.extra_args]
         if self.config:
             args += ["--config", self.config]
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     **self.popen)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -111,9 +122,17 @@ class Gateway:
         return (session or requests).post(f"{self.url}/v1/connectors/{connector}/{op}",
                                           data=data, headers=h, timeout=10)
 
-    def get(self, path, key=None, **kw):
+    def get(self, path, key=None, admin=None, **kw):
+        """GET on the public listener; /metrics and /readyz go to the admin
+        listener, where their details are, unless admin=False."""
+        if admin is None:
+            admin = path.split("?")[0] in OPERATOR_PATHS
         h = {"Authorization": "Bearer " + key} if key else {}
-        return requests.get(self.url + path, headers=h, timeout=10, **kw)
+        return requests.get((self.admin_url if admin else self.url) + path, headers=h,
+                            timeout=10, **kw)
+
+    def admin_get(self, path, **kw):
+        return requests.get(self.admin_url + path, timeout=10, **kw)
 
 
 def make_key(data_dir, role, mode="sandbox", user=None, ttl=None, tenant="acme"):

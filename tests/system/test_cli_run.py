@@ -132,7 +132,7 @@ def test_help_exits_0_with_usage_on_stdout():
 
 
 def test_sandbox_status_json_is_the_readyz_member(gateway):
-    p = cli("sandbox", "status", "--url", gateway.url, "--json")
+    p = cli("sandbox", "status", "--url", gateway.admin_url, "--json")
     sb = json.loads(p.stdout)
     assert "enabled" in sb
     assert p.returncode == (0 if sb["enabled"] and sb.get("ready") else 1), p.stderr
@@ -144,7 +144,7 @@ def test_sandbox_status_json_is_the_readyz_member(gateway):
 
 
 def test_sandbox_status_for_people_lists_each_ceiling(gateway):
-    p = cli("sandbox", "status", "--url", gateway.url)
+    p = cli("sandbox", "status", "--url", gateway.admin_url)
     sb = gateway.get("/readyz").json()["sandbox"]
     if not sb["enabled"]:
         assert p.stdout.startswith("sandbox: disabled") and p.returncode == 1

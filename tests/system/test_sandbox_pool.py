@@ -54,7 +54,7 @@ def run(gw, tenant, name, body=None):
 
 
 def workers(gw):
-    return requests.get(gw.url + "/readyz", timeout=5).json()["sandbox"]["workers"]
+    return requests.get(gw.admin_url + "/readyz", timeout=5).json()["sandbox"]["workers"]
 
 
 def test_tenants_that_ran_once_do_not_lock_out_the_rest(gw):

@@ -594,6 +594,57 @@ test_sandbox_settings(void **state)
 }
 
 static void
+test_audit_settings(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_true(sg_config_audit_fail_closed(&c, true));
+	assert_false(sg_config_audit_fail_closed(&c, false));
+	assert_int_equal(c.audit_deadline_ms, 5000);
+	assert_int_equal(parse(&c,
+	                       "audit:\n  on_failure:\n    live: fail_open\n    sandbox: "
+	                       "fail_closed\n  backlog_deadline: 250ms\n",
+	                       &d),
+	                 0);
+	assert_false(sg_config_audit_fail_closed(&c, true));
+	assert_true(sg_config_audit_fail_closed(&c, false));
+	assert_int_equal(c.audit_deadline_ms, 250);
+	/* One word sets both modes; a mode left out keeps its default. */
+	assert_int_equal(parse(&c, "audit:\n  on_failure: fail_closed\n", &d), 0);
+	assert_true(sg_config_audit_fail_closed(&c, true));
+	assert_true(sg_config_audit_fail_closed(&c, false));
+	assert_int_equal(parse(&c, "audit:\n  on_failure:\n    live: fail_open\n", &d), 0);
+	assert_false(sg_config_audit_fail_closed(&c, true));
+	assert_false(sg_config_audit_fail_closed(&c, false));
+
+	assert_int_equal(parse(&c,
+	                       "audit:\n  on_failure: fail_close\n  backlog_deadline: 2h\n"
+	                       "  backlog_deadlin: 1s\n",
+	                       &d),
+	                 -1);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:15: audit.on_failure: unknown \"fail_close\" "
+	                                    "(did you mean \"fail_closed\"?); use fail_closed or "
+	                                    "fail_open");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:3:21: audit.backlog_deadline: must be from 1ms "
+	                                    "to 3600s, got \"2h\"");
+	assert_string_equal(diag_at(&d, 2), "t.yaml:4:3: unknown key \"backlog_deadlin\" (did you "
+	                                    "mean \"backlog_deadline\"?)");
+	sg_diags_free(&d);
+	assert_int_equal(
+	    parse(&c, "audit:\n  on_failure:\n    liv: fail_open\n    sandbox: 3\n", &d), -1);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:3:5: unknown key \"liv\" (did you mean \"live\"?)");
+	assert_string_equal(diag_at(&d, 1), "t.yaml:4:14: audit.on_failure.sandbox: unknown \"3\"; "
+	                                    "use fail_closed or fail_open");
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
+static void
 test_load_example_file(void **state)
 {
 	(void)state;
@@ -615,9 +666,21 @@ test_load_example_file(void **state)
 	assert_int_equal(c.read_timeout_ms, def.read_timeout_ms);
 	assert_int_equal(c.idle_timeout_ms, def.idle_timeout_ms);
 	assert_int_equal(c.drain_timeout_ms, def.drain_timeout_ms);
+	assert_string_equal(c.admin_host, def.admin_host);
+	assert_int_equal(c.admin_port, def.admin_port);
+	assert_int_equal(c.header_timeout_ms, def.header_timeout_ms);
+	assert_int_equal(c.body_timeout_ms, def.body_timeout_ms);
+	assert_int_equal(c.max_connections, def.max_connections);
+	assert_int_equal(c.max_conns_per_addr, def.max_conns_per_addr);
+	assert_string_equal(c.unauth_rate, def.unauth_rate);
+	assert_int_equal(c.unauth_burst, def.unauth_burst);
+	assert_int_equal(c.unauth_audit_ms, def.unauth_audit_ms);
 	assert_int_equal(c.simulator_seed, def.simulator_seed);
 	assert_int_equal(c.log_requests, def.log_requests);
 	assert_int_equal(c.record_queue, def.record_queue);
+	assert_int_equal(c.audit_live, def.audit_live);
+	assert_int_equal(c.audit_sandbox, def.audit_sandbox);
+	assert_int_equal(c.audit_deadline_ms, def.audit_deadline_ms);
 	assert_int_equal(c.throttle_cells, def.throttle_cells);
 	assert_int_equal(c.sandbox_enabled, def.sandbox_enabled);
 	assert_int_equal(c.sandbox_cgroups, def.sandbox_cgroups);
@@ -658,6 +721,69 @@ test_session_settings(void **state)
 	sg_config_free(&c);
 }
 
+static void
+test_transport_settings(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_string_equal(c.admin_host, "127.0.0.1");
+	assert_int_equal(c.admin_port, 8091);
+	assert_null(c.admin_token_file);
+	assert_int_equal(c.header_timeout_ms, 10000);
+	assert_int_equal(c.body_timeout_ms, 30000);
+	assert_int_equal(c.max_connections, 0);
+	assert_int_equal(c.max_conns_per_addr, 256);
+	assert_string_equal(c.unauth_rate, "1/s");
+	assert_int_equal(c.unauth_burst, 20);
+	assert_int_equal(c.unauth_audit_ms, 10000);
+	assert_int_equal(parse(&c,
+	                       "admin_listen: \"[::1]:9999\"\nadmin_token_file: /etc/sg.token\n"
+	                       "limits:\n  header_timeout: 1s\n  body_timeout: 2s\n"
+	                       "  max_connections: 100\n  max_connections_per_address: 0\n"
+	                       "  unauthenticated_rate: 30/m\n  unauthenticated_burst: 5\n"
+	                       "  unauthenticated_audit_every: 0s\n",
+	                       &d),
+	                 0);
+	assert_string_equal(c.admin_host, "::1");
+	assert_int_equal(c.admin_port, 9999);
+	assert_string_equal(c.admin_token_file, "/etc/sg.token");
+	assert_int_equal(c.header_timeout_ms, 1000);
+	assert_int_equal(c.body_timeout_ms, 2000);
+	assert_int_equal(c.max_connections, 100);
+	assert_int_equal(c.max_conns_per_addr, 0);
+	assert_string_equal(c.unauth_rate, "30/m");
+	assert_int_equal(c.unauth_burst, 5);
+	assert_int_equal(c.unauth_audit_ms, 0);
+	assert_int_equal(parse(&c, "admin_listen: off\n", &d), 0);
+	assert_int_equal(c.admin_port, 0);
+	/* Every mistake in one pass, each at its line and column. */
+	assert_int_equal(parse(&c,
+	                       "admin_listen: 127.0.0.1\nlimits:\n  header_timeout: 0s\n"
+	                       "  max_connections: -1\n  unauthenticated_rate: fast\n"
+	                       "admin_token_file: \"\"\n",
+	                       &d),
+	                 -1);
+	assert_int_equal(d.n, 5);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:1:15: admin_listen: expected host:port with a port from 1 to "
+	                    "65535, such as 127.0.0.1:8091, or off, got \"127.0.0.1\"");
+	assert_string_equal(
+	    diag_at(&d, 1),
+	    "t.yaml:3:19: limits.header_timeout: must be from 1ms to 1d, got \"0s\"");
+	assert_string_equal(diag_at(&d, 2), "t.yaml:4:20: limits.max_connections: expected an "
+	                                    "integer from 0 to 1000000, got \"-1\"");
+	assert_string_equal(diag_at(&d, 3), "t.yaml:5:25: limits.unauthenticated_rate: expected a "
+	                                    "rate such as 1/s, 30/m or 500/h, got \"fast\"");
+	assert_string_equal(diag_at(&d, 4),
+	                    "t.yaml:6:19: admin_token_file: expected a path of 1 to 4000 bytes");
+	/* A file with errors changes nothing. */
+	assert_int_equal(c.admin_port, 8091);
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
 int
 main(void)
 {
@@ -680,7 +806,9 @@ main(void)
 	    cmocka_unit_test(test_yaml_to_json),
 	    cmocka_unit_test(test_sandbox_settings),
 	    cmocka_unit_test(test_session_settings),
+	    cmocka_unit_test(test_audit_settings),
 	    cmocka_unit_test(test_load_example_file),
+	    cmocka_unit_test(test_transport_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -396,58 +396,10 @@ restore_stderr(FILE *tmp, int saved, const char *needle, bool *has_func)
 	while (fgets(line, sizeof(line), tmp))
 		if (strstr(line, needle)) {
 			n++;
-			*has_func = *has_func || strstr(line, "write_batch") != NULL;
+			*has_func = *has_func || strstr(line, "log_attempt") != NULL;
 		}
 	fclose(tmp);
 	return n;
-}
-
-static void
-test_write_failures_logged_once_per_burst(void **state)
-{
-	struct fx *f = *state;
-	struct sg_recorder *r;
-	struct sg_decision d = decision("allowed", 0);
-	sqlite3_stmt *st;
-	char create[1024];
-	bool has_func;
-	start(f, &r, 16);
-	raw_open(f);
-	assert_int_equal(
-	    sqlite3_prepare_v2(f->raw, "SELECT sql FROM sqlite_master WHERE name = 'decisions'", -1,
-	                       &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	snprintf(create, sizeof(create), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-
-	/* Asserts wait until stderr is back, so a failure is still reported. */
-	FILE *tmp;
-	int saved = capture_stderr(&tmp);
-	raw_exec(f, "DROP TABLE decisions"); /* every write now fails */
-	int ok1 = sg_recorder_push(r, &d);
-	WAIT_FOR(sg_recorder_dropped(r) == 1);
-	int ok2 = sg_recorder_push(r, &d);
-	WAIT_FOR(sg_recorder_dropped(r) == 2);
-	raw_exec(f, create); /* recovered */
-	int ok3 = sg_recorder_push(r, &d);
-	WAIT_FOR(sg_recorder_written(r) == 1);
-	raw_exec(f, "DROP TABLE decisions"); /* a second burst */
-	int ok4 = sg_recorder_push(r, &d);
-	WAIT_FOR(sg_recorder_dropped(r) == 3);
-	uint64_t dropped = sg_recorder_dropped(r), written = sg_recorder_written(r);
-	size_t logged = restore_stderr(tmp, saved, "cannot write decisions", &has_func);
-
-	assert_true(ok1 == 0 && ok2 == 0 && ok3 == 0 && ok4 == 0);
-	assert_int_equal(dropped, 3);
-	assert_int_equal(written, 1);
-	assert_int_equal(logged, 2); /* one line per burst, not per batch */
-	assert_true(has_func);
-	/* Still running: once the table is back, a new decision is written at stop. */
-	raw_exec(f, create);
-	assert_int_equal(sg_recorder_push(r, &d), 0);
-	sg_recorder_stop(r);
-	assert_int_equal(count(f, NULL), 1);
 }
 
 static int64_t
@@ -470,6 +422,327 @@ costed(const char *user, int i, double cost)
 	snprintf(d.mode, sizeof(d.mode), "live");
 	d.cost = cost;
 	return d;
+}
+
+/* The CREATE statement of `table`, to drop it and bring it back. */
+static void
+table_sql(struct fx *f, const char *table, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(f->raw, "SELECT sql FROM sqlite_master WHERE name = ?",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+/* The decisions' ts_us in id order, which must be the order they were pushed. */
+static void
+assert_written_in_order(struct fx *f, int64_t n)
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT ts_us FROM decisions ORDER BY id", -1, &st, NULL),
+	    SQLITE_OK);
+	int64_t i = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		assert_int_equal(sqlite3_column_int64(st, 0), 1700000000000000LL + i);
+		i++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(i, n);
+}
+
+/*
+ * A store error (here, the table gone) used to drop the batch.  Now the
+ * batch waits at the head of the queue, later decisions wait behind it,
+ * and all are written in order once the store takes them.  One error line
+ * per burst, and one line when it ends.
+ */
+static void
+test_write_failures_are_retried_in_order(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	char create[1024];
+	bool has_func;
+	int i = 0, refused = 0;
+	start(f, &r, 16);
+	raw_open(f);
+	table_sql(f, "decisions", create, sizeof(create));
+
+	/* Asserts wait until stderr is back, so a failure is still reported. */
+	FILE *tmp;
+	int saved = capture_stderr(&tmp);
+	raw_exec(f, "DROP TABLE decisions"); /* every write now fails */
+	struct sg_decision d = decision("allowed", i++);
+	refused += sg_recorder_push(r, &d) != 0;
+	WAIT_FOR(sg_recorder_retries(r) >= 2);
+	d = decision("allowed", i++);
+	refused += sg_recorder_push(r, &d) != 0;
+	uint64_t written_while_failing = sg_recorder_written(r);
+	raw_exec(f, create); /* recovered */
+	WAIT_FOR(sg_recorder_written(r) == 2);
+	uint64_t retries = sg_recorder_retries(r);
+	int64_t first_ts = raw_int(f, "SELECT ts_us FROM decisions ORDER BY id LIMIT 1");
+	int64_t rows = raw_int(f, "SELECT count(*) FROM decisions");
+	raw_exec(f, "DROP TABLE decisions"); /* a second burst, and the first's rows go too */
+	d = decision("allowed", i++);
+	refused += sg_recorder_push(r, &d) != 0;
+	WAIT_FOR(sg_recorder_retries(r) > retries);
+	raw_exec(f, create);
+	WAIT_FOR(sg_recorder_written(r) == 3);
+	uint64_t dropped = sg_recorder_dropped(r), written = sg_recorder_written(r);
+	size_t recovered = 0;
+	fflush(stderr);
+	rewind(tmp);
+	for (char line[512]; fgets(line, sizeof(line), tmp);)
+		recovered += strstr(line, "the store takes decisions again") != NULL;
+	size_t logged = restore_stderr(tmp, saved, "cannot write decisions", &has_func);
+
+	assert_int_equal(refused, 0);
+	assert_int_equal(written_while_failing, 0);
+	assert_true(retries >= 2);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(written, 3);
+	assert_int_equal(logged, 2); /* one line per burst, not per attempt */
+	assert_int_equal(recovered, 2);
+	assert_true(has_func);
+	assert_int_equal(rows, 2);
+	assert_int_equal(first_ts, 1700000000000000LL); /* the refused one first */
+	sg_recorder_stop(r);
+	assert_int_equal(count(f, NULL), 1);
+}
+
+/* A failing hook for the writer: fails `fail` attempts, noting when each came. */
+struct fault {
+	pthread_mutex_t mu;
+	int fail, attempts;
+	double at[16];
+	bool stall; /* while true, attempts block instead */
+};
+
+static int
+fault_fn(void *arg)
+{
+	struct fault *ft = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&ft->mu);
+	while (ft->stall) {
+		pthread_mutex_unlock(&ft->mu);
+		nap_ms(1);
+		pthread_mutex_lock(&ft->mu);
+	}
+	if (ft->attempts < 16)
+		ft->at[ft->attempts] = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	int rc = ft->attempts++ < ft->fail ? -1 : 0;
+	pthread_mutex_unlock(&ft->mu);
+	return rc;
+}
+
+static void
+test_backoff_doubles_to_one_second(void **state)
+{
+	(void)state;
+	static const uint32_t want[][2] = {{0, 0},     {1, 10},           {2, 20},   {3, 40},
+	                                   {6, 320},   {7, 640},          {8, 1000}, {9, 1000},
+	                                   {33, 1000}, {UINT32_MAX, 1000}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(sg_recorder_backoff_ms(want[i][0]), want[i][1]);
+}
+
+/*
+ * Four refused attempts: the batch and everything behind it are written
+ * afterwards, in push order, nothing dropped, and the attempts were spaced
+ * by at least the backoff (10, 20, 40, 80 ms).  Only lower bounds are
+ * checked: a busy machine may stretch a wait, never shorten it.
+ */
+static void
+test_refused_batches_are_retried_with_backoff(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct fault ft = {.fail = 4};
+	enum { N = 300 }; /* more than a batch */
+	pthread_mutex_init(&ft.mu, NULL);
+	start(f, &r, 1000);
+	sg_recorder_set_fault(r, fault_fn, &ft);
+	for (int i = 0; i < N; i++) {
+		struct sg_decision d = decision("allowed", i);
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	}
+	WAIT_FOR(sg_recorder_written(r) == N);
+	assert_int_equal(sg_recorder_written(r), N);
+	assert_int_equal(sg_recorder_retries(r), 4);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	sg_recorder_stop(r);
+	pthread_mutex_lock(&ft.mu);
+	assert_true(ft.attempts >= 5);
+	for (int k = 1; k <= 4; k++)
+		assert_true(ft.at[k] - ft.at[k - 1] >= (double)sg_recorder_backoff_ms((uint32_t)k));
+	pthread_mutex_unlock(&ft.mu);
+	pthread_mutex_destroy(&ft.mu);
+	assert_written_in_order(f, N);
+}
+
+/*
+ * The issue's case: the database locked by another process for longer
+ * than the writer's busy wait.  The old writer dropped the batch; now the
+ * locked-out decisions are written once the lock goes, with their
+ * spending counted once.
+ */
+static void
+test_lock_held_past_the_busy_wait_loses_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	int i = 0;
+	start(f, &r, 1000);
+	raw_open(f);
+	raw_exec(f, "BEGIN EXCLUSIVE");
+	for (; i < 3; i++) {
+		struct sg_decision d = costed("ann", i, 0.25);
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	}
+	WAIT_FOR(sg_recorder_retries(r) >= 1); /* the store refused at least once */
+	uint64_t retries = sg_recorder_retries(r), written = sg_recorder_written(r);
+	for (; i < 5; i++) {
+		struct sg_decision d = costed("ann", i, 0.25);
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	}
+	raw_exec(f, "COMMIT");
+	/* Counted as written at the commit, freed from the queue just after. */
+	WAIT_FOR(sg_recorder_written(r) == 5 && sg_recorder_backlog(r) == 0);
+	assert_true(retries >= 1);
+	assert_int_equal(written, 0);
+	assert_int_equal(sg_recorder_written(r), 5);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	assert_int_equal(sg_recorder_backlog(r), 0);
+	sg_recorder_stop(r);
+	assert_written_in_order(f, 5);
+	assert_int_equal(raw_int(f, "SELECT micros FROM spend_daily WHERE user = 'ann'"), 1250000);
+}
+
+/* Finished runs the store refused are kept and written later too. */
+static void
+test_refused_runs_are_retried(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	char create[1024];
+	start(f, &r, 16);
+	raw_open(f);
+	table_sql(f, "runs", create, sizeof(create));
+	raw_exec(f, "DROP TABLE runs");
+	struct sg_run_row row = {.id = "run_1",
+	                         .tenant = "acme",
+	                         .user = "ann",
+	                         .template_name = "t",
+	                         .status = "succeeded"};
+	row.doc = strdup("{\"id\":\"run_1\"}");
+	assert_int_equal(sg_recorder_push_run(r, &row), 0);
+	assert_null(row.doc);
+	WAIT_FOR(sg_recorder_retries(r) >= 1);
+	raw_exec(f, create);
+	WAIT_FOR(raw_int(f, "SELECT count(*) FROM runs") == 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	sg_recorder_stop(r);
+}
+
+/*
+ * fail_closed: refused once the oldest unwritten decision is past the
+ * deadline, or the queue is full; fail_open is never refused.  Each
+ * refusal is counted.  A stalled writer (blocked, not failing) is caught
+ * by the age alone.
+ */
+static void
+test_admit_fails_closed_when_the_audit_is_behind(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct fault ft = {.stall = true};
+	struct sg_decision d = decision("allowed", 0);
+	pthread_mutex_init(&ft.mu, NULL);
+	start(f, &r, 4);
+	sg_recorder_set_deadline(r, 50);
+	sg_recorder_set_fault(r, fault_fn, &ft);
+	assert_true(sg_recorder_admit(NULL, true, mono_ms() * 1e6));
+	assert_true(sg_recorder_admit(r, true, (uint64_t)(mono_ms() * 1e6)));
+	assert_int_equal(sg_recorder_push(r, &d), 0);
+	assert_int_equal(sg_recorder_backlog(r), 1);
+	/* The writer takes it and stalls; the decision ages past 50 ms. */
+	double t0 = mono_ms();
+	while (sg_recorder_oldest_age_ns(r, (uint64_t)(mono_ms() * 1e6)) <= 50000000ull &&
+	       mono_ms() - t0 < 10000)
+		nap_ms(1);
+	uint64_t now = (uint64_t)(mono_ms() * 1e6);
+	assert_true(sg_recorder_oldest_age_ns(r, now) > 50000000ull);
+	assert_false(sg_recorder_admit(r, true, now));
+	assert_true(sg_recorder_admit(r, false, now));
+	assert_int_equal(sg_recorder_refused(r), 1);
+
+	/* Full: with a deadline far away, only the full queue refuses. */
+	sg_recorder_set_deadline(r, 600000);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	assert_true(sg_recorder_admit(r, true, now));
+	assert_int_equal(sg_recorder_push(r, &d), 0); /* the fourth fills the queue */
+	assert_false(sg_recorder_admit(r, true, now));
+	assert_true(sg_recorder_admit(r, false, now));
+	assert_int_equal(sg_recorder_refused(r), 2);
+	assert_int_equal(sg_recorder_backlog(r), 5);
+
+	pthread_mutex_lock(&ft.mu);
+	ft.stall = false;
+	pthread_mutex_unlock(&ft.mu);
+	WAIT_FOR(sg_recorder_backlog(r) == 0);
+	now = (uint64_t)(mono_ms() * 1e6);
+	assert_int_equal(sg_recorder_oldest_age_ns(r, now), 0);
+	assert_true(sg_recorder_admit(r, true, now));
+	assert_int_equal(sg_recorder_written(r), 5);
+	assert_int_equal(sg_recorder_dropped(r), 0);
+	sg_recorder_stop(r);
+	pthread_mutex_destroy(&ft.mu);
+}
+
+/*
+ * A store that never recovers must not hold the process forever: a stop
+ * keeps trying for its grace (10 s), then counts and logs what it lost.
+ */
+static void
+test_stop_gives_up_on_a_store_that_never_recovers(void **state)
+{
+	struct fx *f = *state;
+	struct sg_recorder *r;
+	struct fault ft = {.fail = 1 << 30};
+	struct sg_decision d = decision("allowed", 0);
+	bool has_func;
+	pthread_mutex_init(&ft.mu, NULL);
+	start(f, &r, 16);
+	sg_recorder_set_fault(r, fault_fn, &ft);
+	FILE *tmp;
+	int saved = capture_stderr(&tmp);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sg_recorder_push(r, &d), 0);
+	WAIT_FOR(sg_recorder_retries(r) >= 1);
+	double t0 = mono_ms();
+	sg_recorder_stop(r);
+	double took = mono_ms() - t0;
+	size_t lost = restore_stderr(
+	    tmp, saved, "3 decisions and 0 template runs were not recorded", &has_func);
+	pthread_mutex_destroy(&ft.mu);
+	assert_true(took >= 10000);
+	assert_int_equal(lost, 1);
+	assert_int_equal(count(f, NULL), 0);
 }
 
 /*
@@ -527,7 +800,13 @@ main(void)
 	    T(test_locked_db_fills_small_queue),
 	    T(test_full_small_queue_is_taken_without_lingering),
 	    T(test_batch_split_at_the_ring_end_is_not_held),
-	    T(test_write_failures_logged_once_per_burst),
+	    T(test_write_failures_are_retried_in_order),
+	    cmocka_unit_test(test_backoff_doubles_to_one_second),
+	    T(test_refused_batches_are_retried_with_backoff),
+	    T(test_lock_held_past_the_busy_wait_loses_nothing),
+	    T(test_refused_runs_are_retried),
+	    T(test_admit_fails_closed_when_the_audit_is_behind),
+	    T(test_stop_gives_up_on_a_store_that_never_recovers),
 	    T(test_spending_reaches_the_daily_rows),
 	};
 #undef T

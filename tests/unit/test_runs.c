@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +72,45 @@ test_registry_forgets_finished_runs_first(void **state)
 	sg_runs_free(rs);
 }
 
+/* Records which thread answered a read, and when. */
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	pthread_t by;
+};
+
 static void
-test_registry_reads_old_runs_from_the_store(void **state)
+on_done(void *arg)
 {
-	(void)state;
-	char dir[256], err[256];
-	assert_int_equal(sg_testdir_make(dir, sizeof(dir), "runs"), 0);
+	struct waiter *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->by = pthread_self();
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Waits up to 10 s for the answer; the reader runs on its own time. */
+static bool
+wait_done(struct waiter *w)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&w->mu);
+	while (!w->done && pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
+		;
+	bool done = w->done;
+	w->done = false;
+	pthread_mutex_unlock(&w->mu);
+	return done;
+}
+
+static void
+put_old_run(const char *dir)
+{
+	char err[256];
 	struct sg_store *s = sg_store_open(dir, err, sizeof(err));
 	assert_non_null(s);
 	struct sg_run_row row = {.id = "run_old",
@@ -87,11 +123,93 @@ test_registry_reads_old_runs_from_the_store(void **state)
 	                         .doc = "{\"id\":\"run_old\"}"};
 	assert_int_equal(sg_store_put_runs(s, &row, 1), 0);
 	sg_store_close(s);
+}
+
+/*
+ * A run that has left memory is read from the store on the registry's
+ * reader thread, never the caller's (an I/O thread must not wait on
+ * disk), and the caller is told through `done`.
+ */
+static void
+test_registry_reads_old_runs_on_its_reader_thread(void **state)
+{
+	(void)state;
+	char dir[256], *doc = NULL;
+	int marker;
+	struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	assert_int_equal(sg_testdir_make(dir, sizeof(dir), "runs"), 0);
+	put_old_run(dir);
 	struct sg_runs *rs = sg_runs_new(2, dir);
-	char *got = sg_runs_get(rs, "run_old", "acme");
-	assert_string_equal(got, "{\"id\":\"run_old\"}");
-	free(got);
-	assert_null(sg_runs_get(rs, "run_old", "globex"));
+	/* Memory only: the caller learns the run is not held, and nothing reads the store. */
+	assert_null(sg_runs_get(rs, "run_old", "acme"));
+	assert_int_equal(sg_runs_lookup(rs, "run_old", "acme", &doc), 1);
+	assert_null(doc);
+
+	struct sg_runs_read *rd = sg_runs_read_new(rs, "run_old", "acme", &marker);
+	assert_non_null(rd);
+	assert_ptr_equal(sg_runs_read_user(rd), &marker);
+	sg_runs_read_submit(rs, rd, on_done, &w);
+	assert_true(wait_done(&w));
+	assert_false(pthread_equal(w.by, pthread_self()));
+	assert_int_equal(sg_runs_read_finish(rs, rd, &doc), 0);
+	assert_string_equal(doc, "{\"id\":\"run_old\"}");
+	free(doc);
+
+	/* Another tenant's run is not found, in memory or in the store. */
+	rd = sg_runs_read_new(rs, "run_old", "globex", NULL);
+	sg_runs_read_submit(rs, rd, on_done, &w);
+	assert_true(wait_done(&w));
+	assert_int_equal(sg_runs_read_finish(rs, rd, &doc), 1);
+	assert_int_equal(sg_runs_publish(rs, "run_new", "acme", text("{}"), true), 0);
+	assert_int_equal(sg_runs_lookup(rs, "run_new", "globex", &doc), -1);
+
+	/* Never submitted: finishing is an error; submitted and never finished: freed at free. */
+	rd = sg_runs_read_new(rs, "run_old", "acme", NULL);
+	assert_int_equal(sg_runs_read_finish(rs, rd, &doc), -1);
+	rd = sg_runs_read_new(rs, "run_old", "acme", NULL);
+	sg_runs_read_submit(rs, rd, on_done, &w);
+	assert_true(wait_done(&w));
+	sg_runs_free(rs);
+	sg_testdir_remove(dir);
+}
+
+/*
+ * A store read that waits on a lock holds no lock of the registry: runs
+ * are published and looked up meanwhile.  (The old registry read the store
+ * with its mutex held, on the asking I/O thread.)
+ */
+static void
+test_slow_store_read_blocks_nothing(void **state)
+{
+	(void)state;
+	char dir[256], path[300], *doc = NULL;
+	struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	sqlite3 *lock;
+	assert_int_equal(sg_testdir_make(dir, sizeof(dir), "runs"), 0);
+	put_old_run(dir);
+	snprintf(path, sizeof(path), "%s/sandgate.db", dir);
+	assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
+	/* In WAL mode only an exclusive locking mode keeps readers out. */
+	assert_int_equal(sqlite3_exec(lock,
+	                              "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;"
+	                              " UPDATE meta SET value = value WHERE key = 'revision'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	struct sg_runs *rs = sg_runs_new(2, dir);
+	struct sg_runs_read *rd = sg_runs_read_new(rs, "run_old", "acme", NULL);
+	sg_runs_read_submit(rs, rd, on_done, &w);
+	assert_int_equal(sg_runs_publish(rs, "run_a", "acme", text("{\"a\":1}"), true), 0);
+	assert_int_equal(sg_runs_lookup(rs, "run_a", "acme", &doc), 0);
+	free(doc);
+	pthread_mutex_lock(&w.mu);
+	bool answered_under_lock = w.done;
+	pthread_mutex_unlock(&w.mu);
+	sqlite3_close(lock); /* the read goes through now */
+	assert_true(wait_done(&w));
+	assert_false(answered_under_lock);
+	assert_int_equal(sg_runs_read_finish(rs, rd, &doc), 0);
+	assert_string_equal(doc, "{\"id\":\"run_old\"}");
+	free(doc);
 	sg_runs_free(rs);
 	sg_testdir_remove(dir);
 }
@@ -217,7 +335,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_is_per_tenant),
 	    cmocka_unit_test(test_registry_forgets_finished_runs_first),
-	    cmocka_unit_test(test_registry_reads_old_runs_from_the_store),
+	    cmocka_unit_test(test_registry_reads_old_runs_on_its_reader_thread),
+	    cmocka_unit_test(test_slow_store_read_blocks_nothing),
 	    cmocka_unit_test(test_done_frames_are_named),
 	    cmocka_unit_test(test_success_carries_output_and_usage),
 	    cmocka_unit_test(test_a_vanished_worker_is_explained),

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "core/sg_sessions.h"
+#include "throttle/sg_sessions.h"
 
 static const uint8_t secret[SG_SERVER_SECRET_LEN] = {7};
 

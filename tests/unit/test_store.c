@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/sg_migrations.h"
@@ -244,6 +245,123 @@ test_bad_data_dir(void **state)
 	assert_null(sg_store_open(file, f->err, sizeof(f->err)));
 	snprintf(want, sizeof(want), "cannot open the data directory %s: Not a directory", file);
 	assert_string_equal(f->err, want);
+}
+
+/* The mode of DIR/NAME, or -1 when it does not exist. */
+static int
+mode_of(const char *dir, const char *name)
+{
+	char path[256];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/*
+ * In a 0755 directory, under the common umask 022, SQLite made the
+ * database and its WAL files 0644: anyone on the machine could read the
+ * audit and the key hashes.
+ */
+static void
+test_store_files_are_private(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision d = {.ts_us = 1, .decision = "allowed", .status = 200};
+	mode_t old = umask(022);
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_record(f->s, &d, 1), 0); /* the WAL holds a write */
+	umask(old);
+	assert_int_equal(mode_of(f->dir, "sandgate.db"), 0600);
+	assert_int_equal(mode_of(f->dir, "sandgate.db-wal"), 0600);
+	assert_int_equal(mode_of(f->dir, "sandgate.db-shm"), 0600);
+}
+
+/* Files an older sandgate left readable are made private when the store opens. */
+static void
+test_readable_store_files_are_made_private(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	f->s = open_ok(f);
+	sg_store_close(f->s);
+	f->s = NULL;
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(chmod(path, 0644), 0);
+	f->s = open_ok(f);
+	assert_int_equal(mode_of(f->dir, "sandgate.db"), 0600);
+	assert_int_equal(mode_of(f->dir, "sandgate.db-wal"), 0600);
+}
+
+/*
+ * Whether another process would see this one holding a read lock on the
+ * database: SQLite's shared lock is a read lock on bytes 0x40000002 to
+ * +510 of the file, and a connection in WAL mode keeps it while it is open
+ * (a closing connection that can take the whole file deletes the WAL).
+ */
+static bool
+others_see_a_shared_lock(const char *path)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flock fl = {
+		    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000002, .l_len = 510};
+		int fd = open(path, O_RDWR);
+		_exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_RDLCK ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * Opening a second store must leave the first one's locks alone: closing
+ * any descriptor of a file drops every POSIX lock the process holds on it.
+ * A store that opened (and closed) the database itself to set its mode
+ * dropped the gateway's shared lock, so another program's last close took
+ * the file, checkpointed and deleted the WAL the gateway was still writing:
+ * new rows vanished from every other reader until the gateway stopped.
+ */
+static void
+test_second_open_keeps_the_first_ones_locks(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision d = {.ts_us = 1, .decision = "allowed", .status = 200};
+	char path[128];
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	f->s = open_ok(f);
+	assert_int_equal(sg_store_record(f->s, &d, 1), 0);
+	assert_true(others_see_a_shared_lock(path));
+	struct sg_store *second = open_ok(f);
+	assert_true(others_see_a_shared_lock(path));
+	sg_store_close(second);
+}
+
+/* A directory others may write is refused, with the fix in the message. */
+static void
+test_writable_data_dir_refused(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		mode_t mode;
+		const char *who;
+	} cases[] = {{0775, "its group"}, {0757, "every user"}, {01777, "every user"}};
+	char want[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(chmod(f->dir, cases[i].mode), 0);
+		f->err[0] = '\0';
+		assert_null(sg_store_open(f->dir, f->err, sizeof(f->err)));
+		snprintf(want, sizeof(want),
+		         "the data directory %s can be written by %s (mode %04o)", f->dir,
+		         cases[i].who, (unsigned)cases[i].mode);
+		assert_non_null(strstr(f->err, want));
+		snprintf(want, sizeof(want), "run 'chmod go-w %s'", f->dir);
+		assert_non_null(strstr(f->err, want));
+		assert_int_equal(mode_of(f->dir, "sandgate.db"), -1); /* nothing was created */
+	}
+	assert_int_equal(chmod(f->dir, 0755), 0); /* readable by others is allowed */
+	f->s = open_ok(f);
 }
 
 static void
@@ -758,6 +876,10 @@ main(void)
 	    T(test_newer_schema_refused),
 	    T(test_bad_data_dir),
 	    T(test_not_a_database),
+	    T(test_store_files_are_private),
+	    T(test_readable_store_files_are_made_private),
+	    T(test_second_open_keeps_the_first_ones_locks),
+	    T(test_writable_data_dir_refused),
 	    T(test_keys_insert_list_revoke),
 	    T(test_revision_bumps),
 	    T(test_apply_versions),

@@ -3,7 +3,7 @@
  * happen once per call made with a session token and hold the lock only to
  * find the entry and take a reference.
  */
-#include "core/sg_sessions.h"
+#include "throttle/sg_sessions.h"
 
 #include <sodium.h>
 #include <stdatomic.h>
