@@ -198,6 +198,8 @@ log_request(struct sg_http_ctx *c, int status, uint64_t latency_us)
 		json_object_set_new(line, "operation", json_string(r->op->name));
 	if (r) {
 		json_object_set_new(line, "decision", json_string(sg_decision_name(r->decision)));
+		json_object_set_new(line, "queue_wait_us",
+		                    json_integer((json_int_t)r->queue_wait_us));
 		if (r->problem)
 			json_object_set_new(line, "code", json_string(r->problem->code));
 	}

@@ -133,6 +133,7 @@ struct sg_req {
 	char detail[512];
 	json_t *problem_ext;
 	enum sg_decision_kind decision;
+	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
 
 	/* Step state: a context per slot, carved from the arena (never freed on its own). */
 	struct {

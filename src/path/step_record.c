@@ -84,6 +84,8 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	struct sg_decision d;
 	struct timeval tv;
 
+	/* Read with the latency, before any bookkeeping: ts_us - latency_us is the arrival. */
+	gettimeofday(&tv, NULL);
 	if (r->op != NULL && r->principal.key != NULL)
 		count_cost(r);
 	if (r->principal.session && r->status == 200)
@@ -91,7 +93,6 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	if (r->gw->recorder == NULL)
 		return;
 	memset(&d, 0, sizeof(d));
-	gettimeofday(&tv, NULL);
 	d.ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 	copy(d.trace_id, sizeof(d.trace_id), r->trace.trace_id);
 	fill_principal(&d, r);
@@ -108,6 +109,7 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	    !sg_unauth_record(r->gw->unauth, r->now_ns, d.reason, sizeof(d.reason)))
 		return;
 	d.latency_us = (int64_t)latency_us;
+	d.queue_wait_us = (int64_t)r->queue_wait_us;
 	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;
 	if (r->principal.session)
 		copy(d.session_id, sizeof(d.session_id), r->principal.session->id);

@@ -84,13 +84,15 @@ void
 sg_throttle_note_admitted(struct sg_throttle_call *tc, uint64_t now)
 {
 	tc->queue_state = SG_Q_ADMITTED;
-	sg_metrics_queue_wait((now - tc->qitem.enqueued_at) / 1000);
+	tc->r->queue_wait_us = (now - tc->qitem.enqueued_at) / 1000;
+	sg_metrics_queue_wait(tc->r->queue_wait_us);
 }
 
 enum sg_step_rc
 sg_throttle_refuse_after_wait(struct sg_req *r, struct sg_throttle_call *tc)
 {
-	uint64_t waited_ms = (r->now_ns - tc->qitem.enqueued_at) / 1000000ull;
+	r->queue_wait_us = (r->now_ns - tc->qitem.enqueued_at) / 1000ull;
+	uint64_t waited_ms = r->queue_wait_us / 1000ull;
 	uint64_t ready = tc->qitem.ready_at;
 	tc->verdict.retry_after_ns = ready > r->now_ns ? ready - r->now_ns : 1;
 	atomic_fetch_add_explicit(&sg_throttle_stats.queue_expired, 1, memory_order_relaxed);

@@ -47,6 +47,12 @@ const char *const sg_migrations[] = {
     "    AND tenant IS NOT NULL AND user IS NOT NULL AND mode IS NOT NULL"
     "  GROUP BY tenant, user, mode, ts_us / 86400000000;"
     "INSERT INTO meta (key, value) SELECT 'spend_through', coalesce(max(id), 0) FROM decisions;",
+    /*
+     * 5: how long each call waited in its tenant's fair queue (0: never), so
+     * that queueing can be told apart from other slowness.  Rows recorded
+     * before this step keep NULL: not known, rather than a claimed 0.
+     */
+    "ALTER TABLE decisions ADD COLUMN queue_wait_us INTEGER;",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

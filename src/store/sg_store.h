@@ -107,6 +107,12 @@ struct sg_decision {
 	int64_t latency_us;
 	double cost;
 	char session_id[SG_KEY_ID_LEN + 1]; /* empty: not made in a session */
+	/*
+	 * Time the call spent in its tenant's fair queue before it was admitted
+	 * or refused; 0 when it never waited.  What a test or an operator needs
+	 * to tell queueing from any other slowness.
+	 */
+	int64_t queue_wait_us;
 };
 
 /* Inserts a batch in one transaction. */

@@ -1,11 +1,16 @@
 """System-test harness: the real sandgate binary, on a free loopback port,
-with a fresh data directory per test module.  Nothing is mocked."""
+with a fresh data directory per test module, and for each test its own keys
+in its own tenant.  Nothing is mocked."""
 
+import copy
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -146,10 +151,35 @@ def workdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def gateway(workdir, request):
-    """A gateway with the examples applied and one key per role.  A test module
-    may set GATEWAY_CONFIG to the text of a sandgate.yaml."""
+# What each name in a test's gateway.keys is: (role, mode, user).
+KEY_ROLES = {
+    "explorer": ("explorer", "sandbox", "explorer-user"),
+    "maker": ("maker", "sandbox", "maker-user"),
+    "admin": ("admin", "live", "admin-user"),
+    # The admin's sandbox limits are high enough for tests that call often.
+    "power": ("admin", "sandbox", "power-user"),
+    "explorer_live": ("explorer", "live", "live-explorer"),
+}
+
+_tenants = itertools.count(1)
+
+
+class RoleKeys(dict):
+    """A test's own keys, all in the test's own tenant: each is made the first
+    time the test asks for it, so no test spends another's limits (per key or
+    per tenant) and none depends on the order tests run in."""
+
+    def __init__(self, gw, tenant):
+        super().__init__()
+        self.gw, self.tenant = gw, tenant
+
+    def __missing__(self, name):
+        role, mode, user = KEY_ROLES[name]
+        self[name] = fresh_key(self.gw, role, mode=mode, tenant=self.tenant, user=user)["key"]
+        return self[name]
+
+
+def _start_examples_gateway(workdir, request):
     data = os.path.join(workdir, "data")
     run_cli("apply", "-f", EXAMPLES, data_dir=data)
     config = None
@@ -158,16 +188,38 @@ def gateway(workdir, request):
         config = os.path.join(workdir, "sandgate.yaml")
         with open(config, "w") as f:
             f.write(text)
-    gw = Gateway(data, config=config)
-    gw.keys = {
-        "explorer": make_key(data, "explorer")["key"],
-        "maker": make_key(data, "maker")["key"],
-        "admin": make_key(data, "admin", mode="live")["key"],
-        # The admin's sandbox limits are high enough for tests that call often.
-        "power": make_key(data, "admin", user="power-user")["key"],
-        "explorer_live": make_key(data, "explorer", mode="live", user="live-explorer")["key"],
-    }
-    gw.start()
+    return Gateway(data, config=config).start()
+
+
+@pytest.fixture(scope="module")
+def gateway_process(workdir, request):
+    """One gateway process per test module, with the examples applied.  A test
+    module may set GATEWAY_CONFIG to the text of a sandgate.yaml.  Tests use
+    it through `gateway`, which gives each test its own keys and tenant."""
+    gw = _start_examples_gateway(workdir, request)
+    yield gw
+    gw.assert_clean_exit(gw.stop())
+
+
+@pytest.fixture
+def gateway(gateway_process):
+    """The module's gateway as one test sees it: gateway.keys[NAME] (see
+    KEY_ROLES) are this test's own keys, made on first use, in this test's
+    own tenant (gateway.tenant).  The process is shared: a test that must
+    stop, restart or signal it uses own_gateway instead."""
+    gw = copy.copy(gateway_process)
+    gw.tenant = f"acme-{next(_tenants)}"
+    gw.keys = RoleKeys(gw, gw.tenant)
+    return gw
+
+
+@pytest.fixture
+def own_gateway(tmp_path, request):
+    """A gateway of this test alone, set up as `gateway` is, with its keys
+    made on first use in tenant "acme"."""
+    gw = _start_examples_gateway(str(tmp_path), request)
+    gw.tenant = "acme"
+    gw.keys = RoleKeys(gw, gw.tenant)
     yield gw
     gw.assert_clean_exit(gw.stop())
 
@@ -205,10 +257,12 @@ def alive(pid):
         return False
 
 
-def fresh_key(gw, role, mode="sandbox", ttl=None, tenant="acme"):
-    """A new key, once the running gateway has picked it up (it polls the store)."""
+def fresh_key(gw, role, mode="sandbox", ttl=None, tenant=None, user=None):
+    """A new key, once the running gateway has picked it up (it polls the store).
+    The tenant defaults to the test's own (gateway.tenant), else "acme"."""
+    tenant = tenant or getattr(gw, "tenant", "acme")
     info = make_key(gw.data_dir, role, mode=mode, ttl=ttl, tenant=tenant,
-                    user=f"{role}-{time.monotonic_ns()}")
+                    user=user or f"{role}-{time.monotonic_ns()}")
     def known():
         r = gw.get("/v1/me/usage", key=info["key"])
         return r.status_code != 401 or r.json()["code"] != "key_unknown"
@@ -217,3 +271,39 @@ def fresh_key(gw, role, mode="sandbox", ttl=None, tenant="acme"):
 
 
 CONTACT_MIN = {"email": "ada@example.com", "name": "Ada"}
+
+
+def audit(data_dir, where="1", params=(), until=lambda rows: True, timeout=10.0):
+    """The audit record's decisions matching `where` (SQL over the decisions
+    table), oldest first, as dicts, once `until(rows)` holds.  The writer
+    thread records in batches, so a test polls for the rows it waits for."""
+    db = os.path.join(data_dir, "sandgate.db")
+    rows = []
+
+    def read():
+        nonlocal rows
+        con = sqlite3.connect(db, timeout=5)
+        con.row_factory = sqlite3.Row
+        try:
+            rows = [dict(r) for r in con.execute(
+                f"SELECT * FROM decisions WHERE {where} ORDER BY id", params)]
+        finally:
+            con.close()
+        return until(rows)
+    assert wait_for(read, timeout=timeout, interval=0.05), (
+        f"the audit record did not reach the expected state within {timeout} s: "
+        f"{len(rows)} rows where {where} {params}")
+    return rows
+
+
+def arrival_us(row):
+    """When the gateway received a recorded call, in unix microseconds: the
+    record's time less the gateway's own receipt-to-reply latency."""
+    return row["ts_us"] - row["latency_us"]
+
+
+def metric(gw, name):
+    """One sample of the gateway's /metrics, e.g. 'sandgate_queued_total' or
+    'sandgate_shed_total{class="normal"}'; None when absent."""
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", gw.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else None

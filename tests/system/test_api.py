@@ -73,10 +73,11 @@ def test_one_json_log_line_per_request(gateway):
     assert wait_for(lambda: len(found()) == 1)
     line = found()[0]
     for field in ("ts", "trace_id", "tenant", "user", "connector", "operation", "status",
-                  "latency_us", "decision"):
+                  "latency_us", "decision", "queue_wait_us"):
         assert field in line, line
+    assert line["queue_wait_us"] == 0  # it never waited for a turn
     assert line["connector"] == "crm" and line["status"] == 200 and line["decision"] == "allowed"
-    assert line["tenant"] == "acme"
+    assert line["tenant"] == gateway.tenant
 
 
 def test_decisions_are_recorded_with_reasons(gateway):
@@ -94,5 +95,6 @@ def test_decisions_are_recorded_with_reasons(gateway):
             con.close()
     assert wait_for(lambda: row() is not None, timeout=5)
     decision, status, code, reason, tenant, connector = row()
-    assert (decision, status, code, tenant, connector) == ("invalid", 400, "invalid_input", "acme", "crm")
+    assert (decision, status, code, tenant, connector) == ("invalid", 400, "invalid_input",
+                                                         gateway.tenant, "crm")
     assert "/email" in reason or "/name" in reason

@@ -98,9 +98,11 @@ def test_unknown_key_is_401(gateway):
 
 
 def test_expired_key_is_401(gateway):
+    from conftest import wait_for
     info = fresh_key(gateway, "maker", ttl="1s")
-    import time
-    time.sleep(2.1)
+    # Wait for the gateway to say so (usage spends no quota), not a guess at how long.
+    assert wait_for(lambda: gateway.get("/v1/me/usage", key=info["key"]).status_code == 401,
+                    timeout=10)
     body = assert_problem(gateway.post("crm", "create_contact", CONTACT, key=info["key"]), 401,
                           "key_expired")
     assert "new key" in body["remediation"]

@@ -67,6 +67,14 @@ class LoadLoop:
         for t in self.threads:
             t.join(timeout=10)
 
+    def wait_for_calls(self, n, timeout=30):
+        """Returns once n more calls have been answered (or failed): the load
+        is flowing, which a sleep could only hope for."""
+        with self.lock:
+            target = len(self.outcomes) + n
+        assert wait_for(lambda: len(self.outcomes) >= target, timeout=timeout), (
+            f"the load made {len(self.outcomes)} calls, not {target}")
+
     def failures(self):
         return [o for o in self.outcomes if o not in self.allowed]
 
@@ -85,25 +93,27 @@ def test_sighup_changes_decisions_with_zero_failed_requests(tmp_path):
         changed = original.replace('"mail.send"', '"crm.get_contact"', 1)
         assert changed != original, "roles.yaml must grant mail.send as a quoted pattern"
         with LoadLoop(gw, maker) as load:
-            time.sleep(0.3)
+            load.wait_for_calls(20)
             # Stored but not live until the gateway reloads.
             roles.write_text(changed)
             run_cli("apply", "-f", str(defs), "--no-reload", data_dir=data)
             assert gw.post("mail", "send", MAIL, key=explorer).status_code == 200
             # Signals that arrive together are delivered once: send each
-            # only after the gateway logged the reload before it.
+            # only after the gateway logged the reload before it, with the
+            # load seen flowing in between.
+            reloads = lambda: len(re.findall(r'"generation":(\d+)', gw.log_text()))
             for _ in range(5):
-                before = len(re.findall(r'"generation":(\d+)', gw.log_text()))
+                before = reloads()
                 gw.signal(signal.SIGHUP)
-                assert wait_for(lambda: len(re.findall(r'"generation":(\d+)', gw.log_text()))
-                                > before, timeout=10)
+                assert wait_for(lambda: reloads() > before, timeout=10)
+                load.wait_for_calls(5)
             assert wait_for(lambda: gw.post("mail", "send", MAIL, key=explorer).status_code == 403)
             # apply without --no-reload tells the gateway itself.
             roles.write_text(original)
             out = run_cli("apply", "-f", str(defs), data_dir=data)
             assert "told to reload" in out.stdout
             assert wait_for(lambda: gw.post("mail", "send", MAIL, key=explorer).status_code == 200)
-            time.sleep(0.3)
+            load.wait_for_calls(20)
         assert len(load.outcomes) > 50
         assert load.failures() == [], load.failures()[:10]
         assert 200 in load.outcomes
@@ -136,9 +146,10 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
     # During the drain new connections are refused, so those errors are allowed here;
     # a 5xx or a reset of an accepted request is not.
     with LoadLoop(gw, maker, allowed=(200, 429, "error: ConnectionError")) as load:
-        time.sleep(0.3)
+        load.wait_for_calls(20)
         gw.signal(signal.SIGTERM)
-        time.sleep(0.1)
+        # The rest of the body goes once the gateway is draining.
+        assert wait_for(lambda: "draining" in gw.log_text(), timeout=10)
         sock.sendall(rest)
         reply = sock.recv(65536).decode()
         r = keepalive.get(gw.url + "/readyz", timeout=5)
@@ -277,20 +288,38 @@ def _ready(url):
         return False
 
 
+# Says which signals it got, in order.  The kernel delivers pending signals
+# lowest number first and Python runs their handlers in that order, so a
+# SIGHUP sent before our SIGUSR1 is always reported before it.
+BYSTANDER = r"""
+import signal
+signal.signal(signal.SIGHUP, lambda *a: print("HUP", flush=True))
+signal.signal(signal.SIGUSR1, lambda *a: print("USR1", flush=True))
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+
 def test_apply_never_signals_a_stale_pid(tmp_path):
     """A pid file left by a crashed gateway may name an unrelated process now."""
+    import sys
+
     data = tmp_path / "data"
     run_cli("apply", "-f", EXAMPLES, data_dir=str(data))
-    bystander = subprocess.Popen(["sleep", "30"])
+    bystander = subprocess.Popen([sys.executable, "-c", BYSTANDER], stdout=subprocess.PIPE,
+                                 text=True)
     try:
+        assert bystander.stdout.readline() == "ready\n"
         (data / "sandgate.pid").write_text(f"{bystander.pid}\n")
         defs = copy_examples(tmp_path)
         crm = defs / "connectors" / "crm.yaml"
         crm.write_text(crm.read_text().replace("version: 1.0.0", "version: 1.0.1"))
         out = run_cli("apply", "-f", str(defs), data_dir=str(data))
         assert "told to reload" not in out.stdout
-        time.sleep(0.2)
-        assert bystander.poll() is None, "apply sent SIGHUP to an unrelated process"
+        # Anything apply sent has reached the bystander before this does.
+        bystander.send_signal(signal.SIGUSR1)
+        assert bystander.stdout.readline() == "USR1\n", "apply sent SIGHUP to an unrelated process"
     finally:
         bystander.kill()
         bystander.wait()

@@ -60,21 +60,22 @@ def test_every_call_of_a_run_is_audited_under_its_trace(gateway):
     assert audited() == [("crm", "create_contact", "allowed"), ("mail", "send", "allowed")]
 
 
-def test_runs_survive_a_restart(gateway):
-    key = gateway.keys["power"]
-    r = start_run(gateway, key, "onboard-contact", CONTACT_MIN, "?wait=false")
+def test_runs_survive_a_restart(own_gateway):
+    # Its own gateway: it restarts it.
+    key = own_gateway.keys["power"]
+    r = start_run(own_gateway, key, "onboard-contact", CONTACT_MIN, "?wait=false")
     assert r.status_code == 202, r.text
     link = r.json()["links"]["self"]
     assert r.headers["Location"] == link
 
     def finished():
-        doc = gateway.get(link, key=key).json()
+        doc = own_gateway.get(link, key=key).json()
         return doc if doc["status"] != "running" else None
     done = wait_for(finished, timeout=10)
     assert done
-    before = gateway.get(link, key=key).json()
-    gateway.assert_clean_exit(gateway.stop())
-    gateway.start()
-    after = gateway.get(link, key=key)
+    before = own_gateway.get(link, key=key).json()
+    own_gateway.assert_clean_exit(own_gateway.stop())
+    own_gateway.start()
+    after = own_gateway.get(link, key=key)
     assert after.status_code == 200, after.text
     assert after.json() == before

@@ -4,7 +4,6 @@ grouped usage and traces, expiry, and who may see it."""
 import json
 import os
 import sqlite3
-import time
 
 import requests
 
@@ -89,9 +88,12 @@ def test_session_call_count_and_budget_run_out(gateway):
 
 def test_expired_session_says_to_start_a_new_one(gateway):
     key = fresh_key(gateway, "explorer")["key"]
-    s = start_session(gateway, key, {"ttl": "1s"})
+    # Expiry is kept in whole seconds: a 1 s session started late in a second
+    # could be over before its first call.  2 s leaves at least one.
+    s = start_session(gateway, key, {"ttl": "2s"})
     assert gateway.post("crm", "create_contact", CONTACT, key=s["session"]).status_code == 200
-    time.sleep(1.2)
+    assert wait_for(lambda: gateway.get(f"/v1/sessions/{s['id']}", key=key).json()["expired"],
+                    timeout=10)
     body = assert_problem(gateway.post("crm", "create_contact", CONTACT, key=s["session"]),
                           401, "session_expired")
     assert "POST /v1/sessions" in body["remediation"]

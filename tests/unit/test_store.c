@@ -678,6 +678,58 @@ test_record_many_keeps_rows_in_order(void **state)
 	assert_int_equal(raw_int(f->dir, "SELECT latency_us FROM decisions WHERE id = 69"), 1031);
 }
 
+/*
+ * The queue wait goes through both insert statements (16 rows, then one):
+ * each row keeps its own, 0 stays 0 (never waited) rather than NULL, and
+ * a wait far past any 32-bit value survives.
+ */
+static void
+test_queue_wait_round_trips(void **state)
+{
+	struct fx *f = *state;
+	struct sg_decision v[17];
+	f->s = open_ok(f);
+	for (int i = 0; i < 17; i++) {
+		v[i] = decision("allowed", 200);
+		v[i].ts_us += i;
+		v[i].queue_wait_us = i == 0 ? 0 : (int64_t)i * 250000 + 7;
+	}
+	v[16].queue_wait_us = 5000000000LL;
+	assert_int_equal(sg_store_record(f->s, v, 17), 0);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE"
+	                                 " typeof(queue_wait_us) = 'integer' AND queue_wait_us ="
+	                                 " CASE id WHEN 1 THEN 0 WHEN 17 THEN 5000000000"
+	                                 " ELSE (id - 1) * 250000 + 7 END"),
+	                 17);
+}
+
+/* Calls recorded before migration 5 say nothing of their wait: NULL, not a claimed 0. */
+static void
+test_queue_wait_migration_leaves_older_rows_unknown(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(sqlite3_exec(db, sg_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	raw_exec(f->dir, "INSERT INTO decisions (ts_us, decision, status)"
+	                 " VALUES (1700000000000000, 'allowed', 200)");
+	f->s = open_ok(f);
+	struct sg_decision d = decision("throttled", 429);
+	d.queue_wait_us = 812345;
+	assert_int_equal(sg_store_record(f->s, &d, 1), 0);
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 5);
+	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE id = 1"
+	                                 " AND queue_wait_us IS NULL"),
+	                 1);
+	assert_int_equal(raw_int(f->dir, "SELECT queue_wait_us FROM decisions WHERE id = 2"),
+	                 812345);
+}
+
 struct spend_seen {
 	char line[8][96];
 	size_t n;
@@ -836,6 +888,8 @@ main(void)
 	    T(test_record_and_count),
 	    T(test_record_bounds_unterminated_fields),
 	    T(test_record_many_keeps_rows_in_order),
+	    T(test_queue_wait_round_trips),
+	    T(test_queue_wait_migration_leaves_older_rows_unknown),
 	    T(test_spend_is_counted_from_the_record_and_the_tally),
 	    T(test_spend_migration_fills_from_decisions),
 	};
