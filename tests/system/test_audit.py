@@ -158,9 +158,10 @@ class TmpfsGateway(Gateway):
     def start(self):
         script = ('mount -t tmpfs -o size="$1",mode=0700 sandgate-audit "$2" && '
                   'cp -a "$3"/. "$2"/ && exec "$4" serve --listen "$5" --data-dir "$2" '
-                  '--threads 2 --config "$6"')
+                  '--threads 2 --config "$6" --admin-listen "$7"')
         args = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", self.size,
-                self.data_dir, self.seed, BIN, f"127.0.0.1:{self.port}", self.config]
+                self.data_dir, self.seed, BIN, f"127.0.0.1:{self.port}", self.config,
+                f"127.0.0.1:{self.admin_port}"]
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         ok = wait_for(lambda: self.proc.poll() is None and self._ready(), timeout=30)
