@@ -45,12 +45,14 @@ sg_step_route(struct sg_req *r)
 		/* Before any upstream effect: a fail_closed mode never acts unaudited. */
 		bool closed =
 		    sg_config_audit_fail_closed(r->gw->config, r->principal.mode == SG_MODE_LIVE);
-		if (!sg_recorder_admit(r->gw->recorder, closed, r->now_ns))
+		if (!sg_recorder_admit(r->gw->recorder, closed, r->now_ns)) {
+			sg_throttle_give_back(r); /* refused: the call spends nothing */
 			return sg_req_fail(
 			    r, SG_P_AUDIT_UNAVAILABLE,
 			    "the audit trail is behind (the store is not taking writes), "
 			    "so %s calls are refused until it catches up",
 			    sg_mode_name(r->principal.mode));
+		}
 	}
 	/*
 	 * Wait first, as a real upstream would, then answer.  The loop's timers

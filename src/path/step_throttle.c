@@ -434,6 +434,16 @@ pointer_get(const json_t *doc, const char *ptr)
 }
 
 void
+sg_throttle_give_back(struct sg_req *r)
+{
+	struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);
+	if (tc == NULL || !tc->verdict.allowed || r->op == NULL)
+		return;
+	sg_limiter_refund(&tc->verdict, r->op->weight);
+	sg_throttle_remote_refund(r, tc);
+}
+
+void
 sg_throttle_upstream_done(struct sg_req *r, uint64_t upstream_ns)
 {
 	struct sg_throttle_call *tc = sg_req_slot(r, SG_SLOT_THROTTLE);

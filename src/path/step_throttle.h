@@ -55,6 +55,13 @@ int sg_throttle_session_start(struct sg_req *r);
 /* The start was refused after all (the session cap): gives the call back. */
 void sg_throttle_session_start_refund(struct sg_req *r);
 
+/*
+ * A call refused after throttle admitted it, before any upstream effect
+ * (route's audit check): gives back the rate units it took, here and in
+ * Redis, so a refusal spends nothing.  Call it right after the take.
+ */
+void sg_throttle_give_back(struct sg_req *r);
+
 /* What the I/O thread's fair queue runs for each waiting call (step_throttle_queue.c). */
 extern const struct sg_fairq_ops sg_throttle_queue_ops;
 

@@ -10,6 +10,7 @@
  * SO_REUSEPORT spreads each tenant's connections over the threads.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "obs/sg_metrics.h"
@@ -54,7 +55,13 @@ leave_queue(struct sg_throttle_call *tc)
 	if (w != NULL)
 		atomic_fetch_sub_explicit(w, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&sg_throttle_stats.queue_depth, 1, memory_order_relaxed);
-	r->io->wake(r); /* an HTTP request, or a template's ctx.call */
+	/*
+	 * An HTTP request, or a template's ctx.call.  A call that left the
+	 * queue and cannot be woken would hang holding what it took: out of
+	 * memory for an event leaves nothing sound to do (as for Redis).
+	 */
+	if (r->io->wake(r) != 0)
+		abort();
 }
 
 static bool

@@ -171,6 +171,16 @@ fall_back(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_li
 	return tc->verdict.allowed ? SG_STEP_NEXT : sg_throttle_refuse(r, tc);
 }
 
+/* Redis could not decide: locally, and a call whose turn came still leaves the queue. */
+static enum sg_step_rc
+fall_back_after(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_list *rl)
+{
+	enum sg_step_rc rc = fall_back(r, tc, rl);
+	if (rc == SG_STEP_NEXT && tc->queue_state == SG_Q_ASK_AGAIN)
+		sg_throttle_note_admitted(tc, r->now_ns);
+	return rc;
+}
+
 enum sg_step_rc
 sg_throttle_remote(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_rule_list *rl)
 {
@@ -186,12 +196,12 @@ sg_throttle_remote(struct sg_req *r, struct sg_throttle_call *tc, const struct s
 			return SG_STEP_AGAIN;
 		}
 		if (tc->remote->n > 0)
-			return fall_back(r, tc, rl);
+			return fall_back_after(r, tc, rl);
 		tc->remote->state = SG_REMOTE_ANSWERED; /* nothing to ask: caps only */
 		tc->remote->reply = (struct sg_redis_reply){.allowed = true};
 	}
 	if (tc->remote->reply.status != 0)
-		return fall_back(r, tc, rl);
+		return fall_back_after(r, tc, rl);
 	read_reply(tc, &tc->verdict);
 	tc->has_verdict = tc->verdict.has_closest;
 	if (!tc->verdict.allowed)

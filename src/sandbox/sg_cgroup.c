@@ -447,19 +447,42 @@ sg_cgroup_remove(const struct sg_cgroup *g, char *err, size_t errlen)
 	return 0;
 }
 
-/* Removes <base>/sandgate-<pid>/ and its (empty) tenant groups when that pid is gone. */
+/* The inode of this process's pid namespace: a pid means something only within it. */
+static unsigned long long
+pid_namespace(void)
+{
+	char link[64];
+	ssize_t n = readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
+	unsigned long long ns = 0;
+	if (n > 0) {
+		link[n] = '\0';
+		(void)sscanf(link, "pid:[%llu]", &ns);
+	}
+	return ns;
+}
+
+/* Our namespace's pid named by "sandgate-<ns>-<pid>", or 0 when not one of those. */
+static long
+group_pid(const char *name, unsigned long long ns)
+{
+	unsigned long long their_ns;
+	long pid;
+	int used = 0;
+	if (sscanf(name, "sandgate-%llu-%ld%n", &their_ns, &pid, &used) != 2 ||
+	    name[used] != '\0' || their_ns != ns || pid <= 0 || pid > INT32_MAX)
+		return 0;
+	return pid;
+}
+
+/* Removes <base>/sandgate-<ns>-<pid>/ and its (empty) tenant groups when that pid is gone. */
 static void
-sweep_dead(const char *base)
+sweep_dead(const char *base, unsigned long long ns)
 {
 	DIR *dir = opendir(base);
 	struct dirent *e;
 	while (dir != NULL && (e = readdir(dir)) != NULL) {
-		char *end;
-		if (strncmp(e->d_name, "sandgate-", 9) != 0)
-			continue;
-		long pid = strtol(e->d_name + 9, &end, 10);
-		if (*end != '\0' || pid <= 0 || pid > INT32_MAX ||
-		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		long pid = group_pid(e->d_name, ns);
+		if (pid == 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		char group[GROUP_PATH_MAX];
 		snprintf(group, sizeof(group), "%s/%s", base, e->d_name);
@@ -483,10 +506,11 @@ sweep_dead(const char *base)
 void
 sg_cgroup_own(struct sg_cgroup_system *sys)
 {
+	unsigned long long ns = pid_namespace();
 	for (enum sg_cgroup_ctrl c = 0; c < SG_CGROUP_NCTRL; c++)
 		if (sys->ctrl[c].version != SG_CGROUP_NONE)
-			sweep_dead(sys->ctrl[c].base);
+			sweep_dead(sys->ctrl[c].base, ns);
 	if (sys->cpuacct_base[0] != '\0')
-		sweep_dead(sys->cpuacct_base);
-	snprintf(sys->group, sizeof(sys->group), "sandgate-%d", (int)getpid());
+		sweep_dead(sys->cpuacct_base, ns);
+	snprintf(sys->group, sizeof(sys->group), "sandgate-%llu-%d", ns, (int)getpid());
 }

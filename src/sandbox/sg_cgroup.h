@@ -66,7 +66,7 @@ struct sg_cgroup_hierarchy {
 	char why[SG_CGROUP_WHY_MAX];   /* version NONE: why, and what to do about it */
 };
 
-#define SG_CGROUP_GROUP_MAX 32
+#define SG_CGROUP_GROUP_MAX 48
 
 struct sg_cgroup_system {
 	struct sg_cgroup_hierarchy ctrl[SG_CGROUP_NCTRL];
@@ -90,8 +90,10 @@ int sg_cgroup_detect(const struct sg_cgroup_where *w, struct sg_cgroup_system *s
 
 /*
  * Makes `sys` this process's: its tenant groups go under
- * <base>/sandgate-<pid>/.  Groups a gateway that died left behind (an
- * empty sandgate-<pid> of a pid that is gone) are removed first.  Call it
+ * <base>/sandgate-<pid namespace>-<pid>/.  Groups a gateway that died
+ * left behind (an empty such directory of a pid in our namespace that is
+ * gone) are removed first; another namespace's pids cannot be judged, so
+ * its directories are left alone.  Call it
  * in the gateway before the zygote is forked, which inherits it.
  */
 void sg_cgroup_own(struct sg_cgroup_system *sys);

@@ -111,6 +111,14 @@ def assert_fails_closed(gw, calls):
     assert calls.last.headers["Retry-After"] == "1"
     assert "live calls are refused" in body["detail"]
     assert "Nothing was sent or charged" in body["remediation"]
+    # A refused call spends none of the caller's limit: what remains never falls.
+    # (RateLimit names the limit nearest its end, which may change between calls.)
+    left = {}
+    for _ in range(6):
+        assert calls("live").status_code == 503
+        name, rest = calls.last.headers["RateLimit"].split(";r=", 1)
+        left.setdefault(name, []).append(int(rest.split(";")[0]))
+    assert all(seq == sorted(seq) for seq in left.values()), left
     assert calls("sandbox").status_code == 200
     assert metric(gw, "sandgate_record_oldest_age_seconds") > 0.3
     assert metric(gw, "sandgate_record_backlog") > 0

@@ -457,26 +457,36 @@ test_a_gateway_owns_its_groups_and_sweeps_the_dead(void **state)
 {
 	struct fake *f = *state;
 	struct sg_cgroup_system sys;
-	char dead[64], live[64], mine[64], err[2048] = "";
+	char dead[96], live[96], other[96], mine[64], err[2048] = "", link[64] = "";
+	unsigned long long ns = 0;
+	assert_true(readlink("/proc/self/ns/pid", link, sizeof(link) - 1) > 0);
+	assert_int_equal(sscanf(link, "pid:[%llu]", &ns), 1);
 	fake_v1(f, false);
-	snprintf(dead, sizeof(dead), "sys/fs/cgroup/pids/user.slice/sandgate-%d/acme",
-	         (int)dead_pid());
-	snprintf(live, sizeof(live), "sys/fs/cgroup/pids/user.slice/sandgate-%d/acme",
+	pid_t gone = dead_pid();
+	snprintf(dead, sizeof(dead), "sys/fs/cgroup/pids/user.slice/sandgate-%llu-%d/acme", ns,
+	         (int)gone);
+	snprintf(live, sizeof(live), "sys/fs/cgroup/pids/user.slice/sandgate-%llu-%d/acme", ns,
 	         (int)getppid());
+	/* The same pid in another pid namespace cannot be judged from here. */
+	snprintf(other, sizeof(other), "sys/fs/cgroup/pids/user.slice/sandgate-%llu-%d/acme",
+	         ns + 1, (int)gone);
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/%s", f->dir, dead);
 	mkdir_p(path);
 	snprintf(path, sizeof(path), "%s/%s", f->dir, live);
 	mkdir_p(path);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, other);
+	mkdir_p(path);
 
 	detect(f, &sys);
 	assert_string_equal(sys.group, "sandgate");
 	sg_cgroup_own(&sys);
-	snprintf(mine, sizeof(mine), "sandgate-%d", (int)getpid());
+	snprintf(mine, sizeof(mine), "sandgate-%llu-%d", ns, (int)getpid());
 	assert_string_equal(sys.group, mine);
 	*strrchr(dead, '/') = '\0';
 	assert_false(fake_dir_exists(f, dead));
 	assert_true(fake_dir_exists(f, live));
+	assert_true(fake_dir_exists(f, other));
 	/* A tenant's group goes under the gateway's own directory. */
 	struct sg_cgroup_ceilings ce = {0};
 	struct sg_cgroup *g = sg_cgroup_create(&sys, "acme", &ce, SG_CGROUP_BEST_EFFORT, err,
