@@ -31,12 +31,17 @@ demo: build
 	@rm -rf $(DEMO_DIR)
 	$(BUILD)/sandgate serve --demo --data-dir $(DEMO_DIR) --listen $(LISTEN)
 
+# A build directory set up before src/json/ brought C++ has no C++ compiler,
+# and a reconfigure cannot add clang++ to it: such a directory is made anew.
+has_cpp = [ -f $(1)/build.ninja ] && grep -q '"cpp"' $(1)/meson-info/intro-compilers.json
+
 # A stamp, not build.ninja, so a test build set up before TEST_OPTS changed
 # (or before an option existed) is reconfigured with them once.
 $(ASAN)/.test-opts: Makefile
-	if [ -f $(ASAN)/build.ninja ]; then meson setup --reconfigure $(ASAN) $(TEST_OPTS); \
-	else CC=clang meson setup $(ASAN) --buildtype=debug -Db_sanitize=address,undefined \
-	    -Db_lundef=false -Dc_args=-fno-sanitize-recover=all $(TEST_OPTS); fi
+	if $(call has_cpp,$(ASAN)); then meson setup --reconfigure $(ASAN) $(TEST_OPTS); \
+	else rm -rf $(ASAN) && CC=clang CXX=clang++ meson setup $(ASAN) --buildtype=debug \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fno-sanitize-recover=all \
+	    -Dcpp_args=-fno-sanitize-recover=all $(TEST_OPTS); fi
 	@touch $@
 
 unit: deps $(ASAN)/.test-opts
@@ -50,8 +55,8 @@ system: deps $(ASAN)/.test-opts
 check: unit system fuzz-replay
 
 $(FUZZ)/.test-opts: Makefile
-	if [ -f $(FUZZ)/build.ninja ]; then meson setup --reconfigure $(FUZZ) $(TEST_OPTS); \
-	else CC=clang meson setup $(FUZZ) --buildtype=debug -Dfuzz=true \
+	if $(call has_cpp,$(FUZZ)); then meson setup --reconfigure $(FUZZ) $(TEST_OPTS); \
+	else rm -rf $(FUZZ) && CC=clang CXX=clang++ meson setup $(FUZZ) --buildtype=debug -Dfuzz=true \
 	    -Db_sanitize=address,undefined -Db_lundef=false $(TEST_OPTS); fi
 	@touch $@
 
