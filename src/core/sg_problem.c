@@ -1,6 +1,10 @@
 #include "core/sg_problem.h"
 
+#include <stdbool.h>
 #include <string.h>
+
+/* Extensions are small documents written by the gateway itself. */
+#define SG_PROBLEM_EXT_DEPTH 16
 
 #define TYPE_BASE "https://sandgate.dev/problems/"
 /* The IANA-registered types from the RateLimit headers draft. */
@@ -269,53 +273,95 @@ sg_problem_sanitize(char *out, size_t n, const char *in)
 }
 
 /* Client input may not be UTF-8; JSON strings must be. */
-static json_t *
-safe_string(const char *in)
+static void
+write_safe_string(struct sg_jw *w, const char *in)
 {
 	char clean[1024];
 	sg_problem_sanitize(clean, sizeof(clean), in);
-	json_t *s = json_string(clean);
-	if (s != NULL)
-		return s;
-	for (char *p = clean; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	return json_string(clean);
+	size_t n = strlen(clean);
+	if (!sg_json_utf8_valid(clean, n))
+		for (char *p = clean; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+	sg_jw_string(w, clean, n);
 }
 
-json_t *
-sg_problem_body(const struct sg_problem_def *def, const char *detail, const char *trace_id,
-                const char *instance, json_t *ext)
+static void
+write_member(struct sg_jw *w, const char *key, const char *value)
 {
-	json_t *o =
-	    json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "type", def->type, "title", def->title,
-	              "status", def->status, "detail", safe_string(detail ? detail : def->title),
-	              "code", def->code, "remediation", def->remediation);
-	if (o == NULL) {
-		json_decref(ext);
-		return NULL;
-	}
-	int rc = 0;
-	if (trace_id)
-		rc |= json_object_set_new(o, "trace_id", json_string(trace_id));
-	if (instance)
-		json_object_set_new(o, "instance", safe_string(instance));
-	/*
-	 * Extensions may add members but never replace the standard ones.  By
-	 * hand, because json_object_update_missing() ignores a failed set.
-	 */
+	sg_jw_keyz(w, key);
+	sg_jw_stringz(w, value);
+}
+
+static const char *const standard_members[] = {
+    "type", "title", "status", "detail", "code", "remediation", "trace_id", "instance",
+};
+
+static bool
+is_standard(const char *key, size_t len)
+{
+	for (size_t i = 0; i < sizeof(standard_members) / sizeof(standard_members[0]); i++)
+		if (strlen(standard_members[i]) == len && memcmp(standard_members[i], key, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The extension's members, copied after the body's own: they may add but
+ * never replace one.  Only refusals that carry extensions pay for reading
+ * them back.  -1: the extension is not one JSON object.
+ */
+static int
+write_extension(struct sg_jw *w, const struct sg_jbuf *ext)
+{
+	struct sg_json_doc doc;
+	if (ext == NULL || ext->len == 0)
+		return 0;
+	if (sg_json_parse(ext->data, ext->len, SG_PROBLEM_EXT_DEPTH, &doc, NULL) != SG_JSON_OK ||
+	    sg_json_type(doc.root) != SG_JSON_OBJECT)
+		return -1;
+	struct sg_json_iter it;
+	struct sg_json_val v;
 	const char *key;
-	json_t *v;
-	json_object_foreach(ext, key, v)
-	{
-		if (json_object_get(o, key) == NULL)
-			rc |= json_object_set(o, key, v);
+	size_t len;
+	sg_json_iter_init(&it, doc.root);
+	while (sg_json_iter_next(&it, &key, &len, &v)) {
+		if (is_standard(key, len))
+			continue;
+		sg_jw_key(w, key, len);
+		sg_jw_value(w, v);
 	}
-	json_decref(ext);
+	return 0;
+}
+
+int
+sg_problem_write(struct sg_jbuf *out, const struct sg_problem_def *def, const char *detail,
+                 const char *trace_id, const char *instance, const struct sg_jbuf *ext)
+{
+	size_t start = out->len;
+	struct sg_jw w;
+	sg_jw_begin(&w, out);
+	sg_jw_object(&w);
+	write_member(&w, "type", def->type);
+	write_member(&w, "title", def->title);
+	sg_jw_keyz(&w, "status");
+	sg_jw_int(&w, def->status);
+	sg_jw_keyz(&w, "detail");
+	write_safe_string(&w, detail ? detail : def->title);
+	write_member(&w, "code", def->code);
+	write_member(&w, "remediation", def->remediation);
+	if (trace_id != NULL)
+		write_member(&w, "trace_id", trace_id);
+	if (instance != NULL) {
+		sg_jw_keyz(&w, "instance");
+		write_safe_string(&w, instance);
+	}
+	int rc = write_extension(&w, ext);
+	sg_jw_object_end(&w);
 	/* Out of memory a body missing members would mislead: the caller sends a fixed 500. */
-	if (rc != 0) {
-		json_decref(o);
-		return NULL;
+	if (sg_jw_end(&w) != 0 || rc != 0) {
+		out->len = start;
+		return -1;
 	}
-	return o;
+	return 0;
 }

@@ -7,7 +7,9 @@
 #ifndef SG_PROBLEM_H
 #define SG_PROBLEM_H
 
-#include <jansson.h>
+#include <stddef.h>
+
+#include "json/sg_json.h"
 
 enum sg_problem_code {
 	SG_P_KEY_MISSING,
@@ -81,13 +83,16 @@ const struct sg_problem_def *sg_problem_def(enum sg_problem_code code);
 const char *sg_decision_name(enum sg_decision_kind d);
 
 /*
- * Builds the problem+json body.  `detail` is copied with CR, LF and other
- * control characters replaced by spaces, since it may echo client input.
- * `ext` (may be NULL) is an object whose members are merged in; the
- * reference is stolen.  Returns a new reference.
+ * Appends the problem+json body to `out`.  `detail` and `instance` are
+ * copied with CR, LF and other control characters replaced by spaces (and
+ * bytes that are not UTF-8 by '?'), since they may echo client input.
+ * `ext` (NULL or empty: none) holds one JSON object, written by sg_jw,
+ * whose members are added after the standard ones (a standard member is
+ * never replaced).  Returns 0, or -1 out of memory or when `ext` is not
+ * one object (out->len is restored).
  */
-json_t *sg_problem_body(const struct sg_problem_def *def, const char *detail, const char *trace_id,
-                        const char *instance, json_t *ext);
+int sg_problem_write(struct sg_jbuf *out, const struct sg_problem_def *def, const char *detail,
+                     const char *trace_id, const char *instance, const struct sg_jbuf *ext);
 
 /* Copies `in` into `out` (size n), replacing control characters with spaces. */
 void sg_problem_sanitize(char *out, size_t n, const char *in);

@@ -403,23 +403,21 @@ write_408(struct evbuffer *out, bool body)
 	char tp[64];
 	sg_trace_begin(&tr, NULL);
 	sg_trace_format(&tr, tp, sizeof(tp));
-	json_t *j = sg_problem_body(sg_problem_def(SG_P_REQUEST_TIMEOUT),
-	                            body ? "the request body did not arrive in time "
-	                                   "(limits.body_timeout)"
-	                                 : "the request head did not arrive in time "
-	                                   "(limits.header_timeout)",
-	                            tr.trace_id, NULL, NULL);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (text == NULL)
+	struct sg_jbuf text = {0};
+	if (sg_problem_write(&text, sg_problem_def(SG_P_REQUEST_TIMEOUT),
+	                     body ? "the request body did not arrive in time "
+	                            "(limits.body_timeout)"
+	                          : "the request head did not arrive in time "
+	                            "(limits.header_timeout)",
+	                     tr.trace_id, NULL, NULL) != 0)
 		return -1;
 	int rc = evbuffer_add_printf(out,
 	                             "HTTP/1.1 408 Request Timeout\r\n"
 	                             "Content-Type: application/problem+json\r\n"
 	                             "Content-Length: %zu\r\ntraceparent: %s\r\n"
 	                             "Connection: close\r\n\r\n%s",
-	                             strlen(text), tp, text);
-	free(text);
+	                             text.len, tp, text.data);
+	sg_jbuf_release(&text);
 	return rc < 0 ? -1 : 0;
 }
 

@@ -113,6 +113,11 @@ void sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body /* stolen
 void sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t len,
                        const char *content_type);
 void sg_http_send_problem(struct sg_http_ctx *c, enum sg_problem_code code, const char *detail);
+/* Sends `body` (JSON text from the writer); the caller still owns and releases it. */
+void sg_http_send_jbuf(struct sg_http_ctx *c, int status, const struct sg_jbuf *body,
+                       const char *content_type);
+/* Sends the refusal of path request `r` as problem+json. */
+void sg_http_send_refusal(struct sg_http_ctx *c, struct sg_req *r);
 
 /* Handlers outside the governed path. */
 void sg_http_healthz(struct sg_http_ctx *c);

@@ -95,12 +95,10 @@ respond(struct sg_http_ctx *c, struct sg_req *r)
 		budget_retry_after(c, r, refused);
 	if (r->problem == NULL) {
 		cost_headers(c, r);
-		json_t *out = r->output;
-		r->output = NULL;
-		sg_http_send_json(c, 200, out, "application/json");
+		sg_http_send_jbuf(c, 200, &r->output, "application/json");
 		return;
 	}
-	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+	sg_http_send_refusal(c, r);
 }
 
 /* The path has stopped: answer, then record the decision and release its state. */
@@ -173,6 +171,6 @@ sg_http_identify_or_reply(struct sg_http_ctx *c, struct sg_req *r)
 	prepare(c, r, snap);
 	if (sg_step_identify(r) == SG_STEP_NEXT)
 		return 0;
-	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+	sg_http_send_refusal(c, r);
 	return -1;
 }

@@ -107,6 +107,14 @@ sg_http_send_text(struct sg_http_ctx *c, int status, const char *text, size_t le
 	evhttp_send_reply(c->req, status, reason_phrase(status), NULL);
 }
 
+/* Only allocation failure gets here; a fixed body cannot fail again. */
+static void
+send_out_of_memory(struct sg_http_ctx *c)
+{
+	static const char oom[] = "{\"status\":500,\"code\":\"internal\"}";
+	sg_http_send_text(c, 500, oom, sizeof(oom) - 1, "application/problem+json");
+}
+
 void
 sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body, const char *content_type)
 {
@@ -120,9 +128,7 @@ sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body, const char *c
 	char *text = (n > sizeof(small) && body) ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (n == 0 || (n > sizeof(small) && text == NULL)) {
-		/* Only allocation failure gets here; a fixed body cannot fail again. */
-		static const char oom[] = "{\"status\":500,\"code\":\"internal\"}";
-		sg_http_send_text(c, 500, oom, sizeof(oom) - 1, "application/problem+json");
+		send_out_of_memory(c);
 		return;
 	}
 	sg_http_send_text(c, status, text ? text : small, text ? strlen(text) : n, content_type);
@@ -130,11 +136,33 @@ sg_http_send_json(struct sg_http_ctx *c, int status, json_t *body, const char *c
 }
 
 void
+sg_http_send_jbuf(struct sg_http_ctx *c, int status, const struct sg_jbuf *body,
+                  const char *content_type)
+{
+	sg_http_send_text(c, status, body->data ? body->data : "", body->len, content_type);
+}
+
+void
 sg_http_send_problem(struct sg_http_ctx *c, enum sg_problem_code code, const char *detail)
 {
 	const struct sg_problem_def *def = sg_problem_def(code);
-	json_t *body = sg_problem_body(def, detail, c->trace.trace_id, c->path, NULL);
-	sg_http_send_json(c, def->status, body, "application/problem+json");
+	struct sg_jbuf body = {0};
+	if (sg_problem_write(&body, def, detail, c->trace.trace_id, c->path, NULL) == 0)
+		sg_http_send_jbuf(c, def->status, &body, "application/problem+json");
+	else
+		send_out_of_memory(c);
+	sg_jbuf_release(&body);
+}
+
+void
+sg_http_send_refusal(struct sg_http_ctx *c, struct sg_req *r)
+{
+	struct sg_jbuf body = {0};
+	if (sg_req_problem_write(r, &body) == 0)
+		sg_http_send_jbuf(c, r->status, &body, "application/problem+json");
+	else
+		send_out_of_memory(c);
+	sg_jbuf_release(&body);
 }
 
 static uint64_t

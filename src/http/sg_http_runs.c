@@ -68,10 +68,37 @@ role_covers(struct sg_http_ctx *c, const struct sg_req *r, const struct sg_templ
 static void
 send_req_problem(struct sg_http_ctx *c, struct sg_req *r)
 {
-	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+	sg_http_send_refusal(c, r);
 }
 
 /* ---- answering ---- */
+
+/* A run that did not succeed: its problem, with the run document in it. */
+static void
+send_run_problem(struct sg_http_ctx *c, struct sg_run_exec *x, json_t *doc)
+{
+	const struct sg_problem_def *p = sg_problem_def(x->doc.problem);
+	/* Run documents are jansson's (written once per run, beside the store's copy). */
+	char *run = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	struct sg_jbuf ext = {0}, body = {0};
+	struct sg_jw w;
+	sg_jw_begin(&w, &ext);
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "run_id");
+	sg_jw_stringz(&w, x->doc.id);
+	sg_jw_keyz(&w, "run");
+	sg_jw_raw(&w, run ? run : "null", run ? strlen(run) : 4);
+	sg_jw_object_end(&w);
+	if (run != NULL && sg_jw_end(&w) == 0 &&
+	    sg_problem_write(&body, p, x->doc.message, c->trace.trace_id, c->path, &ext) == 0)
+		sg_http_send_jbuf(c, p->status, &body, "application/problem+json");
+	else
+		sg_http_send_problem(c, SG_P_INTERNAL, "the run's result could not be rendered");
+	free(run);
+	sg_jbuf_release(&ext);
+	sg_jbuf_release(&body);
+}
 
 static void
 answer_sync(struct sg_run_exec *x, void *arg)
@@ -83,12 +110,7 @@ answer_sync(struct sg_run_exec *x, void *arg)
 	} else if (x->doc.status == SG_RUN_SUCCEEDED) {
 		sg_http_send_json(c, 200, doc, "application/json");
 	} else {
-		const struct sg_problem_def *p = sg_problem_def(x->doc.problem);
-		json_t *ext = json_pack("{s:s, s:o}", "run_id", x->doc.id, "run", doc);
-		sg_http_send_json(
-		    c, p->status,
-		    sg_problem_body(p, x->doc.message, c->trace.trace_id, c->path, ext),
-		    "application/problem+json");
+		send_run_problem(c, x, doc);
 	}
 	c->is_suspended = false;
 	sg_http_done(c);
@@ -153,7 +175,10 @@ start_run(struct sg_http_ctx *c, struct sg_req *r, const struct sg_template *tpl
 		x->on_done_arg = c;
 		c->is_suspended = true; /* answered by answer_sync */
 	}
-	enum sg_run_start got = sg_run_exec_start(x, r->input, err, sizeof(err));
+	/* The sandbox's frames carry jansson values: the checked body is read once more. */
+	json_t *input = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : json_object();
+	enum sg_run_start got = input ? sg_run_exec_start(x, input, err, sizeof(err)) : SG_RUN_UNAVAILABLE;
+	json_decref(input);
 	if (got == SG_RUN_STARTED) {
 		if (no_wait)
 			answer_accepted(c, id);

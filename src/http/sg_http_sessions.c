@@ -149,7 +149,7 @@ static void
 reply_refused(struct sg_http_ctx *c, struct sg_req *r)
 {
 	sg_http_rate_headers(c, r);
-	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+	sg_http_send_refusal(c, r);
 }
 
 /* Over the cap: 429 with Retry-After set to when the first of them expires. */
@@ -165,7 +165,7 @@ refuse_cap(struct sg_http_ctx *c, struct sg_req *r, const struct sg_sessions_liv
 	            live->n, r->gw->config->sessions_max_per_key, (long long)wait);
 	snprintf(v, sizeof(v), "%lld", (long long)wait);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
-	sg_http_send_json(c, r->status, sg_req_problem_body(r), "application/problem+json");
+	sg_http_send_refusal(c, r);
 }
 
 void

@@ -21,7 +21,7 @@
 			std::abort();                                                              \
 	} while (0)
 #include <rapidjson/encodedstream.h>
-#include <rapidjson/error/en.h>
+#include <rapidjson/error/error.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/writer.h>
@@ -283,6 +283,63 @@ check(walk &w, dom::element e)
 	}
 }
 
+/* RapidJSON's finding in words for someone who may not write JSON every day. */
+static const char *
+reader_words(rapidjson::ParseErrorCode code)
+{
+	switch (code) {
+	case rapidjson::kParseErrorDocumentEmpty:
+		return "the body is empty or only spaces; send a JSON value such as {}";
+	case rapidjson::kParseErrorDocumentRootNotSingular:
+		return "more follows the JSON value; send exactly one value";
+	case rapidjson::kParseErrorObjectMissName:
+		return "an object member needs a name in double quotes";
+	case rapidjson::kParseErrorObjectMissColon:
+		return "a colon ':' is missing after a member name";
+	case rapidjson::kParseErrorObjectMissCommaOrCurlyBracket:
+		return "a comma ',' or a closing '}' is missing after an object member";
+	case rapidjson::kParseErrorArrayMissCommaOrSquareBracket:
+		return "a comma ',' or a closing ']' is missing after an array element";
+	case rapidjson::kParseErrorStringUnicodeEscapeInvalidHex:
+		return "a \\u escape needs four hexadecimal digits";
+	case rapidjson::kParseErrorStringUnicodeSurrogateInvalid:
+		return "a \\u escape is half of a surrogate pair without its other half";
+	case rapidjson::kParseErrorStringEscapeInvalid:
+		return "a backslash escape is not one JSON has (\\\" \\\\ \\/ \\b \\f \\n \\r \\t "
+		       "\\uXXXX)";
+	case rapidjson::kParseErrorStringMissQuotationMark:
+		return "a string is not closed with a double quote, or holds a raw control "
+		       "character (write \\n, \\t or \\u00XX instead)";
+	case rapidjson::kParseErrorStringInvalidEncoding:
+		return "the body is not valid UTF-8";
+	case rapidjson::kParseErrorNumberTooBig:
+	case rapidjson::kParseErrorNumberMissFraction:
+	case rapidjson::kParseErrorNumberMissExponent:
+		return "a number is malformed or out of range";
+	default:
+		return "this is not a JSON value (strings need double quotes; true, false and null "
+		       "are lower case)";
+	}
+}
+
+/* simdjson's finding, when RapidJSON found nothing to point at. */
+static const char *
+parser_words(error_code code)
+{
+	switch (code) {
+	case NUMBER_ERROR:
+	case NUMBER_OUT_OF_RANGE:
+		return "a number is out of range: integers must fit in 64 bits and other numbers "
+		       "must be finite";
+	case STRING_ERROR:
+		return "a string has an invalid escape or a lone surrogate";
+	case UTF8_ERROR:
+		return "the body is not valid UTF-8";
+	default:
+		return error_message(code);
+	}
+}
+
 /* The first error as a person needs it: RapidJSON finds where simdjson only says what. */
 static void
 explain(const char *text, size_t len, error_code code, sg_json_error *err)
@@ -297,32 +354,19 @@ explain(const char *text, size_t len, error_code code, sg_json_error *err)
 	    reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
 		in, handler);
 	err->pointer[0] = '\0';
-	if (r.IsError()) {
-		size_t line = 1, column = 1;
-		for (size_t i = 0; i < r.Offset() && i < len; i++, column++)
-			if (text[i] == '\n')
-				line++, column = 0;
-		std::snprintf(err->message, sizeof err->message, "line %zu, column %zu: %s", line,
-		              column, rapidjson::GetParseError_En(r.Code()));
+	if (!r.IsError()) {
+		std::snprintf(err->message, sizeof err->message, "%s", parser_words(code));
 		return;
 	}
-	const char *why;
-	switch (code) {
-	case NUMBER_ERROR:
-	case NUMBER_OUT_OF_RANGE:
-		why = "a number is out of range: integers must fit in 64 bits and other numbers "
-		      "must be finite";
-		break;
-	case STRING_ERROR:
-		why = "a string has an invalid escape or a lone surrogate";
-		break;
-	case UTF8_ERROR:
-		why = "the body is not valid UTF-8";
-		break;
-	default:
-		why = error_message(code);
-	}
-	std::snprintf(err->message, sizeof err->message, "%s", why);
+	bool at_end = r.Offset() >= len && r.Code() != rapidjson::kParseErrorDocumentEmpty;
+	size_t at = at_end && len > 0 ? len - 1 : r.Offset();
+	size_t line = 1, column = 1;
+	for (size_t i = 0; i < at && i < len; i++, column++)
+		if (text[i] == '\n')
+			line++, column = 0;
+	std::snprintf(err->message, sizeof err->message, "line %zu, column %zu: %s", line, column,
+	              at_end ? "the body ends before its JSON value is complete"
+	                     : reader_words(r.Code()));
 }
 
 static bool
@@ -390,6 +434,12 @@ sg_json_parse(const char *text, size_t len, int max_depth, sg_json_doc *doc, sg_
 	doc->parser = &tp;
 	doc->generation = tp.generation;
 	return SG_JSON_OK;
+}
+
+extern "C" bool
+sg_json_utf8_valid(const char *s, size_t len)
+{
+	return simdjson::validate_utf8(s, len);
 }
 
 extern "C" bool
@@ -495,6 +545,16 @@ sg_json_get(sg_json_val v, const char *key, size_t key_len, sg_json_val *out)
 	dom::element found;
 	if (elem(v).get_object().get(obj) != SUCCESS ||
 	    obj.at_key(std::string_view(key, key_len)).get(found) != SUCCESS)
+		return false;
+	*out = val(found);
+	return true;
+}
+
+extern "C" bool
+sg_json_pointer(sg_json_val v, const char *ptr, sg_json_val *out)
+{
+	dom::element found;
+	if (elem(v).at_pointer(std::string_view(ptr)).get(found) != SUCCESS)
 		return false;
 	*out = val(found);
 	return true;

@@ -78,6 +78,8 @@ struct sg_json_error {
  */
 enum sg_json_rc sg_json_parse(const char *text, size_t len, int max_depth, struct sg_json_doc *doc,
                               struct sg_json_error *err);
+/* Whether `len` bytes at `s` are valid UTF-8 (what sg_jw_string accepts). */
+bool sg_json_utf8_valid(const char *s, size_t len);
 /* Whether `doc` is still readable: this thread made it and has not parsed since. */
 bool sg_json_doc_live(const struct sg_json_doc *doc);
 
@@ -94,6 +96,9 @@ const char *sg_json_string(struct sg_json_val v, size_t *len);
 size_t sg_json_size(struct sg_json_val v);
 /* The member `key` of an object; false when absent or `v` is no object. */
 bool sg_json_get(struct sg_json_val v, const char *key, size_t key_len, struct sg_json_val *out);
+
+/* The value at RFC 6901 pointer `ptr` ("" is `v` itself); false when there is none. */
+bool sg_json_pointer(struct sg_json_val v, const char *ptr, struct sg_json_val *out);
 
 /* Walks an object's members or an array's elements in order. */
 struct sg_json_iter {

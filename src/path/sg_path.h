@@ -29,9 +29,10 @@ enum sg_step_rc sg_step_throttle(struct sg_req *r);
 enum sg_step_rc sg_step_route(struct sg_req *r);
 
 /*
- * The validate step's work against any schema: parses r->body into
- * r->input (capped in size and depth) and checks it, refusing with the
- * failing JSON Pointers.  Template runs use it for the template's input.
+ * The validate step's work against any schema: parses r->body (capped in
+ * size and depth) and checks it, refusing with the failing JSON Pointers.
+ * Nothing of the parse is kept: a later step that needs the input reads
+ * r->body again.  Template runs use it for the template's input.
  */
 enum sg_step_rc sg_validate_body(struct sg_req *r, const struct sg_schema *schema);
 

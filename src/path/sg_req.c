@@ -48,10 +48,8 @@ sg_req_finish(struct sg_req *r)
 	r->in_flight = false;
 	sg_session_unref(r->principal.session);
 	r->principal.session = NULL;
-	json_decref(r->input);
-	json_decref(r->output);
-	json_decref(r->problem_ext);
-	r->input = r->output = r->problem_ext = NULL;
+	sg_jbuf_release(&r->output);
+	sg_jbuf_release(&r->problem_ext);
 }
 
 enum sg_step_rc
@@ -68,11 +66,10 @@ sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
 	return SG_STEP_STOP;
 }
 
-json_t *
-sg_req_problem_body(struct sg_req *r)
+int
+sg_req_problem_write(struct sg_req *r, struct sg_jbuf *out)
 {
 	const struct sg_problem_def *def = r->problem ? r->problem : sg_problem_def(SG_P_INTERNAL);
-	json_t *ext = r->problem_ext;
-	r->problem_ext = NULL;
-	return sg_problem_body(def, r->detail[0] ? r->detail : NULL, r->trace.trace_id, NULL, ext);
+	return sg_problem_write(out, def, r->detail[0] ? r->detail : NULL, r->trace.trace_id, NULL,
+	                        &r->problem_ext);
 }

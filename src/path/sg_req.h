@@ -9,21 +9,21 @@
  * step allocates it from the request's arena, nobody else reads its
  * fields, and its release hook runs when the request ends.
  *
- * Ownership: the request owns `input`, `output`, `problem_ext` and its
- * slots, and sg_req_finish() releases them.  Every other pointer is
+ * Ownership: the request owns `output`, `problem_ext` and its slots, and
+ * sg_req_finish() releases them.  Every other pointer is
  * borrowed from the snapshot (which the transport keeps alive until the
  * request ends) or the transport.
  */
 #ifndef SG_REQ_H
 #define SG_REQ_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "catalog/sg_snapshot.h"
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
+#include "json/sg_json.h"
 #include "throttle/sg_sessions.h"
 #include "obs/sg_trace.h"
 #include "throttle/sg_limiter.h"
@@ -121,8 +121,8 @@ struct sg_req {
 	struct sg_principal principal;
 	const struct sg_connector *connector;
 	const struct sg_operation *op;
-	json_t *input;
-	json_t *output;
+	/* The upstream's answer as JSON text, in a buffer from the thread's slab. */
+	struct sg_jbuf output;
 	enum sg_class cls; /* the workload class the call runs in, once the role is known */
 	size_t next_step;
 	bool in_flight; /* counted in gw->in_flight (sg_path_begin) */
@@ -131,7 +131,8 @@ struct sg_req {
 	int status;
 	const struct sg_problem_def *problem; /* NULL when allowed */
 	char detail[512];
-	json_t *problem_ext;
+	/* Members a refusal adds to its problem document, as one JSON object (sg_problem_write). */
+	struct sg_jbuf problem_ext;
 	enum sg_decision_kind decision;
 	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
 
@@ -174,7 +175,7 @@ sg_req_slot(const struct sg_req *r, enum sg_slot s)
 enum sg_step_rc sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The problem+json body for a refused request (new reference). */
-json_t *sg_req_problem_body(struct sg_req *r);
+/* Appends the problem+json body for a refused request to `out`: 0, or -1 out of memory. */
+int sg_req_problem_write(struct sg_req *r, struct sg_jbuf *out);
 
 #endif

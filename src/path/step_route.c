@@ -23,9 +23,8 @@ simulate(struct sg_req *r, const struct route_ctx *rc)
 	sg_fmt_str(&f, r->connector->name);
 	sg_fmt_str(&f, ".");
 	sg_fmt_str(&f, r->op->name);
-	r->output = sg_sim_generate_checked(r->op->output, r->op->examples, r->input,
-	                                    r->gw->config->simulator_seed, salt);
-	if (r->output == NULL)
+	if (sg_sim_write(&r->output, r->op->output, r->op->examples, r->body, r->body_len,
+	                 r->gw->config->simulator_seed, salt, true) != 0)
 		return sg_req_fail(r, SG_P_SIMULATOR_FAILED,
 		                   "the simulator could not produce output for %s", salt);
 	sg_throttle_upstream_done(r, r->now_ns - rc->start_ns);

@@ -142,30 +142,38 @@ static const char *const what_phrase[] = {
 };
 
 /* violated-policies: which limits refused the call and how long each needs. */
-static json_t *
-violations_json(const struct sg_verdict *v)
+static int
+write_violations(struct sg_jbuf *out, const struct sg_verdict *v)
 {
-	json_t *list = json_array();
-	int rc = list ? 0 : -1;
-	for (uint8_t i = 0; rc == 0 && i < v->n_violated; i++) {
+	struct sg_jw w;
+	sg_jw_begin(&w, out);
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "violated-policies");
+	sg_jw_array(&w);
+	for (uint8_t i = 0; i < v->n_violated; i++) {
 		const struct sg_limit_hit *h = &v->violated[i];
-		json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "policy", h->rule->name, "who",
-		                      sg_rule_who_name(h->rule->who), "counts",
-		                      sg_rule_what_name(h->rule->what), "quota", (int)h->res.limit);
-		if (o && h->window)
-			rc |= json_object_set_new(o, "rate", json_string(h->window->spec));
-		if (o && h->res.retry_after_ns != UINT64_MAX)
-			rc |= json_object_set_new(
-			    o, "retry_after_s",
-			    json_integer(
-			        (json_int_t)((h->res.retry_after_ns + 999999999) / 1000000000)));
-		rc |= json_array_append_new(list, o);
+		sg_jw_object(&w);
+		sg_jw_keyz(&w, "policy");
+		sg_jw_stringz(&w, h->rule->name);
+		sg_jw_keyz(&w, "who");
+		sg_jw_stringz(&w, sg_rule_who_name(h->rule->who));
+		sg_jw_keyz(&w, "counts");
+		sg_jw_stringz(&w, sg_rule_what_name(h->rule->what));
+		sg_jw_keyz(&w, "quota");
+		sg_jw_int(&w, h->res.limit);
+		if (h->window) {
+			sg_jw_keyz(&w, "rate");
+			sg_jw_stringz(&w, h->window->spec);
+		}
+		if (h->res.retry_after_ns != UINT64_MAX) {
+			sg_jw_keyz(&w, "retry_after_s");
+			sg_jw_uint(&w, (h->res.retry_after_ns + 999999999) / 1000000000);
+		}
+		sg_jw_object_end(&w);
 	}
-	if (rc != 0) {
-		json_decref(list);
-		return NULL;
-	}
-	return json_pack("{s:o}", "violated-policies", list);
+	sg_jw_array_end(&w);
+	sg_jw_object_end(&w);
+	return sg_jw_end(&w);
 }
 
 enum sg_step_rc
@@ -179,7 +187,7 @@ sg_throttle_refuse(struct sg_req *r, struct sg_throttle_call *tc)
 	const struct sg_limit_hit *h = &tc->verdict.violated[0];
 	const struct sg_rule *rule = h->rule;
 	/* Out of memory a refusal that names no limit would mislead: a 500 instead. */
-	if ((r->problem_ext = violations_json(&tc->verdict)) == NULL)
+	if (write_violations(&r->problem_ext, &tc->verdict) != 0)
 		return sg_req_fail(r, SG_P_INTERNAL, "out of memory while refusing the call");
 	if (h->window == NULL)
 		return sg_req_fail(
@@ -221,17 +229,42 @@ shed_or_next(struct sg_req *r)
 	                   (long long)load, sg_class_name(r->cls));
 }
 
+static int
+write_budget(struct sg_jbuf *out, const struct sg_spend_line *ln, const struct sg_budgets *b,
+             const char *resets)
+{
+	struct sg_jw w;
+	sg_jw_begin(&w, out);
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "budget");
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "scope");
+	sg_jw_stringz(&w, sg_budget_scope_name(ln->scope));
+	sg_jw_keyz(&w, "period");
+	sg_jw_stringz(&w, sg_budget_period_name(ln->period));
+	sg_jw_keyz(&w, "limit");
+	sg_jw_double(&w, (double)ln->limit / SG_MICROS);
+	sg_jw_keyz(&w, "spent");
+	sg_jw_double(&w, (double)ln->spent / SG_MICROS);
+	sg_jw_keyz(&w, "currency");
+	sg_jw_stringz(&w, b->currency);
+	sg_jw_keyz(&w, "resets_at");
+	sg_jw_stringz(&w, resets);
+	sg_jw_keyz(&w, "ask");
+	sg_jw_stringz(&w, b->ask);
+	sg_jw_object_end(&w);
+	sg_jw_object_end(&w);
+	return sg_jw_end(&w);
+}
+
 static enum sg_step_rc
 refuse_budget(struct sg_req *r, struct sg_throttle_call *tc, const struct sg_budgets *b)
 {
 	const struct sg_spend_line *ln = &tc->spend.line[tc->spend.refused];
 	char resets[SG_UTC_LEN];
 	sg_fmt_utc(ln->resets_at, resets);
-	r->problem_ext = json_pack(
-	    "{s:{s:s, s:s, s:f, s:f, s:s, s:s, s:s}}", "budget", "scope",
-	    sg_budget_scope_name(ln->scope), "period", sg_budget_period_name(ln->period), "limit",
-	    (double)ln->limit / SG_MICROS, "spent", (double)ln->spent / SG_MICROS, "currency",
-	    b->currency, "resets_at", resets, "ask", b->ask);
+	if (write_budget(&r->problem_ext, ln, b, resets) != 0)
+		return sg_req_fail(r, SG_P_INTERNAL, "out of memory while refusing the call");
 	return sg_req_fail(r, SG_P_BUDGET_EXCEEDED,
 	                   "%s.%s costs %.4f %s, and your %s's %s budget of %.2f %s has %.4f %s "
 	                   "left; it resets at %s. %s",
@@ -409,30 +442,6 @@ sg_step_throttle(struct sg_req *r)
 	return upstream_place(r, tc);
 }
 
-/* RFC 6901: the value at `ptr` in `doc`, or NULL. */
-static const json_t *
-pointer_get(const json_t *doc, const char *ptr)
-{
-	char token[128];
-	while (doc != NULL && *ptr == '/') {
-		size_t n = 0;
-		for (ptr++; *ptr && *ptr != '/' && n < sizeof(token) - 1; ptr++) {
-			char ch = *ptr;
-			if (ch == '~' && (ptr[1] == '0' || ptr[1] == '1'))
-				ch = *++ptr == '0' ? '~' : '/';
-			token[n++] = ch;
-		}
-		token[n] = '\0';
-		if (json_is_object(doc))
-			doc = json_object_get(doc, token);
-		else if (json_is_array(doc) && n > 0 && strspn(token, "0123456789") == n)
-			doc = json_array_get(doc, strtoul(token, NULL, 10));
-		else
-			doc = NULL;
-	}
-	return *ptr == '\0' ? doc : NULL;
-}
-
 void
 sg_throttle_give_back(struct sg_req *r)
 {
@@ -450,12 +459,17 @@ sg_throttle_upstream_done(struct sg_req *r, uint64_t upstream_ns)
 	if (tc == NULL)
 		return;
 	tc->upstream_ns = upstream_ns;
-	if (r->op->reported_weight == NULL || r->output == NULL || !tc->verdict.allowed)
+	if (r->op->reported_weight == NULL || r->output.len == 0 || !tc->verdict.allowed)
 		return;
-	const json_t *v = pointer_get(r->output, r->op->reported_weight);
-	if (!json_is_integer(v) || json_integer_value(v) <= (json_int_t)r->op->weight)
+	/* Only operations that report their weight pay for reading their answer again. */
+	struct sg_json_doc doc;
+	struct sg_json_val v;
+	if (sg_json_parse(r->output.data, r->output.len, SG_SCHEMA_MAX_DEPTH + 1, &doc, NULL) !=
+	        SG_JSON_OK ||
+	    !sg_json_pointer(doc.root, r->op->reported_weight, &v) ||
+	    sg_json_type(v) != SG_JSON_INT || sg_json_int(v) <= (int64_t)r->op->weight)
 		return;
-	json_int_t extra = json_integer_value(v) - (json_int_t)r->op->weight;
+	int64_t extra = sg_json_int(v) - (int64_t)r->op->weight;
 	uint32_t units = extra > 1000000 ? 1000000 : (uint32_t)extra;
 	sg_limiter_charge(&tc->verdict, r->now_ns, units);
 	sg_throttle_remote_charge(r, tc, units);

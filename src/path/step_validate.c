@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/sg_json_alloc.h"
 #include "path/sg_path.h"
 #include "schema/sg_schema.h"
 
@@ -40,57 +39,51 @@ fail_no_memory(struct sg_req *r)
 	return sg_req_fail(r, SG_P_INTERNAL, "out of memory while checking the body");
 }
 
+/* No body means "no input", which is how a person would read it. */
+static const char no_input[] = "{}";
+
+/* The body's document, on this thread's parser: good until the thread parses again. */
 static enum sg_step_rc
-parse_body(struct sg_req *r)
+parse_body(struct sg_req *r, struct sg_json_doc *doc)
 {
-	json_error_t jerr;
-	if (r->body_len == 0) {
-		/* No body means "no input", which is how a person would read it. */
-		r->input = json_object();
-		return r->input ? SG_STEP_NEXT : fail_no_memory(r);
-	}
-	/*
-	 * JSON text has no raw NUL anywhere (inside strings it is escaped), and
-	 * jansson takes one as the end of its input, which would let anything
-	 * after it through unread.
-	 */
-	const char *nul = memchr(r->body, '\0', r->body_len);
-	if (nul != NULL)
-		return sg_req_fail(r, SG_P_MALFORMED_JSON,
-		                   "byte %zu is a NUL character; JSON text never contains one, so "
-		                   "send the body without it (write \\u0000 inside a string)",
-		                   (size_t)(nul - r->body));
-	sg_json_alloc_watch();
-	r->input =
-	    json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	/* Out of memory, jansson may call good JSON bad, or drop a byte and go on. */
-	if (sg_json_alloc_unwatch()) {
-		json_decref(r->input);
-		r->input = NULL;
-		return fail_no_memory(r);
-	}
-	if (r->input != NULL)
+	struct sg_json_error err;
+	int max_depth = r->gw->config->max_json_depth;
+	const char *text = r->body_len ? r->body : no_input;
+	size_t len = r->body_len ? r->body_len : sizeof(no_input) - 1;
+	switch (sg_json_parse(text, len, max_depth, doc, &err)) {
+	case SG_JSON_OK:
 		return SG_STEP_NEXT;
-	if (json_error_code(&jerr) == json_error_stack_overflow)
+	case SG_JSON_TOO_DEEP:
 		return sg_req_fail(r, SG_P_NESTED_TOO_DEEPLY,
 		                   "the body nests objects and arrays more than %d levels deep",
-		                   r->gw->config->max_json_depth);
-	return sg_req_fail(r, SG_P_MALFORMED_JSON, "line %d, column %d: %s", jerr.line, jerr.column,
-	                   jerr.text);
+		                   max_depth);
+	case SG_JSON_NO_MEMORY:
+		return fail_no_memory(r);
+	default:
+		return sg_req_fail(r, SG_P_MALFORMED_JSON, "%s", err.message);
+	}
 }
 
 static enum sg_step_rc
 report_errors(struct sg_req *r, const struct sg_schema_error *errs, size_t n)
 {
-	json_t *list = json_array();
-	int rc = list ? 0 : -1;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = json_array_append_new(list, json_pack("{s:s, s:s}", "pointer", errs[i].pointer,
-		                                           "message", errs[i].message));
-	if (rc != 0)
-		json_decref(list);
+	struct sg_jw w;
+	sg_jw_begin(&w, &r->problem_ext);
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "errors");
+	sg_jw_array(&w);
+	for (size_t i = 0; i < n; i++) {
+		sg_jw_object(&w);
+		sg_jw_keyz(&w, "pointer");
+		sg_jw_stringz(&w, errs[i].pointer);
+		sg_jw_keyz(&w, "message");
+		sg_jw_stringz(&w, errs[i].message);
+		sg_jw_object_end(&w);
+	}
+	sg_jw_array_end(&w);
+	sg_jw_object_end(&w);
 	/* A refusal says all it found or, out of memory, nothing but a 500. */
-	if (rc != 0 || (r->problem_ext = json_pack("{s:o}", "errors", list)) == NULL)
+	if (sg_jw_end(&w) != 0)
 		return fail_no_memory(r);
 	const char *where = errs[0].pointer[0] ? errs[0].pointer : "the body";
 	if (n == 1)
@@ -109,8 +102,8 @@ enum sg_step_rc
 sg_validate_body(struct sg_req *r, const struct sg_schema *schema)
 {
 	struct sg_schema_error errs[MAX_REPORTED_ERRORS];
+	struct sg_json_doc doc;
 	size_t n = 0;
-	int max_depth = r->gw->config->max_json_depth;
 
 	if (r->body_len > r->gw->config->max_body_bytes)
 		return sg_req_fail(r, SG_P_BODY_TOO_LARGE,
@@ -119,14 +112,10 @@ sg_validate_body(struct sg_req *r, const struct sg_schema *schema)
 	if (r->body_len > 0 && !is_json_type(r->content_type))
 		return sg_req_fail(r, SG_P_UNSUPPORTED_MEDIA_TYPE, "the body was sent as %.80s",
 		                   r->content_type);
-	enum sg_step_rc rc = parse_body(r);
+	enum sg_step_rc rc = parse_body(r, &doc);
 	if (rc != SG_STEP_NEXT)
 		return rc;
-	if (sg_json_depth(r->input, max_depth + 1) > max_depth)
-		return sg_req_fail(r, SG_P_NESTED_TOO_DEEPLY,
-		                   "the body nests objects and arrays more than %d levels deep",
-		                   max_depth);
-	if (sg_schema_validate(schema, r->input, errs, MAX_REPORTED_ERRORS, &n) == 0)
+	if (sg_schema_validate(schema, doc.root, errs, MAX_REPORTED_ERRORS, &n) == 0)
 		return SG_STEP_NEXT;
 	if (n == 0) /* defensive: the validator always explains a refusal */
 		return sg_req_fail(r, SG_P_INVALID_INPUT, "the input does not match the schema");

@@ -98,7 +98,15 @@ complete(struct sg_run_exec *x)
 	char detail[600];
 	if (r->problem == NULL) {
 		add_span(x, capability, "allowed", 200, NULL, NULL, r->op ? r->op->cost : 0);
-		send_result(x, r->output ? r->output : json_null(), NULL, NULL);
+		/* The frames to the worker carry jansson values: the answer is read once more. */
+		json_t *out = r->output.len
+		                  ? json_loadb(r->output.data, r->output.len, JSON_DECODE_ANY, NULL)
+		                  : json_null();
+		if (out != NULL)
+			send_result(x, out, NULL, NULL);
+		else
+			send_result(x, NULL, "internal", "out of memory while handing over the result");
+		json_decref(out);
 	} else {
 		sg_problem_sanitize(detail, sizeof(detail), r->detail);
 		add_span(x, capability, sg_decision_name(r->decision), r->status, r->problem->code,

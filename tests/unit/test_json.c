@@ -58,7 +58,7 @@ static void
 test_refuses_trailing_bytes(void **state)
 {
 	(void)state;
-	assert_malformed("{} {}", "followed");
+	assert_malformed("{} {}", "more follows");
 	assert_malformed("{}x", NULL);
 	assert_malformed("[1]]", NULL);
 	assert_malformed("1 2", NULL);
