@@ -169,41 +169,61 @@ dispatch_admin(struct sg_http_ctx *c)
 }
 
 static void
+log_member(struct sg_jw *w, const char *key, const char *value)
+{
+	sg_jw_keyz(w, key);
+	sg_jw_stringz(w, value);
+}
+
+/* The path, as sent: it may hold any byte, and a log line must stay JSON. */
+static void
+log_path(struct sg_jw *w, const char *path)
+{
+	if (path == NULL)
+		return;
+	sg_jw_keyz(w, "path");
+	size_t n = strlen(path);
+	if (sg_json_utf8_valid(path, n))
+		sg_jw_string(w, path, n);
+	else
+		sg_jw_stringz(w, "(not UTF-8)");
+}
+
+static void
 log_request(struct sg_http_ctx *c, int status, uint64_t latency_us)
 {
 	if (!c->t->server->cfg->log_requests)
 		return;
 	const struct sg_req *r = c->gov;
 	const struct sg_key_entry *k = r ? r->principal.key : NULL;
-	json_t *line = sg_log_line("info", "request");
-	if (line == NULL)
-		return;
-	json_object_set_new(line, "trace_id", json_string(c->trace.trace_id));
-	json_object_set_new(line, "status", json_integer(status));
-	json_object_set_new(line, "latency_us", json_integer((json_int_t)latency_us));
-	json_object_set_new(
-	    line, "method",
-	    json_string(c->governed || evhttp_request_get_command(c->req) == EVHTTP_REQ_POST
-	                    ? "POST"
-	                    : "GET"));
-	json_object_set_new(line, "path", json_string(c->path));
+	struct sg_jw w;
+	sg_logbuf_line_begin(&c->t->log, &w, "info", "request");
+	log_member(&w, "trace_id", c->trace.trace_id);
+	sg_jw_keyz(&w, "status");
+	sg_jw_int(&w, status);
+	sg_jw_keyz(&w, "latency_us");
+	sg_jw_uint(&w, latency_us);
+	log_member(&w, "method",
+	           c->governed || evhttp_request_get_command(c->req) == EVHTTP_REQ_POST ? "POST"
+	                                                                               : "GET");
+	log_path(&w, c->path);
 	if (k) {
-		json_object_set_new(line, "tenant", json_string(k->tenant));
-		json_object_set_new(line, "user", json_string(k->user));
-		json_object_set_new(line, "key_id", json_string(k->id));
+		log_member(&w, "tenant", k->tenant);
+		log_member(&w, "user", k->user);
+		log_member(&w, "key_id", k->id);
 	}
 	if (r && r->connector)
-		json_object_set_new(line, "connector", json_string(r->connector->name));
+		log_member(&w, "connector", r->connector->name);
 	if (r && r->op)
-		json_object_set_new(line, "operation", json_string(r->op->name));
+		log_member(&w, "operation", r->op->name);
 	if (r) {
-		json_object_set_new(line, "decision", json_string(sg_decision_name(r->decision)));
-		json_object_set_new(line, "queue_wait_us",
-		                    json_integer((json_int_t)r->queue_wait_us));
+		log_member(&w, "decision", sg_decision_name(r->decision));
+		sg_jw_keyz(&w, "queue_wait_us");
+		sg_jw_uint(&w, r->queue_wait_us);
 		if (r->problem)
-			json_object_set_new(line, "code", json_string(r->problem->code));
+			log_member(&w, "code", r->problem->code);
 	}
-	sg_logbuf_append(&c->t->log, line);
+	sg_logbuf_line_end(&c->t->log, &w);
 }
 
 /*

@@ -35,7 +35,17 @@ timestamp(char *out, size_t n)
 		strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
 		cached_sec = tv.tv_sec;
 	}
-	snprintf(out, n, "%s.%06ldZ", cached, (long)tv.tv_usec);
+	/* "%s.%06ldZ" without a printf: lines are written on every request. */
+	size_t len = strlen(cached);
+	if (n < len + 9)
+		return;
+	memcpy(out, cached, len);
+	out[len] = '.';
+	long us = (long)tv.tv_usec;
+	for (int i = 6; i >= 1; i--, us /= 10)
+		out[len + (size_t)i] = (char)('0' + us % 10);
+	out[len + 7] = 'Z';
+	out[len + 8] = '\0';
 }
 
 json_t *
@@ -73,55 +83,49 @@ log_now(json_t *line)
 
 #define LOGBUF_FLUSH_AT (32 * 1024)
 
-static int
-logbuf_reserve(struct sg_logbuf *b, size_t n)
+void
+sg_logbuf_line_begin(struct sg_logbuf *b, struct sg_jw *w, const char *level, const char *msg)
 {
-	if (b->len + n <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : LOGBUF_FLUSH_AT * 2;
-	while (cap < b->len + n)
-		cap *= 2;
-	char *nb = realloc(b->buf, cap);
-	if (nb == NULL)
-		return -1;
-	b->buf = nb;
-	b->cap = cap;
-	return 0;
+	char ts[40];
+	timestamp(ts, sizeof(ts));
+	b->line_start = b->text.len;
+	sg_jw_begin(w, &b->text);
+	sg_jw_object(w);
+	sg_jw_keyz(w, "ts");
+	sg_jw_stringz(w, ts);
+	sg_jw_keyz(w, "level");
+	sg_jw_stringz(w, level);
+	sg_jw_keyz(w, "msg");
+	sg_jw_stringz(w, msg);
 }
 
 void
-sg_logbuf_append(struct sg_logbuf *b, json_t *line)
+sg_logbuf_line_end(struct sg_logbuf *b, struct sg_jw *w)
 {
-	if (line == NULL)
+	sg_jw_object_end(w);
+	if (sg_jw_end(w) != 0) {
+		b->text.len = b->line_start;
 		return;
-	/* Serialise in place; a line that does not fit is retried once in a bigger buffer. */
-	size_t need = logbuf_reserve(b, 1024) == 0
-	    ? json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT) : 0;
-	if (need >= b->cap - b->len - 1 && logbuf_reserve(b, need + 2) == 0)
-		need = json_dumpb(line, b->buf + b->len, b->cap - b->len - 1, JSON_COMPACT);
-	if (need > 0 && need < b->cap - b->len - 1) {
-		b->len += need;
-		b->buf[b->len++] = '\n';
 	}
-	json_decref(line);
-	if (b->len >= LOGBUF_FLUSH_AT)
+	/* The writer always leaves room for a NUL after the value: the newline takes it. */
+	b->text.data[b->text.len++] = '\n';
+	if (b->text.len >= LOGBUF_FLUSH_AT)
 		sg_logbuf_flush(b);
 }
 
 void
 sg_logbuf_flush(struct sg_logbuf *b)
 {
-	(void)sg_write_all(STDERR_FILENO, b->buf, b->len);
-	b->len = 0;
+	if (b->text.len > 0)
+		(void)sg_write_all(STDERR_FILENO, b->text.data, b->text.len);
+	b->text.len = 0;
 }
 
 void
 sg_logbuf_free(struct sg_logbuf *b)
 {
 	sg_logbuf_flush(b);
-	free(b->buf);
-	b->buf = NULL;
-	b->cap = 0;
+	sg_jbuf_release(&b->text);
 }
 
 void

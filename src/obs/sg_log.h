@@ -7,6 +7,9 @@
 #define SG_LOG_H
 
 #include <jansson.h>
+#include <stddef.h>
+
+#include "json/sg_json.h"
 
 enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR };
 
@@ -25,15 +28,18 @@ json_t *sg_log_line(const char *level, const char *msg);
  * A per-thread buffer for access-log lines, so that a busy thread pays one
  * write(2) per batch instead of one per request.  The owner flushes it on a
  * short timer and before exiting; a line is never split between writes.
+ * Lines are written in place by the JSON writer: no value is built.
  */
 struct sg_logbuf {
-	char *buf;
-	size_t len;
-	size_t cap;
+	struct sg_jbuf text;
+	size_t line_start;
 };
 
-/* Takes the reference to `line`, which must come from sg_log_line. */
-void sg_logbuf_append(struct sg_logbuf *b, json_t *line);
+/* Starts a line {"ts","level","msg", ...} in `b`; add members through `w`, then end it. */
+void sg_logbuf_line_begin(struct sg_logbuf *b, struct sg_jw *w, const char *level,
+                          const char *msg);
+/* Ends the line; one the writer failed on is dropped whole. */
+void sg_logbuf_line_end(struct sg_logbuf *b, struct sg_jw *w);
 void sg_logbuf_flush(struct sg_logbuf *b);
 void sg_logbuf_free(struct sg_logbuf *b);
 

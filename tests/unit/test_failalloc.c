@@ -833,6 +833,47 @@ test_unknown_connector(void **state)
 	assert_string_equal(c.ref_detail, "there is no connector \"crmm\" (did you mean \"crm\"?)");
 }
 
+/*
+ * Allocations one call makes from arrival to release, once the thread has
+ * served the same call before: its buffers come from the thread's slab.
+ */
+static size_t
+warm_call_allocations(struct call_case *c, int want_status)
+{
+	snprintf(c->auth, sizeof(c->auth), "Bearer %s", w.f.keys[0]);
+	for (int i = 0; i < 4; i++) {
+		bool measured = i == 3;
+		c->now = (w.clock += 10000000000ull);
+		if (measured)
+			sg_failalloc_arm(SIZE_MAX, false);
+		call_run(c);
+		assert_int_equal(c->r.status, want_status);
+		sg_jbuf_release(&c->problem_text);
+		sg_req_finish(&c->r);
+		if (measured)
+			sg_failalloc_disarm();
+	}
+	return sg_failalloc_count();
+}
+
+static void
+test_a_warm_call_allocates_nothing(void **state)
+{
+	(void)state;
+	struct call_case allowed = {
+	    .connector = "crm",
+	    .operation = "create_contact",
+	    .body = "{\"email\":\"ada@example.com\",\"name\":\"Ada Lovelace\"}",
+	};
+	assert_int_equal(warm_call_allocations(&allowed, 200), 0);
+	struct call_case invalid = {
+	    .connector = "crm",
+	    .operation = "create_contact",
+	    .body = "{\"email\":\"ada@example.com\",\"name\":\"\"}",
+	};
+	assert_int_equal(warm_call_allocations(&invalid, 400), 0);
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 static int
@@ -891,6 +932,7 @@ main(void)
 	    cmocka_unit_test(test_refused_call),
 	    cmocka_unit_test(test_throttled_call),
 	    cmocka_unit_test(test_unknown_connector),
+	    cmocka_unit_test(test_a_warm_call_allocates_nothing),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
 		cmocka_set_test_filter(getenv("SG_FAILALLOC_ONLY"));
