@@ -474,6 +474,84 @@ test_validate_refusals(void **state)
 	sg_req_finish(&c.r);
 }
 
+/*
+ * JSONTestSuite-style bodies through the validate step: what is not JSON
+ * (or JSON the gateway refuses) is malformed_json, JSON nested past the cap
+ * is nested_too_deeply, and good JSON that breaks the schema is
+ * invalid_input.  The event is calendar.create_event.
+ */
+#define EVENT_HEAD "{\"title\":\"Planning\",\"starts_at\":\"2026-12-07T09:30:00Z\","
+
+static const struct body_case {
+	const char *body;
+	size_t len; /* 0: strlen */
+	const char *code;
+} body_cases[] = {
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\"}", 0, NULL},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"title\":\"again\"}", 0,
+     "malformed_json"}, /* a duplicate key */
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"location\":\"a\\u0000b\"}", 0,
+     "malformed_json"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\"} {}", 0, "malformed_json"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\"}x", 0, "malformed_json"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"location\":\"\xff\"}", 0,
+     "malformed_json"}, /* not UTF-8 */
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"location\":\"\\ud800\"}", 0,
+     "malformed_json"}, /* a lone surrogate */
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"location\":1e999}", 0,
+     "malformed_json"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"location\":184467440737095516160}",
+     0, "malformed_json"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"location\":12345678901234567890}", 0,
+     "invalid_input"}, /* a big integer that fits: JSON, but not a string */
+    {EVENT_HEAD "\"ends_at\":\"next tuesday-ish\"}", 0, "invalid_input"},
+    {EVENT_HEAD "\"ends_at\":\"2026-02-29T10:00:00Z\"}", 0, "invalid_input"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"attendees\":[\"ada@@example.com\"]}",
+     0, "invalid_input"},
+    {EVENT_HEAD "\"ends_at\":\"2026-12-07T10:00:00Z\",\"attendees\":[\"ada@example.com\"]}",
+     0, NULL},
+    {"{\"title\":\"x\"} \0", 16, "malformed_json"}, /* a raw NUL after the value */
+};
+
+static void
+test_validate_tells_malformed_from_invalid(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(body_cases) / sizeof(body_cases[0]); i++) {
+		const struct body_case *bc = &body_cases[i];
+		struct call c;
+		call_init(&c, f.keys[EXPLORER], "calendar", "create_event", bc->body);
+		if (bc->len != 0)
+			c.r.body_len = bc->len;
+		enum sg_step_rc rc = run_to(&c, sg_step_validate);
+		const char *got = c.r.problem ? c.r.problem->code : NULL;
+		if (bc->code == NULL ? rc != SG_STEP_NEXT
+		                     : rc != SG_STEP_STOP || got == NULL || strcmp(got, bc->code) != 0)
+			fail_msg("case %zu (%s): got %s (%s), want %s", i, bc->body, got ? got : "pass",
+			         c.r.detail, bc->code ? bc->code : "pass");
+		sg_req_finish(&c.r);
+	}
+	/* Nesting: at the cap the body is JSON (the wrong type), one level more is refused. */
+	int cap = f.cfg.max_json_depth;
+	for (int depth = cap; depth <= cap + 1; depth++) {
+		char body[512];
+		size_t n = (size_t)snprintf(body, sizeof(body), "{\"title\":");
+		assert_true((size_t)depth * 2 + n + 2 < sizeof(body));
+		for (int i = 1; i < depth; i++)
+			body[n++] = '[';
+		for (int i = 1; i < depth; i++)
+			body[n++] = ']';
+		body[n++] = '}';
+		body[n] = '\0';
+		struct call c;
+		call_init(&c, f.keys[EXPLORER], "calendar", "create_event", body);
+		assert_int_equal(run_to(&c, sg_step_validate), SG_STEP_STOP);
+		assert_string_equal(c.r.problem->code,
+		                    depth == cap ? "invalid_input" : "nested_too_deeply");
+		sg_req_finish(&c.r);
+	}
+}
+
 /* The size cap at N - 1, N and N + 1 bytes: only N + 1 is too large. */
 static void
 test_validate_caps_the_body_size(void **state)
@@ -624,6 +702,7 @@ main(void)
 	    cmocka_unit_test(test_validate_parses_the_input),
 	    cmocka_unit_test(test_validate_refusals),
 	    cmocka_unit_test(test_validate_caps_the_body_size),
+	    cmocka_unit_test(test_validate_tells_malformed_from_invalid),
 	    cmocka_unit_test(test_throttle_admits_and_takes_capacity),
 	    cmocka_unit_test(test_throttle_refusals),
 	    cmocka_unit_test(test_route_answers_from_the_simulator),
