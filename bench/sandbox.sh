@@ -170,8 +170,11 @@ run_wrk() { # out wrk-options...
 	shift
 	KEY="$key" wrk --latency -s "$root/bench/run-template.lua" "$@" "$url" >"$out"
 	if grep -q "Non-2xx" "$out"; then
-		echo "sandbox.sh: runs that did not answer 200 during the bench:" >&2
+		echo "sandbox.sh: runs that did not answer 200 during the bench (wrk, then the gateway's counters and log):" >&2
 		cat "$out" >&2
+		curl -s "$admin_url/metrics" | grep -E '^sandgate_(requests_total|decisions_total|runs)' |
+			grep -vE 'status="200"|} 0$| 0$' >&2 || true
+		grep -v '"level":"info"' "$work/serve.log" | tail -n 20 >&2 || true
 		exit 1
 	fi
 }
