@@ -517,15 +517,269 @@ test_items(void **state)
 }
 
 static void
-test_format_and_annotations_ignored(void **state)
+test_unknown_format_and_annotations_ignored(void **state)
 {
 	(void)state;
 	struct sg_schema *s =
-	    compile("{\"type\": \"string\", \"format\": \"email\","
+	    compile("{\"type\": \"string\", \"format\": \"hostname\","
 	            " \"title\": \"t\", \"description\": \"d\", \"examples\": [1], \"default\": 2,"
 	            " \"$comment\": \"c\"}");
-	expect_valid(s, "\"not an email address\"");
+	expect_valid(s, "\"not a host name!\"");
 	expect_error(s, "1", "", "must be a string, not a number");
+	sg_schema_free(s);
+}
+
+struct format_case {
+	const char *value; /* JSON string contents */
+	const char *why;   /* NULL: valid; "": the generic message; else the reason */
+};
+
+/* Each value checked as `format`, at /v of an object, as a client would send it. */
+static void
+expect_formats(const char *format, const char *what, const struct format_case *c, size_t n)
+{
+	char schema[128], inst[512], msg[512];
+	snprintf(schema, sizeof(schema), "{\"properties\": {\"v\": {\"format\": \"%s\"}}}", format);
+	struct sg_schema *s = compile(schema);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(inst, sizeof(inst), "{\"v\": \"%s\"}", c[i].value);
+		if (c[i].why == NULL) {
+			expect_valid(s, inst);
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "is not %s%s%s", what, c[i].why[0] ? ": " : "",
+		         c[i].why);
+		expect_error(s, inst, "/v", msg);
+	}
+	/* A format says nothing about other types. */
+	expect_valid(s, "{\"v\": 5}");
+	sg_schema_free(s);
+}
+
+#define FORMATS(f, what, cases) expect_formats(f, what, cases, sizeof(cases) / sizeof(cases[0]))
+
+static void
+test_format_date_time(void **state)
+{
+	(void)state;
+	static const struct format_case cases[] = {
+	    {"2026-12-07T09:30:00Z", NULL},
+	    {"2026-12-07t09:30:00z", NULL},
+	    {"2026-12-07T09:30:00.123456+01:00", NULL},
+	    {"2026-12-07T09:30:00-23:59", NULL},
+	    {"2024-02-29T00:00:00Z", NULL},
+	    {"2000-02-29T00:00:00Z", NULL},
+	    {"1998-12-31T23:59:60Z", NULL},
+	    {"1998-12-31T15:59:60-08:00", NULL}, /* 23:59:60 UTC */
+	    {"next tuesday-ish", ""},
+	    {"", ""},
+	    {"2026-12-07", ""},
+	    {"2026-12-7T09:30:00Z", ""},
+	    {"2026-12-07T9:30:00Z", ""},
+	    {"2026-12-07T09:30Z", ""},
+	    {"2026-12-07T09:30:00+0100", ""},
+	    {"2026-12-07T09:30:00Z ", ""},
+	    {"2026-12-07T09:30:00ZZ", ""},
+	    {"+2026-12-07T09:30:00Z", ""},
+	    {"2026-12-07T09:30:00.Z", "the fraction after '.' needs digits"},
+	    {"2026-12-07T09:30:00", "it has no time zone; end it with Z or an offset like +01:00"},
+	    {"2026-12-07 09:30:00Z", "the date and the time are joined by T, not a space"},
+	    {"2025-02-29T10:00:00Z", "February 2025 has 28 days"},
+	    {"1900-02-29T10:00:00Z", "February 1900 has 28 days"},
+	    {"2026-04-31T10:00:00Z", "April 2026 has 30 days"},
+	    {"2026-13-01T10:00:00Z", "month 13 does not exist"},
+	    {"2026-00-01T10:00:00Z", "month 00 does not exist"},
+	    {"2026-01-00T10:00:00Z", "day 00 does not exist"},
+	    {"2026-12-07T24:00:00Z", "hours run from 00 to 23"},
+	    {"2026-12-07T09:60:00Z", "minutes run from 00 to 59"},
+	    {"2026-12-07T09:30:61Z",
+	     "seconds run from 00 to 59 (60 only for a leap second, at 23:59 UTC)"},
+	    {"1998-12-31T23:59:60+01:00",
+	     "seconds run from 00 to 59 (60 only for a leap second, at 23:59 UTC)"},
+	    {"2026-12-07T09:30:00+24:00", "the offset +24:00 is out of range (-23:59 to +23:59)"},
+	};
+	FORMATS("date-time", "a date-time (RFC 3339, e.g. 2026-12-07T09:30:00Z)", cases);
+}
+
+static void
+test_format_date(void **state)
+{
+	(void)state;
+	static const struct format_case cases[] = {
+	    {"2026-12-07", NULL},
+	    {"2024-02-29", NULL},
+	    {"0000-01-01", NULL},
+	    {"2026-12-07T09:30:00Z", ""},
+	    {"07/12/2026", ""},
+	    {"2026-1-07", ""},
+	    {"20261207", ""},
+	    {"2023-02-29", "February 2023 has 28 days"},
+	    {"2026-06-31", "June 2026 has 30 days"},
+	    {"2026-12-32", "December 2026 has 31 days"},
+	    {"2026-13-07", "month 13 does not exist"},
+	};
+	FORMATS("date", "a date (RFC 3339, e.g. 2026-12-07)", cases);
+}
+
+static void
+test_format_email(void **state)
+{
+	(void)state;
+	static const struct format_case cases[] = {
+	    {"ada@example.com", NULL},
+	    {"ada.lovelace+news@mail.example.co.uk", NULL},
+	    {"o'brien!#$%&*/=?^_`{|}~-@x-1.example", NULL},
+	    {"ada", "it has no @"},
+	    {"ada@@example.com", "it has more than one @"},
+	    {"ada@example@com", "it has more than one @"},
+	    {"@example.com", "there is nothing before the @"},
+	    {"ada@", "there is nothing after the @"},
+	    {".ada@example.com",
+	     "the part before the @ starts or ends with a dot, or has two in a row"},
+	    {"ada.@example.com",
+	     "the part before the @ starts or ends with a dot, or has two in a row"},
+	    {"a..da@example.com",
+	     "the part before the @ starts or ends with a dot, or has two in a row"},
+	    {"a da@example.com", "the character ' ' is not allowed before the @"},
+	    {"ad(a)@example.com", "the character '(' is not allowed before the @"},
+	    {"\u00e9@example.com", "a non-ASCII character is not allowed before the @"},
+	    {"ada@localhost", "the domain has no dot"},
+	    {"ada@-example.com", "the domain's parts are 1 to 63 letters, digits or hyphens, with "
+	                         "no hyphen first or last"},
+	    {"ada@example-.com", "the domain's parts are 1 to 63 letters, digits or hyphens, with "
+	                         "no hyphen first or last"},
+	    {"ada@example..com", "the domain's parts are 1 to 63 letters, digits or hyphens, with "
+	                         "no hyphen first or last"},
+	    {"ada@example.com.", "the domain's parts are 1 to 63 letters, digits or hyphens, with "
+	                         "no hyphen first or last"},
+	    {"ada@exa_mple.com", "the domain's parts are 1 to 63 letters, digits or hyphens, with "
+	                         "no hyphen first or last"},
+	};
+	FORMATS("email", "an email address (e.g. ada@example.com)", cases);
+}
+
+/* Local part 64 and 65, label 63 and 64, domain 255 and 256. */
+static void
+test_format_email_lengths(void **state)
+{
+	(void)state;
+	char local[66], label[65], domain[258], text[400];
+	memset(local, 'a', sizeof(local) - 1);
+	local[sizeof(local) - 1] = '\0';
+	memset(label, 'b', sizeof(label) - 1);
+	label[sizeof(label) - 1] = '\0';
+	/* 4 labels of 63 and 3 dots: 255; then one more character. */
+	snprintf(domain, sizeof(domain), "%.63s.%.63s.%.63s.%.63s", label, label, label, label);
+	struct sg_schema *s = compile("{\"format\": \"email\"}");
+	const char *is_not = "is not an email address (e.g. ada@example.com): ";
+	char msg[256];
+
+	snprintf(text, sizeof(text), "\"%.64s@example.com\"", local);
+	expect_valid(s, text);
+	snprintf(text, sizeof(text), "\"%.65s@example.com\"", local);
+	snprintf(msg, sizeof(msg), "%sthe part before the @ is longer than 64 characters", is_not);
+	expect_error(s, text, "", msg);
+	snprintf(text, sizeof(text), "\"a@%.63s.com\"", label);
+	expect_valid(s, text);
+	snprintf(text, sizeof(text), "\"a@%.64s.com\"", label);
+	snprintf(msg, sizeof(msg),
+	         "%sthe domain's parts are 1 to 63 letters, digits or hyphens, with no hyphen "
+	         "first or last",
+	         is_not);
+	expect_error(s, text, "", msg);
+	assert_int_equal(strlen(domain), 255);
+	snprintf(text, sizeof(text), "\"a@%s\"", domain);
+	expect_valid(s, text);
+	domain[0] = 'c';
+	snprintf(text, sizeof(text), "\"a@c%s\"", domain);
+	snprintf(msg, sizeof(msg), "%sthe domain is longer than 255 characters", is_not);
+	expect_error(s, text, "", msg);
+	sg_schema_free(s);
+}
+
+static void
+test_format_uri(void **state)
+{
+	(void)state;
+	static const char *const scheme =
+	    "it needs a scheme (a letter, then letters, digits, +, - or .) and a colon, such as "
+	    "https: or mailto:";
+	static const struct format_case cases[] = {
+	    {"mailto:x", NULL},
+	    {"https://example.com/path", NULL},
+	    {"http://foo.bar/?baz=qux#quux", NULL},
+	    {"http://foo.com/blah_(wiki)#cite-1", NULL},
+	    {"http://foo.bar/?q=Test%20URL-encoded%20stuff", NULL},
+	    {"http://-.~_!$&'()*+,;=:%40:80%2f::::::@example.com", NULL},
+	    {"http://223.255.255.254:8080", NULL},
+	    {"ldap://[2001:db8::7]/c=GB?objectClass?one", NULL},
+	    {"urn:oasis:names:specification:docbook:dtd:xml:4.1.2", NULL},
+	    {"tel:+1-816-555-1212", NULL},
+	    {"file:///etc/hosts", NULL},
+	    {"not a uri", scheme},
+	    {"//example.com/path", scheme},
+	    {"/abc", scheme},
+	    {"abc", scheme},
+	    {":// should fail", scheme},
+	    {"bar,baz:foo", scheme},
+	    {"1http://example.com", scheme},
+	    {"http:// shouldfail.com", "the character ' ' must be percent-encoded (%20)"},
+	    {"http://example.com/a b", "the character ' ' must be percent-encoded (%20)"},
+	    {"http://example.com/a\\\"b", "the character '\"' must be percent-encoded (%22)"},
+	    {"http://example.com/#a#b", "the character '#' must be percent-encoded (%23)"},
+	    {"http://example.com/a[1]", "the character '[' must be percent-encoded (%5B)"},
+	    {"http://example.com/\u00e9", "non-ASCII characters must be percent-encoded as UTF-8"},
+	    {"http://example.com/\\t", "the control character 0x09 must be percent-encoded (%09)"},
+	    {"http://example.com/%2", "% must be followed by two hex digits"},
+	    {"http://example.com/%zz", "% must be followed by two hex digits"},
+	    {"http://example.com:80a/", "the port after the host must be digits"},
+	    {"http://[::1/", "an IP literal opened with [ needs its ]"},
+	    {"http://[::1]x/", "only a port may follow an IP literal's ]"},
+	};
+	FORMATS("uri", "an absolute URI (RFC 3986, e.g. https://example.com/path)", cases);
+}
+
+static void
+test_format_uuid(void **state)
+{
+	(void)state;
+	static const struct format_case cases[] = {
+	    {"123e4567-e89b-12d3-a456-426614174000", NULL},
+	    {"123E4567-E89B-12D3-A456-426614174000", NULL},
+	    {"00000000-0000-0000-0000-000000000000", NULL},
+	    {"123e4567-e89b-12d3-a456-42661417400", "group 5 has 11 digits, not 12"},
+	    {"123e4567-e89b1-2d3-a456-426614174000", "group 2 has 5 digits, not 4"},
+	    {"123e4567e89b12d3a456426614174000", "group 1 has 32 digits, not 8"},
+	    {"123e4567-e89b-12d3-a456", "it has 4 groups, not 5"},
+	    {"123e4567-e89b-12d3-a456-426614174000-1", "it has more than 5 groups"},
+	    {"123e4567-e89b-12d3-a456-42661417400g", "the character 'g' is not a hex digit"},
+	    {"{123e4567-e89b-12d3-a456-426614174000}", "the character '{' is not a hex digit"},
+	    {"", "group 1 has 0 digits, not 8"},
+	};
+	FORMATS("uuid", "a UUID (8-4-4-4-12 hex digits, e.g. 123e4567-e89b-12d3-a456-426614174000)",
+	        cases);
+}
+
+/* Format errors come with the others, after the pattern's. */
+static void
+test_format_with_other_keywords(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"format\": \"date\", \"pattern\": \"^2\", \"maxLength\": 3}");
+	assert_int_equal(run(s, "\"1999-99-99\"", MAX_ERRS), 3);
+	assert_string_equal(errs[0].message, "must be at most 3 characters long");
+	assert_string_equal(errs[1].message, "must match the pattern ^2");
+	assert_string_equal(errs[2].message,
+	                    "is not a date (RFC 3339, e.g. 2026-12-07): month 99 does not exist");
+	sg_schema_free(s);
+	/* A scalar draw meets the same check. */
+	s = compile("{\"format\": \"uuid\"}");
+	struct sg_schema_scalar v = {.type = SG_JSON_STRING, .s = "not-a-uuid", .len = 10};
+	assert_int_equal(sg_schema_accepts_scalar(s, sg_schema_json(s), &v), -1);
+	v.s = "123e4567-e89b-12d3-a456-426614174000";
+	v.len = strlen(v.s);
+	assert_int_equal(sg_schema_accepts_scalar(s, sg_schema_json(s), &v), 0);
 	sg_schema_free(s);
 }
 
@@ -984,7 +1238,14 @@ main(void)
 	    cmocka_unit_test(test_numeric_bounds),
 	    cmocka_unit_test(test_pattern),
 	    cmocka_unit_test(test_items),
-	    cmocka_unit_test(test_format_and_annotations_ignored),
+	    cmocka_unit_test(test_unknown_format_and_annotations_ignored),
+	    cmocka_unit_test(test_format_date_time),
+	    cmocka_unit_test(test_format_date),
+	    cmocka_unit_test(test_format_email),
+	    cmocka_unit_test(test_format_email_lengths),
+	    cmocka_unit_test(test_format_uri),
+	    cmocka_unit_test(test_format_uuid),
+	    cmocka_unit_test(test_format_with_other_keywords),
 	    cmocka_unit_test(test_nested_pointers_and_escaping),
 	    cmocka_unit_test(test_long_pointer_is_clipped_to_parent),
 	    cmocka_unit_test(test_key_with_nul),
