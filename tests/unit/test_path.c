@@ -454,7 +454,7 @@ test_validate_refusals(void **state)
 	          "{\"email\":\"not an address\",\"name\":\"Ada\",\"extra\":1}");
 	assert_int_equal(run_to(&c, sg_step_validate), SG_STEP_STOP);
 	assert_refused(&c.r, 400, "invalid_input",
-	               "/email must match the pattern ^[^@ ]+@[^@ ]+\.[^@ ]+$ (and 2 more "
+	               "/email must match the pattern ^[^@ ]+@[^@ ]+\\.[^@ ]+$ (and 2 more "
 	               "problems)");
 	json_t *ext = text_json(&c.r.problem_ext);
 	/* the pattern, format: email, /extra */
