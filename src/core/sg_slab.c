@@ -100,6 +100,12 @@ sg_slab_give(void *block, size_t cap)
 	pooled++;
 }
 
+void
+sg_slab_release_thread(void)
+{
+	drain(NULL);
+}
+
 size_t
 sg_slab_pooled(void)
 {

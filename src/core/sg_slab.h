@@ -26,6 +26,8 @@ void *sg_slab_take(size_t want, size_t *cap);
 void *sg_slab_grow(void *block, size_t *cap, size_t want);
 /* Gives `block` of size `cap` back to this thread's pool (or frees it).  NULL is ignored. */
 void sg_slab_give(void *block, size_t cap);
+/* Frees every block in this thread's pool (for tests that must see cold allocations). */
+void sg_slab_release_thread(void);
 /* Blocks this thread's pool holds now (for tests). */
 size_t sg_slab_pooled(void);
 

@@ -441,6 +441,21 @@ sg_json_parse(const char *text, size_t len, int max_depth, sg_json_doc *doc, sg_
 	return SG_JSON_OK;
 }
 
+extern "C" void
+sg_json_thread_release(void)
+{
+	std::free(tp.input);
+	std::free(tp.keys);
+	std::free(tp.path);
+	tp.input = nullptr;
+	tp.keys = nullptr;
+	tp.path = nullptr;
+	tp.input_cap = tp.keys_cap = tp.path_cap = 0;
+	tp.parser = dom::parser();
+	tp.depth_cap = 0;
+	tp.generation++;
+}
+
 extern "C" bool
 sg_json_utf8_valid(const char *s, size_t len)
 {

@@ -78,6 +78,12 @@ struct sg_json_error {
  */
 enum sg_json_rc sg_json_parse(const char *text, size_t len, int max_depth, struct sg_json_doc *doc,
                               struct sg_json_error *err);
+/*
+ * Frees what this thread's parser holds (its document included): the next
+ * parse allocates again.  For tests that must see a cold parse.
+ */
+void sg_json_thread_release(void);
+
 /* Whether `len` bytes at `s` are valid UTF-8 (what sg_jw_string accepts). */
 bool sg_json_utf8_valid(const char *s, size_t len);
 /* Whether `doc` is still readable: this thread made it and has not parsed since. */

@@ -521,7 +521,7 @@ test_validate_tells_malformed_from_invalid(void **state)
 	for (size_t i = 0; i < sizeof(body_cases) / sizeof(body_cases[0]); i++) {
 		const struct body_case *bc = &body_cases[i];
 		struct call c;
-		call_init(&c, f.keys[EXPLORER], "calendar", "create_event", bc->body);
+		call_init(&c, f.keys[MAKER], "calendar", "create_event", bc->body);
 		if (bc->len != 0)
 			c.r.body_len = bc->len;
 		enum sg_step_rc rc = run_to(&c, sg_step_validate);
@@ -545,7 +545,7 @@ test_validate_tells_malformed_from_invalid(void **state)
 		body[n++] = '}';
 		body[n] = '\0';
 		struct call c;
-		call_init(&c, f.keys[EXPLORER], "calendar", "create_event", body);
+		call_init(&c, f.keys[MAKER], "calendar", "create_event", body);
 		assert_int_equal(run_to(&c, sg_step_validate), SG_STEP_STOP);
 		assert_string_equal(c.r.problem->code,
 		                    depth == cap ? "invalid_input" : "nested_too_deeply");
