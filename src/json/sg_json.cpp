@@ -774,6 +774,21 @@ sg_jw_raw(sg_jw *w, const char *json, size_t len)
 	note(w, impl(w)->writer.RawValue(json, len, rapidjson::kObjectType));
 }
 
+/* A raw value of no bytes: the writer's separator and count, and the text left to another. */
+extern "C" void
+sg_jw_slot(sg_jw *w)
+{
+	LIVE(w);
+	note(w, impl(w)->writer.RawValue("", 0, rapidjson::kObjectType));
+}
+
+extern "C" bool
+sg_jw_failed(const sg_jw *w)
+{
+	const jw_impl *j = std::launder(reinterpret_cast<const jw_impl *>(w->state));
+	return j->failed || j->out.failed;
+}
+
 static void
 copy_value(sg_jw *w, dom::element e)
 {
