@@ -330,9 +330,14 @@ prepare(size_t len, size_t max_depth)
 {
 	if (!grow(reinterpret_cast<void **>(&tp.input), &tp.input_cap, len + SIMDJSON_PADDING, 1))
 		return false;
-	/* simdjson counts its own way; the walk enforces the cap exactly. */
+	/*
+	 * simdjson counts its own way; the walk enforces the cap exactly.  So a
+	 * parser made for a deeper cap serves a shallower one too, and callers
+	 * with different caps (the body's, the simulator's) do not make it again
+	 * on every parse.
+	 */
 	size_t depth = max_depth + 2;
-	if (tp.depth_cap == depth)
+	if (tp.depth_cap >= depth)
 		return true;
 	size_t cap = tp.parser.capacity() > len ? tp.parser.capacity() : len;
 	if (tp.parser.allocate(cap ? cap : 64, depth) != SUCCESS)

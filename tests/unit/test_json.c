@@ -370,6 +370,23 @@ test_writer_slot(void **state)
 	sg_jbuf_release(&out);
 }
 
+/* A parser grown for a deep cap keeps a shallower caller's cap exact. */
+static void
+test_depth_cap_after_a_deeper_one(void **state)
+{
+	(void)state;
+	char buf[2 * 200 + 1];
+	struct sg_json_doc doc;
+	nest(buf, 150);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 200, &doc, NULL), SG_JSON_OK);
+	nest(buf, 4);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 3, &doc, NULL), SG_JSON_TOO_DEEP);
+	nest(buf, 3);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 3, &doc, NULL), SG_JSON_OK);
+	nest(buf, 33);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 32, &doc, NULL), SG_JSON_TOO_DEEP);
+}
+
 int
 main(void)
 {
@@ -388,6 +405,7 @@ main(void)
 		cmocka_unit_test(test_writer_grows_past_a_block_and_nests_deeply),
 		cmocka_unit_test(test_released_buffers_are_reused),
 		cmocka_unit_test(test_writer_slot),
+		cmocka_unit_test(test_depth_cap_after_a_deeper_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
