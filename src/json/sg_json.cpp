@@ -624,6 +624,36 @@ typedef rapidjson::Writer<jbuf_stream, rapidjson::UTF8<>, rapidjson::UTF8<>, lev
                           rapidjson::kWriteValidateEncodingFlag>
     json_writer;
 
+} // namespace
+
+/*
+ * Most strings are plain ASCII with nothing to escape.  RapidJSON, told to
+ * check encodings, takes them a byte at a time through its UTF-8 validator;
+ * this copies each run of such bytes at once (its StringBuffer writer has a
+ * SIMD version of the same) and leaves the rest, escapes and multi-byte
+ * characters, to the checking loop.  WriteString has reserved room for
+ * the whole string before it asks.
+ */
+namespace rapidjson {
+template <>
+inline bool
+json_writer::ScanWriteUnescapedString(GenericStringStream<UTF8<>> &is, size_t length)
+{
+	const char *p = is.src_, *end = is.head_ + length, *q = p;
+	while (q < end && static_cast<unsigned char>(*q) >= 0x20 &&
+	       static_cast<unsigned char>(*q) < 0x80 && *q != '"' && *q != '\\')
+		q++;
+	if (q > p && !os_->failed) {
+		std::memcpy(os_->b->data + os_->b->len, p, static_cast<size_t>(q - p));
+		os_->b->len += static_cast<size_t>(q - p);
+	}
+	is.src_ = q;
+	return is.Tell() < length;
+}
+} // namespace rapidjson
+
+namespace {
+
 /* 32 levels fit the pool's own buffer; deeper output takes heap chunks. */
 constexpr size_t LEVELS = 32;
 

@@ -319,6 +319,34 @@ test_released_buffers_are_reused(void **state)
 	sg_jbuf_release(&out);
 }
 
+/* Runs of plain ASCII are copied whole; what is around them is still escaped and checked. */
+static void
+test_writer_escapes_around_plain_runs(void **state)
+{
+	(void)state;
+	static const char text[] = "a plain run longer than sixteen bytes/ then \"quoted\" and "
+	                           "back\\slash, caf\xc3\xa9, \x01 and \x7f at the end\t";
+	struct sg_jbuf out = {0};
+	struct sg_jw w;
+	sg_jw_begin(&w, &out);
+	sg_jw_stringz(&w, text);
+	assert_int_equal(sg_jw_end(&w), 0);
+	assert_string_equal(out.data, "\"a plain run longer than sixteen bytes/ then \\\"quoted\\\" "
+	                              "and back\\\\slash, caf\xc3\xa9, \\u0001 and \x7f at the "
+	                              "end\\t\"");
+	struct sg_json_doc doc;
+	assert_int_equal(sg_json_parse(out.data, out.len, DEPTH, &doc, NULL), SG_JSON_OK);
+	size_t n;
+	assert_string_equal(sg_json_string(doc.root, &n), text);
+	/* Bad UTF-8 after a plain run still fails the writer. */
+	out.len = 0;
+	sg_jw_begin(&w, &out);
+	sg_jw_stringz(&w, "plain plain plain plain \xc3(");
+	assert_true(sg_jw_failed(&w));
+	assert_int_equal(sg_jw_end(&w), -1);
+	sg_jbuf_release(&out);
+}
+
 /* A slot's value comes from another writer, and can be cut away and written again. */
 static void
 test_writer_slot(void **state)
@@ -404,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_writer_fails_on_what_json_cannot_say),
 		cmocka_unit_test(test_writer_grows_past_a_block_and_nests_deeply),
 		cmocka_unit_test(test_released_buffers_are_reused),
+		cmocka_unit_test(test_writer_escapes_around_plain_runs),
 		cmocka_unit_test(test_writer_slot),
 		cmocka_unit_test(test_depth_cap_after_a_deeper_one),
 	};
