@@ -436,7 +436,7 @@ check_examples(struct cload *l, struct fy_node *n, struct sg_operation *op)
 	}
 	op->examples = sg_yaml_to_json(l->file, n, l->d);
 	for (size_t i = 0; i < json_array_size(op->examples); i++) {
-		if (sg_schema_validate(op->output, json_array_get(op->examples, i), err, 4,
+		if (sg_schema_validate_jansson(op->output, json_array_get(op->examples, i), err, 4,
 		                       &n_err) == 0)
 			continue;
 		struct fy_node *ex = fy_node_sequence_get_by_index(n, (int)i);
@@ -465,7 +465,7 @@ check_simulator(struct cload *l, struct fy_node *n, const struct sg_operation *o
 		    "output for this schema (a pattern needs an example): add an example under "
 		    "examples:",
 		    op->name);
-	else if (sg_schema_validate(op->output, out, &err, 1, &n_err) != 0)
+	else if (sg_schema_validate_jansson(op->output, out, &err, 1, &n_err) != 0)
 		sg_yaml_error(l->d, l->file, n,
 		              "operation \"%s\": the simulator's output does not "
 		              "match the output schema (%s: %s): add an example under examples:",

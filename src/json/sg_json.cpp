@@ -332,9 +332,9 @@ prepare(size_t len, size_t max_depth)
 		return false;
 	/*
 	 * simdjson counts its own way; the walk enforces the cap exactly.  So a
-	 * parser made for a deeper cap serves a shallower one too, and callers
-	 * with different caps (the body's, the simulator's) do not make it again
-	 * on every parse.
+	 * parser allocated for a deeper cap serves a shallower one as it is:
+	 * callers with different caps on one thread (a body, then a schema
+	 * check's jansson value) would otherwise reallocate on every parse.
 	 */
 	size_t depth = max_depth + 2;
 	if (tp.depth_cap >= depth)

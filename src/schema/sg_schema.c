@@ -1,11 +1,14 @@
 /*
- * sg_schema: the schema is walked once into a tree of nodes, so a request
- * pays for lookups and comparisons, never for re-reading the schema.
+ * sg_schema: compiling.  The schema is walked once into a tree of nodes
+ * (sg_schema_node.h), so a request pays for lookups and comparisons, never
+ * for re-reading the schema; sg_schema_validate.c walks instances against
+ * the tree.
  *
  * Thread safety is by construction: once sg_schema_compile() returns, nothing
  * in the tree is written again.  Validation keeps its state (the pointer
- * being built, the errors found) on the caller's stack, jansson reads are
- * pure, and a compiled pattern is matched with per-thread scratch memory.
+ * being built, the errors found) on the caller's stack, the schema's jansson
+ * values are only read, and a compiled pattern is matched with per-thread
+ * scratch memory.
  */
 #include "schema/sg_schema.h"
 
@@ -18,27 +21,11 @@
 
 #include "core/sg_diag.h"
 #include "schema/sg_pattern.h"
+#include "schema/sg_schema_node.h"
 
-#define PTR_MAX sizeof(((struct sg_schema_error *)0)->pointer)
-#define MSG_MAX sizeof(((struct sg_schema_error *)0)->message)
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
-#define PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-enum {
-	T_STRING = 1,
-	T_NUMBER = 2,
-	T_INTEGER = 4,
-	T_BOOLEAN = 8,
-	T_OBJECT = 16,
-	T_ARRAY = 32,
-	T_NULL = 64
-};
-
-static const struct type_name {
-	const char *name;
-	const char *phrase;
-	unsigned bit;
-} type_names[] = {
+const struct sg_schema_type_name sg_schema_type_names[] = {
     {"string", "a string", T_STRING},
     {"number", "a number", T_NUMBER},
     {"integer", "an integer", T_INTEGER},
@@ -47,102 +34,8 @@ static const struct type_name {
     {"array", "an array", T_ARRAY},
     {"null", "null", T_NULL},
 };
-#define N_TYPES (sizeof(type_names) / sizeof(type_names[0]))
-
-/* Slots in node.bound and node.count; keyword table entries name them. */
-enum { B_MIN, B_MAX, B_XMIN, B_XMAX, N_BOUNDS };
-enum { C_MIN_LEN, C_MAX_LEN, C_MIN_ITEMS, C_MAX_ITEMS, N_COUNTS };
-
-struct prop {
-	const char *name; /* owned by the schema document, like every borrowed json_t here */
-	size_t len;
-	struct node *schema;
-};
-
-/* Written only while compiling; read-only from then on. */
-struct node {
-	const json_t *src;   /* the schema document's node this was compiled from */
-	bool never;          /* the schema `false`: nothing is allowed here */
-	unsigned types;      /* T_* bits; 0 accepts every type */
-	const json_t *enums; /* array, or NULL */
-	const json_t *konst; /* NULL when absent (a JSON null is not NULL) */
-	char enum_msg[MSG_MAX];
-	char const_msg[MSG_MAX];
-	unsigned has_bound; /* bit i set when bound[i] applies */
-	double bound[N_BOUNDS];
-	size_t count[N_COUNTS];
-	struct sg_pattern *re; /* NULL: no pattern */
-	const char *pattern;
-	const char *format; /* recorded for documentation; not enforced */
-	struct prop *props; /* sorted by prop_cmp, for bsearch */
-	size_t n_props;
-	const json_t *required;  /* array of strings, or NULL */
-	struct node *additional; /* NULL: extra properties are allowed */
-	struct node *items;
-};
-
-struct sg_schema {
-	json_t *doc;
-	struct node *root;
-};
-
-/*
- * A JSON pointer under construction.  A segment that does not fit leaves the
- * pointer at its parent, so a long pointer is clipped but never names the
- * wrong place.
- */
-struct ptr {
-	char buf[PTR_MAX];
-	size_t len;
-	int clipped; /* segments pushed but not written */
-	bool off;    /* nobody will read the pointer: skip the bookkeeping */
-};
-
-static size_t
-ptr_push(struct ptr *p, const char *seg, size_t n)
-{
-	size_t saved = p->len, need = 1 + n;
-
-	if (p->off)
-		return saved;
-	for (size_t i = 0; i < n; i++)
-		need += seg[i] == '~' || seg[i] == '/';
-	/* A NUL byte cannot be carried in a C string. */
-	if (p->clipped || memchr(seg, '\0', n) || p->len + need >= PTR_MAX) {
-		p->clipped++;
-		return saved;
-	}
-	p->buf[p->len++] = '/';
-	for (size_t i = 0; i < n; i++) {
-		bool esc = seg[i] == '~' || seg[i] == '/';
-		if (esc)
-			p->buf[p->len++] = '~';
-		p->buf[p->len++] = !esc ? seg[i] : seg[i] == '~' ? '0' : '1';
-	}
-	p->buf[p->len] = '\0';
-	return saved;
-}
-
-static size_t
-ptr_push_index(struct ptr *p, size_t i)
-{
-	char tmp[24];
-	if (p->off)
-		return p->len;
-	int n = snprintf(tmp, sizeof(tmp), "%zu", i);
-	return ptr_push(p, tmp, (size_t)n);
-}
-
-static void
-ptr_pop(struct ptr *p, size_t saved)
-{
-	if (p->clipped > 0) {
-		p->clipped--;
-		return;
-	}
-	p->len = saved;
-	p->buf[saved] = '\0';
-}
+#define N_TYPES (sizeof(sg_schema_type_names) / sizeof(sg_schema_type_names[0]))
+const size_t sg_schema_n_types = N_TYPES;
 
 struct walk {
 	const json_t *c;
@@ -215,41 +108,25 @@ sg_json_depth(const json_t *v, int cap)
 	return max;
 }
 
-/* Shortest text that reads back as `d`: 100 prints as "100", not "1e+02". */
-static const char *
-fmt_num(double d, char *buf, size_t n)
-{
-	snprintf(buf, n, "%.15g", d);
-	if (strtod(buf, NULL) != d)
-		snprintf(buf, n, "%.17g", d);
-	return buf;
-}
-
-static bool
-is_integral(double d)
+bool
+sg_schema_is_integral(double d)
 {
 	/* Every double of magnitude 2^52 or more is whole; this avoids libm. */
 	if (d >= 4503599627370496.0 || d <= -4503599627370496.0)
 		return true;
-	return (double)(int64_t)d == d;
+	/* NaN is not whole, and must not reach the cast below. */
+	return d == d && (double)(int64_t)d == d;
 }
 
 /* ---- compile ---------------------------------------------------------- */
 
 struct cctx {
-	struct ptr at;
+	struct sg_schema_ptr at;
 	struct sg_schema_error *err;
 	int depth;
 };
 
-static void
-fill(struct sg_schema_error *e, const struct ptr *at, const char *fmt, va_list ap)
-{
-	memcpy(e->pointer, at->buf, at->len + 1);
-	vsnprintf(e->message, MSG_MAX, fmt, ap);
-}
-
-static int cfail(struct cctx *c, const char *fmt, ...) PRINTF(2, 3);
+static int cfail(struct cctx *c, const char *fmt, ...) SG_SCHEMA_PRINTF(2, 3);
 
 static int
 cfail(struct cctx *c, const char *fmt, ...)
@@ -257,7 +134,7 @@ cfail(struct cctx *c, const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	if (c->err != NULL)
-		fill(c->err, &c->at, fmt, ap);
+		sg_schema_fill(c->err, &c->at, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -273,9 +150,9 @@ type_one(struct cctx *c, struct node *n, const json_t *v)
 	if (s == NULL)
 		return cfail(c, "type names must be strings");
 	for (size_t i = 0; i < N_TYPES; i++) {
-		names[i] = type_names[i].name;
+		names[i] = sg_schema_type_names[i].name;
 		if (strlen(names[i]) == json_string_length(v) && strcmp(s, names[i]) == 0) {
-			n->types |= type_names[i].bit;
+			n->types |= sg_schema_type_names[i].bit;
 			return 0;
 		}
 	}
@@ -296,17 +173,17 @@ kw_type(struct cctx *c, struct node *n, const json_t *v)
 	if (!json_is_array(v) || json_array_size(v) == 0)
 		return cfail(c, "type must be a type name or a non-empty list of them");
 	for (size_t i = 0; i < json_array_size(v); i++) {
-		size_t saved = ptr_push_index(&c->at, i);
+		size_t saved = sg_schema_ptr_push_index(&c->at, i);
 		int rc = type_one(c, n, json_array_get(v, i));
-		ptr_pop(&c->at, saved);
+		sg_schema_ptr_pop(&c->at, saved);
 		if (rc != 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int
-prop_cmp(const void *a, const void *b)
+int
+sg_schema_prop_cmp(const void *a, const void *b)
 {
 	const struct prop *x = a, *y = b;
 	int r = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
@@ -326,14 +203,14 @@ kw_properties(struct cctx *c, struct node *n, const json_t *v)
 		struct prop *p = &n->props[n->n_props];
 		p->name = json_object_iter_key(it);
 		p->len = json_object_iter_key_len(it);
-		size_t saved = ptr_push(&c->at, p->name, p->len);
+		size_t saved = sg_schema_ptr_push(&c->at, p->name, p->len);
 		int rc = compile_node(c, json_object_iter_value(it), &p->schema);
-		ptr_pop(&c->at, saved);
+		sg_schema_ptr_pop(&c->at, saved);
 		if (rc != 0)
 			return -1;
 		n->n_props++;
 	}
-	qsort(n->props, n->n_props, sizeof(*n->props), prop_cmp);
+	qsort(n->props, n->n_props, sizeof(*n->props), sg_schema_prop_cmp);
 	return 0;
 }
 
@@ -345,9 +222,9 @@ kw_required(struct cctx *c, struct node *n, const json_t *v)
 	for (size_t i = 0; i < json_array_size(v); i++) {
 		if (json_is_string(json_array_get(v, i)))
 			continue;
-		size_t saved = ptr_push_index(&c->at, i);
+		size_t saved = sg_schema_ptr_push_index(&c->at, i);
 		cfail(c, "required must list property names as strings");
-		ptr_pop(&c->at, saved);
+		sg_schema_ptr_pop(&c->at, saved);
 		return -1;
 	}
 	n->required = v;
@@ -361,7 +238,7 @@ kw_required(struct cctx *c, struct node *n, const json_t *v)
 static int
 append_value(char *buf, size_t *len, const json_t *v, const char *sep)
 {
-	size_t seplen = strlen(sep), room = MSG_MAX - *len - sizeof(", ..."), need = 0;
+	size_t seplen = strlen(sep), room = SG_SCHEMA_MSG_MAX - *len - sizeof(", ..."), need = 0;
 
 	if (room > seplen)
 		need = json_dumpb(v, buf + *len + seplen, room - seplen, DUMP_FLAGS);
@@ -389,7 +266,8 @@ kw_values(struct cctx *c, const json_t *v, bool one, char *msg, const char *name
 	if (sg_json_depth(v, SG_SCHEMA_MAX_DEPTH + 2) > SG_SCHEMA_MAX_DEPTH + !one)
 		return cfail(c, "%s value is nested too deeply (more than %d levels)", name,
 		             SG_SCHEMA_MAX_DEPTH);
-	size_t len = (size_t)snprintf(msg, MSG_MAX, one ? "must be exactly " : "must be one of: ");
+	size_t len =
+	    (size_t)snprintf(msg, SG_SCHEMA_MSG_MAX, one ? "must be exactly " : "must be one of: ");
 	for (size_t i = 0; i < n; i++)
 		if (append_value(msg, &len, one ? v : json_array_get(v, i), i ? ", " : "") != 0)
 			break;
@@ -402,7 +280,7 @@ kw_count(struct cctx *c, struct node *n, const json_t *v, const char *name, int 
 	double d = json_number_value(v);
 
 	/* 2^62 is exact as a double and far beyond any real document. */
-	if (!json_is_number(v) || d < 0 || d > 4611686018427387904.0 || !is_integral(d))
+	if (!json_is_number(v) || d < 0 || d > 4611686018427387904.0 || !sg_schema_is_integral(d))
 		return cfail(c, "%s must be a whole number, 0 or more", name);
 	n->count[slot] = json_is_integer(v) ? (size_t)json_integer_value(v) : (size_t)d;
 	return 0;
@@ -503,8 +381,10 @@ apply_keyword(struct cctx *c, struct node *n, const struct keyword *k, const jso
 			    c, "items must be one schema; lists of schemas are not supported");
 		return compile_node(c, v, &n->items);
 	case K_FORMAT:
-		n->format = json_string_value(v);
-		return n->format ? 0 : cfail(c, "format must be a string");
+		if (!json_is_string(v))
+			return cfail(c, "format must be a string");
+		n->format = sg_schema_format_lookup(json_string_value(v));
+		return 0;
 	case K_ANNOTATION:
 		return 0;
 	}
@@ -563,9 +443,9 @@ compile_node(struct cctx *c, const json_t *j, struct node **out)
 	     it = json_object_iter_next((json_t *)j, it)) {
 		const char *key = json_object_iter_key(it);
 		size_t keylen = json_object_iter_key_len(it);
-		size_t saved = ptr_push(&c->at, key, keylen);
+		size_t saved = sg_schema_ptr_push(&c->at, key, keylen);
 		rc = compile_keyword(c, n, key, keylen, json_object_iter_value(it));
-		ptr_pop(&c->at, saved);
+		sg_schema_ptr_pop(&c->at, saved);
 	}
 	c->depth--;
 	if (rc != 0) {
@@ -611,257 +491,17 @@ sg_schema_json(const struct sg_schema *s)
 	return s->doc;
 }
 
-/* ---- validate --------------------------------------------------------- */
-
-struct vctx {
-	struct ptr at;
-	struct sg_schema_error *errs;
-	size_t max, n;
-	bool failed;
-};
-
-static bool
-full(const struct vctx *v)
-{
-	return v->failed && v->n >= v->max;
-}
-
-static void report(struct vctx *v, const char *fmt, ...) PRINTF(2, 3);
-
-static void
-report(struct vctx *v, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (v->n < v->max)
-		fill(&v->errs[v->n++], &v->at, fmt, ap);
-	va_end(ap);
-	v->failed = true;
-}
-
-static unsigned
-types_of(const json_t *j)
-{
-	static const unsigned bits[] = {
-	    [JSON_OBJECT] = T_OBJECT, [JSON_ARRAY] = T_ARRAY,
-	    [JSON_STRING] = T_STRING, [JSON_INTEGER] = T_NUMBER | T_INTEGER,
-	    [JSON_REAL] = T_NUMBER,   [JSON_TRUE] = T_BOOLEAN,
-	    [JSON_FALSE] = T_BOOLEAN, [JSON_NULL] = T_NULL,
-	};
-	if (json_is_real(j) && is_integral(json_real_value(j)))
-		return T_NUMBER | T_INTEGER;
-	return bits[json_typeof(j)];
-}
-
-/* "must be a string, not a number"; "must be a string, a number or null, not ..." */
-static bool
-check_type(struct vctx *v, const struct node *n, const json_t *j)
-{
-	unsigned have = types_of(j), want = n->types;
-	char list[128] = "";
-	size_t len = 0;
-	const char *got = NULL;
-
-	if (want == 0 || (want & have))
-		return true;
-	if (want & T_NUMBER)
-		want &= ~(unsigned)T_INTEGER; /* "a number" already says it */
-	int left = __builtin_popcount(want);
-	for (size_t i = 0; i < N_TYPES; i++) {
-		if (got == NULL && (have & type_names[i].bit))
-			got = type_names[i].phrase;
-		if (!(want & type_names[i].bit))
-			continue;
-		left--;
-		const char *sep = left > 1 ? ", " : left == 1 ? " or " : "";
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-		                        type_names[i].phrase, sep);
-	}
-	if ((n->types & T_INTEGER) && (have & T_NUMBER))
-		got = "a number with a fractional part";
-	report(v, "must be %s, not %s", list, got);
-	return false;
-}
-
-static void
-check_string(struct vctx *v, const struct node *n, const json_t *j)
-{
-	const char *s = json_string_value(j);
-	size_t bytes = json_string_length(j), len = 0;
-	size_t lo = n->count[C_MIN_LEN], hi = n->count[C_MAX_LEN];
-
-	/* jansson strings are valid UTF-8: count every byte that starts a character. */
-	for (size_t i = 0; i < bytes; i++)
-		len += ((unsigned char)s[i] & 0xC0) != 0x80;
-	if (len < lo)
-		report(v, "must be at least %zu character%s long", lo, lo == 1 ? "" : "s");
-	if (len > hi)
-		report(v, "must be at most %zu character%s long", hi, hi == 1 ? "" : "s");
-	/* The whole string is scanned, NULs included: "abc\u0000x" fails ^[a-z]+$. */
-	if (n->re && !sg_pattern_match(n->re, s, bytes))
-		report(v, "must match the pattern %s", n->pattern);
-}
-
-static void
-check_number(struct vctx *v, const struct node *n, const json_t *j)
-{
-	static const char *const what[N_BOUNDS] = {"at least", "at most", "greater than",
-	                                           "less than"};
-	double x = json_number_value(j);
-	char num[32];
-
-	for (int i = 0; i < N_BOUNDS; i++) {
-		double b = n->bound[i];
-		if (!(n->has_bound & (1u << i)))
-			continue;
-		if (i == B_MIN ? x < b : i == B_MAX ? x > b : i == B_XMIN ? x <= b : x >= b)
-			report(v, "must be %s %s", what[i], fmt_num(b, num, sizeof(num)));
-	}
-}
-
-static void validate_node(struct vctx *v, const struct node *n, const json_t *j);
-
-static const struct node *
-find_prop(const struct node *n, const char *key, size_t len)
-{
-	struct prop want = {.name = key, .len = len};
-	const struct prop *p =
-	    n->n_props == 0 ? NULL
-	                    : bsearch(&want, n->props, n->n_props, sizeof(*n->props), prop_cmp);
-	return p ? p->schema : NULL;
-}
-
-static void
-check_object(struct vctx *v, const struct node *n, const json_t *j)
-{
-	for (size_t i = 0; i < json_array_size(n->required) && !full(v); i++) {
-		const json_t *name = json_array_get(n->required, i);
-		size_t len = json_string_length(name);
-		if (json_object_getn(j, json_string_value(name), len) != NULL)
-			continue;
-		size_t saved = ptr_push(&v->at, json_string_value(name), len);
-		report(v, "is required");
-		ptr_pop(&v->at, saved);
-	}
-	if (n->n_props == 0 && n->additional == NULL)
-		return;
-	for (void *it = json_object_iter((json_t *)j); it != NULL && !full(v);
-	     it = json_object_iter_next((json_t *)j, it)) {
-		const char *key = json_object_iter_key(it);
-		size_t len = json_object_iter_key_len(it);
-		const struct node *child = find_prop(n, key, len);
-		bool extra = child == NULL;
-		if (extra && (child = n->additional) == NULL)
-			continue;
-		size_t saved = ptr_push(&v->at, key, len);
-		if (extra && child->never)
-			report(v, "is not allowed here (no additional properties)");
-		else
-			validate_node(v, child, json_object_iter_value(it));
-		ptr_pop(&v->at, saved);
-	}
-}
-
-static void
-check_array(struct vctx *v, const struct node *n, const json_t *j)
-{
-	size_t len = json_array_size(j);
-	size_t lo = n->count[C_MIN_ITEMS], hi = n->count[C_MAX_ITEMS];
-
-	if (len < lo)
-		report(v, "must have at least %zu item%s", lo, lo == 1 ? "" : "s");
-	if (len > hi)
-		report(v, "must have at most %zu item%s", hi, hi == 1 ? "" : "s");
-	for (size_t i = 0; n->items != NULL && i < len && !full(v); i++) {
-		size_t saved = ptr_push_index(&v->at, i);
-		validate_node(v, n->items, json_array_get(j, i));
-		ptr_pop(&v->at, saved);
-	}
-}
-
-static bool
-in_enum(const json_t *enums, const json_t *j)
-{
-	for (size_t i = 0; i < json_array_size(enums); i++)
-		if (json_equal(json_array_get(enums, i), j))
-			return true;
-	return false;
-}
-
-/*
- * Recursion follows the compiled tree, so it is bounded by the schema's
- * depth cap whatever the instance looks like.  A wrong type stops here:
- * the keywords below would only repeat the same complaint.
- */
-static void
-validate_node(struct vctx *v, const struct node *n, const json_t *j)
-{
-	if (full(v))
-		return;
-	if (n->never) {
-		report(v, "is not allowed here");
-		return;
-	}
-	if (!check_type(v, n, j))
-		return;
-	if (n->enums != NULL && !in_enum(n->enums, j))
-		report(v, "%s", n->enum_msg);
-	if (n->konst != NULL && !json_equal(n->konst, j))
-		report(v, "%s", n->const_msg);
-	if (json_is_string(j))
-		check_string(v, n, j);
-	else if (json_is_number(j))
-		check_number(v, n, j);
-	else if (json_is_object(j))
-		check_object(v, n, j);
-	else if (json_is_array(j))
-		check_array(v, n, j);
-}
-
-static int
-validate_from(const struct node *n, const json_t *instance, struct sg_schema_error *errs,
-              size_t max_errs, size_t *n_errs)
-{
-	struct vctx v = {.errs = errs, .max = errs ? max_errs : 0};
-
-	/* A yes/no check (the simulator's) needs no pointers. */
-	v.at.off = v.max == 0;
-	if (sg_json_depth(instance, SG_SCHEMA_MAX_DEPTH + 1) > SG_SCHEMA_MAX_DEPTH)
-		report(&v, "is nested too deeply (more than %d levels)", SG_SCHEMA_MAX_DEPTH);
-	else
-		validate_node(&v, n, instance);
-	if (n_errs != NULL)
-		*n_errs = v.n;
-	return v.failed ? -1 : 0;
-}
-
-int
-sg_schema_validate(const struct sg_schema *s, const json_t *instance, struct sg_schema_error *errs,
-                   size_t max_errs, size_t *n_errs)
-{
-	return validate_from(s->root, instance, errs, max_errs, n_errs);
-}
-
 /* The compiled node made from `src`; the tree's depth is capped at compile time. */
-static const struct node *
-find_node(const struct node *n, const json_t *src)
+const struct node *
+sg_schema_find_node(const struct node *n, const json_t *src)
 {
 	if (n == NULL || n->src == src)
 		return n;
 	for (size_t i = 0; i < n->n_props; i++) {
-		const struct node *f = find_node(n->props[i].schema, src);
+		const struct node *f = sg_schema_find_node(n->props[i].schema, src);
 		if (f)
 			return f;
 	}
-	const struct node *f = find_node(n->additional, src);
-	return f ? f : find_node(n->items, src);
-}
-
-int
-sg_schema_validate_sub(const struct sg_schema *s, const json_t *sub, const json_t *instance)
-{
-	const struct node *n = find_node(s->root, sub);
-	if (n == NULL)
-		return 1;
-	return validate_from(n, instance, NULL, 0, NULL);
+	const struct node *f = sg_schema_find_node(n->additional, src);
+	return f ? f : sg_schema_find_node(n->items, src);
 }

@@ -114,11 +114,11 @@ static bool
 accepts(struct gen *g, const json_t *node, const json_t *v)
 {
 	/* Most nodes belong to the compiled output schema: reuse its regexes. */
-	int rc = sg_schema_validate_sub(g->root, node, v);
+	int rc = sg_schema_validate_sub_jansson(g->root, node, v);
 	if (rc != 1)
 		return rc == 0;
 	const struct sg_schema *s = compiled(g, node);
-	return s != NULL && sg_schema_validate(s, v, NULL, 0, NULL) == 0;
+	return s != NULL && sg_schema_validate_jansson(s, v, NULL, 0, NULL) == 0;
 }
 
 /* One value of `list` that `node` accepts, from a drawn start; NULL if none. */
@@ -890,7 +890,7 @@ build(struct gen *g, const json_t *examples, uint64_t h)
 		out = from_examples(g, root, examples, NULL, 1);
 	if (out == NULL)
 		out = gen_node(g, root, NULL, 1);
-	if (out != NULL && sg_schema_validate(g->root, out, NULL, 0, NULL) != 0) {
+	if (out != NULL && sg_schema_validate_jansson(g->root, out, NULL, 0, NULL) != 0) {
 		json_decref(out);
 		out = NULL;
 	}

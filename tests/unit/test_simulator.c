@@ -53,7 +53,7 @@ gen_json(const struct sg_schema *s, const json_t *ex, const json_t *in, uint64_t
 	struct sg_schema_error err;
 	size_t n = 0;
 	json_t *out = sg_sim_generate(s, ex, in, seed, salt);
-	if (out != NULL && sg_schema_validate(s, out, &err, 1, &n) != 0)
+	if (out != NULL && sg_schema_validate_jansson(s, out, &err, 1, &n) != 0)
 		fail_msg("invalid output at %s: %s", err.pointer, err.message);
 	return out;
 }
