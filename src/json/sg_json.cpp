@@ -699,6 +699,36 @@ typedef rapidjson::Writer<jbuf_stream, rapidjson::UTF8<>, rapidjson::UTF8<>, lev
                           rapidjson::kWriteValidateEncodingFlag>
     json_writer;
 
+} // namespace
+
+/*
+ * Most strings are plain ASCII with nothing to escape.  RapidJSON, told to
+ * check encodings, takes them a byte at a time through its UTF-8 validator;
+ * this copies each run of such bytes at once (its StringBuffer writer has a
+ * SIMD version of the same) and leaves the rest, escapes and multi-byte
+ * characters, to the checking loop.  WriteString has reserved room for
+ * the whole string before it asks.
+ */
+namespace rapidjson {
+template <>
+inline bool
+json_writer::ScanWriteUnescapedString(GenericStringStream<UTF8<>> &is, size_t length)
+{
+	const char *p = is.src_, *end = is.head_ + length, *q = p;
+	while (q < end && static_cast<unsigned char>(*q) >= 0x20 &&
+	       static_cast<unsigned char>(*q) < 0x80 && *q != '"' && *q != '\\')
+		q++;
+	if (q > p && !os_->failed) {
+		std::memcpy(os_->b->data + os_->b->len, p, static_cast<size_t>(q - p));
+		os_->b->len += static_cast<size_t>(q - p);
+	}
+	is.src_ = q;
+	return is.Tell() < length;
+}
+} // namespace rapidjson
+
+namespace {
+
 /* 32 levels fit the pool's own buffer; deeper output takes heap chunks. */
 constexpr size_t LEVELS = 32;
 
@@ -852,6 +882,21 @@ sg_jw_raw(sg_jw *w, const char *json, size_t len)
 {
 	LIVE(w);
 	note(w, impl(w)->writer.RawValue(json, len, rapidjson::kObjectType));
+}
+
+/* A raw value of no bytes: the writer's separator and count, and the text left to another. */
+extern "C" void
+sg_jw_slot(sg_jw *w)
+{
+	LIVE(w);
+	note(w, impl(w)->writer.RawValue("", 0, rapidjson::kObjectType));
+}
+
+extern "C" bool
+sg_jw_failed(const sg_jw *w)
+{
+	const jw_impl *j = std::launder(reinterpret_cast<const jw_impl *>(w->state));
+	return j->failed || j->out.failed;
 }
 
 static void

@@ -158,6 +158,17 @@ void sg_jw_raw(struct sg_jw *w, const char *json, size_t len);
 /* A copy of a parsed value (the document must be live). */
 void sg_jw_value(struct sg_jw *w, struct sg_json_val v);
 
+/*
+ * Opens room for one value that another writer appends next: begin a
+ * second writer on the same buffer and write the value with it.  So a part
+ * that may turn out impossible is written where it belongs, and abandoned
+ * by cutting the buffer's len back to what it was after this call.  `w`
+ * takes nothing else until that value is complete.
+ */
+void sg_jw_slot(struct sg_jw *w);
+/* Whether a write has failed (sg_jw_end will say -1 whatever comes next). */
+bool sg_jw_failed(const struct sg_jw *w);
+
 #ifdef __cplusplus
 }
 #endif

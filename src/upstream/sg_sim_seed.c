@@ -1,46 +1,76 @@
 /*
- * The canonical form fed to the hash: a type tag, then for containers their
+ * The canonical form that is hashed: a type tag, then for containers their
  * size and members (object keys sorted bytewise, each with its length),
  * for strings their length and bytes, for numbers their 64 bits.  Every
- * piece says its own length, so no two values feed the same bytes.  This
- * costs a fraction of serializing the value with sorted keys, which the
- * simulator used to do for every call.
+ * piece says its own length, so no two values give the same bytes.  The
+ * tags are the ones the jansson-based form used ('0' + jansson's type for
+ * true, false and null), so a given input keeps its seed.  The form is
+ * gathered in one buffer and hashed with BLAKE2b-64 in one call.
  */
 #include "upstream/sg_sim_seed.h"
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sg_slab.h"
+
+/* The canonical form; small inputs fit the buffer inside, larger ones borrow slab blocks. */
+struct form {
+	unsigned char *p;
+	size_t len, cap;
+	bool failed;
+	unsigned char small[512];
+};
+
 static void
-put_le64(unsigned char *b, uint64_t v)
+put(struct form *f, const void *b, size_t n)
 {
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
+	if (f->failed)
+		return;
+	if (f->len + n > f->cap) {
+		size_t cap = 0;
+		void *q = sg_slab_take(2 * (f->len + n), &cap);
+		if (q == NULL) {
+			f->failed = true;
+			return;
+		}
+		memcpy(q, f->p, f->len);
+		if (f->p != f->small)
+			sg_slab_give(f->p, f->cap);
+		f->p = q;
+		f->cap = cap;
+	}
+	memcpy(f->p + f->len, b, n);
+	f->len += n;
 }
 
 static void
-feed_u64(crypto_generichash_state *st, unsigned char tag, uint64_t v)
+feed_u64(struct form *f, unsigned char tag, uint64_t v)
 {
 	unsigned char b[9] = {tag};
-	put_le64(b + 1, v);
-	crypto_generichash_update(st, b, sizeof(b));
+	for (int i = 0; i < 8; i++)
+		b[1 + i] = (unsigned char)(v >> (8 * i));
+	put(f, b, sizeof(b));
 }
 
 static void
-feed_bytes(crypto_generichash_state *st, unsigned char tag, const char *s, size_t n)
+feed_bytes(struct form *f, unsigned char tag, const char *s, size_t n)
 {
-	feed_u64(st, tag, n);
-	crypto_generichash_update(st, (const unsigned char *)s, n);
+	feed_u64(f, tag, n);
+	put(f, s, n);
 }
 
 /* Deeper than any input the validate step lets through; a bound for the recursion. */
 #define DEPTH_MAX 256
+/* Members sorted on the stack; a bigger object borrows a slab block. */
+#define SMALL_OBJECT 16
 
 struct member {
 	const char *key;
-	size_t len; /* keys may hold NUL bytes (json_object_setn) */
-	const json_t *value;
+	size_t len;
+	struct sg_json_val value;
 };
 
 static int
@@ -51,75 +81,120 @@ by_bytes(const void *a, const void *b)
 	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int feed_value(crypto_generichash_state *st, const json_t *v, int depth);
+/* Insertion sort for the few members bodies have; qsort beyond. */
+static void
+sort_members(struct member *m, size_t n)
+{
+	if (n > SMALL_OBJECT) {
+		qsort(m, n, sizeof(*m), by_bytes);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct member x = m[i];
+		size_t j = i;
+		for (; j > 0 && by_bytes(&m[j - 1], &x) > 0; j--)
+			m[j] = m[j - 1];
+		m[j] = x;
+	}
+}
+
+static int feed_value(struct form *st, struct sg_json_val v, int depth);
 
 static int
-feed_object(crypto_generichash_state *st, const json_t *v, int depth)
+feed_object(struct form *st, struct sg_json_val v, int depth)
 {
-	size_t n = json_object_size(v), i = 0, len;
-	struct member *m = n ? malloc(n * sizeof(*m)) : NULL;
-	const char *k;
-	json_t *val;
-	if (n && m == NULL)
+	struct member small[SMALL_OBJECT], *m = small;
+	size_t n = sg_json_size(v), i = 0, cap = 0;
+	struct sg_json_iter it;
+
+	if (n > SMALL_OBJECT && (m = sg_slab_take(n * sizeof(*m), &cap)) == NULL)
 		return -1;
-	json_object_keylen_foreach((json_t *)v, k, len, val) m[i++] = (struct member){k, len, val};
-	if (n > 1)
-		qsort(m, n, sizeof(*m), by_bytes);
+	sg_json_iter_init(&it, v);
+	while (i < n && sg_json_iter_next(&it, &m[i].key, &m[i].len, &m[i].value))
+		i++;
+	n = i;
+	sort_members(m, n);
 	feed_u64(st, 'o', n);
 	int rc = 0;
 	for (i = 0; rc == 0 && i < n; i++) {
 		feed_bytes(st, 'k', m[i].key, m[i].len);
 		rc = feed_value(st, m[i].value, depth + 1);
 	}
-	free(m);
+	if (m != small)
+		sg_slab_give(m, cap);
 	return rc;
 }
 
 static int
-feed_value(crypto_generichash_state *st, const json_t *v, int depth)
+feed_array(struct form *st, struct sg_json_val v, int depth)
+{
+	struct sg_json_iter it;
+	struct sg_json_val e;
+
+	feed_u64(st, 'a', sg_json_size(v));
+	sg_json_iter_init(&it, v);
+	while (sg_json_iter_next(&it, NULL, NULL, &e))
+		if (feed_value(st, e, depth + 1) != 0)
+			return -1;
+	return 0;
+}
+
+static int
+feed_value(struct form *st, struct sg_json_val v, int depth)
 {
 	double d;
 	uint64_t bits;
-	if (v == NULL || depth > DEPTH_MAX)
+	const char *s;
+	size_t len;
+
+	if (depth > DEPTH_MAX)
 		return -1;
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
+	switch (sg_json_type(v)) {
+	case SG_JSON_OBJECT:
 		return feed_object(st, v, depth);
-	case JSON_ARRAY:
-		feed_u64(st, 'a', json_array_size(v));
-		for (size_t i = 0; i < json_array_size(v); i++)
-			if (feed_value(st, json_array_get(v, i), depth + 1) != 0)
-				return -1;
+	case SG_JSON_ARRAY:
+		return feed_array(st, v, depth);
+	case SG_JSON_STRING:
+		s = sg_json_string(v, &len);
+		feed_bytes(st, 's', s, len);
 		return 0;
-	case JSON_STRING:
-		feed_bytes(st, 's', json_string_value(v), json_string_length(v));
+	case SG_JSON_INT:
+		feed_u64(st, 'i', (uint64_t)sg_json_int(v));
 		return 0;
-	case JSON_INTEGER:
-		feed_u64(st, 'i', (uint64_t)json_integer_value(v));
+	case SG_JSON_UINT: /* above INT64_MAX: its own tag, apart from the negatives */
+		feed_u64(st, 'u', sg_json_uint(v));
 		return 0;
-	case JSON_REAL:
-		d = json_real_value(v);
+	case SG_JSON_DOUBLE:
+		d = sg_json_double(v);
 		memcpy(&bits, &d, sizeof(bits));
 		feed_u64(st, 'r', bits);
 		return 0;
-	default: /* true, false, null: the tag says it all */
-		feed_u64(st, (unsigned char)('0' + json_typeof(v)), 0);
+	case SG_JSON_BOOL:
+		feed_u64(st, sg_json_bool(v) ? '5' : '6', 0);
 		return 0;
+	case SG_JSON_NULL:
+		break;
 	}
+	feed_u64(st, '7', 0);
+	return 0;
 }
 
 int
-sg_sim_seed(uint64_t seed, const char *salt, const json_t *input, uint64_t *out)
+sg_sim_seed(uint64_t seed, const char *salt, const struct sg_json_val *input, uint64_t *out)
 {
-	crypto_generichash_state st;
-	unsigned char h[8];
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	feed_u64(&st, 'S', seed);
-	feed_bytes(&st, 'n', salt, strlen(salt));
-	int rc = input ? feed_value(&st, input, 0) : (feed_u64(&st, '0' + JSON_NULL, 0), 0);
-	crypto_generichash_final(&st, h, sizeof(h));
+	struct form f = {.cap = sizeof(f.small)};
+	unsigned char h[8] = {0};
+
+	f.p = f.small;
+	feed_u64(&f, 'S', seed);
+	feed_bytes(&f, 'n', salt, strlen(salt));
+	int rc = input ? feed_value(&f, *input, 0) : (feed_u64(&f, 'o', 0), 0);
+	if (rc == 0 && !f.failed)
+		crypto_generichash(h, sizeof(h), f.p, f.len, NULL, 0);
+	if (f.p != f.small)
+		sg_slab_give(f.p, f.cap);
 	*out = 0;
 	for (int i = 0; i < 8; i++)
 		*out |= (uint64_t)h[i] << (8 * i);
-	return rc;
+	return rc == 0 && !f.failed ? 0 : -1;
 }

@@ -7,13 +7,16 @@
 #ifndef SG_SIM_SEED_H
 #define SG_SIM_SEED_H
 
-#include <jansson.h>
 #include <stdint.h>
 
+#include "json/sg_json.h"
+
 /*
- * BLAKE2b-64 of (seed, salt, input); input NULL hashes as JSON null.  -1
- * when out of memory or the input nests deeper than 256 levels.
+ * BLAKE2b-64 of (seed, salt, input).  NULL is no input, hashed as {} (a
+ * call without a body reads as one with {}).  The input's document
+ * must be live.  -1 when out of memory or the input nests deeper than 256
+ * levels.
  */
-int sg_sim_seed(uint64_t seed, const char *salt, const json_t *input, uint64_t *out);
+int sg_sim_seed(uint64_t seed, const char *salt, const struct sg_json_val *input, uint64_t *out);
 
 #endif

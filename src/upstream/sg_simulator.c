@@ -1,13 +1,22 @@
 /*
  * sg_simulator: synthetic output for sandbox calls.
  *
- * Every draw comes from xoshiro256**, seeded by BLAKE2b over (seed, salt,
- * canonical input), so a call always gets the same answer and a different
- * call gets a different one.  The shape comes from the definition's
+ * Every draw comes from xoshiro256**, seeded by a hash of (seed, salt,
+ * canonical input) (sg_sim_seed.c), so a call always gets the same answer
+ * and a different call gets a different one.  The shape comes from the definition's
  * examples when it has them, otherwise from the output schema, with
- * realistic text for common property names.  Output properties named like
- * input properties echo the input.  Whatever is built is validated against
- * the schema before it leaves: the answer is NULL, never a wrong output.
+ * realistic text for common property names (sg_sim_text.c).  Output
+ * properties named like input properties echo the input.  Whatever is
+ * written is parsed back and validated against the schema before it
+ * leaves: the answer is none, never a wrong output.
+ *
+ * The output is written as it is drawn, straight into the caller's buffer:
+ * no tree is built.  Where a value has fallbacks (an example that may not
+ * fit, then the schema; one listed type, then the next; items, then an
+ * empty list) each way is written in a slot (sg_jw_slot) by a writer of its
+ * own and cut away again when it proves impossible, so a failed way costs
+ * only the bytes it wrote.  Draws a failed way took stay taken, as they did
+ * when the output was a jansson tree.
  *
  * Apply time calls this once (with no input) to prove that sandbox calls
  * cannot fail later, so whether generation succeeds must not depend on the
@@ -17,59 +26,47 @@
  */
 #include "upstream/sg_simulator.h"
 
-#include "core/sg_json_alloc.h"
-#include "core/sg_rng.h"
-#include "upstream/sg_sim_seed.h"
-
-#include <math.h>
-#include <sodium.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "core/sg_json_alloc.h"
+#include "core/sg_rng.h"
+#include "core/sg_slab.h"
+#include "upstream/sg_sim_scalar.h"
+#include "upstream/sg_sim_seed.h"
+#include "upstream/sg_sim_text.h"
 
 /* Generated values per call; a schema that needs more is refused. */
 #define SIM_MAX_NODES 10000
-/* Longest generated string: a longer minLength needs an example. */
-#define SIM_MAX_STRING 8192
-/* Integers stay exact in the doubles that the validator compares. */
-#define SIM_INT_LIMIT 9007199254740992.0
 /* Longest id that is re-rolled; a longer one is kept as the example has it. */
 #define SIM_MAX_REROLL 256
-
-struct memo {
-	const json_t *node;
-	struct sg_schema *s;
-};
 
 struct gen {
 	struct sg_rng rng;
 	size_t nodes;
-	bool vary;          /* re-roll ids taken from examples */
-	bool varied;        /* an id was re-rolled in this attempt */
-	const json_t *echo; /* the call's input; borrowed for the call */
+	bool vary;   /* re-roll ids taken from examples */
+	bool varied; /* an id was re-rolled in this attempt */
+	/*
+	 * Memory ran out somewhere: a way that failed for it must not look
+	 * impossible and hand over to the next, or the answer would depend on
+	 * memory.  No answer then.
+	 */
+	bool broken;
+	/*
+	 * The call's input, parsed into `doc` when the call starts.  A check of
+	 * a container from the definition (sg_schema_validate_sub_jansson)
+	 * parses with the same per-thread parser and so ends that document;
+	 * the echo then parses the input again.
+	 */
+	const char *input;
+	size_t input_len;
+	struct sg_json_doc doc;
+	bool has_input; /* the input is an object */
 	const char *salt;
 	const struct sg_schema *root;
 	const json_t *checked; /* examples known to match root: picked without a check */
-	struct memo *memo;     /* each sub-schema is compiled at most once per call */
-	size_t n_memo, cap_memo;
+	struct sg_jbuf *out;
 };
-
-/* ---- randomness ------------------------------------------------------- */
-
-static uint64_t
-next64(struct gen *g)
-{
-	return sg_rng_next(&g->rng);
-}
-
-/* A number in [0, n), n >= 1.  Modulo bias is harmless in synthetic data. */
-static uint64_t
-below(struct gen *g, uint64_t n)
-{
-	return n > 1 ? next64(g) % n : 0;
-}
 
 static void
 reseed(struct gen *g, uint64_t h)
@@ -79,46 +76,74 @@ reseed(struct gen *g, uint64_t h)
 	g->varied = false;
 }
 
+static uint64_t
+below(struct gen *g, uint64_t n)
+{
+	return sg_sim_below(&g->rng, n);
+}
+
 /* ---- candidate checks --------------------------------------------------- */
 
 /*
- * `node` compiled on its own, kept until the call ends.  Sub-schemas of a
- * compiled document always compile, so NULL means out of memory.
+ * Only a schema of `true` that the compiler had no need to keep (an absent
+ * or `true` additionalProperties, an absent items) is not a node of the
+ * output schema; it takes anything the depth cap allows.
  */
-static const struct sg_schema *
-compiled(struct gen *g, const json_t *node)
+static bool
+anything(const json_t *node)
 {
-	struct sg_schema_error err;
-	struct sg_schema *s;
-
-	if (node == sg_schema_json(g->root))
-		return g->root;
-	for (size_t i = 0; i < g->n_memo; i++)
-		if (g->memo[i].node == node)
-			return g->memo[i].s;
-	if (g->n_memo == g->cap_memo) {
-		size_t cap = g->cap_memo ? 2 * g->cap_memo : 8;
-		struct memo *m = realloc(g->memo, cap * sizeof(*m));
-		if (m == NULL)
-			return NULL;
-		g->memo = m;
-		g->cap_memo = cap;
-	}
-	if ((s = sg_schema_compile(node, &err)) != NULL)
-		g->memo[g->n_memo++] = (struct memo){node, s};
-	return s;
+	return json_is_true(node);
 }
 
-/* Whether the sub-schema `node` accepts `v`; out of memory proves nothing. */
+/* Whether the sub-schema `node` accepts the input's value `v`. */
 static bool
-accepts(struct gen *g, const json_t *node, const json_t *v)
+accepts_input(const struct gen *g, const json_t *node, struct sg_json_val v)
 {
-	/* Most nodes belong to the compiled output schema: reuse its regexes. */
-	int rc = sg_schema_validate_sub_jansson(g->root, node, v);
-	if (rc != 1)
-		return rc == 0;
-	const struct sg_schema *s = compiled(g, node);
-	return s != NULL && sg_schema_validate_jansson(s, v, NULL, 0, NULL) == 0;
+	int rc = sg_schema_validate_sub(g->root, node, v);
+	/* The input was parsed within the cap, so its members fit one level below the output. */
+	return rc == 0 || (rc == 1 && anything(node));
+}
+
+static bool
+scalar_of(const json_t *v, struct sg_schema_scalar *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		sc->type = SG_JSON_STRING;
+		sc->s = json_string_value(v);
+		sc->len = json_string_length(v);
+		return true;
+	case JSON_INTEGER:
+		sc->type = SG_JSON_INT;
+		sc->i = json_integer_value(v);
+		return true;
+	case JSON_REAL:
+		sc->type = SG_JSON_DOUBLE;
+		sc->d = json_real_value(v);
+		return true;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		sc->type = SG_JSON_BOOL;
+		sc->b = json_is_true(v);
+		return true;
+	case JSON_NULL:
+		sc->type = SG_JSON_NULL;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Whether `node` accepts `v`, a value of the definition (example, enum or const member). */
+static bool
+accepts_json(const struct gen *g, const json_t *node, const json_t *v)
+{
+	struct sg_schema_scalar sc;
+	int rc = scalar_of(v, &sc) ? sg_schema_accepts_scalar(g->root, node, &sc)
+	                           : sg_schema_validate_sub_jansson(g->root, node, v);
+	return rc == 0 || (rc == 1 && anything(node) &&
+	                   sg_json_depth(v, SG_SCHEMA_MAX_DEPTH + 1) <= SG_SCHEMA_MAX_DEPTH);
 }
 
 /* One value of `list` that `node` accepts, from a drawn start; NULL if none. */
@@ -129,805 +154,609 @@ pick(struct gen *g, const json_t *node, const json_t *list)
 
 	for (size_t i = 0; i < n; i++) {
 		const json_t *v = json_array_get(list, (start + i) % n);
-		if (accepts(g, node, v))
+		if (accepts_json(g, node, v))
 			return v;
 	}
 	return NULL;
 }
 
-/* ---- text --------------------------------------------------------------- */
-
-enum text {
-	X_WORDS,
-	X_SENTENCE,
-	X_TITLE,
-	X_ID,
-	X_EMAIL,
-	X_FULLNAME,
-	X_FIRST,
-	X_LAST,
-	X_USER,
-	X_COMPANY,
-	X_PHONE,
-	X_DATETIME,
-	X_DATE,
-	X_TIME,
-	X_UUID,
-	X_URI,
-	X_HOST,
-	X_IPV4,
-	X_STATUS,
-	X_COUNTRY,
-	X_CITY,
-	X_CURRENCY,
-};
-
-static const char *const first_names[] = {"Ada",     "Grace",  "Alan",     "Katherine", "Linus",
-                                          "Barbara", "Dennis", "Margaret", "Ken",       "Frances",
-                                          "Edsger",  "Radia",  "Hedy",     "Donald"};
-static const char *const last_names[] = {"Lovelace", "Hopper",  "Turing",   "Johnson",  "Torvalds",
-                                         "Liskov",   "Ritchie", "Hamilton", "Thompson", "Allen",
-                                         "Dijkstra", "Perlman", "Lamarr",   "Knuth"};
-static const char *const companies[] = {
-    "Analytical Engines Ltd", "Northwind Traders", "Contoso Pharma", "Fabrikam Logistics",
-    "Globex Retail",          "Initech Finance",   "Tailspin Toys",  "Wingtip Travel"};
-static const char *const words[] = {
-    "quarterly", "planning", "review",   "launch",  "budget", "roadmap",   "hiring",  "onboarding",
-    "release",   "security", "customer", "partner", "design", "migration", "kickoff", "renewal"};
-static const char *const statuses[] = {"active", "pending", "completed", "open", "closed"};
-static const char *const countries[] = {"GB", "DE", "FR", "NL", "SE", "US", "JP", "IE"};
-static const char *const cities[] = {"London",    "Berlin", "Paris",  "Amsterdam",
-                                     "Stockholm", "Dublin", "Lisbon", "Tokyo"};
-static const char *const currencies[] = {"EUR", "USD", "GBP", "SEK", "CHF", "JPY"};
-
-#define PICK(g, a) ((a)[below((g), sizeof(a) / sizeof((a)[0]))])
-
-static const struct {
-	const char *name;
-	enum text kind;
-} formats[] = {
-    {"email", X_EMAIL}, {"date-time", X_DATETIME}, {"date", X_DATE},
-    {"time", X_TIME},   {"uuid", X_UUID},          {"uri", X_URI},
-    {"url", X_URI},     {"uri-reference", X_URI},  {"hostname", X_HOST},
-    {"ipv4", X_IPV4},
-};
+/* ---- writing -------------------------------------------------------------- */
 
 /*
- * Property names, lowercased, tried in order: '=' whole name, '$' suffix,
- * '*' anywhere.  Earlier rules win, so "company_name" is a company.
+ * A value of the definition as it is.  `depth` is where it lands in the
+ * output; past the cap the output could not be valid, and the recursion
+ * stops there.
  */
-static const struct {
-	const char *word;
-	char how;
-	enum text kind;
-} name_rules[] = {
-    {"email", '*', X_EMAIL},
-    {"_at", '$', X_DATETIME},
-    {"timestamp", '*', X_DATETIME},
-    {"date", '*', X_DATE},
-    {"first_name", '*', X_FIRST},
-    {"firstname", '*', X_FIRST},
-    {"given_name", '*', X_FIRST},
-    {"last_name", '*', X_LAST},
-    {"lastname", '*', X_LAST},
-    {"surname", '*', X_LAST},
-    {"family_name", '*', X_LAST},
-    {"username", '*', X_USER},
-    {"login", '=', X_USER},
-    {"company", '*', X_COMPANY},
-    {"organization", '*', X_COMPANY},
-    {"organisation", '*', X_COMPANY},
-    {"employer", '*', X_COMPANY},
-    {"name", '*', X_FULLNAME},
-    {"phone", '*', X_PHONE},
-    {"mobile", '*', X_PHONE},
-    {"url", '*', X_URI},
-    {"website", '*', X_URI},
-    {"link", '*', X_URI},
-    {"host", '*', X_HOST},
-    {"ip", '=', X_IPV4},
-    {"ip_address", '=', X_IPV4},
-    {"subject", '*', X_TITLE},
-    {"title", '*', X_TITLE},
-    {"status", '*', X_STATUS},
-    {"state", '=', X_STATUS},
-    {"country", '*', X_COUNTRY},
-    {"city", '*', X_CITY},
-    {"currency", '*', X_CURRENCY},
-    {"message", '*', X_SENTENCE},
-    {"body", '*', X_SENTENCE},
-    {"description", '*', X_SENTENCE},
-    {"text", '*', X_SENTENCE},
-    {"note", '*', X_SENTENCE},
-    {"comment", '*', X_SENTENCE},
-    {"summary", '*', X_SENTENCE},
+static int
+write_json(struct sg_jw *w, const json_t *v, int depth)
+{
+	const char *key;
+	size_t klen, i;
+	json_t *m;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		if (depth > SG_SCHEMA_MAX_DEPTH)
+			return -1;
+		sg_jw_object(w);
+		json_object_keylen_foreach((json_t *)v, key, klen, m)
+		{
+			sg_jw_key(w, key, klen);
+			if (write_json(w, m, depth + 1) != 0)
+				return -1;
+		}
+		sg_jw_object_end(w);
+		return 0;
+	case JSON_ARRAY:
+		if (depth > SG_SCHEMA_MAX_DEPTH)
+			return -1;
+		sg_jw_array(w);
+		json_array_foreach((json_t *)v, i, m)
+		{
+			if (write_json(w, m, depth + 1) != 0)
+				return -1;
+		}
+		sg_jw_array_end(w);
+		return 0;
+	case JSON_STRING:
+		sg_jw_string(w, json_string_value(v), json_string_length(v));
+		return 0;
+	case JSON_INTEGER:
+		sg_jw_int(w, json_integer_value(v));
+		return 0;
+	case JSON_REAL:
+		sg_jw_double(w, json_real_value(v));
+		return 0;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		sg_jw_bool(w, json_is_true(v));
+		return 0;
+	case JSON_NULL:
+		sg_jw_null(w);
+		return 0;
+	}
+	return -1; /* defensive: jansson has no other type */
+}
+
+/* A value with fallbacks: see the top of the file. */
+struct slot {
+	struct sg_jw w;
+	size_t mark;
 };
 
-/* ASCII only, whatever the locale: ids and tags must not change with it. */
+static void
+slot_open(struct gen *g, struct sg_jw *parent, struct slot *s)
+{
+	sg_jw_slot(parent);
+	s->mark = g->out->len;
+}
+
+/* The writer for the next way, at the start of the slot. */
+static struct sg_jw *
+slot_try(struct gen *g, struct slot *s)
+{
+	g->out->len = s->mark;
+	sg_jw_begin(&s->w, g->out);
+	return &s->w;
+}
+
+/* Ends the way just written, which returned `rc`: true when it stands. */
 static bool
-is_lower(char c)
+slot_done(struct gen *g, struct slot *s, int rc)
 {
-	return c >= 'a' && c <= 'z';
-}
+	bool lost = sg_jw_failed(&s->w);
+	bool whole = sg_jw_end(&s->w) == 0;
 
-static bool
-is_upper(char c)
-{
-	return c >= 'A' && c <= 'Z';
-}
-
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static char
-to_lower(char c)
-{
-	return is_upper(c) ? (char)(c - 'A' + 'a') : c;
-}
-
-static bool
-ends_with(const char *s, const char *tail)
-{
-	size_t n = strlen(s), t = strlen(tail);
-	return n >= t && strcmp(s + n - t, tail) == 0;
-}
-
-/* "id", "contact_id" and "contactId" name ids; "paid" and "valid" do not. */
-static bool
-is_id_name(const char *name)
-{
-	size_t n = name ? strlen(name) : 0;
-	return n > 0 && (strcmp(name, "id") == 0 || ends_with(name, "_id") ||
-	                 (n > 2 && ends_with(name, "Id") && is_lower(name[n - 3])));
-}
-
-static enum text
-text_for_name(const char *name)
-{
-	char low[64];
-	size_t n = 0;
-
-	if (name == NULL)
-		return X_WORDS;
-	for (; name[n] != '\0' && n < sizeof(low) - 1; n++)
-		low[n] = to_lower(name[n]);
-	low[n] = '\0';
-	for (size_t i = 0; i < sizeof(name_rules) / sizeof(name_rules[0]); i++) {
-		const char *w = name_rules[i].word;
-		char how = name_rules[i].how;
-		if ((how == '=' && strcmp(low, w) == 0) || (how == '$' && ends_with(low, w)) ||
-		    (how == '*' && strstr(low, w) != NULL))
-			return name_rules[i].kind;
-	}
-	return X_WORDS;
-}
-
-/* The format wins over the name: an "id" with format uuid is a uuid. */
-static enum text
-text_kind(const char *format, const char *name)
-{
-	for (size_t i = 0; format && i < sizeof(formats) / sizeof(formats[0]); i++)
-		if (strcmp(format, formats[i].name) == 0)
-			return formats[i].kind;
-	return is_id_name(name) ? X_ID : text_for_name(name);
-}
-
-/*
- * A short tag for a word, like the "msg" in "msg_9f2c01a4be77": the first
- * letter and the next two consonants, skipping doubles.
- */
-static void
-tag_of(const char *word, size_t len, char out[4])
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len && n < 3; i++) {
-		char c = to_lower(word[i]);
-		if (!is_lower(c) && !is_digit(c))
-			continue;
-		if (n > 0 && (strchr("aeiou", c) != NULL || c == out[n - 1]))
-			continue;
-		out[n++] = c;
-	}
-	out[n] = '\0';
-	if (n == 0)
-		strcpy(out, "id");
-}
-
-/*
- * "contact_id" and "contactId" are tagged from "contact"; a bare "id" from
- * the operation in the salt, so crm.create_contact makes "cnt_..." ids.
- */
-static void
-id_tag(const struct gen *g, const char *name, char out[4])
-{
-	size_t n = strlen(name);
-	const char *stem = name, *end = name + n - 2 - (n > 2 && name[n - 3] == '_');
-
-	if (n == 2) {
-		stem = strrchr(g->salt, '.') ? strrchr(g->salt, '.') + 1 : g->salt;
-		end = stem + strlen(stem);
-	}
-	for (const char *p = stem; p + 1 < end; p++) /* the last word: "contact" */
-		if (*p == '_')
-			stem = p + 1;
-	tag_of(stem, (size_t)(end - stem), out);
-}
-
-/* A moment in 2023-2025: plausible for records, and fixed by the draw. */
-static void
-write_time(struct gen *g, enum text kind, char *out, size_t n)
-{
-	static const char *const fmt[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d", "%H:%M:%SZ"};
-	time_t t = (time_t)(1672531200 + below(g, 3 * 365 * 86400));
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, n, fmt[kind == X_DATETIME ? 0 : kind == X_DATE ? 1 : 2], &tm);
-}
-
-static void
-lower(char *s)
-{
-	for (; *s; s++)
-		*s = to_lower(*s);
-}
-
-static void
-write_person(struct gen *g, enum text kind, char *out, size_t n)
-{
-	const char *first = PICK(g, first_names), *last = PICK(g, last_names);
-	unsigned num = (unsigned)below(g, 100);
-
-	if (kind == X_EMAIL)
-		snprintf(out, n, "%s.%s%u@example.com", first, last, num);
-	else if (kind == X_USER)
-		snprintf(out, n, "%s.%s%u", first, last, num);
-	else
-		snprintf(out, n, "%s%s%s", kind == X_LAST ? "" : first,
-		         kind == X_FULLNAME ? " " : "", kind == X_FIRST ? "" : last);
-	if (kind == X_EMAIL || kind == X_USER)
-		lower(out);
-}
-
-static void
-write_words(struct gen *g, enum text kind, char *out, size_t n)
-{
-	const char *a = PICK(g, words), *b = PICK(g, words), *c = PICK(g, words);
-
-	if (kind == X_SENTENCE)
-		snprintf(out, n, "Notes on the %s %s %s.", a, b, c);
-	else if (kind == X_TITLE)
-		snprintf(out, n, "%c%s %s %s", a[0] - 'a' + 'A', a + 1, b, c);
-	else
-		snprintf(out, n, "%s %s", a, b);
-}
-
-static void
-write_text(struct gen *g, enum text kind, const char *name, char *out, size_t n)
-{
-	char tag[4];
-	uint64_t r = next64(g);
-
-	switch (kind) {
-	case X_ID:
-		id_tag(g, name, tag);
-		snprintf(out, n, "%s_%012llx", tag, (unsigned long long)(r >> 16));
-		break;
-	case X_UUID:
-		snprintf(out, n, "%08x-%04x-4%03x-%x%03x-%012llx", (unsigned)(r >> 32),
-		         (unsigned)(r >> 16) & 0xffff, (unsigned)r & 0xfff,
-		         8 + (unsigned)below(g, 4), (unsigned)below(g, 0x1000),
-		         (unsigned long long)(next64(g) >> 16));
-		break;
-	case X_URI:
-		snprintf(out, n, "https://example.com/%s/%08llx", PICK(g, words),
-		         (unsigned long long)(r >> 32));
-		break;
-	case X_HOST:
-		snprintf(out, n, "%s.example.com", PICK(g, words));
-		break;
-	case X_IPV4: /* TEST-NET-1, never a real host */
-		snprintf(out, n, "192.0.2.%u", 1 + (unsigned)(r % 254));
-		break;
-	case X_PHONE: /* a range reserved for drama, never a real line */
-		snprintf(out, n, "+44 20 7946 0%03u", (unsigned)(r % 1000));
-		break;
-	case X_DATETIME:
-	case X_DATE:
-	case X_TIME:
-		write_time(g, kind, out, n);
-		break;
-	case X_EMAIL:
-	case X_USER:
-	case X_FULLNAME:
-	case X_FIRST:
-	case X_LAST:
-		write_person(g, kind, out, n);
-		break;
-	case X_COMPANY:
-		snprintf(out, n, "%s", PICK(g, companies));
-		break;
-	case X_STATUS:
-		snprintf(out, n, "%s", PICK(g, statuses));
-		break;
-	case X_COUNTRY:
-		snprintf(out, n, "%s", PICK(g, countries));
-		break;
-	case X_CITY:
-		snprintf(out, n, "%s", PICK(g, cities));
-		break;
-	case X_CURRENCY:
-		snprintf(out, n, "%s", PICK(g, currencies));
-		break;
-	case X_WORDS:
-	case X_SENTENCE:
-	case X_TITLE:
-		write_words(g, kind, out, n);
-		break;
-	}
+	if (rc == 0 && whole)
+		return true;
+	/* An incomplete value said to be whole is a bug here: fail closed. */
+	if (lost || rc == 0)
+		g->broken = true;
+	g->out->len = s->mark;
+	return false;
 }
 
 /* ---- generation ------------------------------------------------------- */
 
-/* minLength and friends; compiling proved them whole and not negative. */
-static uint64_t
-count_kw(const json_t *node, const char *key, uint64_t dflt)
-{
-	const json_t *v = json_object_get(node, key);
-	double d = json_number_value(v);
+static int gen_node(struct gen *g, struct sg_jw *w, const json_t *node, const char *name,
+                    int depth);
+static int complete(struct gen *g, struct sg_jw *w, const json_t *v, const json_t *node,
+                    const struct sg_sim_kw *k, const char *name, int depth);
 
-	if (!json_is_number(v))
-		return dflt;
-	return d <= 0 ? 0 : d >= 1e19 ? UINT64_MAX : (uint64_t)d;
-}
-
-/*
- * Pads `text` with words up to `lo` characters, then cuts it to `hi`.  All
- * generated text is ASCII, so bytes are characters.
- */
-static json_t *
-fit_length(struct gen *g, const char *text, uint64_t lo, uint64_t hi)
-{
-	size_t len = strlen(text), cap = (size_t)lo + 32;
-	char *buf = len >= lo ? NULL : malloc(cap);
-	json_t *s;
-
-	if (buf == NULL)
-		return json_stringn(text, len < hi ? len : (size_t)hi);
-	memcpy(buf, text, len);
-	while (len < lo) { /* one word past lo at most: the 32 spare bytes hold it */
-		const char *w = PICK(g, words);
-		size_t wl = strlen(w);
-		buf[len++] = ' ';
-		memcpy(buf + len, w, wl);
-		len += wl;
-	}
-	s = json_stringn(buf, len < hi ? len : (size_t)hi);
-	free(buf);
-	return s;
-}
-
-static json_t *
-gen_string(struct gen *g, const json_t *node, const char *name)
-{
-	uint64_t lo = count_kw(node, "minLength", 0), hi = count_kw(node, "maxLength", UINT64_MAX);
-	const char *format = json_string_value(json_object_get(node, "format"));
-	char text[256];
-
-	/* A regex cannot be run backwards: such strings come from examples or echo. */
-	if (json_object_get(node, "pattern") != NULL || lo > hi || lo > SIM_MAX_STRING)
-		return NULL;
-	write_text(g, text_kind(format, name), name, text, sizeof(text));
-	return fit_length(g, text, lo, hi);
-}
-
-static bool
-in_bounds(const json_t *node, double x)
-{
-	const json_t *mn = json_object_get(node, "minimum"), *mx = json_object_get(node, "maximum");
-	const json_t *xmn = json_object_get(node, "exclusiveMinimum");
-	const json_t *xmx = json_object_get(node, "exclusiveMaximum");
-
-	return isfinite(x) && !(mn && x < json_number_value(mn)) &&
-	       !(mx && x > json_number_value(mx)) && !(xmn && x <= json_number_value(xmn)) &&
-	       !(xmx && x >= json_number_value(xmx));
-}
-
-/*
- * The tightest bounds, inclusive or not.  An open side gets a span of 1000
- * from the other, so unbounded numbers stay human-sized.
- */
-static void
-num_range(const json_t *node, double *lo, double *hi)
-{
-	const json_t *mn = json_object_get(node, "minimum"), *mx = json_object_get(node, "maximum");
-	const json_t *xmn = json_object_get(node, "exclusiveMinimum");
-	const json_t *xmx = json_object_get(node, "exclusiveMaximum");
-
-	*lo =
-	    fmax(mn ? json_number_value(mn) : -INFINITY, xmn ? json_number_value(xmn) : -INFINITY);
-	*hi = fmin(mx ? json_number_value(mx) : INFINITY, xmx ? json_number_value(xmx) : INFINITY);
-	if (isinf(*lo))
-		*lo = isinf(*hi) ? 0 : *hi - 1000;
-	if (isinf(*hi))
-		*hi = *lo + 1000;
-}
-
-static json_t *
-gen_integer(struct gen *g, const json_t *node)
-{
-	double lo, hi;
-
-	num_range(node, &lo, &hi);
-	lo = ceil(lo);
-	hi = floor(hi);
-	if (lo > SIM_INT_LIMIT || hi < -SIM_INT_LIMIT)
-		return NULL;
-	lo = fmax(lo, -SIM_INT_LIMIT);
-	hi = fmin(hi, SIM_INT_LIMIT);
-	/* An exclusive bound that is a whole number: one step inside. */
-	if (!in_bounds(node, lo))
-		lo += 1;
-	if (!in_bounds(node, hi))
-		hi -= 1;
-	if (lo > hi)
-		return NULL;
-	int64_t a = (int64_t)lo, span = (int64_t)hi - a;
-	json_int_t v = a + (int64_t)below(g, (uint64_t)span + 1);
-	return in_bounds(node, (double)v) ? json_integer(v) : NULL;
-}
-
-/*
- * A draw across the range, rounded to quarters when that stays inside
- * (binary fractions print short: 12.25, never 12.300000000000001); the
- * fallbacks serve ranges so narrow that only neighbouring doubles fit.
- */
-static json_t *
-gen_number(struct gen *g, const json_t *node)
-{
-	double lo, hi, u = (double)below(g, 1000001) / 1e6;
-
-	num_range(node, &lo, &hi);
-	double x = lo * (1 - u) + hi * u;
-	const double tries[] = {round(x * 4) / 4, x, lo / 2 + hi / 2, nextafter(lo, hi),
-	                        nextafter(hi, lo)};
-	for (size_t i = 0; lo <= hi && i < sizeof(tries) / sizeof(tries[0]); i++)
-		if (in_bounds(node, tries[i]))
-			return json_real(tries[i]);
-	return NULL;
-}
-
-/*
- * A value complete() may finish.  It never changes a value in place: it
- * replaces an object's or array's members and re-rolls a string into a new
- * one.  So a container is copied one level and everything else is shared,
- * even with the snapshot's examples (jansson's reference counts are
- * atomic).  A deep copy of each example cost about 6,000 instructions a call.
- */
-static json_t *
-own(const json_t *v)
-{
-	json_t *m = (json_t *)v;
-	return json_is_object(m) || json_is_array(m) ? json_copy(m) : json_incref(m);
-}
-
-static json_t *gen_node(struct gen *g, const json_t *node, const char *name, int depth);
-static json_t *complete(struct gen *g, json_t *v, const json_t *node, const char *name, int depth);
+static int read_input(struct gen *g);
 
 /* The input's value for a root property, when the property's schema takes it. */
-static const json_t *
-echo_value(struct gen *g, const char *key, size_t klen, const json_t *sub)
+static bool
+echo_value(struct gen *g, const char *key, size_t klen, const json_t *sub, struct sg_json_val *v)
 {
-	const json_t *v = json_is_object(g->echo) ? json_object_getn(g->echo, key, klen) : NULL;
-
-	/* The output object is one level above the echoed value. */
-	if (v == NULL || sg_json_depth(v, SG_SCHEMA_MAX_DEPTH) >= SG_SCHEMA_MAX_DEPTH)
-		return NULL;
-	return accepts(g, sub, v) ? v : NULL;
-}
-
-/* Sets `key` of `obj`: the echo, else the value already there (completed), else a new one. */
-static int
-fill_one(struct gen *g, json_t *obj, const char *key, size_t klen, const json_t *sub, int depth)
-{
-	const json_t *in = depth == 1 ? echo_value(g, key, klen, sub) : NULL;
-	json_t *have = json_object_getn(obj, key, klen), *v;
-
-	if (in != NULL)
-		v = own(in);
-	else if (have != NULL)
-		v = complete(g, own(have), sub, key, depth + 1);
-	else
-		v = gen_node(g, sub, key, depth + 1);
-	return v ? json_object_setn_new(obj, key, klen, v) : -1;
+	if (!g->has_input)
+		return false;
+	/* It parsed before, so only memory can fail it now. */
+	if (!sg_json_doc_live(&g->doc) && read_input(g) != 0) {
+		g->broken = true;
+		return false;
+	}
+	return sg_json_get(g->doc.root, key, klen, v) && accepts_input(g, sub, *v);
 }
 
 /*
- * Every declared property, optional or not, so that outputs look complete;
- * then each required name left to additionalProperties (absent: anything).
+ * Writes `key` and its value: the echo, else the example's value
+ * (`have`, completed), else a new one.
  */
 static int
-fill_object(struct gen *g, json_t *obj, const json_t *node, int depth)
+fill_one(struct gen *g, struct sg_jw *w, const char *key, size_t klen, const json_t *sub,
+         const json_t *have, int depth)
 {
-	json_t *props = json_object_get(node, "properties");
-	const json_t *req = json_object_get(node, "required"), *name;
-	const json_t *extra = json_object_get(node, "additionalProperties");
+	struct sg_json_val in;
+
+	sg_jw_key(w, key, klen);
+	if (depth == 1 && echo_value(g, key, klen, sub, &in)) {
+		sg_jw_value(w, in);
+		return 0;
+	}
+	if (have != NULL)
+		return complete(g, w, have, sub, NULL, key, depth + 1);
+	return gen_node(g, w, sub, key, depth + 1);
+}
+
+/* Whether `req[i]` names a property that an earlier entry named too. */
+static bool
+required_before(const json_t *req, size_t i, const char *key, size_t klen)
+{
+	for (size_t j = 0; j < i; j++) {
+		const json_t *e = json_array_get(req, j);
+		if (json_string_length(e) == klen && memcmp(json_string_value(e), key, klen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A walk over an object's keys that answers "is `key` one of yours?".
+ * Examples and required lists are mostly written in the schema's order, so
+ * the key after the last one found is compared before a hash lookup: most
+ * objects are filled without any.
+ */
+struct cursor {
+	const json_t *obj;
+	void *next;
+	size_t in_order; /* keys found in order from the first: the walk's prefix */
+};
+
+static void
+cursor_start(struct cursor *c, const json_t *obj)
+{
+	c->obj = obj;
+	c->next = json_object_iter((json_t *)obj);
+	c->in_order = 0;
+}
+
+static const json_t *
+cursor_find(struct cursor *c, const char *key, size_t klen)
+{
+	void *it = c->next;
+
+	if (it != NULL && json_object_iter_key_len(it) == klen &&
+	    memcmp(json_object_iter_key(it), key, klen) == 0) {
+		c->next = json_object_iter_next((json_t *)c->obj, it);
+		c->in_order++;
+		return json_object_iter_value(it);
+	}
+	c->next = NULL; /* out of order: lookups from here on */
+	return json_object_getn(c->obj, key, klen);
+}
+
+/* The example's members and then the declared properties it lacks. */
+static int
+fill_declared(struct gen *g, struct sg_jw *w, const json_t *ex, const json_t *props, int depth)
+{
+	struct cursor c;
+	const char *key;
+	size_t klen, n = 0;
+	json_t *v;
+
+	cursor_start(&c, props);
+	json_object_keylen_foreach((json_t *)ex, key, klen, v)
+	{
+		const json_t *sub = cursor_find(&c, key, klen);
+		if (sub != NULL && fill_one(g, w, key, klen, sub, v, depth) != 0)
+			return -1;
+		if (sub == NULL) { /* not declared: kept as the example has it */
+			sg_jw_key(w, key, klen);
+			if (write_json(w, v, depth + 1) != 0)
+				return -1;
+		}
+	}
+	/* The properties the example matched in order are there already. */
+	for (void *it = json_object_iter((json_t *)props); it != NULL;
+	     it = json_object_iter_next((json_t *)props, it)) {
+		if (n++ < c.in_order)
+			continue;
+		key = json_object_iter_key(it);
+		klen = json_object_iter_key_len(it);
+		if (json_object_getn(ex, key, klen) == NULL &&
+		    fill_one(g, w, key, klen, json_object_iter_value(it), NULL, depth) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * An object: the example's members (`ex`, may be NULL) in its order, then
+ * every declared property it lacks, optional or not, so that outputs look
+ * complete; then each required name left to additionalProperties (absent:
+ * anything).
+ */
+static int
+fill_object(struct gen *g, struct sg_jw *w, const json_t *ex, const struct sg_sim_kw *k, int depth)
+{
+	const json_t *props = k->properties, *req = k->required, *name;
+	const json_t *extra = k->additional ? k->additional : json_true();
+	struct cursor c;
 	size_t i;
 
 	if (depth > SG_SCHEMA_MAX_DEPTH)
 		return -1;
-	for (void *it = json_object_iter(props); it; it = json_object_iter_next(props, it))
-		if (fill_one(g, obj, json_object_iter_key(it), json_object_iter_key_len(it),
-		             json_object_iter_value(it), depth) != 0)
-			return -1;
+	sg_jw_object(w);
+	if (fill_declared(g, w, ex, props, depth) != 0)
+		return -1;
+	cursor_start(&c, props);
 	json_array_foreach(req, i, name)
 	{
 		const char *key = json_string_value(name);
 		size_t klen = json_string_length(name);
-		if (key != NULL && json_object_getn(obj, key, klen) == NULL &&
-		    fill_one(g, obj, key, klen, extra ? extra : json_true(), depth) != 0)
+		if (key == NULL || cursor_find(&c, key, klen) != NULL ||
+		    json_object_getn(ex, key, klen) != NULL || required_before(req, i, key, klen))
+			continue;
+		if (fill_one(g, w, key, klen, extra, NULL, depth) != 0)
 			return -1;
 	}
+	sg_jw_object_end(w);
 	return 0;
 }
 
-static json_t *
-gen_object(struct gen *g, const json_t *node, int depth)
+static int
+write_items(struct gen *g, struct sg_jw *w, const json_t *items, uint64_t n, const char *name,
+            int depth)
 {
-	json_t *obj = json_object();
+	sg_jw_array(w);
+	for (uint64_t i = 0; i < n; i++)
+		if (gen_node(g, w, items ? items : json_true(), name, depth + 1) != 0)
+			return -1;
+	sg_jw_array_end(w);
+	return 0;
+}
 
-	if (obj != NULL && fill_object(g, obj, node, depth) != 0) {
-		json_decref(obj);
-		obj = NULL;
-	}
-	return obj;
+/* Items that cannot be made: a valid empty list beats no answer. */
+static __attribute__((noinline)) int
+items_or_empty(struct gen *g, struct sg_jw *w, const json_t *items, uint64_t n, const char *name,
+               int depth)
+{
+	struct slot s;
+
+	slot_open(g, w, &s);
+	if (slot_done(g, &s, write_items(g, slot_try(g, &s), items, n, name, depth)))
+		return 0;
+	if (g->broken || g->nodes > SIM_MAX_NODES)
+		return -1;
+	struct sg_jw *e = slot_try(g, &s);
+	sg_jw_array(e);
+	sg_jw_array_end(e);
+	return slot_done(g, &s, 0) ? 0 : -1;
 }
 
 /*
  * minItems up to three more, within maxItems.  Items that cannot be made
- * leave the array empty when that is allowed: a valid empty list beats no
- * answer, and the outcome must not hang on the drawn length.
+ * leave the array empty when that is allowed, and the outcome must not
+ * hang on the drawn length.
  */
-static json_t *
-gen_array(struct gen *g, const json_t *node, const char *name, int depth)
+static int
+gen_array(struct gen *g, struct sg_jw *w, const struct sg_sim_kw *k, const char *name, int depth)
 {
-	const json_t *items = json_object_get(node, "items");
-	uint64_t lo = count_kw(node, "minItems", 0), hi = count_kw(node, "maxItems", UINT64_MAX);
+	const json_t *items = k->items;
+	uint64_t lo = sg_sim_count(k->min_items, 0), hi = sg_sim_count(k->max_items, UINT64_MAX);
 
 	if (lo > hi || lo > SIM_MAX_NODES || depth > SG_SCHEMA_MAX_DEPTH)
-		return NULL;
+		return -1;
 	hi = hi > lo + 3 ? lo + 3 : hi;
 	uint64_t n = lo + below(g, hi - lo + 1);
-	json_t *arr = json_array();
-	for (uint64_t i = 0; arr != NULL && i < n; i++) {
-		json_t *v = gen_node(g, items ? items : json_true(), name, depth + 1);
-		if (v == NULL || json_array_append_new(arr, v) != 0) {
-			json_decref(arr);
-			arr = lo == 0 && g->nodes <= SIM_MAX_NODES ? json_array() : NULL;
-			break;
-		}
-	}
-	return arr;
+	if (lo == 0 && n > 0)
+		return items_or_empty(g, w, items, n, name, depth);
+	return write_items(g, w, items, n, name, depth);
 }
 
 /* What a schema without `type` most plainly describes. */
 static const char *
-implied_type(const json_t *node)
+implied_type(const struct sg_sim_kw *k)
 {
-	static const struct {
-		const char *kw, *type;
-	} hints[] = {
-	    {"properties", "object"},
-	    {"required", "object"},
-	    {"additionalProperties", "object"},
-	    {"items", "array"},
-	    {"minItems", "array"},
-	    {"maxItems", "array"},
-	    {"minimum", "number"},
-	    {"maximum", "number"},
-	    {"exclusiveMinimum", "number"},
-	    {"exclusiveMaximum", "number"},
-	};
-	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
-		if (json_object_get(node, hints[i].kw) != NULL)
-			return hints[i].type;
+	if (k->properties || k->required || k->additional)
+		return "object";
+	if (k->items || k->min_items || k->max_items)
+		return "array";
+	if (k->minimum || k->maximum || k->xminimum || k->xmaximum)
+		return "number";
 	return "string"; /* anything goes, and text reads best */
 }
 
-static json_t *
-gen_type(struct gen *g, const json_t *node, const char *type, const char *name, int depth)
+/* The type that `type` (a string, or absent) names. */
+static const char *
+type_name(const struct sg_sim_kw *k)
 {
-	if (strcmp(type, "string") == 0)
-		return gen_string(g, node, name);
-	if (strcmp(type, "integer") == 0)
-		return gen_integer(g, node);
-	if (strcmp(type, "number") == 0)
-		return gen_number(g, node);
-	if (strcmp(type, "boolean") == 0)
-		return json_boolean(below(g, 2));
+	return json_is_string(k->type) ? json_string_value(k->type) : implied_type(k);
+}
+
+/* The types that are not scalars with bounds. */
+static int
+gen_other(struct gen *g, struct sg_jw *w, const struct sg_sim_kw *k, const char *type,
+          const char *name, int depth)
+{
+	if (strcmp(type, "boolean") == 0) {
+		sg_jw_bool(w, below(g, 2));
+		return 0;
+	}
 	if (strcmp(type, "object") == 0)
-		return gen_object(g, node, depth);
+		return fill_object(g, w, NULL, k, depth);
 	if (strcmp(type, "array") == 0)
-		return gen_array(g, node, name, depth);
-	if (strcmp(type, "null") == 0)
-		return json_null();
-	return NULL; /* defensive: compiling refuses other type names */
-}
-
-/* The first listed type that can be made, null only when nothing else can. */
-static json_t *
-gen_typed(struct gen *g, const json_t *node, const char *name, int depth)
-{
-	const json_t *type = json_object_get(node, "type"), *t;
-	bool null_ok = false;
-	size_t i;
-
-	if (json_is_string(type))
-		return gen_type(g, node, json_string_value(type), name, depth);
-	if (!json_is_array(type))
-		return gen_type(g, node, implied_type(node), name, depth);
-	json_array_foreach(type, i, t)
-	{
-		const char *tn = json_string_value(t);
-		json_t *v;
-		if (tn != NULL && strcmp(tn, "null") == 0)
-			null_ok = true;
-		else if (tn != NULL && (v = gen_type(g, node, tn, name, depth)) != NULL)
-			return v;
+		return gen_array(g, w, k, name, depth);
+	if (strcmp(type, "null") == 0) {
+		sg_jw_null(w);
+		return 0;
 	}
-	return null_ok ? json_null() : NULL;
-}
-
-static json_t *
-from_examples(struct gen *g, const json_t *node, const json_t *list, const char *name, int depth)
-{
-	/* The same single draw pick() makes, whose first candidate always matches here. */
-	const json_t *ex = list != NULL && list == g->checked
-	                       ? json_array_get(list, (size_t)below(g, json_array_size(list)))
-	                       : pick(g, node, list);
-	return ex ? complete(g, own(ex), node, name, depth) : NULL;
-}
-
-/* const, then enum, then the schema's own examples, then the type. */
-static json_t *
-gen_node(struct gen *g, const json_t *node, const char *name, int depth)
-{
-	const json_t *c = json_object_get(node, "const"), *e = json_object_get(node, "enum");
-	json_t *v;
-
-	if (json_is_false(node) || ++g->nodes > SIM_MAX_NODES)
-		return NULL;
-	if (c != NULL)
-		return accepts(g, node, c) ? json_deep_copy(c) : NULL;
-	if (e != NULL)
-		return (c = pick(g, node, e)) ? json_deep_copy(c) : NULL;
-	v = from_examples(g, node, json_object_get(node, "examples"), name, depth);
-	return v ? v : gen_typed(g, node, name, depth);
-}
-
-/*
- * Same shape, new characters: letters stay letters, digits stay digits, and
- * a tag such as "ct_" stays as it is, so the id still reads like the
- * example's and usually still matches its pattern (when not, the caller
- * retries without re-rolling).  Takes ownership of `v`.
- */
-static json_t *
-reroll(struct gen *g, json_t *v)
-{
-	const char *s = json_string_value(v);
-	size_t n = json_string_length(v), keep = strcspn(s, "_-");
-	char buf[SIM_MAX_REROLL];
-
-	if (n > sizeof(buf))
-		return v;
-	keep = keep < n ? keep + 1 : 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (i >= keep && is_lower(ch))
-			ch = (char)('a' + below(g, 26));
-		else if (i >= keep && is_upper(ch))
-			ch = (char)('A' + below(g, 26));
-		else if (i >= keep && is_digit(ch))
-			ch = (char)('0' + below(g, 10));
-		buf[i] = ch;
-	}
-	json_t *r = json_stringn(buf, n);
-	json_decref(v);
-	g->varied = true;
-	return r;
+	return -1; /* defensive: compiling refuses other type names */
 }
 
 static int
-complete_items(struct gen *g, json_t *arr, const json_t *node, const char *name, int depth)
+gen_type(struct gen *g, struct sg_jw *w, const struct sg_sim_kw *k, const char *type,
+         const char *name, int depth)
 {
-	const json_t *items = json_object_get(node, "items");
+	int rc = -1;
+
+	if (strcmp(type, "string") == 0)
+		rc = sg_sim_string(&g->rng, w, k, name, g->salt);
+	else if (strcmp(type, "integer") == 0)
+		rc = sg_sim_integer(&g->rng, w, k);
+	else if (strcmp(type, "number") == 0)
+		rc = sg_sim_number(&g->rng, w, k);
+	else
+		return gen_other(g, w, k, type, name, depth);
+	if (rc == SG_SIM_NO_MEMORY)
+		g->broken = true;
+	return rc == 0 ? 0 : -1;
+}
+
+static int
+from_examples(struct gen *g, struct sg_jw *w, const json_t *node, const struct sg_sim_kw *k,
+              const json_t *list, const char *name, int depth)
+{
+	/* The same single draw pick() makes, whose first candidate always matches here. */
+	const json_t *ex = list == g->checked
+	                       ? json_array_get(list, (size_t)below(g, json_array_size(list)))
+	                       : pick(g, node, list);
+	return ex ? complete(g, w, ex, node, k, name, depth) : -1;
+}
+
+/*
+ * The ways to a value with fallbacks: the schema's own examples, then each
+ * listed type in order, and null (when listed) only when nothing else can
+ * be made.
+ */
+static __attribute__((noinline)) int
+gen_ways(struct gen *g, struct sg_jw *w, const json_t *node, const struct sg_sim_kw *k,
+         const char *name, int depth)
+{
+	const json_t *ex = k->examples, *type = k->type, *t;
+	bool null_ok = false;
+	struct slot s;
+	size_t i;
+
+	slot_open(g, w, &s);
+	if (json_array_size(ex) > 0 &&
+	    slot_done(g, &s, from_examples(g, slot_try(g, &s), node, k, ex, name, depth)))
+		return 0;
+	if (!json_is_array(type))
+		return !g->broken &&
+		               slot_done(g, &s,
+		                         gen_type(g, slot_try(g, &s), k, type_name(k), name, depth))
+		           ? 0
+		           : -1;
+	json_array_foreach(type, i, t)
+	{
+		const char *tn = json_string_value(t);
+		if (tn != NULL && strcmp(tn, "null") == 0)
+			null_ok = true;
+		else if (tn != NULL && !g->broken &&
+		         slot_done(g, &s, gen_type(g, slot_try(g, &s), k, tn, name, depth)))
+			return 0;
+	}
+	if (!null_ok || g->broken)
+		return -1;
+	sg_jw_null(slot_try(g, &s));
+	return slot_done(g, &s, 0) ? 0 : -1;
+}
+
+/* const, then enum, then the schema's own examples, then the type. */
+static int
+gen_node(struct gen *g, struct sg_jw *w, const json_t *node, const char *name, int depth)
+{
+	struct sg_sim_kw k;
+	const json_t *c;
+
+	if (g->broken || json_is_false(node) || ++g->nodes > SIM_MAX_NODES)
+		return -1;
+	sg_sim_kw_read(node, &k);
+	if (k.konst != NULL)
+		return accepts_json(g, node, k.konst) ? write_json(w, k.konst, depth) : -1;
+	if (k.enums != NULL)
+		return (c = pick(g, node, k.enums)) ? write_json(w, c, depth) : -1;
+	if (json_array_size(k.examples) > 0 || json_is_array(k.type))
+		return gen_ways(g, w, node, &k, name, depth);
+	return gen_type(g, w, &k, type_name(&k), name, depth);
+}
+
+/*
+ * An example's id with new characters (sg_sim_reroll), so that calls do
+ * not all share one id; when that breaks a pattern the caller retries
+ * without re-rolling.
+ */
+static int
+reroll(struct gen *g, struct sg_jw *w, const json_t *v)
+{
+	size_t n = json_string_length(v);
+	char buf[SIM_MAX_REROLL];
+
+	if (n > sizeof(buf))
+		return write_json(w, v, 1);
+	sg_jw_string(w, buf, sg_sim_reroll(&g->rng, json_string_value(v), n, buf));
+	g->varied = true;
+	return 0;
+}
+
+static int
+complete_items(struct gen *g, struct sg_jw *w, const json_t *arr, const json_t *items,
+               const char *name, int depth)
+{
+	const json_t *v;
+	size_t i;
 
 	if (depth > SG_SCHEMA_MAX_DEPTH)
 		return -1;
-	for (size_t i = 0; items != NULL && i < json_array_size(arr); i++) {
-		json_t *v = complete(g, own(json_array_get(arr, i)), items, name, depth + 1);
-		if (v == NULL || json_array_set_new(arr, i, v) != 0)
+	sg_jw_array(w);
+	json_array_foreach(arr, i, v)
+	{
+		int rc = items ? complete(g, w, v, items, NULL, name, depth + 1)
+		               : write_json(w, v, depth + 1);
+		if (rc != 0)
 			return -1;
 	}
+	sg_jw_array_end(w);
 	return 0;
 }
 
 /*
- * Finishes a value taken from an example: objects gain what the schema
- * declares and the example lacks, and (when varying) id strings are
- * re-rolled so that calls do not all share one id.  Takes ownership of `v`.
+ * Writes a value taken from an example, finished: objects gain what the
+ * schema declares and the example lacks, and (when varying) id strings are
+ * re-rolled.  The example itself, which every thread reads, is never
+ * changed.  `k` holds `node`'s keywords when the caller has read them.
  */
-static json_t *
-complete(struct gen *g, json_t *v, const json_t *node, const char *name, int depth)
+static int
+complete(struct gen *g, struct sg_jw *w, const json_t *v, const json_t *node,
+         const struct sg_sim_kw *k, const char *name, int depth)
 {
-	int rc = 0;
+	struct sg_sim_kw own;
 
-	if (json_is_object(v))
-		rc = fill_object(g, v, node, depth);
-	else if (json_is_array(v))
-		rc = complete_items(g, v, node, name, depth);
-	else if (json_is_string(v) && g->vary && is_id_name(name))
-		return reroll(g, v);
-	if (rc != 0) {
-		json_decref(v);
-		return NULL;
+	if ((json_is_object(v) || json_is_array(v)) && k == NULL) {
+		sg_sim_kw_read(node, &own);
+		k = &own;
 	}
-	return v;
+	if (json_is_object(v))
+		return fill_object(g, w, v, k, depth);
+	if (json_is_array(v))
+		return complete_items(g, w, v, k->items, name, depth);
+	if (json_is_string(v) && g->vary && sg_sim_is_id_name(name))
+		return reroll(g, w, v);
+	return write_json(w, v, depth);
 }
 
-static json_t *
-build(struct gen *g, const json_t *examples, uint64_t h)
+/* ---- one call ------------------------------------------------------------ */
+
+/* Parses the call's input: before the first draw, and again when another parse ended it. */
+static int
+read_input(struct gen *g)
+{
+	g->has_input = false;
+	if (g->input_len == 0)
+		return 0;
+	if (sg_json_parse(g->input, g->input_len, SG_SCHEMA_MAX_DEPTH, &g->doc, NULL) != SG_JSON_OK)
+		return -1;
+	g->has_input = sg_json_type(g->doc.root) == SG_JSON_OBJECT;
+	return 0;
+}
+
+/* The root's ways: the definition's examples, then the schema. */
+static int
+build(struct gen *g, const json_t *examples, uint64_t h, size_t mark)
 {
 	const json_t *root = sg_schema_json(g->root);
-	json_t *out = NULL;
+	struct slot s = {.mark = mark};
 
 	reseed(g, h);
-	if (json_array_size(examples) > 0)
-		out = from_examples(g, root, examples, NULL, 1);
-	if (out == NULL)
-		out = gen_node(g, root, NULL, 1);
-	if (out != NULL && sg_schema_validate_jansson(g->root, out, NULL, 0, NULL) != 0) {
-		json_decref(out);
-		out = NULL;
+	if (json_array_size(examples) > 0 &&
+	    slot_done(g, &s, from_examples(g, slot_try(g, &s), root, NULL, examples, NULL, 1)))
+		return 0;
+	if (!g->broken && slot_done(g, &s, gen_node(g, slot_try(g, &s), root, NULL, 1)))
+		return 0;
+	return -1;
+}
+
+/* The output as a client will read it, against the schema. */
+static int
+check(struct gen *g, size_t mark)
+{
+	struct sg_json_doc doc;
+	enum sg_json_rc rc =
+	    sg_json_parse(g->out->data + mark, g->out->len - mark, SG_SCHEMA_MAX_DEPTH, &doc, NULL);
+
+	if (rc == SG_JSON_NO_MEMORY)
+		g->broken = true;
+	return rc == SG_JSON_OK && sg_schema_validate(g->root, doc.root, NULL, 0, NULL) == 0 ? 0
+	                                                                                     : -1;
+}
+
+int
+sg_sim_write(struct sg_jbuf *out, const struct sg_schema *output, const json_t *examples,
+             const char *input, size_t input_len, uint64_t seed, const char *salt, bool checked)
+{
+	struct gen g = {.vary = true,
+	                .salt = salt ? salt : "",
+	                .root = output,
+	                .out = out,
+	                .input = input,
+	                .input_len = input ? input_len : 0};
+	size_t mark = out->len;
+	uint64_t h;
+	int rc;
+
+	if (checked)
+		g.checked = examples;
+	if (output == NULL || read_input(&g) != 0 ||
+	    sg_sim_seed(seed, g.salt, g.input_len ? &g.doc.root : NULL, &h) != 0)
+		return -1;
+	rc = build(&g, examples, h, mark) == 0 ? check(&g, mark) : -1;
+	/* A re-rolled id may break a pattern; the examples' own ids always fit. */
+	if (rc != 0 && g.varied && !g.broken) {
+		g.vary = false;
+		rc = build(&g, examples, h, mark) == 0 ? check(&g, mark) : -1;
 	}
-	return out;
+	if (rc == 0 && !g.broken)
+		return 0;
+	out->len = mark;
+	if (out->data != NULL)
+		out->data[mark] = '\0';
+	return -1;
 }
 
 static json_t *
 generate(const struct sg_schema *output, const json_t *examples, bool checked, const json_t *input,
          uint64_t seed, const char *salt)
 {
-	struct gen g = {.vary = true, .echo = input, .salt = salt ? salt : "", .root = output};
-	uint64_t h;
-	json_t *out = NULL;
+	char *text = input ? json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	struct sg_jbuf out = {0};
+	json_t *v = NULL;
 
-	if (checked)
-		g.checked = examples;
-	if (output == NULL || sg_sim_seed(seed, g.salt, input, &h) != 0)
-		return NULL;
-	sg_json_alloc_watch();
-	out = build(&g, examples, h);
-	/* A re-rolled id may break a pattern; the examples' own ids always fit. */
-	if (out == NULL && g.varied) {
-		g.vary = false;
-		out = build(&g, examples, h);
+	if ((input == NULL || text != NULL) &&
+	    sg_sim_write(&out, output, examples, text, text ? strlen(text) : 0, seed, salt,
+	                 checked) == 0) {
+		/* Out of memory, jansson's parser may change a value rather than fail. */
+		sg_json_alloc_watch();
+		v = json_loadb(out.data, out.len, JSON_DECODE_ANY, NULL);
+		if (sg_json_alloc_unwatch()) {
+			json_decref(v);
+			v = NULL;
+		}
 	}
-	/*
-	 * The answer is a pure function of the call; out of memory a step may
-	 * have fallen back to another one, so there is none.
-	 */
-	if (sg_json_alloc_unwatch()) {
-		json_decref(out);
-		out = NULL;
-	}
-	for (size_t i = 0; i < g.n_memo; i++)
-		sg_schema_free(g.memo[i].s);
-	free(g.memo);
-	return out;
+	free(text);
+	sg_jbuf_release(&out);
+	return v;
 }
 
 json_t *

@@ -8,30 +8,53 @@
 #define SG_SIMULATOR_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "json/sg_json.h"
 #include "schema/sg_schema.h"
 
 /*
- * Returns a new reference to the synthetic output, or NULL when the schema
- * cannot be satisfied (apply-time checks call this to refuse such
- * definitions).
+ * Appends the synthetic output for one call to `out` as one JSON value.
+ * `input`/`input_len`: the call's body as JSON text (already validated; ""
+ * or NULL means no input, like {}).  The simulator parses it itself with
+ * sg_json_parse when it needs it (the per-thread parser: any document the
+ * caller held is dead afterwards), draws, writes, then checks the written
+ * output against `output` by parsing it and validating (retrying once
+ * without re-rolled ids).  Returns 0, or -1 (schema cannot be satisfied,
+ * input that does not parse within SG_SCHEMA_MAX_DEPTH, out of memory) with
+ * out->len restored.
  *
  * `examples` (may be NULL) is an array of example outputs from the
- * definition; one is chosen deterministically and then completed.  Output
- * properties whose name matches a top-level input property, and whose value
- * the output schema accepts, echo the input (create_contact returns the
- * email it was given).  `salt` separates operations ("crm.create_contact").
+ * definition; one is chosen deterministically and then completed: its
+ * keys first, then the schema's other properties in schema order, then
+ * required names left to additionalProperties.  Output properties whose
+ * name matches a top-level input property, and whose value the output
+ * schema accepts, echo the input (create_contact returns the email it was
+ * given).  `salt` separates operations ("crm.create_contact").  `checked`
+ * says the caller has checked every example against `output` (the
+ * connector loader does), so the chosen one is not checked again; the
+ * output is the same either way.
+ *
+ * Nothing is allocated once the thread's slab and parser have grown, and
+ * no jansson value is made: the schema's and examples' json_t are only
+ * read.  To place the output inside a value another writer is writing,
+ * call sg_jw_slot on that writer first.
+ */
+int sg_sim_write(struct sg_jbuf *out, const struct sg_schema *output, const json_t *examples,
+                 const char *input, size_t input_len, uint64_t seed, const char *salt,
+                 bool checked);
+
+/*
+ * The same as a new jansson value, for cold callers (apply-time checks,
+ * tests): a new reference, or NULL when sg_sim_write fails.  `input` may
+ * be NULL (no input).
  */
 json_t *sg_sim_generate(const struct sg_schema *output, const json_t *examples, const json_t *input,
                         uint64_t seed, const char *salt);
 
-/*
- * The same, for examples the caller has checked against `output` (the
- * connector loader does, for every operation): the output is identical,
- * without checking the chosen example again on every call.  The final
- * output is still checked against the schema.
- */
+/* The same with `checked` set: for examples the caller has checked against `output`. */
 json_t *sg_sim_generate_checked(const struct sg_schema *output, const json_t *examples,
                                 const json_t *input, uint64_t seed, const char *salt);
 

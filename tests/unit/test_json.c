@@ -263,7 +263,9 @@ test_writer_fails_on_what_json_cannot_say(void **state)
 	struct sg_jw w;
 	sg_jw_begin(&w, &out);
 	sg_jw_array(&w);
+	assert_false(sg_jw_failed(&w));
 	sg_jw_string(&w, "\xff", 1);
+	assert_true(sg_jw_failed(&w));
 	sg_jw_array_end(&w);
 	assert_int_equal(sg_jw_end(&w), -1);
 	out.len = 0;
@@ -317,6 +319,102 @@ test_released_buffers_are_reused(void **state)
 	sg_jbuf_release(&out);
 }
 
+/* Runs of plain ASCII are copied whole; what is around them is still escaped and checked. */
+static void
+test_writer_escapes_around_plain_runs(void **state)
+{
+	(void)state;
+	static const char text[] = "a plain run longer than sixteen bytes/ then \"quoted\" and "
+	                           "back\\slash, caf\xc3\xa9, \x01 and \x7f at the end\t";
+	struct sg_jbuf out = {0};
+	struct sg_jw w;
+	sg_jw_begin(&w, &out);
+	sg_jw_stringz(&w, text);
+	assert_int_equal(sg_jw_end(&w), 0);
+	assert_string_equal(out.data, "\"a plain run longer than sixteen bytes/ then \\\"quoted\\\" "
+	                              "and back\\\\slash, caf\xc3\xa9, \\u0001 and \x7f at the "
+	                              "end\\t\"");
+	struct sg_json_doc doc;
+	assert_int_equal(sg_json_parse(out.data, out.len, DEPTH, &doc, NULL), SG_JSON_OK);
+	size_t n;
+	assert_string_equal(sg_json_string(doc.root, &n), text);
+	/* Bad UTF-8 after a plain run still fails the writer. */
+	out.len = 0;
+	sg_jw_begin(&w, &out);
+	sg_jw_stringz(&w, "plain plain plain plain \xc3(");
+	assert_true(sg_jw_failed(&w));
+	assert_int_equal(sg_jw_end(&w), -1);
+	sg_jbuf_release(&out);
+}
+
+/* A slot's value comes from another writer, and can be cut away and written again. */
+static void
+test_writer_slot(void **state)
+{
+	(void)state;
+	struct sg_jbuf out = {0};
+	struct sg_jw w, part;
+	sg_jw_begin(&w, &out);
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "a");
+	sg_jw_int(&w, 1);
+	sg_jw_keyz(&w, "b");
+	sg_jw_slot(&w);
+	size_t mark = out.len;
+	sg_jw_begin(&part, &out);
+	sg_jw_array(&part);
+	sg_jw_stringz(&part, "abandoned");
+	assert_false(sg_jw_failed(&part));
+	assert_int_equal(sg_jw_end(&part), -1); /* never closed */
+	out.len = mark;
+	sg_jw_begin(&part, &out);
+	sg_jw_array(&part);
+	sg_jw_int(&part, 2);
+	sg_jw_array_end(&part);
+	assert_int_equal(sg_jw_end(&part), 0);
+	sg_jw_keyz(&w, "c");
+	sg_jw_slot(&w);
+	sg_jw_begin(&part, &out);
+	sg_jw_null(&part);
+	assert_int_equal(sg_jw_end(&part), 0);
+	sg_jw_object_end(&w);
+	assert_int_equal(sg_jw_end(&w), 0);
+	assert_string_equal(out.data, "{\"a\":1,\"b\":[2],\"c\":null}");
+	/* In an array, too. */
+	out.len = 0;
+	sg_jw_begin(&w, &out);
+	sg_jw_array(&w);
+	sg_jw_slot(&w);
+	sg_jw_begin(&part, &out);
+	sg_jw_stringz(&part, "x");
+	assert_int_equal(sg_jw_end(&part), 0);
+	sg_jw_slot(&w);
+	sg_jw_begin(&part, &out);
+	sg_jw_bool(&part, true);
+	assert_int_equal(sg_jw_end(&part), 0);
+	sg_jw_array_end(&w);
+	assert_int_equal(sg_jw_end(&w), 0);
+	assert_string_equal(out.data, "[\"x\",true]");
+	sg_jbuf_release(&out);
+}
+
+/* A parser grown for a deep cap keeps a shallower caller's cap exact. */
+static void
+test_depth_cap_after_a_deeper_one(void **state)
+{
+	(void)state;
+	char buf[2 * 200 + 1];
+	struct sg_json_doc doc;
+	nest(buf, 150);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 200, &doc, NULL), SG_JSON_OK);
+	nest(buf, 4);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 3, &doc, NULL), SG_JSON_TOO_DEEP);
+	nest(buf, 3);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 3, &doc, NULL), SG_JSON_OK);
+	nest(buf, 33);
+	assert_int_equal(sg_json_parse(buf, strlen(buf), 32, &doc, NULL), SG_JSON_TOO_DEEP);
+}
+
 int
 main(void)
 {
@@ -334,6 +432,9 @@ main(void)
 		cmocka_unit_test(test_writer_fails_on_what_json_cannot_say),
 		cmocka_unit_test(test_writer_grows_past_a_block_and_nests_deeply),
 		cmocka_unit_test(test_released_buffers_are_reused),
+		cmocka_unit_test(test_writer_escapes_around_plain_runs),
+		cmocka_unit_test(test_writer_slot),
+		cmocka_unit_test(test_depth_cap_after_a_deeper_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,9 @@
  * test_simulator: synthetic outputs are deterministic, sensitive to the
  * call, realistic, and always valid.  Every output any test gets is checked
  * against its schema inside gen(), so no test can pass on an invalid one.
+ * Most tests go through the jansson wrapper (sg_sim_generate), which is
+ * sg_sim_write with the input dumped and the output loaded; the writer's
+ * own promises (bytes, buffers, failure) are tested on sg_sim_write.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +18,8 @@
 #include <cmocka.h>
 #include <regex.h>
 
+#include "core/sg_slab.h"
+#include "json/sg_json.h"
 #include "upstream/sg_sim_seed.h"
 #include "upstream/sg_simulator.h"
 
@@ -144,10 +149,8 @@ test_same_call_same_bytes(void **state)
 	/* The input is canonical: key order does not change the answer. */
 	assert_same_bytes(gen(s, NULL, "{\"a\":1,\"b\":[true,{\"y\":2,\"x\":1}]}", 7, "t"),
 	                  gen(s, NULL, "{\"b\":[true,{\"x\":1,\"y\":2}],\"a\":1}", 7, "t"));
-	/* No input and a JSON null input are the same call. */
-	json_t *null = json_null();
-	assert_same_bytes(gen(s, NULL, NULL, 7, "t"), gen_json(s, NULL, null, 7, "t"));
-	json_decref(null);
+	/* No input and an empty object are the same call (the path reads no body as {}). */
+	assert_same_bytes(gen(s, NULL, NULL, 7, "t"), gen(s, NULL, "{}", 7, "t"));
 	sg_schema_free(s);
 	sg_schema_free(crm);
 }
@@ -315,6 +318,31 @@ test_echo_only_what_the_schema_accepts(void **state)
 	assert_string_equal(str(out, "email"), "a@b.c");
 	assert_string_equal(str(json_object_get(out, "o"), "n"), "x");
 	json_decref(out);
+	sg_schema_free(s);
+}
+
+/*
+ * Checking a container from the definition (here "meta"'s example and the
+ * const list) parses with the thread's parser, which ends the input's
+ * document: the echo after it must still read the input.
+ */
+static void
+test_echo_after_a_container_check(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"type\":\"object\",\"properties\":{"
+	            "\"meta\":{\"type\":\"object\",\"examples\":[{\"k\":1}]},"
+	            "\"list\":{\"const\":[1,2]},"
+	            "\"email\":{\"type\":\"string\"},\"n\":{\"type\":\"integer\"}}}");
+	for (uint64_t seed = 0; seed < 10; seed++) {
+		json_t *out = gen(s, NULL, "{\"n\":7,\"email\":\"grace@example.org\"}", seed, "t");
+		assert_string_equal(str(out, "email"), "grace@example.org");
+		assert_int_equal(json_integer_value(json_object_get(out, "n")), 7);
+		assert_int_equal(
+		    json_integer_value(json_object_get(json_object_get(out, "meta"), "k")), 1);
+		json_decref(out);
+	}
 	sg_schema_free(s);
 }
 
@@ -654,17 +682,19 @@ test_depth_cap(void **state)
 	sg_schema_free(s);
 	free(text);
 
-	/* An input value one level too deep for the output is not echoed. */
+	/*
+	 * The deepest input the cap lets in is echoed whole, one level below
+	 * the output object: the output is exactly as deep as the cap allows.
+	 */
 	s = compile("{\"type\":\"object\",\"properties\":{\"v\":{}}}");
 	json_t *in = json_pack("{s:o}", "v", nested_arrays(SG_SCHEMA_MAX_DEPTH - 1));
 	out = gen_json(s, NULL, in, 1, "t");
 	assert_int_equal(sg_json_depth(out, 100), SG_SCHEMA_MAX_DEPTH);
 	json_decref(out);
 	json_decref(in);
+	/* An input deeper than the cap never passed validation: no answer rather than a guess. */
 	in = json_pack("{s:o}", "v", nested_arrays(SG_SCHEMA_MAX_DEPTH));
-	out = gen_json(s, NULL, in, 1, "t");
-	assert_true(json_is_string(json_object_get(out, "v")));
-	json_decref(out);
+	assert_null(sg_sim_generate(s, NULL, in, 1, "t"));
 	json_decref(in);
 	/* Nor is an example that is too deep used. */
 	json_t *ex = json_pack("[{s:o}]", "v", nested_arrays(SG_SCHEMA_MAX_DEPTH));
@@ -706,12 +736,11 @@ test_node_cap(void **state)
 static uint64_t
 seed_of(const char *text)
 {
-	json_error_t e;
-	json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
+	struct sg_json_doc doc;
 	uint64_t h = 0;
-	assert_non_null(v);
-	assert_int_equal(sg_sim_seed(42, "crm.create_contact", v, &h), 0);
-	json_decref(v);
+	assert_int_equal(sg_json_parse(text, strlen(text), SG_SCHEMA_MAX_DEPTH, &doc, NULL),
+	                 SG_JSON_OK);
+	assert_int_equal(sg_sim_seed(42, "crm.create_contact", &doc.root, &h), 0);
 	return h;
 }
 
@@ -722,6 +751,7 @@ test_seed_follows_the_value_not_the_text(void **state)
 	(void)state;
 	assert_true(seed_of("{\"a\":1,\"b\":[true,null]}") ==
 	            seed_of(" { \"b\" : [ true , null ] , \"a\" : 1 } "));
+	assert_true(seed_of("{\"s\":\"\\u00e9\"}") == seed_of("{\"s\":\"\xc3\xa9\"}"));
 	static const char *const differ[] = {
 	    "{\"a\":1}",
 	    "{\"a\":\"1\"}",
@@ -739,34 +769,42 @@ test_seed_follows_the_value_not_the_text(void **state)
 	    "\"\"",
 	    "[\"a\",\"b\"]",
 	    "[\"ab\"]",
+	    "-1",
+	    "18446744073709551615", /* above INT64_MAX: not the same bits as -1 */
 	};
 	size_t n = sizeof(differ) / sizeof(differ[0]);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
-			assert_true(seed_of(differ[i]) != seed_of(differ[j]));
+			if (seed_of(differ[i]) == seed_of(differ[j]))
+				fail_msg("%s and %s share a seed", differ[i], differ[j]);
 	uint64_t a, b;
-	assert_int_equal(sg_sim_seed(42, "x", NULL, &a), 0);
-	assert_int_equal(sg_sim_seed(43, "x", NULL, &b), 0);
+	assert_int_equal(sg_sim_seed(42, "crm.create_contact", NULL, &a), 0);
+	assert_int_equal(sg_sim_seed(43, "crm.create_contact", NULL, &b), 0);
 	assert_true(a != b);
-	assert_true(a != seed_of("null")); /* so does the salt */
-	/* Keys are compared with their length: "a\\0b" is not "a". */
-	json_t *x = json_object(), *y = json_object();
-	json_object_setn_new(x, "a\0b", 3, json_true());
-	json_object_set_new(y, "a", json_true());
-	assert_int_equal(sg_sim_seed(42, "x", x, &a), 0);
-	assert_int_equal(sg_sim_seed(42, "x", y, &b), 0);
-	assert_true(a != b);
-	json_decref(x);
-	json_decref(y);
+	assert_true(a == seed_of("{}")); /* no input is an empty object */
+	assert_int_equal(sg_sim_seed(42, "x", NULL, &b), 0);
+	assert_true(a != b); /* so does the salt */
+	/* Many members are sorted in a borrowed block: still canonical. */
+	char fwd[512] = "{", rev[512] = "{";
+	for (int i = 0; i < 40; i++)
+		snprintf(fwd + strlen(fwd), sizeof(fwd) - strlen(fwd), "%s\"k%02d\":%d",
+		         i ? "," : "", i, i);
+	for (int i = 39; i >= 0; i--)
+		snprintf(rev + strlen(rev), sizeof(rev) - strlen(rev), "%s\"k%02d\":%d",
+		         i < 39 ? "," : "", i, i);
+	strcat(fwd, "}");
+	strcat(rev, "}");
+	assert_true(seed_of(fwd) == seed_of(rev));
 	/* Nesting past the bound is refused, not followed. */
-	json_t *deep = json_array();
+	char deep[2 * 300 + 1];
 	for (int i = 0; i < 300; i++) {
-		json_t *up = json_array();
-		json_array_append_new(up, deep);
-		deep = up;
+		deep[i] = '[';
+		deep[300 + i] = ']';
 	}
-	assert_int_equal(sg_sim_seed(42, "x", deep, &a), -1);
-	json_decref(deep);
+	deep[600] = '\0';
+	struct sg_json_doc doc;
+	assert_int_equal(sg_json_parse(deep, 600, 300, &doc, NULL), SG_JSON_OK);
+	assert_int_equal(sg_sim_seed(42, "x", &doc.root, &a), -1);
 }
 
 /* Examples the caller checked are taken without a check: the same output, draw for draw. */
@@ -825,6 +863,181 @@ test_examples_are_never_changed(void **state)
 	sg_schema_free(s);
 }
 
+/* ---- the writer ---------------------------------------------------------- */
+
+/* sg_sim_write's output alone, as text; NULL when it fails. */
+static char *
+write_text(const struct sg_schema *s, const json_t *ex, const char *in, uint64_t seed, bool checked)
+{
+	struct sg_jbuf out = {0};
+	char *text = NULL;
+	if (sg_sim_write(&out, s, ex, in, in ? strlen(in) : 0, seed, "crm.create_contact",
+	                 checked) == 0)
+		text = strndup(out.data, out.len);
+	sg_jbuf_release(&out);
+	return text;
+}
+
+static void
+test_write_same_bytes_whatever_the_key_order(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(crm_contact);
+	json_t *ex = parse(crm_example);
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		char *a = write_text(s, ex, ada, seed, true),
+		     *b = write_text(s, ex, ada, seed, true);
+		char *c = write_text(s, ex,
+		                     " { \"company\" : \"Engines\", \"name\":\"Ada\",\n"
+		                     "\"email\":\"ada@example.com\" } ",
+		                     seed, true);
+		char *d = write_text(s, ex, ada, seed, false);
+		assert_non_null(a);
+		assert_string_equal(a, b);
+		assert_string_equal(a, c);
+		assert_string_equal(a, d); /* checked examples change nothing but the work */
+		/* The jansson wrapper gives the same value, key order included. */
+		json_t *in = parse(ada),
+		       *j = sg_sim_generate_checked(s, ex, in, seed, "crm.create_contact");
+		char *dj = json_dumps(j, JSON_COMPACT);
+		assert_string_equal(a, dj);
+		free(dj);
+		json_decref(j);
+		json_decref(in);
+		free(a);
+		free(b);
+		free(c);
+		free(d);
+	}
+	/* No input, "" and {} are one call. */
+	char *none = write_text(s, ex, NULL, 3, true), *empty = write_text(s, ex, "", 3, true);
+	char *obj = write_text(s, ex, "{}", 3, true);
+	assert_string_equal(none, empty);
+	assert_string_equal(none, obj);
+	free(none);
+	free(empty);
+	free(obj);
+	json_decref(ex);
+	sg_schema_free(s);
+}
+
+/* What was in the buffer stays; a failed call leaves nothing after it. */
+static void
+test_write_failure_restores_the_buffer(void **state)
+{
+	(void)state;
+	static const char *const impossible[] = {
+	    "{\"type\":\"string\",\"pattern\":\"^x$\"}",
+	    /* fails after "a" and a nested fallback were written */
+	    ("{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"x\"],"
+	     "\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":[\"integer\",\"null\"]},"
+	     "\"c\":{\"type\":\"array\",\"items\":{\"pattern\":\"y\"}}}}"),
+	    ("{\"type\":\"array\",\"minItems\":2,\"items\":{\"type\":\"string\","
+	     "\"format\":\"date-time\",\"maxLength\":10}}"),
+	};
+	struct sg_schema *ok = compile(contact);
+	for (size_t i = 0; i < sizeof(impossible) / sizeof(impossible[0]); i++) {
+		struct sg_schema *s = compile(impossible[i]);
+		struct sg_jbuf out = {0};
+		struct sg_jw w;
+		sg_jw_begin(&w, &out);
+		sg_jw_stringz(&w, "keep");
+		assert_int_equal(sg_jw_end(&w), 0);
+		assert_int_equal(sg_sim_write(&out, s, NULL, "{\"a\":\"z\"}", 9, 1, "t", false),
+		                 -1);
+		assert_int_equal(out.len, 6);
+		assert_string_equal(out.data, "\"keep\"");
+		/* And an answer goes after what was there. */
+		assert_int_equal(sg_sim_write(&out, ok, NULL, NULL, 0, 1, "t", false), 0);
+		assert_memory_equal(out.data, "\"keep\"{\"id\":", 12);
+		sg_jbuf_release(&out);
+		sg_schema_free(s);
+	}
+	/* Input that does not parse within the cap is refused the same way. */
+	struct sg_jbuf out = {0};
+	assert_int_equal(sg_sim_write(&out, ok, NULL, "{\"a\":", 5, 1, "t", false), -1);
+	assert_int_equal(out.len, 0);
+	sg_jbuf_release(&out);
+	sg_schema_free(ok);
+}
+
+/* A caller places the output inside its own reply through a slot. */
+static void
+test_write_into_a_slot(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(crm_contact);
+	json_t *ex = parse(crm_example);
+	struct sg_jbuf out = {0};
+	struct sg_jw w;
+	sg_jw_begin(&w, &out);
+	sg_jw_object(&w);
+	sg_jw_keyz(&w, "call");
+	sg_jw_stringz(&w, "crm.create_contact");
+	sg_jw_keyz(&w, "output");
+	sg_jw_slot(&w);
+	assert_int_equal(sg_sim_write(&out, s, ex, ada, strlen(ada), 5, "crm.create_contact", true),
+	                 0);
+	sg_jw_keyz(&w, "n");
+	sg_jw_int(&w, 1);
+	sg_jw_object_end(&w);
+	assert_int_equal(sg_jw_end(&w), 0);
+	json_t *all = parse(out.data);
+	struct sg_schema_error err;
+	size_t n = 0;
+	if (sg_schema_validate_jansson(s, json_object_get(all, "output"), &err, 1, &n) != 0)
+		fail_msg("invalid output at %s: %s", err.pointer, err.message);
+	assert_string_equal(str(json_object_get(all, "output"), "email"), "ada@example.com");
+	assert_int_equal(json_integer_value(json_object_get(all, "n")), 1);
+	json_decref(all);
+	sg_jbuf_release(&out);
+	json_decref(ex);
+	sg_schema_free(s);
+}
+
+/* ---- formats ------------------------------------------------------------- */
+
+#define EMAIL "^[a-z][a-z.0-9]*[a-z0-9]@example\\.com$"
+
+/* Lengths that conflict with a format are met where the format allows, or not at all. */
+static void
+test_formats_keep_their_shape(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile(
+	    "{\"type\":\"object\",\"properties\":{"
+	    "\"short\":{\"type\":\"string\",\"format\":\"email\",\"maxLength\":15},"
+	    "\"long\":{\"type\":\"string\",\"format\":\"email\",\"minLength\":60},"
+	    "\"max\":{\"type\":\"string\",\"format\":\"email\",\"minLength\":76},"
+	    "\"web\":{\"type\":\"string\",\"format\":\"uri\",\"minLength\":80,\"maxLength\":80},"
+	    "\"at\":{\"type\":\"string\",\"format\":\"date-time\",\"maxLength\":20},"
+	    "\"on\":{\"type\":\"string\",\"format\":\"date\"},"
+	    "\"uid\":{\"type\":\"string\",\"format\":\"uuid\"}}}");
+	for (uint64_t seed = 0; seed < SEEDS; seed++) {
+		json_t *out = gen(s, NULL, NULL, seed, "t");
+		assert_non_null(out);
+		assert_true(matches(EMAIL, str(out, "short")));
+		assert_true(strlen(str(out, "short")) <= 15);
+		assert_true(matches(EMAIL, str(out, "long")));
+		assert_true(strlen(str(out, "long")) >= 60);
+		assert_true(matches(EMAIL, str(out, "max")));
+		assert_true(matches("^https://example\\.com/[a-z]+/[0-9a-f]{8}(/[a-z]*)*$",
+		                    str(out, "web")));
+		assert_int_equal(strlen(str(out, "web")), 80);
+		assert_true(matches(RFC3339_UTC, str(out, "at")));
+		assert_true(matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", str(out, "on")));
+		assert_true(matches(UUID_V4, str(out, "uid")));
+		json_decref(out);
+	}
+	sg_schema_free(s);
+	/* Never cut into something that only looks like the format. */
+	assert_unsatisfiable("{\"type\":\"string\",\"format\":\"date-time\",\"maxLength\":10}");
+	assert_unsatisfiable("{\"type\":\"string\",\"format\":\"uuid\",\"minLength\":40}");
+	assert_unsatisfiable("{\"type\":\"string\",\"format\":\"email\",\"maxLength\":12}");
+	assert_unsatisfiable("{\"type\":\"string\",\"format\":\"email\",\"minLength\":77}");
+	assert_unsatisfiable("{\"type\":\"string\",\"format\":\"uri\",\"maxLength\":20}");
+}
+
 int
 main(void)
 {
@@ -836,6 +1049,7 @@ main(void)
 	    cmocka_unit_test(test_create_contact_echoes_input),
 	    cmocka_unit_test(test_crm_example_keeps_shape_and_varies_id),
 	    cmocka_unit_test(test_echo_only_what_the_schema_accepts),
+	    cmocka_unit_test(test_echo_after_a_container_check),
 	    cmocka_unit_test(test_examples_are_chosen_and_completed),
 	    cmocka_unit_test(test_pattern_needs_an_example_or_echo),
 	    cmocka_unit_test(test_id_reroll_falls_back_to_the_example),
@@ -849,6 +1063,10 @@ main(void)
 	    cmocka_unit_test(test_node_cap),
 	    cmocka_unit_test(test_seed_follows_the_value_not_the_text),
 	    cmocka_unit_test(test_checked_examples_give_the_same_output),
+	    cmocka_unit_test(test_write_same_bytes_whatever_the_key_order),
+	    cmocka_unit_test(test_write_failure_restores_the_buffer),
+	    cmocka_unit_test(test_write_into_a_slot),
+	    cmocka_unit_test(test_formats_keep_their_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
