@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/sg_evmem.h"
 #include "core/sg_config.h"
 #include "http/sg_server.h"
 #include "obs/sg_log.h"
@@ -341,6 +342,7 @@ sg_cli_serve(int argc, char **argv)
 	struct serve_state st = {.pid_fd = -1};
 	int rc = 1;
 
+	sg_evmem_install(); /* before libevent allocates anything */
 	if (parse_serve_opts(argc, argv, &o) != 0)
 		return 2;
 	if (load_config(&st.cfg, &o) != 0)
