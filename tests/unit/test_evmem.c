@@ -10,6 +10,34 @@
 
 #include "core/sg_evmem.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define ASAN 1
+#endif
+#endif
+
+/* Under ASan a free block is poisoned and a live one is readable for what was asked only. */
+static void
+test_free_blocks_are_poisoned(void **state)
+{
+	(void)state;
+#ifdef ASAN
+	char *a = sg_evmem_malloc(40);
+	assert_false(__asan_address_is_poisoned(a));
+	assert_false(__asan_address_is_poisoned(a + 39));
+	assert_true(__asan_address_is_poisoned(a + 40));
+	sg_evmem_free(a);
+	assert_true(__asan_address_is_poisoned(a));
+	char *b = sg_evmem_malloc(60);
+	assert_ptr_equal(a, b);
+	assert_false(__asan_address_is_poisoned(b + 59));
+	sg_evmem_free(b);
+#else
+	skip();
+#endif
+}
+
 static void
 test_a_freed_block_is_the_next_of_its_class(void **state)
 {
@@ -94,6 +122,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_freed_block_is_the_next_of_its_class),
+	    cmocka_unit_test(test_free_blocks_are_poisoned),
 	    cmocka_unit_test(test_realloc_keeps_the_contents),
 	    cmocka_unit_test(test_lists_are_capped),
 	    cmocka_unit_test(test_a_block_freed_on_another_thread_joins_its_lists),
