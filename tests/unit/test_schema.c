@@ -6,6 +6,7 @@
  * compiled schema is never written after sg_schema_compile() returns and
  * validation keeps all of its state on the caller's stack.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,6 +276,88 @@ test_enum(void **state)
 	expect_error(s, "{\"a\": 1, \"b\": [2, 1]}", "",
 	             "must be one of: {\"a\":1,\"b\":[1,2]}, null, 0.5");
 	expect_error(s, "{\"a\": 1}", "", "must be one of: {\"a\":1,\"b\":[1,2]}, null, 0.5");
+	sg_schema_free(s);
+}
+
+/*
+ * enum and const keep jansson's json_equal meaning: an integer and a real
+ * differ even when equal in value; reals compare as doubles (-0.0 is 0.0).
+ */
+static void
+test_enum_number_types(void **state)
+{
+	(void)state;
+	struct sg_schema *s = compile("{\"enum\": [1, 2.5, 9223372036854775807]}");
+	expect_valid(s, "1");
+	expect_valid(s, "2.5");
+	expect_valid(s, "25e-1");
+	expect_valid(s, "9223372036854775807");
+	expect_error(s, "1.0", "", "must be one of: 1, 2.5, 9223372036854775807");
+	expect_error(s, "1e0", "", "must be one of: 1, 2.5, 9223372036854775807");
+	/* Above INT64_MAX only sg_json can hold it, and it equals no schema value. */
+	struct sg_schema_error e[2];
+	size_t n = 0;
+	assert_int_equal(sg_schema_validate(s, doc_of("18446744073709551615"), e, 2, &n), -1);
+	assert_string_equal(e[0].message, "must be one of: 1, 2.5, 9223372036854775807");
+	sg_schema_free(s);
+
+	s = compile("{\"const\": [0.0, {\"a\": 1}]}");
+	expect_valid(s, "[-0.0, {\"a\": 1}]");
+	expect_valid(s, "[0e5, {\"a\": 1}]");
+	expect_error(s, "[0, {\"a\": 1}]", "", "must be exactly [0.0,{\"a\":1}]");
+	expect_error(s, "[0.0, {\"a\": 1.0}]", "", "must be exactly [0.0,{\"a\":1}]");
+	expect_error(s, "[0.0, {\"a\": 1, \"b\": 1}]", "", "must be exactly [0.0,{\"a\":1}]");
+	expect_error(s, "[0.0]", "", "must be exactly [0.0,{\"a\":1}]");
+	sg_schema_free(s);
+
+	/* An integer above INT64_MAX is an integer for type and bounds. */
+	s = compile("{\"type\": \"integer\", \"maximum\": 1e19}");
+	assert_int_equal(sg_schema_validate(s, doc_of("18446744073709551615"), e, 2, &n), -1);
+	assert_string_equal(e[0].message, "must be at most 1e+19");
+	assert_int_equal(sg_schema_validate(s, doc_of("9999999999999999999"), e, 2, &n), 0);
+	sg_schema_free(s);
+}
+
+/* Scalars checked without a document: each type, and what no JSON text can hold. */
+static void
+test_accepts_scalar(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"properties\": {\"n\": {\"type\": \"number\", \"maximum\": 10},"
+	            " \"i\": {\"type\": \"integer\"}, \"e\": {\"enum\": [true, null]}}}");
+	const json_t *props = json_object_get(sg_schema_json(s), "properties");
+	const json_t *num = json_object_get(props, "n"), *in = json_object_get(props, "i"),
+	             *en = json_object_get(props, "e");
+	struct sg_schema_scalar v = {.type = SG_JSON_DOUBLE, .d = 9.5};
+	assert_int_equal(sg_schema_accepts_scalar(s, num, &v), 0);
+	assert_int_equal(sg_schema_accepts_scalar(s, in, &v), -1);
+	v.d = 10.5;
+	assert_int_equal(sg_schema_accepts_scalar(s, num, &v), -1);
+	v.d = 4.0;
+	assert_int_equal(sg_schema_accepts_scalar(s, in, &v), 0);
+	v = (struct sg_schema_scalar){.type = SG_JSON_INT, .i = -3};
+	assert_int_equal(sg_schema_accepts_scalar(s, in, &v), 0);
+	v = (struct sg_schema_scalar){.type = SG_JSON_UINT, .u = UINT64_MAX};
+	assert_int_equal(sg_schema_accepts_scalar(s, in, &v), 0);
+	assert_int_equal(sg_schema_accepts_scalar(s, num, &v), -1);
+	v = (struct sg_schema_scalar){.type = SG_JSON_BOOL, .b = true};
+	assert_int_equal(sg_schema_accepts_scalar(s, en, &v), 0);
+	v.b = false;
+	assert_int_equal(sg_schema_accepts_scalar(s, en, &v), -1);
+	v = (struct sg_schema_scalar){.type = SG_JSON_NULL};
+	assert_int_equal(sg_schema_accepts_scalar(s, en, &v), 0);
+	/* No JSON text holds these, whatever the schema. */
+	struct sg_schema *any = compile("{}");
+	v = (struct sg_schema_scalar){.type = SG_JSON_DOUBLE, .d = NAN};
+	assert_int_equal(sg_schema_accepts_scalar(any, sg_schema_json(any), &v), -1);
+	v.d = INFINITY;
+	assert_int_equal(sg_schema_accepts_scalar(any, sg_schema_json(any), &v), -1);
+	v = (struct sg_schema_scalar){.type = SG_JSON_OBJECT};
+	assert_int_equal(sg_schema_accepts_scalar(any, sg_schema_json(any), &v), -1);
+	v = (struct sg_schema_scalar){.type = SG_JSON_STRING, .s = NULL};
+	assert_int_equal(sg_schema_accepts_scalar(any, sg_schema_json(any), &v), -1);
+	sg_schema_free(any);
 	sg_schema_free(s);
 }
 
@@ -1230,6 +1313,8 @@ main(void)
 	    cmocka_unit_test(test_additional_properties),
 	    cmocka_unit_test(test_boolean_schemas),
 	    cmocka_unit_test(test_enum),
+	    cmocka_unit_test(test_enum_number_types),
+	    cmocka_unit_test(test_accepts_scalar),
 	    cmocka_unit_test(test_pattern_syntax),
 	    cmocka_unit_test(test_patterns_across_threads),
 	    cmocka_unit_test(test_enum_message_is_clipped),
