@@ -2,10 +2,13 @@
  * The canonical form that is hashed: a type tag, then for containers their
  * size and members (object keys sorted bytewise, each with its length),
  * for strings their length and bytes, for numbers their 64 bits.  Every
- * piece says its own length, so no two values give the same bytes.  The
- * tags are the ones the jansson-based form used ('0' + jansson's type for
- * true, false and null), so a given input keeps its seed.  The form is
- * gathered in one buffer and hashed with BLAKE2b-64 in one call.
+ * piece says its own length, so no two values give the same bytes.
+ *
+ * The form is gathered in one buffer and hashed with SipHash-2-4, keyed by
+ * the server's seed.  BLAKE2b, streamed piece by piece, cost 0.5 µs for a
+ * three-field body here: a third of the whole simulated call.  The seed
+ * needs no more than a keyed hash that mixes well; nothing secret rests on
+ * it.
  */
 #include "upstream/sg_sim_seed.h"
 
@@ -183,14 +186,16 @@ int
 sg_sim_seed(uint64_t seed, const char *salt, const struct sg_json_val *input, uint64_t *out)
 {
 	struct form f = {.cap = sizeof(f.small)};
-	unsigned char h[8] = {0};
+	unsigned char key[crypto_shorthash_siphash24_KEYBYTES] = "sandgate-sim";
+	unsigned char h[crypto_shorthash_siphash24_BYTES] = {0};
 
 	f.p = f.small;
-	feed_u64(&f, 'S', seed);
+	for (int i = 0; i < 8; i++) /* the server's seed keys the hash */
+		key[i] ^= (unsigned char)(seed >> (8 * i));
 	feed_bytes(&f, 'n', salt, strlen(salt));
 	int rc = input ? feed_value(&f, *input, 0) : (feed_u64(&f, 'o', 0), 0);
 	if (rc == 0 && !f.failed)
-		crypto_generichash(h, sizeof(h), f.p, f.len, NULL, 0);
+		crypto_shorthash_siphash24(h, f.p, f.len, key);
 	if (f.p != f.small)
 		sg_slab_give(f.p, f.cap);
 	*out = 0;

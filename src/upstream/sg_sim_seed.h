@@ -12,8 +12,8 @@
 #include "json/sg_json.h"
 
 /*
- * BLAKE2b-64 of (seed, salt, input).  NULL is no input, hashed as {} (a
- * call without a body reads as one with {}).  The input's document
+ * SipHash-2-4 of (salt, input), keyed by `seed`.  NULL is no input, hashed
+ * as {} (a call without a body reads as one with {}).  The input's document
  * must be live.  -1 when out of memory or the input nests deeper than 256
  * levels.
  */

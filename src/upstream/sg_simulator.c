@@ -3,9 +3,9 @@
  *
  * Every draw comes from xoshiro256**, seeded by a hash of (seed, salt,
  * canonical input) (sg_sim_seed.c), so a call always gets the same answer
- * and a different call gets a different one.  The shape comes from the definition's
- * examples when it has them, otherwise from the output schema, with
- * realistic text for common property names (sg_sim_text.c).  Output
+ * and a different call gets a different one.  The shape comes from the
+ * definition's examples when it has them, otherwise from the output schema,
+ * with realistic text for common property names (sg_sim_text.c).  Output
  * properties named like input properties echo the input.  Whatever is
  * written is parsed back and validated against the schema before it
  * leaves: the answer is none, never a wrong output.
@@ -139,6 +139,9 @@ scalar_of(const json_t *v, struct sg_schema_scalar *sc)
 static bool
 accepts_json(const struct gen *g, const json_t *node, const json_t *v)
 {
+	/* No body can carry a NUL, so no output may (the jansson entry point says the same). */
+	if (json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v)) != NULL)
+		return false;
 	struct sg_schema_scalar sc;
 	int rc = scalar_of(v, &sc) ? sg_schema_accepts_scalar(g->root, node, &sc)
 	                           : sg_schema_validate_sub_jansson(g->root, node, v);

@@ -37,10 +37,13 @@
  * connector loader does), so the chosen one is not checked again; the
  * output is the same either way.
  *
- * Nothing is allocated once the thread's slab and parser have grown, and
- * no jansson value is made: the schema's and examples' json_t are only
- * read.  To place the output inside a value another writer is writing,
- * call sg_jw_slot on that writer first.
+ * No jansson value is made: the schema's and examples' json_t are only
+ * read, and nothing is allocated once the thread's slab and parser have
+ * grown.  Two things cost more: examples not `checked`, and a container in
+ * an enum, a const or a schema's own examples, are each checked through
+ * sg_schema_validate_sub_jansson (a dump and a parse).  To place the output
+ * inside a value another writer is writing, call sg_jw_slot on that writer
+ * first.
  */
 int sg_sim_write(struct sg_jbuf *out, const struct sg_schema *output, const json_t *examples,
                  const char *input, size_t input_len, uint64_t seed, const char *salt,

@@ -471,6 +471,18 @@ test_enum_and_const(void **state)
 	s = compile("{\"type\":\"integer\",\"const\":\"x\"}");
 	assert_null(gen(s, NULL, NULL, 1, "t"));
 	sg_schema_free(s);
+	/* A member no body could carry (a NUL inside) is never picked. */
+	json_t *nul = json_pack("{s:[s#,s]}", "enum", "a\0b", (size_t)3, "ok");
+	struct sg_schema_error err;
+	s = sg_schema_compile(nul, &err);
+	assert_non_null(s);
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		out = gen(s, NULL, NULL, seed, "t");
+		assert_string_equal(json_string_value(out), "ok");
+		json_decref(out);
+	}
+	sg_schema_free(s);
+	json_decref(nul);
 }
 
 /* ---- numbers ----------------------------------------------------------- */
