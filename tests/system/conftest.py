@@ -6,6 +6,7 @@ import copy
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -23,7 +24,36 @@ BIN = os.environ.get("SANDGATE_BIN", os.path.join(ROOT, "build", "sandgate"))
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_port_rng = random.Random(os.getpid() ^ time.time_ns())
+_handed = set()  # never the same port twice in one test run
+
+
 def free_port():
+    """A free loopback port below the ephemeral range.  A port the kernel
+    picks for bind(("127.0.0.1", 0)) comes from the range outgoing
+    connections use too, so a client socket could take it before the
+    gateway binds it ("Address already in use")."""
+    low, high = 10000, max(10001, _EPHEMERAL_LOW - 1)
+    for _ in range(200):
+        port = _port_rng.randrange(low, high)
+        if port in _handed:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _handed.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
