@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sg_clock.h"
 #include "obs/sg_throttle_metrics.h"
 #include "throttle/sg_limiter.h"
 
@@ -26,14 +27,6 @@ static struct sg_rule rules[5];
 /* The fake clock never goes back between runs, or warm buckets would read as drained. */
 static _Atomic uint64_t clock_base = 1000000000ull;
 static const struct sg_rule *list_v[5];
-
-static uint64_t
-clock_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int
 cmp_double(const void *a, const void *b)
@@ -89,13 +82,13 @@ run_loop(void *arg)
 	struct sg_verdict v;
 	struct sg_limiter_ids ids = lp->ids;
 	unsigned admitted = 0; /* counted locally: two loops' structs share a cache line */
-	uint64_t now = atomic_fetch_add(&clock_base, (lp->n + 1) * T_NS), t0 = clock_ns();
+	uint64_t now = atomic_fetch_add(&clock_base, (lp->n + 1) * T_NS), t0 = sg_mono_ns();
 	for (size_t i = 0; i < lp->n; i++, now += T_NS) {
 		sg_limiter_take(lp->lm, lp->rl, &ids, SG_CLASS_NORMAL, 1, now, &v);
 		admitted += v.allowed;
 		sg_limiter_release(&v);
 	}
-	lp->ns_per_call = (double)(clock_ns() - t0) / (double)lp->n;
+	lp->ns_per_call = (double)(sg_mono_ns() - t0) / (double)lp->n;
 	lp->admitted = admitted;
 	return NULL;
 }
@@ -125,7 +118,7 @@ rate_with(struct sg_limiter *lm, const struct sg_rule_list *rl, size_t n, int th
 		pthread_t tid[2];
 		struct loop lp[2];
 		char key[2][16];
-		uint64_t t0 = clock_ns();
+		uint64_t t0 = sg_mono_ns();
 		for (int t = 0; t < threads; t++) {
 			snprintf(key[t], sizeof(key[t]), "thread%d", t);
 			lp[t] = (struct loop){.lm = lm, .rl = rl, .n = n};
@@ -134,7 +127,7 @@ rate_with(struct sg_limiter *lm, const struct sg_rule_list *rl, size_t n, int th
 		}
 		for (int t = 0; t < threads; t++)
 			pthread_join(tid[t], NULL);
-		v[r] = (double)n * threads / ((double)(clock_ns() - t0) / 1e9);
+		v[r] = (double)n * threads / ((double)(sg_mono_ns() - t0) / 1e9);
 	}
 	qsort(v, RUNS, sizeof(v[0]), cmp_double);
 	return v[RUNS / 2];

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sg_clock.h"
 #include "catalog/sg_connector.h"
 #include "core/sg_json_alloc.h"
 #include "upstream/sg_simulator.h"
@@ -81,14 +82,6 @@ static size_t n_allocs;
 #define COUNTING 0
 #endif
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -149,13 +142,13 @@ measure(const struct sg_operation *op, enum way way, const json_t *in, uint64_t 
 	for (int r = 0; r < RUNS; r++) {
 		if (r == RUNS - 1)
 			before = n_allocs;
-		uint64_t t0 = now_ns();
+		uint64_t t0 = sg_mono_ns();
 		for (uint64_t i = 0; i < iters; i++)
 			if (one(op, way, in, SEED) != 0) {
 				fprintf(stderr, "bench_sim: the simulator failed\n");
 				exit(1);
 			}
-		runs[r] = (double)(now_ns() - t0) / (double)iters;
+		runs[r] = (double)(sg_mono_ns() - t0) / (double)iters;
 	}
 	*allocs = (double)(n_allocs - before) / (double)iters;
 	qsort(runs, RUNS, sizeof(runs[0]), cmp_double);
