@@ -1,0 +1,67 @@
+/*
+ * sg_upreq: the upstream request a governed call becomes, built only from
+ * the connector definition and the validated input, and the problem an
+ * upstream's answer becomes.  Nothing here does I/O.
+ *
+ * Building: the operation's path template takes its {parameters} from the
+ * input, percent-encoded; the other input members become the query string
+ * (GET, DELETE) or a JSON body (POST, PUT, PATCH).  The only headers are a
+ * fixed User-Agent, Accept, Content-Type with a body, the call's
+ * traceparent, and the caller headers the connector lists.  Credentials
+ * are added afterwards by the route step (sg_credential), never here.
+ */
+#ifndef SG_UPREQ_H
+#define SG_UPREQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sg_connector;
+struct sg_operation;
+struct sg_environment;
+
+#define SG_UPREQ_MAX_HEADERS 24
+#define SG_UPSTREAM_USER_AGENT "sandgate/1"
+
+struct sg_upreq {
+	char method[8];
+	char *url; /* malloc'd: base_url + encoded path + "?" query */
+	char *headers[SG_UPREQ_MAX_HEADERS]; /* malloc'd "Name: value" lines */
+	size_t n_headers;
+	char *body; /* malloc'd JSON, or NULL */
+	size_t body_len;
+};
+
+/* A caller header, as the transport saw it. */
+struct sg_upreq_caller_header {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * Builds the request for `op` of `c` against `env` from `input` (JSON text
+ * that has passed the operation's input schema).  Returns 0, or -1 with a
+ * sentence for the caller in `err` and *bad_param set to the offending
+ * parameter's name (a path parameter that is missing, not a scalar, or
+ * contains '/', "..", CR, LF or NUL).  `traceparent` is the call's own.
+ */
+int sg_upreq_build(struct sg_upreq *rq, const struct sg_connector *c, const struct sg_operation *op,
+                   const struct sg_environment *env, const char *input, size_t input_len,
+                   const char *traceparent, const struct sg_upreq_caller_header *caller,
+                   size_t n_caller, char *err, size_t errlen, const char **bad_param);
+/* Appends one header line ("Name: value"); -1 when full, out of memory or it holds CR/LF. */
+int sg_upreq_add_header(struct sg_upreq *rq, const char *name, const char *value);
+/* Appends name=value (both percent-encoded) to the URL's query; -1 when out of memory. */
+int sg_upreq_add_query(struct sg_upreq *rq, const char *name, const char *value);
+/* Frees what the request holds, wiping header values (they may carry credentials). */
+void sg_upreq_release(struct sg_upreq *rq);
+
+/*
+ * Seconds to wait from a Retry-After value (delta-seconds or an HTTP-date,
+ * RFC 9110 §10.2.3) at unix time `now_s`; -1 when absent or malformed.
+ * Capped at one day.
+ */
+int64_t sg_upreq_retry_after(const char *value, int64_t now_s);
+
+#endif
