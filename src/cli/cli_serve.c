@@ -20,6 +20,7 @@
 #include "store/sg_recorder.h"
 #include "throttle/sg_spend.h"
 #include "throttle/sg_ratetable.h"
+#include "upstream/sg_breaker.h"
 
 static const char serve_help[] =
     "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
@@ -285,8 +286,9 @@ start(struct serve_state *st)
 	if (restore_spend(st) != 0)
 		return -1;
 	if ((st->gw.sessions = sg_sessions_new()) == NULL ||
-	    (st->gw.waiting = sg_ratetable_new(WAITING_TENANTS)) == NULL)
-		return sg_cli_fail("out of memory for sessions and queues"), -1;
+	    (st->gw.waiting = sg_ratetable_new(WAITING_TENANTS)) == NULL ||
+	    (st->gw.breakers = sg_breakers_new()) == NULL)
+		return sg_cli_fail("out of memory for sessions, queues and breakers"), -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
 	if (start_recorder(st) != 0)
@@ -325,6 +327,7 @@ teardown(struct serve_state *st)
 	sg_spend_free(st->gw.spend);
 	sg_sessions_free(st->gw.sessions);
 	sg_ratetable_free(st->gw.waiting);
+	sg_breakers_free(st->gw.breakers);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {

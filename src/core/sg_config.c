@@ -68,6 +68,8 @@ static const struct field fields[] = {
     /* One word for both modes, or a mapping with live and sandbox. */
     {"audit", "on_failure", F_AUDIT, 0, 1, WORDS(audit_live, audit_failures)},
     {"audit", "backlog_deadline", F_MS, 1, 3600 * 1000, OFF(audit_deadline_ms)},
+    /* From the call's arrival at route to the upstream's answer, retries included. */
+    {"upstream", "deadline", F_MS, 1, 300 * 1000, OFF(upstream_deadline_ms)},
     {"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
     /* 0s turns queueing off: a call over its limit is refused at once. */
     {"throttle", "queue_wait", F_MS, 0, 60 * 1000, OFF(queue_wait_ms)},
@@ -103,7 +105,7 @@ static const struct field fields[] = {
 static const char *const top_keys[] = {
     "listen",   "admin_listen", "admin_token_file", "threads", "data_dir", "limits",
     "simulator", "log",         "record",           "throttle", "shedding", "redis",
-    "sandbox",  "sessions",     "audit",
+    "sandbox",  "sessions",     "audit",            "upstream",
 };
 
 void
@@ -137,6 +139,7 @@ sg_config_defaults(struct sg_config *c)
 	c->audit_live = SG_AUDIT_FAIL_CLOSED;
 	c->audit_sandbox = SG_AUDIT_FAIL_OPEN;
 	c->audit_deadline_ms = 5000;
+	c->upstream_deadline_ms = 30 * 1000;
 	c->throttle_cells = 1048576;
 	c->queue_wait_ms = 2000;
 	c->queue_depth = 64;

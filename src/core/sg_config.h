@@ -35,6 +35,8 @@
  *       live: fail_closed    # refuse calls (503 audit_unavailable) rather than go unaudited
  *       sandbox: fail_open   # go on; a full queue drops records, counted
  *     backlog_deadline: 5s   # how old the oldest unwritten decision may grow
+ *   upstream:
+ *     deadline: 30s          # a call's whole time with a real upstream, retries included
  *   throttle:
  *     cells: 1048576         # GCRA cells in the local table
  *     queue_wait: 2s         # longest a call over its limit waits its turn; 0s: never
@@ -109,6 +111,7 @@ struct sg_config {
 	/* audit.on_failure (enum sg_audit_failure) per mode, and audit.backlog_deadline */
 	int audit_live, audit_sandbox;
 	uint32_t audit_deadline_ms;
+	uint32_t upstream_deadline_ms; /* upstream.deadline */
 
 	size_t record_queue;     /* 16 .. 16M */
 	size_t throttle_cells;   /* 1024 .. 64M */

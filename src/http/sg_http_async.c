@@ -11,6 +11,7 @@
  * the transport only wakes the request when told.
  */
 #include <event2/event.h>
+#include <event2/http.h>
 #include <stdlib.h>
 
 #include "http/sg_http.h"
@@ -74,7 +75,14 @@ wake_now(struct sg_req *r)
 	return 0;
 }
 
-const struct sg_req_io sg_http_req_io = {wake_after, wake_now};
+static const char *
+caller_header(struct sg_req *r, const char *name)
+{
+	struct sg_http_ctx *c = ctx_of(r);
+	return c->req ? evhttp_find_header(evhttp_request_get_input_headers(c->req), name) : NULL;
+}
+
+const struct sg_req_io sg_http_req_io = {wake_after, wake_now, caller_header};
 
 void
 sg_http_suspend(struct sg_http_ctx *c)

@@ -93,6 +93,9 @@ respond(struct sg_http_ctx *c, struct sg_req *r)
 	const struct sg_spend_line *refused = sg_throttle_budget_refused(r);
 	if (r->problem == sg_problem_def(SG_P_BUDGET_EXCEEDED) && refused != NULL)
 		budget_retry_after(c, r, refused);
+	if (r->served_by != NULL) /* a failover answered: the caller should know */
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Sandgate-Served-By",
+		                  r->served_by);
 	if (r->problem == NULL) {
 		cost_headers(c, r);
 		sg_http_send_jbuf(c, 200, &r->output, "application/json");

@@ -7,6 +7,7 @@
  */
 #include <event2/keyvalq_struct.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,7 @@
 #include "http/sg_http.h"
 #include "store/sg_recorder.h"
 #include "throttle/sg_throttle_thread.h"
+#include "upstream/sg_breaker.h"
 #include "sandbox/sg_sandbox.h"
 
 void
@@ -91,10 +93,53 @@ sg_http_readyz(struct sg_http_ctx *c, bool detailed)
 	}
 	/* A broken sandbox stops template runs only; connector calls go on. */
 	struct sg_sandbox *sb = s->gw->sandbox;
+	/* An unhealthy upstream fails its own calls fast; the gateway stays ready. */
 	json_t *body = json_pack(
-	    "{s:s, s:o, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks, "sandbox",
-	    sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0));
+	    "{s:s, s:o, s:o, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks,
+	    "sandbox", sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0),
+	    "upstreams_unhealthy", upstreams_check(s->gw->breakers));
 	sg_http_send_json(c, ready ? 200 : 503, body, "application/json");
+}
+
+/* The process-wide metrics, then the upstream hosts' breakers. */
+static char *
+with_breakers(char *text, size_t *len, struct sg_breakers *bs)
+{
+	char *all = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&all, &n);
+	if (f != NULL) {
+		fwrite(text, 1, *len, f);
+		sg_breakers_render(bs, sg_now_ns(), f);
+		if (fclose(f) != 0) {
+			free(all);
+			all = NULL;
+		}
+	}
+	free(text);
+	*len = n;
+	return all;
+}
+
+/* Each upstream host whose breaker is not closed, or that asked for a pause. */
+static int
+unhealthy_upstream(void *arg, const char *host, enum sg_breaker_state s, uint64_t opened,
+                   bool paused)
+{
+	(void)opened;
+	if (s != SG_BREAKER_CLOSED || paused)
+		json_array_append_new(arg, json_pack("{s:s, s:s, s:b}", "host", host, "breaker",
+		                                     sg_breaker_state_name(s), "paused", paused));
+	return 0;
+}
+
+static json_t *
+upstreams_check(struct sg_breakers *bs)
+{
+	json_t *bad = json_array();
+	if (bs != NULL && bad != NULL)
+		sg_breakers_each(bs, sg_now_ns(), unhealthy_upstream, bad);
+	return bad;
 }
 
 void
@@ -112,6 +157,8 @@ sg_http_metrics(struct sg_http_ctx *c)
 		sg_gauges.audit_refused = sg_recorder_refused(rec);
 	}
 	char *text = sg_metrics_render(&len);
+	if (text != NULL && c->t->server->gw->breakers != NULL)
+		text = with_breakers(text, &len, c->t->server->gw->breakers);
 	if (text == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "metrics could not be rendered");
 		return;

@@ -220,7 +220,8 @@ sg_http_rate_headers(struct sg_http_ctx *c, const struct sg_req *r)
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)(s ? s : 1));
 		evhttp_add_header(h, "Retry-After", v);
 	} else if (r->status == 503) {
-		evhttp_add_header(h, "Retry-After", "1");
+		snprintf(v, sizeof(v), "%u", r->retry_after_s ? r->retry_after_s : 1);
+		evhttp_add_header(h, "Retry-After", v);
 	}
 	if (r->principal.role != NULL)
 		evhttp_add_header(h, "Sandgate-Priority", sg_class_name(r->cls));

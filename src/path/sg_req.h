@@ -37,6 +37,9 @@ struct sg_spend;
 struct sg_template;
 struct sg_throttle_thread;
 struct sg_unauth;
+struct sg_breakers;
+struct sg_credstore;
+struct sg_fetcher;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -51,6 +54,8 @@ struct sg_gateway {
 	    *waiting;               /* calls in tenant queues, by tenant hash; NULL: not counted */
 	struct sg_sandbox *sandbox; /* template runs; NULL: the sandbox is off */
 	struct sg_runs *runs;       /* runs GET /v1/runs/{id} can show */
+	struct sg_breakers *breakers; /* upstream hosts' health; NULL: calls go unguarded */
+	struct sg_credstore *creds;   /* connectors' credentials; NULL: none are stored */
 	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
 };
 
@@ -75,6 +80,8 @@ struct sg_req_io {
 	int (*wake_after)(struct sg_req *r, uint64_t delay_ns);
 	/* Runs the path again soon, from the event loop, never from the caller's stack. */
 	int (*wake)(struct sg_req *r);
+	/* The caller's request header `name`, or NULL; NULL itself: the call has no headers. */
+	const char *(*header)(struct sg_req *r, const char *name);
 };
 
 /* The steps that keep state of their own, one slot each. */
@@ -110,6 +117,7 @@ struct sg_req {
 	const struct sg_req_io *io; /* NULL: steps may not suspend */
 	/* The running thread's fair queue and Redis link; NULL: calls never wait. */
 	struct sg_throttle_thread *throttle;
+	struct sg_fetcher *fetcher; /* the thread's upstream client; NULL: live calls are refused */
 	/*
 	 * A template's ctx.call: the template whose declared capabilities bind
 	 * the call, and the "connector.operation" it asked for.  NULL otherwise.
@@ -135,6 +143,8 @@ struct sg_req {
 	struct sg_jbuf problem_ext;
 	enum sg_decision_kind decision;
 	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
+	uint32_t retry_after_s; /* route: when an unavailable upstream may be tried again; 0: unsaid */
+	const char *served_by;  /* route: the failover connector that answered; NULL: the asked one */
 
 	/* Step state: a context per slot, carved from the arena (never freed on its own). */
 	struct {

@@ -1,18 +1,16 @@
 /*
- * route: sandbox calls, and live calls to connectors whose live side is
- * built in, are answered by the simulator.  Live calls to a real upstream
- * are refused plainly until upstream routing exists, rather than pretending.
+ * route: the environment the call's mode names answers it.  A simulated
+ * environment (and every call to a simulator_only connector) is answered
+ * by the simulator after its latency; a real one by the upstream
+ * (step_route_live.c).  Live mode itself was allowed, or not, by
+ * authorize: route only follows the mode.
  */
 #include "core/sg_fmt.h"
 #include "path/sg_path.h"
+#include "path/step_route.h"
 #include "path/step_throttle.h"
 #include "store/sg_recorder.h"
 #include "upstream/sg_simulator.h"
-
-/* When the call reached route: its simulated upstream's wait is measured from here. */
-struct route_ctx {
-	uint64_t start_ns;
-};
 
 static enum sg_step_rc
 simulate(struct sg_req *r, const struct route_ctx *rc)
@@ -31,12 +29,18 @@ simulate(struct sg_req *r, const struct route_ctx *rc)
 	return SG_STEP_NEXT;
 }
 
+static void
+release(struct sg_req *r, void *ctx)
+{
+	sg_route_live_release(r, ctx);
+}
+
 enum sg_step_rc
 sg_step_route(struct sg_req *r)
 {
 	const struct sg_environment *env =
 	    r->principal.mode == SG_MODE_LIVE ? &r->connector->live : &r->connector->sandbox;
-	struct route_ctx *rc = sg_req_slot_get(r, SG_SLOT_ROUTE, sizeof(*rc), NULL);
+	struct route_ctx *rc = sg_req_slot_get(r, SG_SLOT_ROUTE, sizeof(*rc), release);
 	if (rc == NULL)
 		return SG_STEP_ERROR;
 	if (rc->start_ns == 0) {
@@ -53,6 +57,8 @@ sg_step_route(struct sg_req *r)
 			    sg_mode_name(r->principal.mode));
 		}
 	}
+	if (!env->simulator && !r->connector->simulator_only)
+		return sg_route_live(r, rc);
 	/*
 	 * Wait first, as a real upstream would, then answer.  The loop's timers
 	 * run on libevent's coarse clock (a 4 ms tick here) from the loop
@@ -61,12 +67,7 @@ sg_step_route(struct sg_req *r)
 	 * finished if it fell short.
 	 */
 	uint64_t want = env->latency_ms * 1000000ull, waited = r->now_ns - rc->start_ns;
-	if (env->simulator && waited < want && r->io != NULL &&
-	    r->io->wake_after(r, want - waited) == 0)
+	if (waited < want && r->io != NULL && r->io->wake_after(r, want - waited) == 0)
 		return SG_STEP_AGAIN;
-	if (env->simulator)
-		return simulate(r, rc);
-	return sg_req_fail(r, SG_P_LIVE_UNAVAILABLE,
-	                   "connector \"%s\" has no built-in %s side on this gateway",
-	                   r->connector->name, sg_mode_name(r->principal.mode));
+	return simulate(r, rc);
 }

@@ -38,7 +38,7 @@ struct sg_breaker {
 
 struct sg_breakers {
 	pthread_mutex_t mu; /* insertions only */
-	size_t n;
+	_Atomic size_t n;
 	_Atomic(struct sg_breaker *) slot[SLOTS];
 };
 
@@ -319,5 +319,47 @@ sg_breakers_each(struct sg_breakers *bs, uint64_t now_ns, sg_breaker_visit_fn fn
 		pthread_mutex_unlock(&b->mu);
 		if (fn(arg, b->host, s, opened, paused) != 0)
 			return;
+	}
+}
+
+/* ---- metrics ---- */
+
+static const char *const families[][2] = {
+    {"sandgate_upstream_breaker_state", "gauge"},
+    {"sandgate_upstream_breaker_opened_total", "counter"},
+    {"sandgate_upstream_paused", "gauge"},
+};
+
+struct render {
+	FILE *f;
+	int family;
+};
+
+static int
+render_one(void *arg, const char *host, enum sg_breaker_state s, uint64_t opened, bool paused)
+{
+	struct render *rd = arg;
+	uint64_t v = rd->family == 0   ? (s == SG_BREAKER_OPEN ? 2 : s == SG_BREAKER_HALF_OPEN)
+	             : rd->family == 1 ? opened
+	                               : paused;
+	fprintf(rd->f, "%s{host=\"", families[rd->family][0]);
+	for (const char *p = host; *p; p++) { /* the exposition format's label escapes */
+		if (*p == '\\' || *p == '"')
+			fputc('\\', rd->f);
+		fputc(*p == '\n' ? ' ' : *p, rd->f);
+	}
+	fprintf(rd->f, "\"} %llu\n", (unsigned long long)v);
+	return 0;
+}
+
+void
+sg_breakers_render(struct sg_breakers *bs, uint64_t now_ns, FILE *f)
+{
+	if (bs == NULL || bs->n == 0)
+		return;
+	for (int i = 0; i < 3; i++) {
+		struct render rd = {f, i};
+		fprintf(f, "# TYPE %s %s\n", families[i][0], families[i][1]);
+		sg_breakers_each(bs, now_ns, render_one, &rd);
 	}
 }

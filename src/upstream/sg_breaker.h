@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "upstream/sg_retry.h"
 
@@ -81,5 +82,12 @@ const char *sg_breaker_state_name(enum sg_breaker_state s);
 typedef int (*sg_breaker_visit_fn)(void *arg, const char *host, enum sg_breaker_state s,
                                    uint64_t opened_total, bool paused);
 void sg_breakers_each(struct sg_breakers *bs, uint64_t now_ns, sg_breaker_visit_fn fn, void *arg);
+
+/*
+ * Prometheus text for every host: sandgate_upstream_breaker_state{host}
+ * (0 closed, 1 half-open, 2 open), sandgate_upstream_breaker_opened_total
+ * and sandgate_upstream_paused.
+ */
+void sg_breakers_render(struct sg_breakers *bs, uint64_t now_ns, FILE *f);
 
 #endif

@@ -652,7 +652,7 @@ test_route_answers_from_the_simulator(void **state)
 }
 
 static void
-test_route_refuses_a_live_upstream(void **state)
+test_route_refuses_a_live_upstream_without_a_fetcher(void **state)
 {
 	(void)state;
 	char key[SG_KEY_MAX_LEN + 1];
@@ -661,7 +661,8 @@ test_route_refuses_a_live_upstream(void **state)
 	call_init(&c, key, "crm", "create_contact", contact);
 	assert_int_equal(run_to(&c, sg_step_route), SG_STEP_STOP);
 	assert_refused(&c.r, 501, "live_unavailable",
-	               "connector \"crm\" has no built-in live side on this gateway");
+	               "connector \"crm\" has a real upstream, and this gateway process cannot "
+	               "make upstream calls");
 	assert_int_equal(c.r.output.len, 0);
 	sg_req_finish(&c.r);
 }
@@ -707,7 +708,7 @@ main(void)
 	    cmocka_unit_test(test_throttle_admits_and_takes_capacity),
 	    cmocka_unit_test(test_throttle_refusals),
 	    cmocka_unit_test(test_route_answers_from_the_simulator),
-	    cmocka_unit_test(test_route_refuses_a_live_upstream),
+	    cmocka_unit_test(test_route_refuses_a_live_upstream_without_a_fetcher),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

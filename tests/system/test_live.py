@@ -1,0 +1,283 @@
+"""Live connectors: calls through the real gateway to a scripted upstream on
+127.0.0.1 (mock_upstream.py).  What the upstream receives and what the
+caller gets back are both checked; timing is judged from the gateway's own
+audit latencies, never the client's clock."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+
+from conftest import Gateway, assert_problem, audit, make_key, run_cli, wait_for
+from mock_upstream import Upstream
+
+SECRET = "sk_test_planted_7f3a9c1e5b"
+
+POLICY = """kind: policy
+name: live-test
+description: One role that may call the test connectors live.
+roles:
+  builder:
+    description: Calls the test connectors in both modes.
+    allow:
+      - operations: ["*"]
+        modes: [sandbox, live]
+    limits:
+      sandbox: { rate: 1000/s, burst: 1000 }
+      live: { rate: 1000/s, burst: 1000 }
+  sandboxer:
+    description: Sandbox only.
+    allow:
+      - operations: ["*"]
+        modes: [sandbox]
+    limits:
+      sandbox: { rate: 1000/s, burst: 1000 }
+"""
+
+ITEM = {"type": "object", "additionalProperties": False, "required": ["id", "name"],
+        "properties": {"id": {"type": "string", "maxLength": 64},
+                       "name": {"type": "string", "maxLength": 64}}}
+
+
+def connector(name, base_url, auth="bearer", extra="", timeout="2s", failover=None):
+    fo = f"\n    failover: {failover}" if failover else ""
+    return f"""kind: connector
+name: {name}
+version: 1.0.0
+description: A scripted upstream on loopback.
+auth: {auth}
+egress: {{ allow: ["127.0.0.1/32"] }}
+{extra}
+environments:
+  sandbox: {{ simulator: true }}
+  live: {{ base_url: "{base_url}", timeout: {timeout}, connect_timeout: 1s }}
+operations:
+  get_item:
+    description: Reads one item.
+    method: GET
+    path: /items/{{id}}
+    data_domain: internal
+    idempotent: true{fo}
+    input:
+      type: object
+      additionalProperties: false
+      required: [id]
+      properties:
+        id: {{ type: string, minLength: 1, maxLength: 64 }}
+        verbose: {{ type: boolean }}
+    output: {json.dumps(ITEM)}
+  create_item:
+    description: Makes an item.
+    method: POST
+    path: /items
+    data_domain: internal{fo}
+    input:
+      type: object
+      additionalProperties: false
+      required: [name]
+      properties:
+        name: {{ type: string, minLength: 1, maxLength: 64 }}
+    output: {json.dumps(ITEM)}
+"""
+
+
+class Live:
+    """A gateway with the test connectors applied, their upstreams, and a live key."""
+
+    def __init__(self, tmp_path, connectors, secrets=None, config=None):
+        self.defs = tmp_path / "defs"
+        (self.defs / "connectors").mkdir(parents=True)
+        (self.defs / "policies").mkdir()
+        (self.defs / "policies" / "roles.yaml").write_text(POLICY)
+        for name, text in connectors.items():
+            (self.defs / "connectors" / f"{name}.yaml").write_text(text)
+        self.data = str(tmp_path / "data")
+        run_cli("apply", "-f", str(self.defs), data_dir=self.data)
+        for name, value in (secrets or {}).items():
+            p = subprocess.run([os.environ.get("SANDGATE_BIN"), "secrets", "set", name, "--stdin",
+                                "--data-dir", self.data], input=value, text=True,
+                               capture_output=True, timeout=30)
+            assert p.returncode == 0, p.stderr
+        self.key = make_key(self.data, "builder", mode="live", user="ann")["key"]
+        cfg = None
+        if config:
+            cfg = str(tmp_path / "sandgate.yaml")
+            with open(cfg, "w") as f:
+                f.write(config)
+        self.gw = Gateway(self.data, config=cfg).start()
+
+    def call(self, op, body, connector="shop", headers=None):
+        return self.gw.post(connector, op, body, key=self.key, headers=headers)
+
+    def stop(self):
+        self.gw.assert_clean_exit(self.gw.stop())
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream().start()
+    yield u
+    u.stop()
+
+
+@pytest.fixture
+def live(tmp_path, upstream):
+    env = Live(tmp_path, {"shop": connector("shop", upstream.url + "/api")}, {"shop": SECRET})
+    yield env
+    env.stop()
+
+
+def test_a_live_call_reaches_the_upstream_as_the_definition_says(live, upstream):
+    upstream.answer = lambda req: (200, {}, {"id": "a b/c", "name": "Lamp"})
+    r = live.call("get_item", {"id": "a b/c?#", "verbose": True},
+                  headers={"Authorization": "Bearer " + live.key, "Cookie": "s=1",
+                           "X-Forwarded-For": "10.0.0.1"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": "a b/c", "name": "Lamp"}
+    req = upstream.last()
+    assert req["method"] == "GET"
+    # The path parameter is percent-encoded; other members go in the query.
+    assert req["raw_path"].startswith("/api/items/a%20b%2Fc%3F%23") or \
+        req["raw_path"].startswith("/api/items/a%20b"), req["raw_path"]
+    assert req["query"] == {"verbose": ["true"]}
+    h = req["headers"]
+    # The connector's credential, never the caller's key or cookies.
+    assert h["authorization"] == "Bearer " + SECRET
+    assert live.key not in json.dumps(req["header_list"])
+    assert "cookie" not in h and "x-forwarded-for" not in h
+    assert h["user-agent"].startswith("sandgate/")
+    tp = h["traceparent"].split("-")
+    assert tp[0] == "00" and tp[1] == r.headers["traceparent"].split("-")[1]
+
+
+def test_a_body_call_sends_json_and_is_not_retried(live, upstream):
+    upstream.answer = lambda req: (503, {}, {"error": "busy"})
+    r = live.call("create_item", {"name": "Lamp"})
+    body = assert_problem(r, 503, "upstream_unavailable")
+    # POST is not idempotent: one attempt only.
+    assert upstream.count() == 1
+    req = upstream.last()
+    assert req["method"] == "POST" and json.loads(req["body"]) == {"name": "Lamp"}
+    assert req["headers"]["content-type"] == "application/json"
+    assert "busy" not in json.dumps(body)
+
+
+def test_an_idempotent_call_is_retried_on_503_then_answers(live, upstream):
+    answers = [(503, {}, {}), (502, {}, {}), (200, {}, {"id": "1", "name": "ok"})]
+    upstream.answer = lambda req: answers.pop(0)
+    r = live.call("get_item", {"id": "1"})
+    assert r.status_code == 200, r.text
+    assert upstream.count() == 3
+
+
+def test_a_client_error_is_not_retried_and_is_explained(live, upstream):
+    upstream.answer = lambda req: (404, {}, {"error": "no such item"})
+    body = assert_problem(live.call("get_item", {"id": "zz"}), 404, "upstream_not_found")
+    assert upstream.count() == 1
+    assert "no such item" not in json.dumps(body)
+
+
+def test_an_answer_off_contract_is_502_with_the_schema_path_and_no_upstream_body(live, upstream):
+    upstream.answer = lambda req: (200, {}, {"id": "1", "name": 7, "leak": "upstream-private"})
+    body = assert_problem(live.call("get_item", {"id": "1"}), 502, "upstream_contract")
+    assert "schema_path" in body
+    assert "upstream-private" not in json.dumps(body)
+    upstream.answer = lambda req: (200, {}, b"<html>not json</html>")
+    body = assert_problem(live.call("get_item", {"id": "1"}), 502, "upstream_contract")
+    assert "html" not in json.dumps(body)
+
+
+def test_retry_after_pauses_the_upstream_for_every_caller(live, upstream):
+    upstream.answer = lambda req: (429, {"Retry-After": "30"}, {})
+    r = live.call("create_item", {"name": "x"})
+    assert_problem(r, 503, "upstream_unavailable")
+    assert 25 <= int(r.headers["Retry-After"]) <= 30
+    # The pause holds: the next call fails fast and never reaches the upstream.
+    seen = upstream.count()
+    r = live.call("create_item", {"name": "y"})
+    assert_problem(r, 503, "upstream_unavailable")
+    assert 1 <= int(r.headers["Retry-After"]) <= 30
+    assert upstream.count() == seen
+
+
+def test_a_path_parameter_that_could_escape_is_refused_before_any_request(live, upstream):
+    for bad in ("../admin", "a/b", "%2e%2e", "a%2Fb", "x\r\nHost: evil"):
+        r = live.call("get_item", {"id": bad})
+        assert_problem(r, 400, "bad_parameter")
+    assert upstream.count() == 0
+
+
+def test_a_slow_upstream_hits_its_timeout(tmp_path, upstream):
+    env = Live(tmp_path, {"shop": connector("shop", upstream.url, timeout="300ms")},
+               {"shop": SECRET})
+    try:
+        upstream.release.clear()  # hold every request
+        r = env.call("create_item", {"name": "slow"})
+        assert_problem(r, 504, "upstream_timeout")
+        upstream.release.set()
+        [row] = audit(env.data, "code = 'upstream_timeout'", until=lambda rows: len(rows) == 1)
+        # The gateway's own figure: it gave up near 300 ms, far below the 30 s hold.
+        assert 250_000 <= row["latency_us"] < 10_000_000, row
+    finally:
+        upstream.release.set()
+        env.stop()
+
+
+def test_no_credential_stored_is_a_clear_503(tmp_path, upstream):
+    env = Live(tmp_path, {"shop": connector("shop", upstream.url)})
+    try:
+        body = assert_problem(env.call("get_item", {"id": "1"}), 503, "credential_missing")
+        assert "sandgate secrets set shop" in body["detail"]
+        assert upstream.count() == 0
+    finally:
+        env.stop()
+
+
+def test_a_dead_upstream_opens_the_breaker_and_failover_answers(tmp_path, upstream):
+    dead = Upstream()
+    dead_url = dead.url
+    dead.server.server_close()  # nothing listens there any more
+    env = Live(tmp_path, {"shop": connector("shop", dead_url, failover="spare"),
+                          "spare": connector("spare", upstream.url)},
+               {"shop": SECRET, "spare": SECRET})
+    try:
+        upstream.answer = lambda req: (200, {}, {"id": "1", "name": "from spare"})
+        r = env.call("get_item", {"id": "1"})
+        # Retries are spent on the dead host, then the spare answers and says so.
+        assert r.status_code == 200, r.text
+        assert r.headers["Sandgate-Served-By"] == "spare"
+        assert r.json()["name"] == "from spare"
+        # Enough failures open the dead host's breaker, visible to operators.
+        for _ in range(25):
+            env.call("create_item", {"name": "x"})
+        readyz = env.gw.get("/readyz").json()
+        hosts = {u["host"]: u["breaker"] for u in readyz["upstreams_unhealthy"]}
+        assert any(h.endswith(f":{dead.port}") and s == "open" for h, s in hosts.items()), readyz
+        assert "sandgate_upstream_breaker_state" in env.gw.get("/metrics").text
+    finally:
+        env.stop()
+
+
+def test_half_open_recovers_when_the_upstream_returns(tmp_path):
+    up = Upstream().start()
+    try:
+        env = Live(tmp_path, {"shop": connector("shop", up.url)}, {"shop": SECRET})
+        try:
+            up.answer = lambda req: (500, {}, {})
+            for _ in range(25):
+                env.call("create_item", {"name": "x"})
+            r = env.call("create_item", {"name": "x"})
+            assert_problem(r, 503, "upstream_unavailable")
+            seen = up.count()
+            up.answer = lambda req: (200, {}, {"id": "1", "name": "back"})
+            # After the open period one probe goes through, and its success closes it.
+            assert wait_for(lambda: env.call("create_item", {"name": "x"}).status_code == 200,
+                            timeout=20, interval=0.2)
+            assert up.count() > seen
+            assert env.call("create_item", {"name": "y"}).status_code == 200
+        finally:
+            env.stop()
+    finally:
+        up.stop()
