@@ -21,6 +21,7 @@
 #include "throttle/sg_spend.h"
 #include "throttle/sg_ratetable.h"
 #include "upstream/sg_breaker.h"
+#include "upstream/sg_oauth.h"
 
 static const char serve_help[] =
     "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
@@ -287,7 +288,7 @@ start(struct serve_state *st)
 		return -1;
 	if ((st->gw.sessions = sg_sessions_new()) == NULL ||
 	    (st->gw.waiting = sg_ratetable_new(WAITING_TENANTS)) == NULL ||
-	    (st->gw.breakers = sg_breakers_new()) == NULL)
+	    (st->gw.breakers = sg_breakers_new()) == NULL || (st->gw.oauth = sg_oauth_new()) == NULL)
 		return sg_cli_fail("out of memory for sessions, queues and breakers"), -1;
 	if (sg_limiter_init(&st->gw.limiter, cfg->throttle_cells) != 0)
 		return sg_cli_fail("cannot allocate %zu rate-limit cells", cfg->throttle_cells), -1;
@@ -328,6 +329,7 @@ teardown(struct serve_state *st)
 	sg_sessions_free(st->gw.sessions);
 	sg_ratetable_free(st->gw.waiting);
 	sg_breakers_free(st->gw.breakers);
+	sg_oauth_free(st->gw.oauth);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {

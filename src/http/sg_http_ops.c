@@ -72,6 +72,27 @@ bare_checks(json_t *checks)
 	return out;
 }
 
+/* Each upstream host whose breaker is not closed, or that asked for a pause. */
+static int
+unhealthy_upstream(void *arg, const char *host, enum sg_breaker_state s, uint64_t opened,
+                   bool paused)
+{
+	(void)opened;
+	if (s != SG_BREAKER_CLOSED || paused)
+		json_array_append_new(arg, json_pack("{s:s, s:s, s:b}", "host", host, "breaker",
+		                                     sg_breaker_state_name(s), "paused", paused));
+	return 0;
+}
+
+static json_t *
+upstreams_check(struct sg_breakers *bs)
+{
+	json_t *bad = json_array();
+	if (bs != NULL && bad != NULL)
+		sg_breakers_each(bs, sg_now_ns(), unhealthy_upstream, bad);
+	return bad;
+}
+
 void
 sg_http_readyz(struct sg_http_ctx *c, bool detailed)
 {
@@ -119,27 +140,6 @@ with_breakers(char *text, size_t *len, struct sg_breakers *bs)
 	free(text);
 	*len = n;
 	return all;
-}
-
-/* Each upstream host whose breaker is not closed, or that asked for a pause. */
-static int
-unhealthy_upstream(void *arg, const char *host, enum sg_breaker_state s, uint64_t opened,
-                   bool paused)
-{
-	(void)opened;
-	if (s != SG_BREAKER_CLOSED || paused)
-		json_array_append_new(arg, json_pack("{s:s, s:s, s:b}", "host", host, "breaker",
-		                                     sg_breaker_state_name(s), "paused", paused));
-	return 0;
-}
-
-static json_t *
-upstreams_check(struct sg_breakers *bs)
-{
-	json_t *bad = json_array();
-	if (bs != NULL && bad != NULL)
-		sg_breakers_each(bs, sg_now_ns(), unhealthy_upstream, bad);
-	return bad;
 }
 
 void

@@ -39,6 +39,7 @@ struct sg_throttle_thread;
 struct sg_unauth;
 struct sg_breakers;
 struct sg_credstore;
+struct sg_oauth;
 struct sg_fetcher;
 
 /* Process-wide state that steps may use; set up once by serve. */
@@ -56,6 +57,7 @@ struct sg_gateway {
 	struct sg_runs *runs;       /* runs GET /v1/runs/{id} can show */
 	struct sg_breakers *breakers; /* upstream hosts' health; NULL: calls go unguarded */
 	struct sg_credstore *creds;   /* connectors' credentials; NULL: none are stored */
+	struct sg_oauth *oauth;       /* OAuth2 tokens, shared by every thread */
 	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
 };
 

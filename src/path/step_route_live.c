@@ -27,6 +27,7 @@
 #include "upstream/sg_credential.h"
 #include "upstream/sg_egress.h"
 #include "upstream/sg_fetch.h"
+#include "upstream/sg_oauth.h"
 #include "upstream/sg_retry.h"
 #include "upstream/sg_upreq.h"
 
@@ -44,6 +45,9 @@ struct live {
 	bool probe;                 /* this attempt is the half-open breaker's probe */
 	bool failed_over;
 	bool backing_off; /* woken by the backoff timer, not by a fetch */
+	bool token_wait;  /* woken to look again for a token another call is fetching */
+	bool token_fetch; /* what is in flight is the OAuth2 token exchange */
+	struct sg_oauth_entry *oauth; /* oauth2: the token cache entry of conn's credential */
 	bool cross_origin; /* a redirect left the base URL's origin: no credential */
 	unsigned attempt;  /* attempts made on conn, the current one included */
 	unsigned redirects;
@@ -144,11 +148,11 @@ on_fetched(void *arg, const struct sg_fetch_result *res)
 {
 	struct live *lv = arg;
 	lv->fetch = NULL;
-	if (lv->breaker != NULL) {
+	if (lv->breaker != NULL && !lv->token_fetch) {
 		if (res->error == SG_FETCH_CANCELLED)
 			sg_breaker_forget_probe(lv->breaker);
 		else
-			sg_breaker_record(lv->breaker, sg_now_ns(), host_failed(res), lv->probe);
+			sg_breaker_record(lv->breaker, sg_mono_ns(), host_failed(res), lv->probe);
 	}
 	if (res->error == SG_FETCH_CANCELLED || lv->r == NULL)
 		return;
@@ -201,6 +205,8 @@ url_host(const char *url, char *host, size_t n, char *origin, size_t on)
 
 static enum sg_step_rc fail_unavailable(struct live *lv, uint64_t retry_after_ns,
                                         const char *why);
+static enum sg_step_rc attempt(struct live *lv);
+static enum sg_step_rc transport_problem(struct live *lv);
 
 static const struct sg_environment *
 env_of(const struct sg_req *r, const struct sg_connector *c)
@@ -218,6 +224,7 @@ aim(struct live *lv, const struct sg_connector *c, const struct sg_operation *op
 	lv->attempt = 0;
 	lv->redirects = 0;
 	lv->cred = SG_CRED_CURRENT;
+	lv->oauth = NULL;
 	lv->cross_origin = lv->as_get = false;
 	free(lv->url);
 	lv->url = NULL;
@@ -246,9 +253,19 @@ caller_headers(struct sg_req *r, const struct sg_connector *c, struct sg_upreq_c
 	return n;
 }
 
+static int
+add_bearer(struct sg_upreq *rq, const char *token)
+{
+	char v[SG_OAUTH_TOKEN_MAX + 8];
+	snprintf(v, sizeof(v), "Bearer %s", token);
+	int rc = sg_upreq_add_header(rq, "Authorization", v);
+	sodium_memzero(v, sizeof(v));
+	return rc;
+}
+
 /* The request of this attempt; a problem is set and -1 returned when it cannot be made. */
 static int
-build(struct live *lv, struct sg_upreq *rq)
+build(struct live *lv, struct sg_upreq *rq, const char *token)
 {
 	struct sg_req *r = lv->r;
 	struct sg_upreq_caller_header caller[16];
@@ -271,7 +288,11 @@ build(struct live *lv, struct sg_upreq *rq)
 			rq->body_len = 0;
 		}
 	}
-	int rc = lv->cross_origin ? 0 : sg_credential_apply(r->gw->creds, lv->conn, lv->cred, rq);
+	int rc = 0;
+	if (token != NULL)
+		rc = add_bearer(rq, token);
+	else if (!lv->cross_origin)
+		rc = sg_credential_apply(r->gw->creds, lv->conn, lv->cred, rq);
 	if (rq->url == NULL || rc < 0) {
 		sg_req_fail(r, SG_P_INTERNAL, "out of memory while building the upstream request");
 		return -1;
@@ -334,6 +355,126 @@ start(struct live *lv, struct sg_upreq *rq)
 static bool may_fail_over(struct live *lv, const struct sg_connector **alt,
                           const struct sg_operation **alt_op);
 
+/* ---- OAuth2: the token exchange ---- */
+
+static struct sg_fetch_request
+token_request(struct live *lv, const char *const *headers, size_t n, const char *form)
+{
+	uint64_t left = lv->deadline_ns - lv->r->now_ns;
+	return (struct sg_fetch_request){
+	    .method = "POST",
+	    .url = lv->conn->auth_def.token_url,
+	    .headers = headers,
+	    .n_headers = n,
+	    .body = form,
+	    .body_len = strlen(form),
+	    .connect_timeout_ms = capped_ms(lv->env->connect_timeout_ms, left),
+	    .timeout_ms = capped_ms(lv->env->timeout_ms, left),
+	    .max_response = 64 * 1024,
+	    .ca_bundle = lv->env->ca_bundle,
+	    .resolve = (const char *const *)lv->env->resolve,
+	    .n_resolve = lv->env->n_resolve,
+	    .admit = admit_address,
+	    .admit_arg = lv,
+	};
+}
+
+/* POST token_url with the client's id and secret: RFC 6749 §4.4. */
+static enum sg_step_rc
+fetch_token(struct live *lv)
+{
+	struct sg_req *r = lv->r;
+	char secret[1024], *auth = NULL, *hdr = NULL, *form = NULL;
+	int got = sg_credential_secret(r->gw->creds, lv->conn->name, lv->cred, secret,
+	                               sizeof(secret));
+	if (got == 0) {
+		auth = sg_oauth_basic(secret);
+		form = sg_oauth_form(lv->conn->auth_def.scope);
+		if (auth != NULL && asprintf(&hdr, "Authorization: %s", auth) < 0)
+			hdr = NULL;
+	}
+	sodium_memzero(secret, sizeof(secret));
+	sg_oauth_wipe_free(auth);
+	const char *headers[] = {hdr, "Content-Type: application/x-www-form-urlencoded",
+	                         "Accept: application/json", "User-Agent: " SG_UPSTREAM_USER_AGENT};
+	if (got == 0 && hdr != NULL && form != NULL &&
+	    url_host(lv->conn->auth_def.token_url, lv->host, sizeof(lv->host), NULL, 0) == 0) {
+		struct sg_fetch_request fr = token_request(lv, headers, 4, form);
+		lv->token_fetch = true;
+		lv->fetch = sg_fetch_start(r->fetcher, &fr, on_fetched, lv);
+	}
+	sg_oauth_wipe_free(hdr);
+	free(form);
+	if (lv->fetch != NULL)
+		return SG_STEP_AGAIN;
+	sg_oauth_failed(lv->oauth);
+	lv->token_fetch = false;
+	if (got == 1)
+		return sg_req_fail(r, SG_P_CREDENTIAL_MISSING,
+		                   "connector \"%s\" needs OAuth2 client credentials and none are "
+		                   "stored: the platform team sets them (\"client_id:client_secret\") "
+		                   "with `sandgate secrets set %s`",
+		                   lv->conn->name, lv->conn->name);
+	return got < 0 ? SG_STEP_ERROR
+	               : sg_req_fail(r, SG_P_UPSTREAM_AUTH,
+	                             "connector \"%s\": its stored client credentials are not "
+	                             "\"client_id:client_secret\"",
+	                             lv->conn->name);
+}
+
+/*
+ * A token for this attempt: true with it in `token`, or false with the
+ * step's outcome in *rc (suspended to fetch one or to wait for another
+ * call's fetch, or a problem).
+ */
+static bool
+token_ready(struct live *lv, char *token, size_t n, enum sg_step_rc *rc)
+{
+	struct sg_req *r = lv->r;
+	if (lv->oauth == NULL &&
+	    (lv->oauth = sg_oauth_entry(r->gw->oauth, lv->conn->name, (int)lv->cred)) == NULL) {
+		*rc = SG_STEP_ERROR;
+		return false;
+	}
+	switch (sg_oauth_take(lv->oauth, r->now_ns, token, n)) {
+	case SG_OAUTH_READY:
+		return true;
+	case SG_OAUTH_REFRESH:
+		*rc = fetch_token(lv);
+		return false;
+	default: /* another call is fetching the first token: look again shortly */
+		lv->token_wait = true;
+		*rc = r->io->wake_after(r, 5 * NS_PER_MS) == 0 ? SG_STEP_AGAIN : SG_STEP_ERROR;
+		return false;
+	}
+}
+
+static enum sg_step_rc
+judge_token(struct live *lv)
+{
+	struct sg_req *r = lv->r;
+	char token[SG_OAUTH_TOKEN_MAX], err[160];
+	int64_t expires_in;
+	lv->token_fetch = false;
+	if (lv->error == SG_FETCH_OK && lv->status == 200 &&
+	    sg_oauth_parse(lv->body, lv->body_len, token, sizeof(token), &expires_in, err,
+	                   sizeof(err)) == 0) {
+		sg_oauth_store(lv->oauth, r->now_ns, token, strlen(token), expires_in);
+		sodium_memzero(token, sizeof(token));
+		return attempt(lv);
+	}
+	sg_oauth_failed(lv->oauth);
+	if (lv->error != SG_FETCH_OK)
+		return transport_problem(lv);
+	if (lv->status != 200)
+		return sg_req_fail(r, SG_P_UPSTREAM_AUTH,
+		                   "connector \"%s\": the token endpoint refused the client "
+		                   "credentials (HTTP %ld); the platform team should check them "
+		                   "(`sandgate secrets set %s`)",
+		                   lv->conn->name, lv->status, lv->conn->name);
+	return sg_req_fail(r, SG_P_UPSTREAM_AUTH, "connector \"%s\": %s", lv->conn->name, err);
+}
+
 static enum sg_step_rc
 attempt(struct live *lv)
 {
@@ -342,6 +483,13 @@ attempt(struct live *lv)
 	if (r->now_ns >= lv->deadline_ns)
 		return sg_req_fail(r, SG_P_UPSTREAM_TIMEOUT,
 		                   "the call's time ran out before the upstream answered");
+	char token[SG_OAUTH_TOKEN_MAX];
+	bool use_token = lv->conn->auth_def.scheme == SG_AUTH_OAUTH2 && !lv->cross_origin;
+	if (use_token) {
+		enum sg_step_rc rc;
+		if (!token_ready(lv, token, sizeof(token), &rc))
+			return rc;
+	}
 	lv->probe = false;
 	enum sg_breaker_refusal no =
 	    lv->breaker ? sg_breaker_admit(lv->breaker, r->now_ns, &lv->probe, &wait)
@@ -360,7 +508,9 @@ attempt(struct live *lv)
 		                              "(its circuit breaker is open)");
 	}
 	struct sg_upreq rq;
-	if (build(lv, &rq) != 0) {
+	int built = build(lv, &rq, use_token ? token : NULL);
+	sodium_memzero(token, sizeof(token));
+	if (built != 0) {
 		if (lv->probe && lv->breaker)
 			sg_breaker_forget_probe(lv->breaker);
 		return SG_STEP_STOP;
@@ -559,6 +709,7 @@ judge(struct live *lv)
 	if (lv->error == SG_FETCH_OK && lv->status == 401 && lv->cred == SG_CRED_CURRENT &&
 	    !lv->cross_origin && sg_credential_has_next(r->gw->creds, lv->conn->name)) {
 		lv->cred = SG_CRED_NEXT; /* mid-rotation: the upstream may know only the next one */
+		lv->oauth = NULL;
 		return attempt(lv);
 	}
 	if (may_retry(lv)) {
@@ -606,13 +757,13 @@ sg_route_live(struct sg_req *r, struct route_ctx *rc)
 	}
 	if (lv->fetch != NULL)
 		return SG_STEP_AGAIN; /* not ours to judge yet */
-	if (lv->backing_off) {
-		lv->backing_off = false;
+	if (lv->backing_off || lv->token_wait) {
+		lv->backing_off = lv->token_wait = false;
 		return attempt(lv);
 	}
 	if (!lv->have_result)
 		return SG_STEP_ERROR;
-	enum sg_step_rc out = judge(lv);
+	enum sg_step_rc out = lv->token_fetch ? judge_token(lv) : judge(lv);
 	/* Judged: whatever comes next (a problem, or another attempt) starts afresh. */
 	forget_result(lv);
 	return out;

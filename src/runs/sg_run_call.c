@@ -40,7 +40,8 @@ call_wake(struct sg_req *r)
 	return 0;
 }
 
-static const struct sg_req_io call_io = {call_wake_after, call_wake};
+/* A template's call carries no caller headers: the worker has none to give. */
+static const struct sg_req_io call_io = {call_wake_after, call_wake, NULL};
 
 /* ---- the answer ---- */
 
