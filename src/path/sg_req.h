@@ -36,6 +36,7 @@ struct sg_runs;
 struct sg_spend;
 struct sg_template;
 struct sg_throttle_thread;
+struct sg_fetcher;
 struct sg_unauth;
 
 /* Process-wide state that steps may use; set up once by serve. */
@@ -110,6 +111,8 @@ struct sg_req {
 	const struct sg_req_io *io; /* NULL: steps may not suspend */
 	/* The running thread's fair queue and Redis link; NULL: calls never wait. */
 	struct sg_throttle_thread *throttle;
+	/* The running thread's upstream HTTP engine; NULL: live calls are refused. */
+	struct sg_fetcher *fetcher;
 	/*
 	 * A template's ctx.call: the template whose declared capabilities bind
 	 * the call, and the "connector.operation" it asked for.  NULL otherwise.
