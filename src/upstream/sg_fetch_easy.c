@@ -156,11 +156,23 @@ build_headers(struct sg_fetch *x, const struct sg_fetch_request *rq)
 	return 0;
 }
 
+/*
+ * A pin lands in the DNS cache the whole multi handle shares, where curl
+ * keeps it for good unless it starts with '+'; with it, the pin ages out
+ * like a resolved name (60 s), so one fetch's pin does not steer the
+ * thread's later fetches to that host for ever.  admit() still judges
+ * every address connected to, pinned or not.
+ */
 static int
 build_resolve(struct sg_fetch *x, const struct sg_fetch_request *rq)
 {
 	for (size_t i = 0; i < rq->n_resolve; i++) {
-		struct curl_slist *l = curl_slist_append(x->resolve, rq->resolve[i]);
+		const char *pin = rq->resolve[i];
+		char *aging = NULL;
+		if (pin[0] != '+' && pin[0] != '-' && asprintf(&aging, "+%s", pin) < 0)
+			return -1;
+		struct curl_slist *l = curl_slist_append(x->resolve, aging ? aging : pin);
+		free(aging);
 		if (l == NULL)
 			return -1;
 		x->resolve = l;
