@@ -247,6 +247,13 @@ sg_fetch_easy_setup(struct sg_fetch *x, const struct sg_fetch_request *rq)
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (rq->ca_bundle != NULL)
 		SET(CURLOPT_CAINFO, rq->ca_bundle);
+	/*
+	 * No CA directory, only the bundle file: curl caches the parsed store in
+	 * the multi handle only then (Debian's libcurl names both by default), and
+	 * otherwise parses the whole system bundle inside this thread's loop for
+	 * every new TLS connection.
+	 */
+	SET(CURLOPT_CAPATH, (char *)NULL);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)rq->connect_timeout_ms);
 	SET(CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms);
 	if (x->resolve != NULL)

@@ -508,6 +508,42 @@ test_a_closed_port_is_a_connect_error(void **state)
 }
 
 static void
+test_a_stalled_handshake_is_a_connect_timeout(void **state)
+{
+	struct fx *fx = *state;
+	struct outcome o = {0};
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	/* Listening but never accepting: the kernel completes TCP, nobody speaks TLS. */
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 8), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+	struct sg_fetch_request rq = request(fx, "GET", "/");
+	snprintf(fx->url, sizeof(fx->url), "https://127.0.0.1:%u/", ntohs(sin.sin_port));
+	rq.connect_timeout_ms = 200;
+	rq.timeout_ms = 10000;
+	fetch(fx, &rq, &o);
+	assert_int_equal(o.error, SG_FETCH_CONNECT);
+	/*
+	 * Ended by the connect timeout, far from the total one.  Loading the
+	 * system's trust store for the first TLS connection happens inside
+	 * curl's turn and takes a good part of a second under ASan, hence
+	 * the room.
+	 */
+	assert_true(o.total_us >= 200000);
+	assert_true(o.total_us < 5000000);
+	/* Plain HTTP to the same socket: connected and sent, then no answer. */
+	rq = request(fx, "GET", "/");
+	snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%u/", ntohs(sin.sin_port));
+	rq.timeout_ms = 200;
+	fetch(fx, &rq, &o);
+	assert_int_equal(o.error, SG_FETCH_TIMEOUT);
+	close(l);
+	free(o.body);
+}
+
+static void
 test_a_redirect_comes_back_unfollowed(void **state)
 {
 	struct fx *fx = *state;
@@ -898,6 +934,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_a_refused_address_is_never_connected, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_closed_port_is_a_connect_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_stalled_handshake_is_a_connect_timeout, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_redirect_comes_back_unfollowed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_after_is_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_runs_the_callback_once, setup, teardown),
