@@ -22,6 +22,7 @@
 #include "throttle/sg_ratetable.h"
 #include "upstream/sg_breaker.h"
 #include "upstream/sg_oauth.h"
+#include "upstream/sg_fetch.h"
 
 static const char serve_help[] =
     "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
@@ -364,6 +365,9 @@ sg_cli_serve(int argc, char **argv)
 	umask(077);
 	if (sg_keys_init() != 0)
 		return sg_cli_fail("cannot initialise libsodium");
+	/* Before the I/O threads, each of which makes a curl multi handle. */
+	if (sg_fetch_global_init() != 0)
+		return sg_cli_fail("cannot set up libcurl for upstream calls (see the log above)");
 	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {
 		sg_log(SG_LOG_INFO,
 		       json_pack("{s:s, s:i, s:i, s:s}", "host", st.cfg.listen_host, "port",

@@ -37,6 +37,7 @@ struct sg_io_thread {
 	struct event *log_timer;
 	struct sg_http_ctx *suspended;       /* requests waiting in the path, doubly linked */
 	struct sg_throttle_thread *throttle; /* the thread's fair queue and Redis link */
+	struct sg_fetcher *fetcher;          /* upstream calls: curl multi on this base */
 	_Atomic uint64_t last_done_ns; /* when this thread last finished a request */
 	struct sg_http_ctx *spare;     /* finished contexts kept for reuse, linked by next */
 	unsigned n_spare;

@@ -30,6 +30,7 @@ prepare(struct sg_http_ctx *c, struct sg_req *r, struct sg_snapshot *snap)
 	r->wall_s = tv.tv_sec;
 	r->authorization = evhttp_find_header(in, "Authorization");
 	r->throttle = c->t->throttle;
+	r->fetcher = c->t->fetcher;
 }
 
 static void

@@ -23,6 +23,7 @@
 #include "path/step_throttle.h"
 #include "throttle/sg_throttle_thread.h"
 #include "throttle/sg_unauth.h"
+#include "upstream/sg_fetch.h"
 
 static int
 resolve(const char *host, unsigned port_no, struct addrinfo **out, char *err, size_t errlen)
@@ -142,7 +143,9 @@ setup_thread(struct sg_server *s, struct sg_io_thread *t, const struct addrinfo 
 	t->log_timer = event_new(t->base, -1, EV_PERSIST, on_log_timer, t);
 	t->throttle =
 	    sg_throttle_thread_new(t->base, t->index, cfg, &sg_throttle_queue_ops, s->redis_ip);
-	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0 || t->throttle == NULL) {
+	t->fetcher = sg_fetcher_new(t->base);
+	if (t->log_timer == NULL || event_add(t->log_timer, &flush) != 0 || t->throttle == NULL ||
+	    t->fetcher == NULL) {
 		snprintf(err, errlen, "out of memory setting up the event loops");
 		return -1;
 	}
@@ -342,6 +345,9 @@ sg_server_free(struct sg_server *s)
 		/* Fails each Redis decision still waiting; parked calls are freed below. */
 		sg_throttle_thread_free(t->throttle);
 		t->throttle = NULL;
+		/* Calls in flight complete as cancelled while their requests live. */
+		sg_fetcher_free(t->fetcher);
+		t->fetcher = NULL;
 		sg_http_abandon_suspended(t); /* before the log buffer their lines go to */
 		sg_logbuf_free(&t->log);
 		if (i == 0 && s->admin_http)

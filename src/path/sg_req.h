@@ -36,11 +36,11 @@ struct sg_runs;
 struct sg_spend;
 struct sg_template;
 struct sg_throttle_thread;
+struct sg_fetcher;
 struct sg_unauth;
 struct sg_breakers;
 struct sg_credstore;
 struct sg_oauth;
-struct sg_fetcher;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -119,7 +119,8 @@ struct sg_req {
 	const struct sg_req_io *io; /* NULL: steps may not suspend */
 	/* The running thread's fair queue and Redis link; NULL: calls never wait. */
 	struct sg_throttle_thread *throttle;
-	struct sg_fetcher *fetcher; /* the thread's upstream client; NULL: live calls are refused */
+	/* The running thread's upstream HTTP engine; NULL: live calls are refused. */
+	struct sg_fetcher *fetcher;
 	/*
 	 * A template's ctx.call: the template whose declared capabilities bind
 	 * the call, and the "connector.operation" it asked for.  NULL otherwise.

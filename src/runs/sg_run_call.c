@@ -183,6 +183,7 @@ prepare(struct sg_run_exec *x)
 	r->body_len = strlen(x->call_body);
 	r->io = &call_io;
 	r->throttle = x->t->throttle;
+	r->fetcher = x->t->fetcher;
 	sg_path_begin(r);
 	return 0;
 }

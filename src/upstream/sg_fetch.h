@@ -83,7 +83,11 @@ typedef void (*sg_fetch_done_fn)(void *arg, const struct sg_fetch_result *res);
 
 /* One per I/O thread, on its base.  NULL when out of memory. */
 struct sg_fetcher *sg_fetcher_new(struct event_base *base);
-/* Cancels what is in flight (each callback runs with SG_FETCH_CANCELLED), then frees. */
+/*
+ * Cancels what is in flight (each callback runs with SG_FETCH_CANCELLED), then
+ * frees.  Never from inside a `done` callback; a callback it runs may not start
+ * a fetch on `f` (sg_fetch_start returns NULL then).
+ */
 void sg_fetcher_free(struct sg_fetcher *f);
 
 /*
@@ -93,7 +97,10 @@ void sg_fetcher_free(struct sg_fetcher *f);
  */
 struct sg_fetch *sg_fetch_start(struct sg_fetcher *f, const struct sg_fetch_request *rq,
                                 sg_fetch_done_fn done, void *arg);
-/* Ends a fetch early: its callback runs with SG_FETCH_CANCELLED before this returns. */
+/*
+ * Ends a fetch early: its callback runs with SG_FETCH_CANCELLED before this
+ * returns.  `x` is gone once its callback has run; cancel it only before then.
+ */
 void sg_fetch_cancel(struct sg_fetch *x);
 
 /* Process-wide curl set-up, once, before any thread starts. */
