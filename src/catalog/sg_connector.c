@@ -5,6 +5,7 @@
  * at the first sandbox call.
  */
 #include "catalog/sg_connector.h"
+#include "catalog/sg_connector_upstream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,15 +33,17 @@ struct cload {
 static const char *const top_keys[] = {
     "kind",         "name",           "version",    "description",          "auth",
     "environments", "upstream_limit", "operations", "upstream_concurrency",
+    "simulator_only", "redirects", "max_response", "forward_headers",
 };
-static const char *const env_keys[] = {"simulator", "base_url", "latency"};
+static const char *const env_keys[] = {
+    "simulator", "base_url", "latency", "ca_bundle", "connect_timeout", "timeout", "resolve",
+};
 static const char *const limit_keys[] = {"rate", "burst"};
 static const char *const op_keys[] = {
     "description", "method", "path",     "data_domain",     "cost", "weight", "idempotent",
-    "input",       "output", "examples", "reported_weight",
+    "input",       "output", "examples", "reported_weight", "failover",
 };
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
-static const char *const auths[] = {"none", "bearer", "api_key", "basic"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -173,8 +176,11 @@ parse_env(struct cload *l, struct fy_node *envs, const char *name, struct sg_env
 		              name);
 		return;
 	}
-	env->base_url = url ? keep(l, url) : NULL;
+	if (url && (env->base_url = sg_cu_base_url(l->d, l->file, sg_yaml_get(n, "base_url"),
+	                                           name, url)) == NULL)
+		return;
 	parse_latency(l, n, name, env);
+	sg_cu_env(l->d, l->file, n, name, env);
 }
 
 static void
@@ -249,14 +255,10 @@ parse_header(struct cload *l, struct fy_node *root)
 		              "version: expected MAJOR.MINOR.PATCH such as 1.0.0, got \"%.40s\"",
 		              version);
 	const char *desc = get_str(l, root, "description", "", "one line on what it is for");
-	const char *auth = get_str(l, root, "auth", "", NULL);
-	if (auth && !one_of(auth, auths, COUNT(auths)))
-		sg_yaml_error(l->d, l->file, sg_yaml_get(root, "auth"),
-		              "auth: expected none, bearer, api_key or basic, got \"%.40s\"", auth);
 	c->name = keep(l, name);
 	c->version = keep(l, version);
 	c->description = keep(l, desc);
-	c->auth = keep(l, auth ? auth : "none");
+	sg_cu_auth(l->d, l->file, root, c);
 	struct fy_node *envs = sg_yaml_get(root, "environments");
 	if (envs == NULL)
 		sg_yaml_error(
@@ -273,6 +275,7 @@ parse_header(struct cload *l, struct fy_node *root)
 		parse_upstream_limit(l, ul);
 	if ((ul = sg_yaml_get(root, "upstream_concurrency")) != NULL)
 		parse_upstream_concurrency(l, ul);
+	sg_cu_top(l->d, l->file, root, c);
 }
 
 /* Finds the YAML node an RFC 6901 pointer names, or the deepest one that exists. */
@@ -491,6 +494,7 @@ parse_op(struct cload *l, struct fy_node *key, struct fy_node *n, struct sg_oper
 	    !fy_node_is_mapping(n))
 		return;
 	parse_op_scalars(l, n, op);
+	sg_cu_failover(l->d, l->file, n, l->c, op);
 	struct fy_node *in = sg_yaml_get(n, "input"), *out = sg_yaml_get(n, "output");
 	if (in == NULL || out == NULL)
 		sg_yaml_error(l->d, l->file, key, "%s: missing key \"%s\": add a JSON Schema", what,
@@ -595,6 +599,7 @@ free_op(struct sg_operation *op)
 	free(op->path);
 	free(op->data_domain);
 	free(op->reported_weight);
+	free(op->failover);
 	sg_schema_free(op->input);
 	sg_schema_free(op->output);
 	json_decref(op->examples);
@@ -614,6 +619,7 @@ sg_connector_free(struct sg_connector *c)
 	free(c->auth);
 	free(c->sandbox.base_url);
 	free(c->live.base_url);
+	sg_cu_free(c);
 	free(c->source);
 	free(c);
 }

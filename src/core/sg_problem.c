@@ -234,6 +234,94 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
          "Check the key your client sends (GET /v1/me/usage with it says whether it works), "
          "then wait for the number of seconds in the Retry-After header.",
          SG_DEC_UNAUTHENTICATED},
+    /*
+     * Live calls.  The call was allowed; these say what the upstream did.
+     * An upstream's own answer the caller could act on (404, a refusal of
+     * the input) is recorded as allowed, as the call was made; a failure to
+     * get a usable answer is an error.
+     */
+    [SG_P_UPSTREAM_CONTRACT] =
+        {"upstream_contract", 502, "The upstream's answer did not match the operation",
+         TYPE_BASE "upstream-contract",
+         "The service behind this connector answered with data the connector's output schema "
+         "does not allow ('errors' says where), so the answer was withheld. This is not a "
+         "problem with your call: tell your platform admin, with the trace_id, so the "
+         "connector definition or the service can be fixed.",
+         SG_DEC_ERROR},
+    [SG_P_UPSTREAM_ERROR] =
+        {"upstream_error", 502, "The upstream service failed", TYPE_BASE "upstream-error",
+         "The service behind this connector failed to answer your call (the detail gives its "
+         "status). Try again in a little while; if it keeps failing, tell your platform "
+         "admin with the trace_id.",
+         SG_DEC_ERROR},
+    [SG_P_UPSTREAM_UNAVAILABLE] =
+        {"upstream_unavailable", 503, "The upstream service is unavailable for now",
+         IANA_TYPE "temporary-reduced-capacity",
+         "The service behind this connector is overloaded or failing, so calls to it are "
+         "paused. Wait for the number of seconds in the Retry-After header, then try again.",
+         SG_DEC_ERROR},
+    [SG_P_UPSTREAM_TIMEOUT] =
+        {"upstream_timeout", 504, "The upstream service took too long",
+         TYPE_BASE "upstream-timeout",
+         "The service behind this connector did not answer in time. Try again; if your call "
+         "changes something (creates, sends, pays), check first whether it took effect, "
+         "since the service may have done it without answering.",
+         SG_DEC_ERROR},
+    [SG_P_UPSTREAM_TOO_LARGE] =
+        {"upstream_too_large", 502, "The upstream's answer was too large",
+         TYPE_BASE "upstream-too-large",
+         "The service behind this connector answered with more data than the connector "
+         "allows (max_response). Ask for less at once (a smaller page or filter), or ask "
+         "your platform admin to raise the connector's max_response.",
+         SG_DEC_ERROR},
+    [SG_P_UPSTREAM_AUTH] =
+        {"upstream_auth", 502, "The upstream refused the connector's credential",
+         TYPE_BASE "upstream-auth",
+         "The service behind this connector did not accept the gateway's credential for it; "
+         "your own key is fine. Tell your platform admin: the connector's credential has "
+         "expired or lacks a permission, and must be replaced with `sandgate secrets set "
+         "CONNECTOR`.",
+         SG_DEC_ERROR},
+    [SG_P_UPSTREAM_REJECTED] =
+        {"upstream_rejected", 422, "The upstream refused the request",
+         TYPE_BASE "upstream-rejected",
+         "Your input matched the operation's schema, but the service behind this connector "
+         "refused it (the detail gives its status). Check the values you sent against what "
+         "the service expects, for instance an id that must already exist, then try again.",
+         SG_DEC_ALLOWED},
+    [SG_P_UPSTREAM_NOT_FOUND] =
+        {"upstream_not_found", 404, "The upstream has no such item", TYPE_BASE "upstream-not-found",
+         "The service behind this connector found nothing at what your input names. Check "
+         "the id or name you sent; a list operation of the connector shows what exists.",
+         SG_DEC_ALLOWED},
+    [SG_P_EGRESS_DENIED] =
+        {"egress_denied", 403, "The gateway may not connect to that address",
+         TYPE_BASE "egress-denied",
+         "The connector's upstream address is not one the gateway is allowed to reach (the "
+         "detail names the rule). Nothing was sent. Tell your platform admin: the connector's "
+         "egress allowlist or the policy's endpoint rules decide this.",
+         SG_DEC_DENIED},
+    [SG_P_CREDENTIAL_MISSING] =
+        {"credential_missing", 503, "The connector has no credential set",
+         TYPE_BASE "credential-missing",
+         "Live calls to this connector need a credential that the gateway does not hold yet. "
+         "Ask your platform admin to set it with `sandgate secrets set CONNECTOR` (the detail "
+         "names the connector). Sandbox calls work meanwhile.",
+         SG_DEC_ERROR},
+    [SG_P_BAD_PARAMETER] =
+        {"bad_parameter", 400, "A value cannot be placed in the upstream request",
+         TYPE_BASE "bad-parameter",
+         "The value named in the detail becomes part of the upstream's address, where '/', "
+         "'..', line breaks and their %-encoded forms are not allowed, and it may not be "
+         "empty. Send the plain id or name, without any of these.",
+         SG_DEC_INVALID},
+    [SG_P_REDIRECT_REFUSED] =
+        {"redirect_refused", 502, "The upstream redirected the call elsewhere",
+         TYPE_BASE "redirect-refused",
+         "The service behind this connector answered with a redirect that the connector does "
+         "not allow to be followed (or too many of them). Nothing more was sent. Tell your "
+         "platform admin: the connector's base_url may be out of date.",
+         SG_DEC_ERROR},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {

@@ -20,6 +20,7 @@
 struct sg_connector;
 struct sg_operation;
 struct sg_environment;
+struct sg_problem_def;
 
 #define SG_UPREQ_MAX_HEADERS 24
 #define SG_UPSTREAM_USER_AGENT "sandgate/1"
@@ -44,7 +45,10 @@ struct sg_upreq_caller_header {
  * that has passed the operation's input schema).  Returns 0, or -1 with a
  * sentence for the caller in `err` and *bad_param set to the offending
  * parameter's name (a path parameter that is missing, not a scalar, or
- * contains '/', "..", CR, LF or NUL).  `traceparent` is the call's own.
+ * contains '/', "..", CR, LF or NUL), or to the name of a forwarded caller
+ * header whose value holds CR or LF; *bad_param is NULL when the fault is
+ * not the caller's (no base_url, out of memory, too many headers).
+ * `traceparent` is the call's own (NULL or "": none).
  */
 int sg_upreq_build(struct sg_upreq *rq, const struct sg_connector *c, const struct sg_operation *op,
                    const struct sg_environment *env, const char *input, size_t input_len,
@@ -63,5 +67,21 @@ void sg_upreq_release(struct sg_upreq *rq);
  * Capped at one day.
  */
 int64_t sg_upreq_retry_after(const char *value, int64_t now_s);
+
+/*
+ * The problem an upstream's HTTP status becomes; NULL for 2xx.  401 and 403
+ * are the connector's credential (upstream_auth), 404 upstream_not_found,
+ * 408 and 504 upstream_timeout, 429 and 503 upstream_unavailable, another
+ * 4xx upstream_rejected, 3xx redirect_refused (a redirect not followed),
+ * anything else upstream_error.
+ */
+const struct sg_problem_def *sg_upreq_status_problem(long status);
+
+/*
+ * Why a caller header (lower-case name) may never be forwarded upstream:
+ * the caller's own credentials, hop-by-hop and framing headers, the
+ * gateway's own; NULL when it may be listed in forward_headers.
+ */
+const char *sg_upreq_forward_refusal(const char *lower_name);
 
 #endif

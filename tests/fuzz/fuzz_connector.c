@@ -26,6 +26,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (c != NULL && (c->source == NULL || memcmp(c->source, data, size) != 0))
 		abort();
+	/* The live-call settings stay within what the loader promises. */
+	const struct sg_environment *envs[] = {c ? &c->sandbox : NULL, c ? &c->live : NULL};
+	for (int i = 0; c != NULL && i < 2; i++) {
+		const struct sg_environment *e = envs[i];
+		if (e->timeout_ms < e->connect_timeout_ms || e->connect_timeout_ms < 1 ||
+		    e->timeout_ms > 300000 || (e->base_url == NULL && e->n_resolve != 0) ||
+		    (e->base_url && strpbrk(e->base_url, "?#")))
+			abort();
+		if (c->simulator_only && !e->simulator)
+			abort();
+	}
+	if (c != NULL && (c->max_redirects > 3 || c->max_response < 1024 ||
+	                  c->max_response > (64u << 20) || c->auth == NULL))
+		abort();
+	for (size_t i = 0; c != NULL && i < c->n_forward_headers; i++)
+		for (const char *p = c->forward_headers[i]; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				abort();
 	sg_connector_free(c);
 	sg_diags_free(&d);
 	return 0;

@@ -569,6 +569,370 @@ test_catalog(void **state)
 	assert_int_equal(d.n, 0);
 }
 
+/* Parses BASE with its live line replaced; expects exactly one error, returned as text. */
+static const char *
+live_error(const char *live, struct sg_diags *d)
+{
+	sg_diags_free(d);
+	memset(d, 0, sizeof(*d));
+	assert_null(parse_with("  live: { simulator: true }\n", live, d));
+	assert_int_equal(d->n, 1);
+	return diag_at(d, 0);
+}
+
+static void
+test_upstream_environment(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c =
+	    parse_with("  live: { simulator: true }\n",
+	               "  live: { base_url: \"https://api.example.test/v2/\", ca_bundle: "
+	               "/etc/sandgate/ca.pem, connect_timeout: 500ms, timeout: 3s, resolve: "
+	               "[\"api.example.test:443:127.0.0.1\", \"api.example.test:443:[::1]\"] }\n",
+	               &d);
+	sg_diags_print(&d, stderr);
+	assert_non_null(c);
+	assert_string_equal(c->live.base_url, "https://api.example.test/v2"); /* one '/' less */
+	assert_string_equal(c->live.ca_bundle, "/etc/sandgate/ca.pem");
+	assert_int_equal(c->live.connect_timeout_ms, 500);
+	assert_int_equal(c->live.timeout_ms, 3000);
+	assert_int_equal(c->live.n_resolve, 2);
+	assert_string_equal(c->live.resolve[1], "api.example.test:443:[::1]");
+	/* Defaults, and nothing for the simulator side. */
+	assert_int_equal(c->sandbox.connect_timeout_ms, 2000);
+	assert_int_equal(c->sandbox.timeout_ms, 10000);
+	assert_null(c->sandbox.ca_bundle);
+	assert_int_equal(c->sandbox.n_resolve, 0);
+	sg_connector_free(c);
+
+	c = parse_with("  live: { simulator: true }\n", "  live: { base_url: \"http://x.test\" }\n",
+	               &d);
+	assert_non_null(c);
+	assert_string_equal(c->live.base_url, "http://x.test");
+	assert_int_equal(c->live.connect_timeout_ms, 2000);
+	assert_int_equal(c->live.timeout_ms, 10000);
+	sg_connector_free(c);
+	/* A bare host with its slash keeps working. */
+	c = parse_with("  live: { simulator: true }\n",
+	               "  live: { base_url: \"http://x.test/\" }\n", &d);
+	assert_non_null(c);
+	assert_string_equal(c->live.base_url, "http://x.test");
+	sg_connector_free(c);
+	assert_int_equal(d.n, 0);
+}
+
+static void
+test_upstream_environment_errors(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	assert_string_equal(live_error("  live: { base_url: \"https://u:p@x.test/v1\" }\n", &d),
+	                    "t.yaml:7:21: environments.live.base_url: remove the user name and "
+	                    "password (user:pass@): the connector's credential is stored with "
+	                    "`sandgate secrets set CONNECTOR` and sent as auth: says");
+	assert_string_equal(live_error("  live: { base_url: \"https://x.test/v1?k=1\" }\n", &d),
+	                    "t.yaml:7:21: environments.live.base_url: remove the query ('?...'): "
+	                    "a call's input becomes the query string; a fixed value belongs in "
+	                    "the path");
+	assert_string_equal(live_error("  live: { base_url: \"https://x.test/v1#top\" }\n", &d),
+	                    "t.yaml:7:21: environments.live.base_url: remove the fragment "
+	                    "('#...'): it is never sent to a server");
+	assert_non_null(strstr(live_error("  live: { base_url: \"https:///v1\" }\n", &d),
+	                       "base_url: expected a host after the scheme"));
+	assert_string_equal(live_error("  live: { base_url: \"https://x.test\", ca_bundle: ca.pem "
+	                               "}\n",
+	                               &d),
+	                    "t.yaml:7:50: environments.live.ca_bundle: expected an absolute path "
+	                    "to a PEM file, such as /etc/sandgate/ca/crm.pem, got \"ca.pem\"");
+	/* Limits at N-1, N, N+1: connect_timeout up to 60s, timeout up to 300s, both from 1ms. */
+	assert_string_equal(live_error("  live: { base_url: \"https://x.test\", connect_timeout: "
+	                               "60001ms, timeout: 90s }\n",
+	                               &d),
+	                    "t.yaml:7:56: environments.live.connect_timeout: expected a duration "
+	                    "from 1ms to 60s such as 2s, got \"60001ms\"");
+	assert_string_equal(
+	    live_error("  live: { base_url: \"https://x.test\", timeout: 0ms }\n", &d),
+	    "t.yaml:7:48: environments.live.timeout: expected a duration from 1ms "
+	    "to 300s such as 10s, got \"0ms\"");
+	assert_non_null(
+	    strstr(live_error("  live: { base_url: \"https://x.test\", timeout: 300001ms }\n", &d),
+	           "got \"300001ms\""));
+	struct sg_connector *c =
+	    parse_with("  live: { simulator: true }\n",
+	               "  live: { base_url: \"https://x.test\", connect_timeout: 60s, timeout: "
+	               "300s }\n",
+	               &d);
+	assert_non_null(c);
+	assert_int_equal(c->live.timeout_ms, 300000);
+	sg_connector_free(c);
+	assert_string_equal(live_error("  live: { base_url: \"https://x.test\", connect_timeout: "
+	                               "3s, timeout: 2s }\n",
+	                               &d),
+	                    "t.yaml:7:69: environments.live.timeout (2000 ms) is shorter than "
+	                    "connect_timeout (3000 ms): the whole exchange includes the connect; "
+	                    "raise timeout or lower connect_timeout");
+	const char *bad_pins[] = {
+	    "x.test:443:localhost", "x.test:0:127.0.0.1", "x.test:65536:127.0.0.1",
+	    "x.test:443:::1",       "x.test:443",         ":443:127.0.0.1",
+	    "x.test:443:[1.2.3.4]"};
+	for (size_t i = 0; i < sizeof(bad_pins) / sizeof(bad_pins[0]); i++) {
+		char live[200];
+		snprintf(live, sizeof(live),
+		         "  live: { base_url: \"https://x.test\", resolve: [\"%s\"] }\n",
+		         bad_pins[i]);
+		assert_non_null(strstr(live_error(live, &d),
+		                       "environments.live.resolve: expected HOST:PORT:ADDRESS with "
+		                       "an IP address"));
+	}
+	assert_string_equal(live_error("  live: { simulator: true, timeout: 1s }\n", &d),
+	                    "t.yaml:7:37: environments.live.timeout: only a real upstream "
+	                    "(base_url) takes timeout; the simulator makes no connection: remove "
+	                    "it");
+	assert_string_equal(live_error("  live: { simulator: true, ca_bundle: /x.pem }\n", &d),
+	                    "t.yaml:7:39: environments.live.ca_bundle: only a real upstream "
+	                    "(base_url) takes ca_bundle; the simulator makes no connection: "
+	                    "remove it");
+	sg_diags_free(&d);
+}
+
+/* Parses BASE plus `extra` at the top level (line 18 on). */
+static struct sg_connector *
+parse_plus(const char *extra, struct sg_diags *d)
+{
+	char text[4096];
+	sg_diags_free(d);
+	memset(d, 0, sizeof(*d));
+	snprintf(text, sizeof(text), "%s%s", BASE, extra);
+	return parse(text, d);
+}
+
+static const char *
+plus_error(const char *extra, struct sg_diags *d)
+{
+	assert_null(parse_plus(extra, d));
+	assert_int_equal(d->n, 1);
+	return diag_at(d, 0);
+}
+
+static void
+test_upstream_top_level(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse_plus("", &d);
+	assert_non_null(c);
+	assert_false(c->simulator_only);
+	assert_int_equal(c->max_redirects, 0);
+	assert_int_equal(c->max_response, 8 << 20);
+	assert_int_equal(c->n_forward_headers, 0);
+	assert_null(c->egress_allow);
+	sg_connector_free(c);
+
+	c = parse_plus("simulator_only: true\nredirects: 3\nmax_response: 1KiB\n"
+	               "forward_headers: [X-Request-Id, Accept-Language]\n",
+	               &d);
+	sg_diags_print(&d, stderr);
+	assert_non_null(c);
+	assert_true(c->simulator_only);
+	assert_int_equal(c->max_redirects, 3);
+	assert_int_equal(c->max_response, 1024);
+	assert_int_equal(c->n_forward_headers, 2);
+	assert_string_equal(c->forward_headers[0], "x-request-id");
+	assert_string_equal(c->forward_headers[1], "accept-language");
+	sg_connector_free(c);
+	c = parse_plus("max_response: 64MiB\n", &d);
+	assert_non_null(c);
+	assert_int_equal(c->max_response, 64 << 20);
+	sg_connector_free(c);
+	c = parse_plus("max_response: 2048B\n", &d);
+	assert_non_null(c);
+	assert_int_equal(c->max_response, 2048);
+	sg_connector_free(c);
+
+	assert_string_equal(plus_error("redirects: 4\n", &d),
+	                    "t.yaml:18:12: redirects: expected an integer from 0 to 3, got \"4\"");
+	assert_string_equal(plus_error("max_response: 1023B\n", &d),
+	                    "t.yaml:18:15: max_response: expected a size from 1KiB to 64MiB such "
+	                    "as 8MiB or 512KiB, got \"1023B\"");
+	assert_non_null(strstr(plus_error("max_response: 65MiB\n", &d), "got \"65MiB\""));
+	assert_non_null(strstr(plus_error("max_response: 8MB\n", &d), "got \"8MB\""));
+	sg_diags_free(&d);
+}
+
+static void
+test_simulator_only(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	assert_null(parse_with("  live: { simulator: true }\n",
+	                       "  live: { base_url: \"https://x.test\" }\nsimulator_only: true\n",
+	                       &d));
+	assert_int_equal(d.n, 1);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:7:21: environments.live: simulator_only is true, so this "
+	                    "environment must be served by the simulator: write live: { "
+	                    "simulator: true }, or remove simulator_only");
+	sg_diags_free(&d);
+}
+
+static void
+test_forward_headers_refused(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	static const struct {
+		const char *name, *why;
+	} cases[] = {
+	    {"Authorization", "it carries the caller's own credentials"},
+	    {"cookie", "it carries the caller's own credentials"},
+	    {"Host", "the gateway sets it for the upstream"},
+	    {"Content-Length", "the gateway frames the upstream request itself"},
+	    {"Transfer-Encoding", "the gateway frames the upstream request itself"},
+	    {"Connection", "it is a hop-by-hop header"},
+	    {"TE", "it is a hop-by-hop header"},
+	    {"Upgrade", "it is a hop-by-hop header"},
+	    {"Proxy-Authorization", "it carries the caller's own credentials"},
+	    {"Proxy-Foo", "it is a hop-by-hop header"},
+	    {"Sandgate-Priority", "it is the gateway's own header"},
+	    {"traceparent", "the gateway sets it itself"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char extra[128], want[256];
+		snprintf(extra, sizeof(extra), "forward_headers: [%s]\n", cases[i].name);
+		snprintf(want, sizeof(want),
+		         "t.yaml:18:19: forward_headers: \"%s\" cannot be forwarded: %s; remove it "
+		         "from the list",
+		         cases[i].name, cases[i].why);
+		assert_string_equal(plus_error(extra, &d), want);
+	}
+	assert_string_equal(plus_error("forward_headers: [X-A, x-a]\n", &d),
+	                    "t.yaml:18:24: forward_headers: \"x-a\" cannot be forwarded: it is "
+	                    "listed twice; remove it from the list");
+	assert_string_equal(plus_error("forward_headers: [\"X A\"]\n", &d),
+	                    "t.yaml:18:19: forward_headers: expected a header name such as "
+	                    "X-Request-Id, got \"X A\"");
+	assert_non_null(strstr(plus_error("forward_headers: X-A\n", &d),
+	                       "forward_headers: expected a list of up to 16 header names"));
+	/* The api_key's own header is the connector's credential. */
+	assert_string_equal(plus_error("auth: api_key\nforward_headers: [x-api-key]\n", &d),
+	                    "t.yaml:19:19: forward_headers: \"x-api-key\" cannot be forwarded: "
+	                    "the connector's own credential goes in it (auth.name); remove it "
+	                    "from the list");
+	sg_diags_free(&d);
+}
+
+static void
+test_auth_forms(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse_plus("auth: api_key\n", &d);
+	assert_non_null(c);
+	assert_string_equal(c->auth, "api_key");
+	assert_int_equal(c->auth_def.scheme, SG_AUTH_API_KEY);
+	assert_false(c->auth_def.in_query);
+	assert_string_equal(c->auth_def.name, "X-API-Key");
+	sg_connector_free(c);
+	c = parse_plus("auth: bearer\n", &d);
+	assert_non_null(c);
+	assert_int_equal(c->auth_def.scheme, SG_AUTH_BEARER);
+	assert_null(c->auth_def.name);
+	sg_connector_free(c);
+	c = parse_plus("", &d);
+	assert_non_null(c);
+	assert_string_equal(c->auth, "none");
+	assert_int_equal(c->auth_def.scheme, SG_AUTH_NONE);
+	sg_connector_free(c);
+	c = parse_plus("auth: { scheme: api_key, in: query, name: apikey }\n", &d);
+	assert_non_null(c);
+	assert_string_equal(c->auth, "api_key");
+	assert_true(c->auth_def.in_query);
+	assert_string_equal(c->auth_def.name, "apikey");
+	sg_connector_free(c);
+	c = parse_plus("auth: { scheme: api_key, in: header, name: X-Api-Token }\n", &d);
+	assert_non_null(c);
+	assert_string_equal(c->auth_def.name, "X-Api-Token");
+	sg_connector_free(c);
+	c = parse_plus("auth: { scheme: oauth2, token_url: \"https://id.example.test/token\", "
+	               "scope: \"read write\" }\n",
+	               &d);
+	assert_non_null(c);
+	assert_string_equal(c->auth, "oauth2");
+	assert_int_equal(c->auth_def.scheme, SG_AUTH_OAUTH2);
+	assert_string_equal(c->auth_def.token_url, "https://id.example.test/token");
+	assert_string_equal(c->auth_def.scope, "read write");
+	sg_connector_free(c);
+	c = parse_plus("auth: { scheme: basic }\n", &d);
+	assert_non_null(c);
+	assert_int_equal(c->auth_def.scheme, SG_AUTH_BASIC);
+	sg_connector_free(c);
+	sg_diags_free(&d);
+}
+
+static void
+test_auth_errors(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	assert_string_equal(plus_error("auth: digest\n", &d),
+	                    "t.yaml:18:7: auth: expected none, bearer, api_key, basic or oauth2, "
+	                    "got \"digest\"");
+	assert_string_equal(plus_error("auth: oauth2\n", &d),
+	                    "t.yaml:18:7: auth: oauth2 needs the token endpoint: write auth: { "
+	                    "scheme: oauth2, token_url: \"https://...\" }");
+	assert_string_equal(plus_error("auth: { scheme: oauth2 }\n", &d),
+	                    "t.yaml:18:9: auth: scheme oauth2 needs the token endpoint: add "
+	                    "token_url: \"https://...\"");
+	assert_non_null(strstr(plus_error("auth: { scheme: oauth2, token_url: \"ftp://x\" }\n", &d),
+	                       "auth.token_url: expected an http:// or https:// URL"));
+	assert_string_equal(plus_error("auth: { scheme: api_key, naem: X }\n", &d),
+	                    "t.yaml:18:26: unknown key \"naem\" (did you mean \"name\"?)");
+	assert_string_equal(plus_error("auth: { name: X }\n", &d),
+	                    "t.yaml:18:9: auth: missing key \"scheme\": add scheme: none, bearer, "
+	                    "api_key, basic or oauth2");
+	assert_string_equal(plus_error("auth: { scheme: bearer, name: X }\n", &d),
+	                    "t.yaml:18:31: auth.name: applies only to scheme: api_key; remove it");
+	assert_string_equal(plus_error("auth: { scheme: api_key, token_url: \"https://x\" }\n", &d),
+	                    "t.yaml:18:37: auth.token_url: applies only to scheme: oauth2; remove "
+	                    "it");
+	assert_string_equal(plus_error("auth: { scheme: api_key, in: body }\n", &d),
+	                    "t.yaml:18:30: auth.in: expected header or query, got \"body\"");
+	assert_string_equal(plus_error("auth: { scheme: api_key, in: query }\n", &d),
+	                    "t.yaml:18:9: auth: in: query needs the parameter's name: add name: "
+	                    "api_key (or what the upstream expects)");
+	assert_non_null(strstr(plus_error("auth: { scheme: api_key, name: \"X:Y\" }\n", &d),
+	                       "auth.name: expected a header name such as X-API-Key"));
+	sg_diags_free(&d);
+}
+
+static void
+test_failover(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c =
+	    parse_with("    path: /ping\n", "    path: /ping\n    failover: backup-crm\n", &d);
+	assert_non_null(c);
+	assert_string_equal(c->ops[0].failover, "backup-crm");
+	sg_connector_free(c);
+	c = parse(BASE, &d);
+	assert_null(c->ops[0].failover);
+	sg_connector_free(c);
+	assert_null(parse_with("    path: /ping\n", "    path: /ping\n    failover: Backup\n", &d));
+	assert_int_equal(d.n, 1);
+	assert_true(starts_with(diag_at(&d, 0), "t.yaml:12:15: operation \"ping\": failover: "
+	                                        "\"Backup\" is not a connector name: "));
+	sg_diags_free(&d);
+	memset(&d, 0, sizeof(d));
+	assert_null(parse_with("    path: /ping\n", "    path: /ping\n    failover: demo\n", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:12:15: operation \"ping\": failover: a "
+	                                    "connector cannot fail over to itself; name another "
+	                                    "connector that serves this operation with the same "
+	                                    "schemas");
+	sg_diags_free(&d);
+}
+
 int
 main(void)
 {
@@ -589,6 +953,14 @@ main(void)
 	    cmocka_unit_test(test_reported_weight),
 	    cmocka_unit_test(test_upstream_concurrency),
 	    cmocka_unit_test(test_catalog),
+	    cmocka_unit_test(test_upstream_environment),
+	    cmocka_unit_test(test_upstream_environment_errors),
+	    cmocka_unit_test(test_upstream_top_level),
+	    cmocka_unit_test(test_simulator_only),
+	    cmocka_unit_test(test_forward_headers_refused),
+	    cmocka_unit_test(test_auth_forms),
+	    cmocka_unit_test(test_auth_errors),
+	    cmocka_unit_test(test_failover),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
