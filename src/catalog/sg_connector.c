@@ -15,6 +15,7 @@
 #include "core/sg_name.h"
 #include "core/sg_yaml.h"
 #include "policy/sg_policy.h"
+#include "upstream/sg_egress.h"
 #include "upstream/sg_simulator.h"
 
 #define NAME_MAX_LEN 64
@@ -33,7 +34,7 @@ struct cload {
 static const char *const top_keys[] = {
     "kind",         "name",           "version",    "description",          "auth",
     "environments", "upstream_limit", "operations", "upstream_concurrency",
-    "simulator_only", "redirects", "max_response", "forward_headers",
+    "simulator_only", "redirects", "max_response", "forward_headers", "egress",
 };
 static const char *const env_keys[] = {
     "simulator", "base_url", "latency", "ca_bundle", "connect_timeout", "timeout", "resolve",
@@ -554,6 +555,57 @@ parse_operations(struct cload *l, struct fy_node *root)
 		qsort(l->c->ops, l->c->n_ops, sizeof(*l->c->ops), op_cmp);
 }
 
+/*
+ * `egress: { allow: [...] }`: hosts and CIDRs this connector may reach
+ * although the built-in deny list names them (a mock upstream on
+ * 127.0.0.1, an internal API).  Each entry is checked on its own first, so
+ * every bad one is reported at its own line.
+ */
+static void
+parse_egress(struct cload *l, struct fy_node *root)
+{
+	static const char *const keys[] = {"allow"};
+	const char *v[256];
+	char err[256];
+	struct fy_node *n = sg_yaml_get(root, "egress");
+	if (n == NULL)
+		return;
+	if (sg_yaml_check_keys(l->d, l->file, n, "egress", keys, COUNT(keys)) != 0)
+		return;
+	struct fy_node *allow = sg_yaml_get(n, "allow");
+	if (allow == NULL) {
+		/* At the key: libfyaml marks an empty flow mapping at no useful place. */
+		sg_yaml_error(l->d, l->file, fy_node_mapping_lookup_key_by_string(root, "egress", 6),
+		              "egress: missing allow; add allow: [\"127.0.0.1/32\"] or "
+		              "allow: [\"api.example.com\"]");
+		return;
+	}
+	if (!fy_node_is_sequence(allow) || fy_node_sequence_item_count(allow) > (int)COUNT(v)) {
+		sg_yaml_error(l->d, l->file, allow,
+		              "egress.allow: expected a list of at most %zu host names and CIDRs",
+		              COUNT(v));
+		return;
+	}
+	size_t count = 0;
+	bool bad = false;
+	void *it = NULL;
+	struct fy_node *item;
+	while ((item = fy_node_sequence_iterate(allow, &it)) != NULL) {
+		const char *s = sg_yaml_str(l->d, l->file, item, "egress.allow");
+		struct sg_egress_list *one = s ? sg_egress_list_new(&s, 1, err, sizeof(err)) : NULL;
+		if (s != NULL && one == NULL)
+			sg_yaml_error(l->d, l->file, item, "egress.allow: %s", err);
+		bad |= one == NULL;
+		sg_egress_list_free(one);
+		v[count++] = s;
+	}
+	if (bad)
+		return;
+	l->c->egress_allow = sg_egress_list_new(v, count, err, sizeof(err));
+	if (l->c->egress_allow == NULL)
+		sg_yaml_error(l->d, l->file, allow, "egress.allow: %s", err);
+}
+
 struct sg_connector *
 sg_connector_parse(const char *file, const char *text, size_t len, uint64_t sim_seed,
                    struct sg_diags *d)
@@ -571,6 +623,7 @@ sg_connector_parse(const char *file, const char *text, size_t len, uint64_t sim_
 	           fy_node_is_mapping(root)) {
 		parse_header(&l, root);
 		parse_operations(&l, root);
+		parse_egress(&l, root);
 	}
 	fy_document_destroy(doc);
 	sg_yaml_sort_diags(d, before);
@@ -620,6 +673,7 @@ sg_connector_free(struct sg_connector *c)
 	free(c->sandbox.base_url);
 	free(c->live.base_url);
 	sg_cu_free(c);
+	sg_egress_list_free(c->egress_allow);
 	free(c->source);
 	free(c);
 }

@@ -204,6 +204,7 @@ load_keys(struct sg_store *s, struct sg_snapshot *snap, struct sg_diags *d)
 		memcpy(k->role, recs[i].role, sizeof(k->role));
 		k->expires_at = recs[i].expires_at;
 		k->revoked_at = recs[i].revoked_at;
+		k->rotated = recs[i].replaced_by[0] != '\0';
 		snap->n_keys++;
 	}
 	explicit_bzero(recs, n * sizeof(*recs));

@@ -28,6 +28,7 @@ struct sg_key_entry {
 	enum sg_mode mode;
 	int64_t expires_at; /* unix seconds; 0 = never */
 	int64_t revoked_at; /* unix seconds; 0 = active */
+	bool rotated;       /* a successor exists: expires_at ends the overlap */
 };
 
 /* Catalog and policy: rebuilt on SIGHUP only, shared by snapshots in between. */

@@ -84,9 +84,31 @@ budget_retry_after(struct sg_http_ctx *c, const struct sg_req *r, const struct s
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
 }
 
+/*
+ * A rotated key still works until its overlap ends; every reply to it says
+ * when, so a client notices before it is refused.
+ */
+static void
+key_expiry_header(struct sg_http_ctx *c, const struct sg_req *r)
+{
+	const struct sg_key_entry *k = r->principal.key;
+	char v[40];
+	struct tm tm;
+	time_t t;
+	if (k == NULL || !k->rotated || k->expires_at <= 0)
+		return;
+	t = (time_t)k->expires_at;
+	/* IMF-fixdate (RFC 9110); the C locale's names, as for Date. */
+	if (gmtime_r(&t, &tm) != NULL &&
+	    strftime(v, sizeof(v), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Sandgate-Key-Expires",
+		                  v);
+}
+
 static void
 respond(struct sg_http_ctx *c, struct sg_req *r)
 {
+	key_expiry_header(c, r);
 	/* Refusals before throttle still tell the caller where they stand. */
 	if (sg_throttle_verdict(r) == NULL)
 		(void)sg_throttle_standing(r);
@@ -173,7 +195,9 @@ sg_http_identify_or_reply(struct sg_http_ctx *c, struct sg_req *r)
 		return -1;
 	}
 	prepare(c, r, snap);
-	if (sg_step_identify(r) == SG_STEP_NEXT)
+	enum sg_step_rc rc = sg_step_identify(r);
+	key_expiry_header(c, r);
+	if (rc == SG_STEP_NEXT)
 		return 0;
 	sg_http_send_refusal(c, r);
 	return -1;

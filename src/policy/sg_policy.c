@@ -15,6 +15,7 @@
 
 #include "core/sg_yaml.h"
 #include "policy/sg_policy_load.h"
+#include "upstream/sg_egress.h"
 
 #define COUNT(a) SG_COUNT(a)
 #define MAX_ROLES 1024
@@ -22,7 +23,7 @@
 
 const char *const sg_policy_mode_names[SG_MODE_COUNT] = {"sandbox", "live"};
 static const char *const top_keys[] = {
-    "kind", "name", "description", "roles", "rules", "budgets",
+    "kind", "name", "description", "roles", "rules", "budgets", "egress",
 };
 static const char *const role_keys[] = {
     "description", "allow", "limits", "connector_limits", "priority",
@@ -569,12 +570,15 @@ compile_doc(struct pload *l, struct fy_node *root)
 		sg_yaml_str(l->d, l->file, d, "description");
 	struct fy_node *roles = sg_yaml_get(root, "roles"), *rules = sg_yaml_get(root, "rules");
 	struct fy_node *budgets = sg_yaml_get(root, "budgets");
+	struct fy_node *egress = sg_yaml_get(root, "egress");
 	if (rules != NULL)
 		sg_policy_rules_collect(l, rules);
 	if (budgets != NULL)
 		sg_policy_budgets_compile(l, budgets);
-	/* A document may hold only shared rules or budgets; otherwise it defines roles. */
-	if (roles == NULL && (rules != NULL || budgets != NULL))
+	if (egress != NULL)
+		sg_policy_egress_compile(l, egress);
+	/* A document may hold only shared rules, budgets or egress; otherwise it defines roles. */
+	if (roles == NULL && (rules != NULL || budgets != NULL || egress != NULL))
 		return;
 	if (roles == NULL || !fy_node_is_mapping(roles)) {
 		sg_yaml_error(l->d, l->file, roles ? roles : root,
@@ -678,6 +682,7 @@ sg_policy_free(struct sg_policy *p)
 	free(p->roles);
 	sg_policy_rules_free(p);
 	sg_budgets_free(p->budgets);
+	sg_egress_policy_free(p->egress);
 	free(p);
 }
 

@@ -15,6 +15,8 @@
 #include "policy/sg_limit.h"
 #include "policy/sg_rules.h"
 
+struct sg_egress_policy;
+
 enum sg_mode { SG_MODE_SANDBOX = 0, SG_MODE_LIVE = 1, SG_MODE_COUNT };
 
 const char *sg_mode_name(enum sg_mode m);
@@ -46,6 +48,7 @@ struct sg_policy {
 	size_t n_rules;
 	const struct sg_rule **rule_pool; /* storage behind every sg_rule_list */
 	struct sg_budgets *budgets;       /* NULL: no cost budgets */
+	struct sg_egress_policy *egress;  /* NULL: no endpoint rules */
 };
 
 struct sg_policy_source {
@@ -72,6 +75,11 @@ bool sg_role_allows(const struct sg_role *r, enum sg_mode m, const struct sg_ope
  */
 const struct sg_rule_list *sg_role_rules(const struct sg_role *r, enum sg_mode m,
                                          const struct sg_operation *op);
+/*
+ * The endpoint rules of the policy's `egress:` section, for sg_egress_judge;
+ * NULL when there is none.  Owned by the policy.
+ */
+const struct sg_egress_policy *sg_policy_egress(const struct sg_policy *p);
 /* The limit for calls by this role to connector `c` in mode `m`, or NULL when unlimited. */
 const struct sg_limit *sg_role_limit(const struct sg_role *r, enum sg_mode m,
                                      const struct sg_connector *c);

@@ -39,6 +39,7 @@ struct pload {
 	size_t n_docs;
 	struct sg_policy_pending *pending;
 	size_t n_pending;
+	bool egress_seen; /* a document held `egress:`, even a broken one */
 };
 
 extern const char *const sg_policy_mode_names[SG_MODE_COUNT];
@@ -64,5 +65,7 @@ void sg_policy_rules_compile(struct pload *l);
 void sg_policy_rules_free(struct sg_policy *p);
 /* Compiles a document's `budgets:` section into p->budgets. */
 void sg_policy_budgets_compile(struct pload *l, struct fy_node *n);
+/* Compiles a document's `egress:` section into p->egress. */
+void sg_policy_egress_compile(struct pload *l, struct fy_node *n);
 
 #endif

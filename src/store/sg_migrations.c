@@ -53,6 +53,12 @@ const char *const sg_migrations[] = {
      * before this step keep NULL: not known, rather than a claimed 0.
      */
     "ALTER TABLE decisions ADD COLUMN queue_wait_us INTEGER;",
+    /*
+     * 6: a rotated key names its successor.  Its overlap's end is the
+     * existing expires_at, so expiry stays one mechanism; the name is what
+     * tells a rotation's end (announced in Sandgate-Key-Expires) from a TTL.
+     */
+    "ALTER TABLE keys ADD COLUMN replaced_by TEXT NOT NULL DEFAULT '';",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

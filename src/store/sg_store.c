@@ -31,6 +31,7 @@ enum stmt_id {
 	ST_BUMP,
 	ST_KEY_INSERT,
 	ST_KEY_REVOKE,
+	ST_KEY_RETIRE,
 	ST_KEYS_LIST,
 	ST_APPLY_INSERT,
 	ST_DOC_NEXT,
@@ -69,8 +70,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_KEY_INSERT] = "INSERT INTO keys (id, hash, tenant, user, role, mode, created_at,"
                       " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_KEY_REVOKE] = "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0",
+    /*
+     * ?1 the overlap's end (0: revoke now), ?2 the time now, ?3 the successor,
+     * ?4 the key.  An earlier expiry stands: a rotation never extends a key.
+     */
+    [ST_KEY_RETIRE] = "UPDATE keys SET replaced_by = ?3,"
+                      " revoked_at = CASE WHEN ?1 = 0 THEN ?2 ELSE 0 END,"
+                      " expires_at = CASE WHEN ?1 != 0 AND (expires_at = 0 OR expires_at > ?1)"
+                      "  THEN ?1 ELSE expires_at END"
+                      " WHERE id = ?4 AND revoked_at = 0 AND replaced_by = ''"
+                      " AND (expires_at = 0 OR expires_at > ?2)",
     [ST_KEYS_LIST] = "SELECT id, hash, tenant, user, role, mode, created_at, expires_at,"
-                     " revoked_at FROM keys ORDER BY created_at DESC, rowid DESC",
+                     " revoked_at, replaced_by FROM keys ORDER BY created_at DESC, rowid DESC",
     [ST_APPLY_INSERT] = "INSERT INTO applies (applied_at, n_docs) VALUES (?, ?)",
     [ST_DOC_NEXT] = "SELECT coalesce(max(version), 0) + 1 FROM documents"
                     " WHERE kind = ? AND name = ?",
@@ -483,8 +494,8 @@ run_and_bump(struct sg_store *s, sqlite3_stmt *st)
 	return tx_commit(s) == 0 ? changes : -1;
 }
 
-int
-sg_store_key_insert(struct sg_store *s, const struct sg_key_record *k)
+static sqlite3_stmt *
+bind_key_insert(struct sg_store *s, const struct sg_key_record *k)
 {
 	sqlite3_stmt *st = s->st[ST_KEY_INSERT];
 	bind_text(st, 1, k->id);
@@ -496,7 +507,13 @@ sg_store_key_insert(struct sg_store *s, const struct sg_key_record *k)
 	sqlite3_bind_int64(st, 7, k->created_at);
 	sqlite3_bind_int64(st, 8, k->expires_at);
 	sqlite3_bind_int64(st, 9, k->revoked_at);
-	return run_and_bump(s, st) == 1 ? 0 : -1;
+	return st;
+}
+
+int
+sg_store_key_insert(struct sg_store *s, const struct sg_key_record *k)
+{
+	return run_and_bump(s, bind_key_insert(s, k)) == 1 ? 0 : -1;
 }
 
 int
@@ -508,6 +525,33 @@ sg_store_key_revoke(struct sg_store *s, const char *id, int64_t now)
 	bind_text(st, 2, id);
 	int changes = run_and_bump(s, st);
 	return changes < 0 ? -1 : (changes == 0 ? 1 : 0);
+}
+
+int
+sg_store_key_rotate(struct sg_store *s, const char *old_id, const struct sg_key_record *next,
+                    int64_t overlap_end, int64_t now)
+{
+	sqlite3_stmt *st = s->st[ST_KEY_RETIRE];
+	if (tx_begin(s) != 0)
+		return -1;
+	/* 0 means "active", so a clock at the epoch must still record a revocation. */
+	sqlite3_bind_int64(st, 1, overlap_end);
+	sqlite3_bind_int64(st, 2, now > 0 ? now : 1);
+	bind_text(st, 3, next->id);
+	bind_text(st, 4, old_id);
+	if (run(st) != 0) {
+		tx_rollback(s);
+		return -1;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		tx_rollback(s);
+		return 1;
+	}
+	if (run(bind_key_insert(s, next)) != 0 || run(s->st[ST_BUMP]) != 0) {
+		tx_rollback(s);
+		return -1;
+	}
+	return tx_commit(s) == 0 ? 0 : -1;
 }
 
 static void
@@ -532,6 +576,7 @@ read_key(sqlite3_stmt *st, struct sg_key_record *k)
 	k->created_at = sqlite3_column_int64(st, 6);
 	k->expires_at = sqlite3_column_int64(st, 7);
 	k->revoked_at = sqlite3_column_int64(st, 8);
+	copy_col(k->replaced_by, sizeof(k->replaced_by), st, 9);
 }
 
 int

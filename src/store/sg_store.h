@@ -44,11 +44,22 @@ struct sg_key_record {
 	int64_t created_at; /* unix seconds */
 	int64_t expires_at; /* unix seconds; 0 = never */
 	int64_t revoked_at; /* unix seconds; 0 = active */
+	/* The successor's id once rotated ("" before); expires_at is then the overlap's end. */
+	char replaced_by[SG_KEY_ID_LEN + 1];
 };
 
 int sg_store_key_insert(struct sg_store *s, const struct sg_key_record *k);
 /* Returns 0 when revoked now, 1 when no such key or already revoked, -1 on error. */
 int sg_store_key_revoke(struct sg_store *s, const char *id, int64_t now);
+/*
+ * Retires key `old_id` in favour of `next` (inserted) in one transaction:
+ * the old key keeps working until `overlap_end` (unix seconds; an earlier
+ * expiry stands), or is revoked at `now` when `overlap_end` is 0.  Returns
+ * 0 when rotated, 1 when no such key is active (unknown, revoked, expired,
+ * or already rotated), -1 on error.
+ */
+int sg_store_key_rotate(struct sg_store *s, const char *old_id, const struct sg_key_record *next,
+                        int64_t overlap_end, int64_t now);
 /* All keys, newest first.  Free *out with free(). */
 int sg_store_keys_list(struct sg_store *s, struct sg_key_record **out, size_t *n);
 

@@ -43,6 +43,20 @@ struct sg_egress_list *sg_egress_list_new(const char *const *entries, size_t n, 
 void sg_egress_list_free(struct sg_egress_list *l);
 
 /*
+ * Compiles the policy's ordered endpoint rules.  Each `entry` is written as
+ * for sg_egress_list_new; `default_allow` decides for a (host, address) no
+ * rule matches.  NULL with a sentence in `err` naming the entry when one is
+ * malformed.
+ */
+struct sg_egress_rule_def {
+	bool allow;
+	const char *entry;
+};
+struct sg_egress_policy *sg_egress_policy_new(const struct sg_egress_rule_def *rules, size_t n,
+                                              bool default_allow, char *err, size_t errlen);
+void sg_egress_policy_free(struct sg_egress_policy *p);
+
+/*
  * Judges one connect.  `host` is the URL's host as the call named it (for
  * host entries and rules); `sa` the address about to be connected to.
  * `policy` may be NULL (no endpoint rules).

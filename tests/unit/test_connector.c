@@ -17,6 +17,10 @@
 
 #include "catalog/sg_catalog.h"
 #include "catalog/sg_connector.h"
+#include "upstream/sg_egress.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #ifndef SG_SOURCE_ROOT
 #define SG_SOURCE_ROOT "."
@@ -517,6 +521,53 @@ test_upstream_limit(void **state)
 	sg_diags_free(&d);
 }
 
+static void
+test_egress_allow(void **state)
+{
+	(void)state;
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse(BASE "egress: { allow: [\"127.0.0.1/32\", mock.test] }\n",
+	                               &d);
+	assert_non_null(c);
+	assert_non_null(c->egress_allow);
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(80)};
+	struct sg_egress_verdict v;
+	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+	sg_egress_judge(c->egress_allow, NULL, "127.0.0.1", (struct sockaddr *)&in, sizeof(in), &v);
+	assert_true(v.allowed);
+	inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
+	sg_egress_judge(c->egress_allow, NULL, "x.test", (struct sockaddr *)&in, sizeof(in), &v);
+	assert_false(v.allowed);
+	sg_connector_free(c);
+	c = parse(BASE, &d);
+	assert_non_null(c);
+	assert_null(c->egress_allow);
+	sg_connector_free(c);
+
+	assert_null(parse(BASE "egress:\n  allow:\n    - 10.0.0.0/8\n    - \"127.1\"\n"
+	                       "    - \"*.x.*\"\n",
+	                  &d));
+	assert_int_equal(d.n, 2);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:21:7: egress.allow: egress entry \"127.1\": is "
+	                                    "an IPv4 address in a shorthand or numeric spelling; "
+	                                    "write it as four decimal numbers such as 127.0.0.1/32");
+	assert_true(starts_with(diag_at(&d, 1), "t.yaml:22:7: egress.allow: egress entry "
+	                                        "\"*.x.*\": expected a host name"));
+	sg_diags_free(&d);
+	assert_null(parse(BASE "egress: { alow: [] }\n", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:18:11: unknown key \"alow\" (did you mean "
+	                                    "\"allow\"?)");
+	sg_diags_free(&d);
+	assert_null(parse(BASE "egress: {}\n", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:18:1: egress: missing allow; add allow: "
+	                                    "[\"127.0.0.1/32\"] or allow: [\"api.example.com\"]");
+	sg_diags_free(&d);
+	assert_null(parse(BASE "egress: { allow: 10.0.0.0/8 }\n", &d));
+	assert_string_equal(diag_at(&d, 0), "t.yaml:18:18: egress.allow: expected a list of at "
+	                                    "most 256 host names and CIDRs");
+	sg_diags_free(&d);
+}
+
 static struct sg_connector *
 named(const char *name, struct sg_diags *d)
 {
@@ -961,6 +1012,7 @@ main(void)
 	    cmocka_unit_test(test_auth_forms),
 	    cmocka_unit_test(test_auth_errors),
 	    cmocka_unit_test(test_failover),
+	    cmocka_unit_test(test_egress_allow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

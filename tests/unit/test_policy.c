@@ -16,6 +16,10 @@
 
 #include "catalog/sg_catalog.h"
 #include "policy/sg_policy.h"
+#include "upstream/sg_egress.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #ifndef SG_SOURCE_ROOT
 #define SG_SOURCE_ROOT "."
@@ -358,6 +362,112 @@ test_document_checks(void **state)
 	sg_policy_free(p);
 }
 
+/* The policy's verdict on (host, IPv4 address) with no connector allowlist. */
+static struct sg_egress_verdict
+egress_judge(const struct sg_policy *p, const char *host, const char *addr)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(443)};
+	assert_int_equal(inet_pton(AF_INET, addr, &in.sin_addr), 1);
+	struct sg_egress_verdict v;
+	sg_egress_judge(NULL, sg_policy_egress(p), host, (struct sockaddr *)&in, sizeof(in), &v);
+	return v;
+}
+
+static void
+test_egress_rules(void **state)
+{
+	const struct sg_catalog *cat = *state;
+	struct sg_diags d = {0};
+	struct sg_policy *p = compile(cat,
+	    "kind: policy\nname: net\negress:\n  rules:\n"
+	    "    - { deny: \"*.internal\" }\n"
+	    "    - { allow: \"API.example.com\" }\n"
+	    "    - { deny: \"93.184.0.0/16\" }\n"
+	    "  default: deny\n", &d);
+	sg_diags_print(&d, stderr);
+	assert_non_null(p);
+	assert_non_null(sg_policy_egress(p));
+	struct sg_egress_verdict v = egress_judge(p, "db.internal", "8.8.8.8");
+	assert_false(v.allowed);
+	assert_string_equal(v.rule, "policy endpoint rule 1 (deny *.internal)");
+	v = egress_judge(p, "api.example.com", "93.184.216.34");
+	assert_true(v.allowed);
+	assert_string_equal(v.rule, "policy endpoint rule 2 (allow api.example.com)");
+	v = egress_judge(p, "www.example.com", "93.184.216.34");
+	assert_string_equal(v.rule, "policy endpoint rule 3 (deny 93.184.0.0/16)");
+	v = egress_judge(p, "elsewhere.org", "8.8.8.8");
+	assert_false(v.allowed);
+	assert_string_equal(v.rule, "policy endpoint default (deny)");
+	sg_policy_free(p);
+
+	/* No section: no rules; an empty one defaults to allow. */
+	p = compile(cat, "kind: policy\nname: net\negress: { rules: [] }\n", &d);
+	assert_non_null(p);
+	assert_string_equal(egress_judge(p, "a.org", "8.8.8.8").rule,
+	    "policy endpoint default (allow)");
+	sg_policy_free(p);
+	p = compile(cat, "kind: policy\nname: net\nroles: {}\n", &d);
+	assert_non_null(p);
+	assert_null(sg_policy_egress(p));
+	sg_policy_free(p);
+	assert_null(sg_policy_egress(NULL));
+}
+
+static void
+test_egress_errors(void **state)
+{
+	const struct sg_catalog *cat = *state;
+	struct sg_diags d = {0};
+	assert_null(compile(cat,
+	    "kind: policy\nname: net\negress:\n  rules:\n"
+	    "    - { deny: \"10.0.0.1/8\" }\n"                      /* 5 */
+	    "    - { allow: \"a.com\", deny: \"b.com\" }\n"          /* 6 */
+	    "    - { permit: \"c.com\" }\n"                         /* 7 */
+	    "    - { allow: \"0x7f.1\" }\n"                         /* 8 */
+	    "    - \"d.com\"\n"                                     /* 9 */
+	    "    - { deny: 10.0.0.0/8, allow: 127.0.0.1 }\n"          /* 10 */
+	    "  default: maybe\n"                                    /* 11 */
+	    "  fallback: deny\n", &d));                             /* 12 */
+	assert_int_equal(d.n, 8);
+	assert_string_equal(diag_at(&d, 0), "p.yaml:5:15: egress.rules[1]: egress entry "
+	    "\"10.0.0.1/8\": has address bits set past the prefix length; write the network's "
+	    "first address, or /32 (/128) for one address");
+	assert_string_equal(diag_at(&d, 1), "p.yaml:6:9: egress.rules[2]: give exactly one of "
+	    "allow or deny, such as { deny: \"*.internal\" } or { allow: \"api.example.com\" }");
+	assert_string_equal(diag_at(&d, 2), "p.yaml:7:9: unknown key \"permit\" in "
+	    "egress.rules[3]: remove it");
+	assert_string_equal(diag_at(&d, 3), "p.yaml:8:16: egress.rules[4]: egress entry "
+	    "\"0x7f.1\": is an IPv4 address in a shorthand or numeric spelling; write it as four "
+	    "decimal numbers such as 127.0.0.1/32");
+	assert_string_equal(diag_at(&d, 4), "p.yaml:9:7: egress.rules[5]: expected a mapping, "
+	    "got \"d.com\"");
+	assert_string_equal(diag_at(&d, 5), "p.yaml:10:9: egress.rules[6]: give exactly one of "
+	    "allow or deny, such as { deny: \"*.internal\" } or { allow: \"api.example.com\" }");
+	assert_string_equal(diag_at(&d, 6), "p.yaml:11:12: egress.default: expected allow or "
+	    "deny, got \"maybe\"");
+	assert_string_equal(diag_at(&d, 7), "p.yaml:12:3: unknown key \"fallback\" in egress: "
+	    "remove it");
+	sg_diags_free(&d);
+
+	/* Two documents may not both order the rules. */
+	struct sg_policy_source src[2] = {
+	    {"a.yaml", "kind: policy\nname: a\negress: { default: deny }\n", 0},
+	    {"b.yaml", "kind: policy\nname: b\negress: { default: allow }\n", 0},
+	};
+	src[0].len = strlen(src[0].text);
+	src[1].len = strlen(src[1].text);
+	assert_null(sg_policy_compile(src, 2, cat, &d));
+	assert_int_equal(d.n, 1);
+	assert_string_equal(diag_at(&d, 0), "b.yaml:3:11: egress: defined in two policy documents; "
+	    "keep one, since rules apply in order");
+	sg_diags_free(&d);
+	assert_null(compile(cat, "kind: policy\nname: a\negress: { rules: { deny: x.com } }\n",
+	    &d));
+	assert_string_equal(diag_at(&d, 0), "p.yaml:3:20: egress.rules: expected a list such as "
+	    "- { deny: \"*.internal\" }");
+	sg_diags_free(&d);
+}
+
 static void
 test_limit_parse(void **state)
 {
@@ -448,6 +558,8 @@ main(void)
 		cmocka_unit_test(test_pattern_matching_nothing),
 		cmocka_unit_test(test_data_domain_filter),
 		cmocka_unit_test(test_document_checks),
+		cmocka_unit_test(test_egress_rules),
+		cmocka_unit_test(test_egress_errors),
 		cmocka_unit_test(test_limit_parse),
 		cmocka_unit_test(test_modes),
 	};

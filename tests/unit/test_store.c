@@ -414,6 +414,65 @@ test_keys_insert_list_revoke(void **state)
 	free(v);
 }
 
+/* The old key's row after a rotation: (expires_at, revoked_at, replaced_by). */
+static struct sg_key_record
+find_key(struct sg_store *s, const char *id)
+{
+	struct sg_key_record *v = NULL, out = {0};
+	size_t n = 0;
+	assert_int_equal(sg_store_keys_list(s, &v, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].id, id) == 0)
+			out = v[i];
+	free(v);
+	assert_string_equal(out.id, id);
+	return out;
+}
+
+static void
+test_key_rotate(void **state)
+{
+	struct fx *f = *state;
+	struct sg_key_record a = key("00000000000000aa", 100), b = key("00000000000000bb", 500);
+	struct sg_key_record c = key("00000000000000cc", 600), d = key("00000000000000dd", 700);
+	f->s = open_ok(f);
+	a.expires_at = 0; /* never expires: the overlap gives it an end */
+	assert_int_equal(sg_store_key_insert(f->s, &a), 0);
+	int64_t r0 = revision(f->s);
+	assert_int_equal(sg_store_key_rotate(f->s, a.id, &b, 500 + 86400, 500), 0);
+	assert_true(revision(f->s) > r0);
+	struct sg_key_record got = find_key(f->s, a.id);
+	assert_int_equal(got.expires_at, 500 + 86400);
+	assert_int_equal(got.revoked_at, 0);
+	assert_string_equal(got.replaced_by, b.id);
+	got = find_key(f->s, b.id);
+	assert_key_equal(&got, &b);
+	assert_string_equal(got.replaced_by, "");
+
+	/* Rotated once already: a second successor is refused and nothing is stored. */
+	int64_t r1 = revision(f->s);
+	assert_int_equal(sg_store_key_rotate(f->s, a.id, &c, 600 + 60, 600), 1);
+	assert_int_equal(revision(f->s), r1);
+	assert_int_equal(sg_store_key_rotate(f->s, "ffffffffffffffff", &c, 660, 600), 1);
+	/* An overlap never extends a key: b expires at 4100, before 600 + 86400. */
+	assert_int_equal(sg_store_key_rotate(f->s, b.id, &c, 600 + 86400, 600), 0);
+	assert_int_equal(find_key(f->s, b.id).expires_at, 500 + 3600);
+	/* Overlap 0 revokes at once and keeps the expiry as it was. */
+	assert_int_equal(sg_store_key_rotate(f->s, c.id, &d, 0, 700), 0);
+	got = find_key(f->s, c.id);
+	assert_int_equal(got.revoked_at, 700);
+	assert_int_equal(got.expires_at, 600 + 3600);
+	assert_string_equal(got.replaced_by, d.id);
+	/* Expired or revoked keys are not rotated; a successor id already taken rolls back. */
+	struct sg_key_record e = key("00000000000000ee", 800);
+	assert_int_equal(sg_store_key_rotate(f->s, c.id, &e, 900, 800), 1);
+	assert_int_equal(sg_store_key_rotate(f->s, b.id, &e, 9000, 5000), 1);
+	int64_t r2 = revision(f->s);
+	assert_int_equal(sg_store_key_rotate(f->s, d.id, &a, 900, 800), -1);
+	assert_int_equal(revision(f->s), r2);
+	assert_string_equal(find_key(f->s, d.id).replaced_by, "");
+}
+
 static void
 test_revision_bumps(void **state)
 {
@@ -722,12 +781,36 @@ test_queue_wait_migration_leaves_older_rows_unknown(void **state)
 	struct sg_decision d = decision("throttled", 429);
 	d.queue_wait_us = 812345;
 	assert_int_equal(sg_store_record(f->s, &d, 1), 0);
-	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), 5);
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), sg_migrations_count);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE id = 1"
 	                                 " AND queue_wait_us IS NULL"),
 	                 1);
 	assert_int_equal(raw_int(f->dir, "SELECT queue_wait_us FROM decisions WHERE id = 2"),
 	                 812345);
+}
+
+/* Keys stored before migration 6 were never rotated, and can be now. */
+static void
+test_keys_migrate_unrotated(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(sqlite3_exec(db, sg_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	raw_exec(f->dir, "INSERT INTO keys (id, hash, tenant, user, role, mode, created_at)"
+	                 " VALUES ('00000000000000aa', x'00', 'acme', 'u', 'explorer', 'sandbox',"
+	                 " 100)");
+	f->s = open_ok(f);
+	struct sg_key_record got = find_key(f->s, "00000000000000aa");
+	assert_string_equal(got.replaced_by, "");
+	struct sg_key_record b = key("00000000000000bb", 200);
+	assert_int_equal(sg_store_key_rotate(f->s, got.id, &b, 300, 200), 0);
+	assert_string_equal(find_key(f->s, got.id).replaced_by, b.id);
 }
 
 struct spend_seen {
@@ -881,6 +964,8 @@ main(void)
 	    T(test_second_open_keeps_the_first_ones_locks),
 	    T(test_writable_data_dir_refused),
 	    T(test_keys_insert_list_revoke),
+	    T(test_key_rotate),
+	    T(test_keys_migrate_unrotated),
 	    T(test_revision_bumps),
 	    T(test_apply_versions),
 	    T(test_apply_if_refuses_a_moved_revision),
