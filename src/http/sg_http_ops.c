@@ -7,14 +7,17 @@
  */
 #include <event2/keyvalq_struct.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http/sg_http.h"
 #include "store/sg_recorder.h"
 #include "throttle/sg_throttle_thread.h"
 #include "sandbox/sg_sandbox.h"
+#include "upstream/sg_credential.h"
 
 void
 sg_http_healthz(struct sg_http_ctx *c)
@@ -94,7 +97,34 @@ sg_http_readyz(struct sg_http_ctx *c, bool detailed)
 	json_t *body = json_pack(
 	    "{s:s, s:o, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks, "sandbox",
 	    sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0));
+	/* What an operator should act on soon; it never makes the gateway unready. */
+	json_t *warnings =
+	    s->gw->creds ? sg_credstore_warnings_json(s->gw->creds, (int64_t)time(NULL)) : NULL;
+	if (body != NULL && warnings != NULL)
+		json_object_set_new(body, "warnings", warnings);
+	else
+		json_decref(warnings);
 	sg_http_send_json(c, ready ? 200 : 503, body, "application/json");
+}
+
+/* Appends the credentials' expiry gauges to the rendered metrics; NULL: out of memory. */
+static char *
+with_credentials(char *text, size_t *len, struct sg_credstore *cs)
+{
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (f != NULL) {
+		fwrite(text, 1, *len, f);
+		sg_credstore_render_metrics(cs, (int64_t)time(NULL), f);
+	}
+	free(text);
+	if (f == NULL || fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	*len = n;
+	return out;
 }
 
 void
@@ -112,6 +142,8 @@ sg_http_metrics(struct sg_http_ctx *c)
 		sg_gauges.audit_refused = sg_recorder_refused(rec);
 	}
 	char *text = sg_metrics_render(&len);
+	if (text != NULL && c->t->server->gw->creds != NULL)
+		text = with_credentials(text, &len, c->t->server->gw->creds);
 	if (text == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "metrics could not be rendered");
 		return;

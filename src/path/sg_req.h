@@ -37,6 +37,7 @@ struct sg_spend;
 struct sg_template;
 struct sg_throttle_thread;
 struct sg_unauth;
+struct sg_credstore;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -52,6 +53,7 @@ struct sg_gateway {
 	struct sg_sandbox *sandbox; /* template runs; NULL: the sandbox is off */
 	struct sg_runs *runs;       /* runs GET /v1/runs/{id} can show */
 	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
+	struct sg_credstore *creds; /* upstream credentials, refreshed by the main thread; NULL: none */
 };
 
 enum sg_step_rc {

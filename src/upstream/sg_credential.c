@@ -177,11 +177,25 @@ day_text(int64_t t, char out[16])
 	strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
+/* Checked under the read lock first: the poll runs twice a second and seldom has a warning due. */
+static bool
+any_due(struct sg_credstore *cs, int64_t now_s, int64_t today)
+{
+	bool due = false;
+	pthread_rwlock_rdlock(&cs->lock);
+	for (size_t i = 0; !due && i < cs->t.n; i++)
+		due = expiring(cs, &cs->t.v[i], now_s) && cs->t.v[i].warned_day != today;
+	pthread_rwlock_unlock(&cs->lock);
+	return due;
+}
+
 void
 sg_credstore_warn_expiring(struct sg_credstore *cs, int64_t now_s)
 {
 	char day[16];
 	int64_t today = now_s / 86400 + 1; /* +1: 0 means never warned */
+	if (!any_due(cs, now_s, today))
+		return;
 	pthread_rwlock_wrlock(&cs->lock);
 	for (size_t i = 0; i < cs->t.n; i++) {
 		struct sg_cred *cr = &cs->t.v[i];
