@@ -17,6 +17,7 @@
 #include "obs/sg_log.h"
 #include "runs/sg_runs.h"
 #include "sandbox/sg_sandbox.h"
+#include "upstream/sg_credential.h"
 #include "store/sg_recorder.h"
 #include "throttle/sg_spend.h"
 #include "throttle/sg_ratetable.h"
@@ -274,6 +275,29 @@ start_recorder(struct serve_state *st)
 	return 0;
 }
 
+/*
+ * The master key is loaded (made, on first start) now, so that a broken
+ * key stops the start rather than a call.  A record that does not open is
+ * logged and retried on every poll: calls to its connector have no
+ * credential meanwhile, and the rest of the gateway serves.
+ */
+static int
+start_credentials(struct serve_state *st)
+{
+	char err[512];
+	struct sg_vault_key k;
+	const struct sg_config *cfg = &st->cfg;
+	if (sg_vault_key_load(&k, cfg->data_dir, err, sizeof(err)) != 0)
+		return sg_cli_fail("%s", err), -1;
+	sg_vault_key_wipe(&k);
+	st->gw.creds = sg_credstore_new(cfg->data_dir, (int64_t)cfg->secrets_warn_before_ms / 1000);
+	if (st->gw.creds == NULL)
+		return sg_cli_fail("out of memory for the connector credentials"), -1;
+	if (sg_credstore_refresh(st->gw.creds, st->store, err, sizeof(err)) != 0)
+		sg_log(SG_LOG_ERROR, NULL, "connector credentials not loaded: %s", err);
+	return 0;
+}
+
 static int
 start(struct serve_state *st)
 {
@@ -285,7 +309,7 @@ start(struct serve_state *st)
 		           "the stored definitions do not load (see the log above); fix them "
 		           "with 'sandgate apply'"),
 		       -1;
-	if (restore_spend(st) != 0)
+	if (restore_spend(st) != 0 || start_credentials(st) != 0)
 		return -1;
 	if ((st->gw.sessions = sg_sessions_new()) == NULL ||
 	    (st->gw.waiting = sg_ratetable_new(WAITING_TENANTS)) == NULL ||
@@ -331,6 +355,7 @@ teardown(struct serve_state *st)
 	sg_ratetable_free(st->gw.waiting);
 	sg_breakers_free(st->gw.breakers);
 	sg_oauth_free(st->gw.oauth);
+	sg_credstore_free(st->gw.creds);
 	sg_snapshot_unpublish();
 	sg_store_close(st->store);
 	if (st->pid_fd >= 0) {

@@ -83,6 +83,8 @@ static const struct field fields[] = {
     {"redis", "timeout", F_MS, 1, 60 * 1000, OFF(redis_timeout_ms)},
     {"redis", "failure_mode", F_ENUM, 0, 2, WORDS(redis_failure, failure_modes)},
     {"redis", "nodes", F_INT, 1, 1024, OFF(redis_nodes)},
+    /* How far ahead a credential's expiry date is warned about; a uint32 of ms. */
+    {"secrets", "warn_before", F_MS, 0, 45 * DAY_MS, OFF(secrets_warn_before_ms)},
     {"sandbox", "enabled", F_BOOL, 0, 1, OFF(sandbox_enabled)},
     {"sandbox", "max_workers", F_INT, 1, 4096, OFF(sandbox_max_workers)},
     {"sandbox", "prefork", F_INT, 0, 64, OFF(sandbox_prefork)},
@@ -105,7 +107,7 @@ static const struct field fields[] = {
 static const char *const top_keys[] = {
     "listen",   "admin_listen", "admin_token_file", "threads", "data_dir", "limits",
     "simulator", "log",         "record",           "throttle", "shedding", "redis",
-    "sandbox",  "sessions",     "audit",            "upstream",
+    "sandbox",  "sessions",     "audit",            "upstream",         "secrets",
 };
 
 void
@@ -140,6 +142,7 @@ sg_config_defaults(struct sg_config *c)
 	c->audit_sandbox = SG_AUDIT_FAIL_OPEN;
 	c->audit_deadline_ms = 5000;
 	c->upstream_deadline_ms = 30 * 1000;
+	c->secrets_warn_before_ms = 14u * 24 * 3600 * 1000;
 	c->throttle_cells = 1048576;
 	c->queue_wait_ms = 2000;
 	c->queue_depth = 64;
@@ -573,7 +576,7 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 {
 	static const char *const sections[] = {"limits",   "simulator", "log",   "record",
 	                                       "throttle", "shedding",  "redis", "sandbox",
-	                                       "sessions", "audit"};
+	                                       "sessions", "audit",     "secrets"};
 	size_t before = d->n;
 	struct fy_document *doc = sg_yaml_parse(file, text, len, d);
 	if (doc == NULL)

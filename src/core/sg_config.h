@@ -52,6 +52,8 @@
  *     max_in_flight: 4096    # governed calls at once, waiting ones included
  *     background_percent: 50 # background work is shed above this share
  *     normal_percent: 85     # normal work above this; critical keeps the rest
+ *   secrets:                 # connector credentials (docs/secrets.md)
+ *     warn_before: 14d       # expiry dates this close are warned about; at most 45d
  *   sandbox:                 # template runs (docs/sandbox.md)
  *     enabled: true
  *     max_workers: 64        # worker processes alive at once, all tenants
@@ -112,6 +114,7 @@ struct sg_config {
 	int audit_live, audit_sandbox;
 	uint32_t audit_deadline_ms;
 	uint32_t upstream_deadline_ms; /* upstream.deadline */
+	uint32_t secrets_warn_before_ms; /* secrets.warn_before */
 
 	size_t record_queue;     /* 16 .. 16M */
 	size_t throttle_cells;   /* 1024 .. 64M */

@@ -91,6 +91,28 @@ create_key_file(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* A rename or link is durable only once its directory is synced. */
+static int
+sync_dir_of(const char *path, char *err, size_t errlen)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, "cannot open the master key's directory", strerror(errno));
+	int rc = fsync(fd);
+	close(fd);
+	return rc == 0 ? 0 : fail(err, errlen, "cannot sync the master key's directory",
+	                          strerror(errno));
+}
+
 static int
 read_key_file(struct sg_vault_key *k, const char *path, char *err, size_t errlen)
 {
@@ -117,24 +139,112 @@ read_key_file(struct sg_vault_key *k, const char *path, char *err, size_t errlen
 }
 
 int
+sg_vault_key_path(const char *data_dir, char *path, size_t len, char *err, size_t errlen)
+{
+	const char *env = getenv("SANDGATE_MASTER_KEY");
+	if (env != NULL && *env != '\0')
+		return fail(err, errlen, "the master key comes from SANDGATE_MASTER_KEY, not a file",
+		            NULL);
+	const char *file = getenv("SANDGATE_MASTER_KEY_FILE");
+	int n;
+	if (file != NULL && *file != '\0')
+		n = snprintf(path, len, "%s", file);
+	else if (data_dir != NULL)
+		n = snprintf(path, len, "%s/master.key", data_dir);
+	else
+		return fail(err, errlen,
+		            "no master key: set SANDGATE_MASTER_KEY_FILE or give a data directory",
+		            NULL);
+	if (n < 0 || (size_t)n + sizeof(".new") > len)
+		return fail(err, errlen, "the master key file's path is too long", NULL);
+	return 0;
+}
+
+int
 sg_vault_key_load(struct sg_vault_key *k, const char *data_dir, char *err, size_t errlen)
 {
 	const char *env = getenv("SANDGATE_MASTER_KEY");
 	if (env != NULL && *env != '\0')
 		return key_from_text(k, env, strlen(env), "SANDGATE_MASTER_KEY", err, errlen);
 	char path[4096];
-	const char *file = getenv("SANDGATE_MASTER_KEY_FILE");
-	if (file != NULL && *file != '\0')
-		snprintf(path, sizeof(path), "%s", file);
-	else if (data_dir != NULL)
-		snprintf(path, sizeof(path), "%s/master.key", data_dir);
-	else
-		return fail(err, errlen,
-		            "no master key: set SANDGATE_MASTER_KEY_FILE or give a data directory",
-		            NULL);
+	if (sg_vault_key_path(data_dir, path, sizeof(path), err, errlen) != 0)
+		return -1;
 	if (create_key_file(path, err, errlen) != 0)
 		return -1;
 	return read_key_file(k, path, err, errlen);
+}
+
+int
+sg_vault_key_find(struct sg_vault_key *k, const char *data_dir, const char *id, char *err,
+                  size_t errlen)
+{
+	char path[4096], file[4096 + 32], why[256], old_tail[8 + SG_VAULT_KEY_ID_LEN];
+	const char *const tails[] = {"", ".new", old_tail};
+	const char *env = getenv("SANDGATE_MASTER_KEY");
+	if (env != NULL && *env != '\0') {
+		if (key_from_text(k, env, strlen(env), "SANDGATE_MASTER_KEY", err, errlen) != 0)
+			return -1;
+		if (strcmp(k->id, id) == 0)
+			return 0;
+		sg_vault_key_wipe(k);
+		snprintf(err, errlen,
+		         "a secret was sealed with master key %s, but SANDGATE_MASTER_KEY holds "
+		         "another; start the gateway with the key that sealed it",
+		         id);
+		return -1;
+	}
+	if (sg_vault_key_path(data_dir, path, sizeof(path), err, errlen) != 0)
+		return -1;
+	snprintf(old_tail, sizeof(old_tail), ".old-%.16s", id);
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		snprintf(file, sizeof(file), "%s%s", path, tails[i]);
+		if (access(file, F_OK) != 0 || read_key_file(k, file, why, sizeof(why)) != 0)
+			continue;
+		if (strcmp(k->id, id) == 0)
+			return 0;
+		sg_vault_key_wipe(k);
+	}
+	snprintf(err, errlen,
+	         "a secret was sealed with master key %s, which neither %s nor its .new or .old-%s "
+	         "neighbour holds; restore that key file from your backup",
+	         id, path, id);
+	return -1;
+}
+
+int
+sg_vault_key_prepare_new(struct sg_vault_key *k, const char *path, char *err, size_t errlen)
+{
+	char file[4096 + 8];
+	snprintf(file, sizeof(file), "%s.new", path);
+	if (create_key_file(file, err, errlen) != 0 || sync_dir_of(file, err, errlen) != 0)
+		return -1;
+	return read_key_file(k, file, err, errlen);
+}
+
+int
+sg_vault_key_commit_new(const char *path, const char *old_id, char *err, size_t errlen)
+{
+	char next[4096 + 8], old[4096 + 32];
+	snprintf(next, sizeof(next), "%s.new", path);
+	snprintf(old, sizeof(old), "%s.old-%s", path, old_id);
+	/* The old key keeps a second name until every record has left it (sg_vault_key_drop_old). */
+	if (link(path, old) != 0 && errno != EEXIST)
+		return fail(err, errlen, "cannot keep the old master key aside", strerror(errno));
+	if (sync_dir_of(path, err, errlen) != 0)
+		return -1;
+	if (rename(next, path) != 0)
+		return fail(err, errlen, "cannot put the new master key in place", strerror(errno));
+	return sync_dir_of(path, err, errlen);
+}
+
+int
+sg_vault_key_drop_old(const char *path, const char *old_id, char *err, size_t errlen)
+{
+	char old[4096 + 32];
+	snprintf(old, sizeof(old), "%s.old-%s", path, old_id);
+	if (unlink(old) != 0 && errno != ENOENT)
+		return fail(err, errlen, "cannot remove the old master key file", strerror(errno));
+	return sync_dir_of(path, err, errlen);
 }
 
 int
@@ -202,4 +312,14 @@ sg_vault_free(char *plain, size_t plain_len)
 		return;
 	sodium_memzero(plain, plain_len);
 	free(plain);
+}
+
+int
+sg_vault_record_key_id(const unsigned char *rec, size_t rec_len, char id[SG_VAULT_KEY_ID_LEN + 1])
+{
+	if (rec_len < HEAD_LEN + TAG_LEN || memcmp(rec, MAGIC, MAGIC_LEN) != 0)
+		return -1;
+	memcpy(id, rec + MAGIC_LEN, SG_VAULT_KEY_ID_LEN);
+	id[SG_VAULT_KEY_ID_LEN] = '\0';
+	return 0;
 }

@@ -43,4 +43,35 @@ int sg_vault_open(const struct sg_vault_key *k, const char *name, const unsigned
 /* Wipes and frees what sg_vault_open returned. */
 void sg_vault_free(char *plain, size_t plain_len);
 
+/* The id of the key that sealed `rec` (17 bytes with the NUL); -1 when it is not a record. */
+int sg_vault_record_key_id(const unsigned char *rec, size_t rec_len,
+                           char id[SG_VAULT_KEY_ID_LEN + 1]);
+/*
+ * The master key file's path (SANDGATE_MASTER_KEY_FILE, else
+ * DATA_DIR/master.key); -1 with `err` when the key comes from
+ * SANDGATE_MASTER_KEY, which has no file.
+ */
+int sg_vault_key_path(const char *data_dir, char *path, size_t len, char *err, size_t errlen);
+/*
+ * Finds the key named `id` in the key file or, during a master key
+ * rotation, in its ".new" or ".old-ID" neighbour (sg_vault_key_commit_new).
+ * -1 with `err` when none of them holds it.
+ */
+int sg_vault_key_find(struct sg_vault_key *k, const char *data_dir, const char *id, char *err,
+                      size_t errlen);
+/*
+ * The new key for a rotation: PATH.new, made (0600, synced) when it does not
+ * exist yet, else the one a rotation cut short left there.
+ */
+int sg_vault_key_prepare_new(struct sg_vault_key *k, const char *path, char *err, size_t errlen);
+/*
+ * Puts PATH.new in place of PATH, keeping the old key (id `old_id`) as
+ * PATH.old-ID, directory synced after each step.  Named by id, an old key
+ * file is never overwritten by a later rotation, so every key a record may
+ * name stays in some file until sg_vault_key_drop_old.
+ */
+int sg_vault_key_commit_new(const char *path, const char *old_id, char *err, size_t errlen);
+/* Removes PATH.old-ID once no record names that key. */
+int sg_vault_key_drop_old(const char *path, const char *old_id, char *err, size_t errlen);
+
 #endif

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http/sg_http.h"
 #include "store/sg_recorder.h"
 #include "throttle/sg_throttle_thread.h"
 #include "upstream/sg_breaker.h"
 #include "sandbox/sg_sandbox.h"
+#include "upstream/sg_credential.h"
 
 void
 sg_http_healthz(struct sg_http_ctx *c)
@@ -119,27 +121,50 @@ sg_http_readyz(struct sg_http_ctx *c, bool detailed)
 	    "{s:s, s:o, s:o, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks,
 	    "sandbox", sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0),
 	    "upstreams_unhealthy", upstreams_check(s->gw->breakers));
+	/* What an operator should act on soon; it never makes the gateway unready. */
+	json_t *warnings =
+	    s->gw->creds ? sg_credstore_warnings_json(s->gw->creds, (int64_t)time(NULL)) : NULL;
+	if (body != NULL && warnings != NULL)
+		json_object_set_new(body, "warnings", warnings);
+	else
+		json_decref(warnings);
 	sg_http_send_json(c, ready ? 200 : 503, body, "application/json");
 }
 
-/* The process-wide metrics, then the upstream hosts' breakers. */
-static char *
-with_breakers(char *text, size_t *len, struct sg_breakers *bs)
+/* Metrics kept outside the process-wide registry, each rendered after it. */
+static void
+render_breakers(FILE *f, struct sg_gateway *gw)
 {
-	char *all = NULL;
+	if (gw->breakers != NULL)
+		sg_breakers_render(gw->breakers, sg_now_ns(), f);
+}
+
+static void
+render_credentials(FILE *f, struct sg_gateway *gw)
+{
+	if (gw->creds != NULL)
+		sg_credstore_render_metrics(gw->creds, (int64_t)time(NULL), f);
+}
+
+/* `text` with the gateway's own series appended; NULL: out of memory. */
+static char *
+with_gateway_series(char *text, size_t *len, struct sg_gateway *gw)
+{
+	char *out = NULL;
 	size_t n = 0;
-	FILE *f = open_memstream(&all, &n);
+	FILE *f = open_memstream(&out, &n);
 	if (f != NULL) {
 		fwrite(text, 1, *len, f);
-		sg_breakers_render(bs, sg_now_ns(), f);
-		if (fclose(f) != 0) {
-			free(all);
-			all = NULL;
-		}
+		render_breakers(f, gw);
+		render_credentials(f, gw);
 	}
 	free(text);
+	if (f == NULL || fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
 	*len = n;
-	return all;
+	return out;
 }
 
 void
@@ -157,8 +182,8 @@ sg_http_metrics(struct sg_http_ctx *c)
 		sg_gauges.audit_refused = sg_recorder_refused(rec);
 	}
 	char *text = sg_metrics_render(&len);
-	if (text != NULL && c->t->server->gw->breakers != NULL)
-		text = with_breakers(text, &len, c->t->server->gw->breakers);
+	if (text != NULL)
+		text = with_gateway_series(text, &len, c->t->server->gw);
 	if (text == NULL) {
 		sg_http_send_problem(c, SG_P_INTERNAL, "metrics could not be rendered");
 		return;

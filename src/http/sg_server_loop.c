@@ -14,6 +14,7 @@
 #include "http/sg_server.h"
 #include "obs/sg_log.h"
 #include "throttle/sg_ratetable.h"
+#include "upstream/sg_credential.h"
 
 #define POLL_MS 500
 #define DRAIN_TICK_MS 50
@@ -29,6 +30,8 @@ struct loop_state {
 	struct event *poll_ev;
 	struct event *drain_ev;
 	int64_t revision;
+	int64_t secrets_gen;        /* -1: refresh on the first poll */
+	int64_t secrets_failed_gen; /* the generation whose failure was logged */
 	uint64_t drain_deadline_ns;
 };
 
@@ -57,6 +60,36 @@ sg_server_reload(struct sg_gateway *gw, struct sg_store *store, int keys_only)
 	return 0;
 }
 
+/*
+ * Credentials follow the store within a poll, as keys do: `secrets set`,
+ * `rotate` and `rotate-master` need no signal.  A table that does not load
+ * keeps the old one serving and is tried again on the next poll.
+ */
+static void
+poll_credentials(struct loop_state *ls)
+{
+	struct sg_credstore *cs = ls->s->gw->creds;
+	char err[512];
+	int64_t gen;
+	if (cs == NULL)
+		return;
+	if (sg_store_secrets_generation(ls->store, &gen) == 0 && gen != ls->secrets_gen) {
+		if (sg_credstore_refresh(cs, ls->store, err, sizeof(err)) == 0) {
+			if (ls->secrets_gen >= 0)
+				sg_log(SG_LOG_INFO, NULL,
+				       "connector credentials reloaded (secrets generation %lld)",
+				       (long long)gen);
+			ls->secrets_gen = gen;
+		} else if (gen != ls->secrets_failed_gen) {
+			ls->secrets_failed_gen = gen;
+			sg_log(SG_LOG_ERROR, NULL,
+			       "connector credentials not reloaded (the ones loaded before stay): %s",
+			       err);
+		}
+	}
+	sg_credstore_warn_expiring(cs, (int64_t)time(NULL));
+}
+
 static void
 on_poll(evutil_socket_t fd, short what, void *arg)
 {
@@ -73,6 +106,7 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 	/* An expired session stays readable for an hour, then it goes. */
 	if (ls->s->gw->sessions)
 		sg_sessions_purge(ls->s->gw->sessions, (int64_t)time(NULL), SESSION_GRACE_S);
+	poll_credentials(ls);
 	if (rev == ls->revision)
 		return;
 	/* Keys change outside SIGHUP so that a revoked key stops working at once. */
@@ -194,7 +228,7 @@ join_threads(struct sg_server *s)
 int
 sg_server_run(struct sg_server *s, struct sg_store *store)
 {
-	struct loop_state ls = {.s = s, .store = store};
+	struct loop_state ls = {.s = s, .store = store, .secrets_gen = -1, .secrets_failed_gen = -1};
 	struct timeval poll_tv = {0, POLL_MS * 1000};
 	struct event *sigs[3];
 

@@ -56,9 +56,9 @@ struct sg_gateway {
 	struct sg_sandbox *sandbox; /* template runs; NULL: the sandbox is off */
 	struct sg_runs *runs;       /* runs GET /v1/runs/{id} can show */
 	struct sg_breakers *breakers; /* upstream hosts' health; NULL: calls go unguarded */
-	struct sg_credstore *creds;   /* connectors' credentials; NULL: none are stored */
 	struct sg_oauth *oauth;       /* OAuth2 tokens, shared by every thread */
 	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
+	struct sg_credstore *creds; /* upstream credentials, refreshed by the main thread; NULL: none */
 };
 
 enum sg_step_rc {

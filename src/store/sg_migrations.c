@@ -59,6 +59,16 @@ const char *const sg_migrations[] = {
      * tells a rotation's end (announced in Sandgate-Key-Expires) from a TTL.
      */
     "ALTER TABLE keys ADD COLUMN replaced_by TEXT NOT NULL DEFAULT '';",
+     * 7: connector credentials, sealed by the vault with "connector/slot" as
+     * the associated data, so a record opens only where it was stored.  The
+     * master key never lives here.  `secrets_generation` moves on every
+     * change, for a running gateway to notice (as `revision` does for keys).
+     */
+    "CREATE TABLE secrets ("
+    "  connector TEXT NOT NULL, slot TEXT NOT NULL CHECK (slot IN ('current', 'next')),"
+    "  record BLOB NOT NULL, key_id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER, PRIMARY KEY (connector, slot)) WITHOUT ROWID;"
+    "INSERT INTO meta (key, value) VALUES ('secrets_generation', 0);",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

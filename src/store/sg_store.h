@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/sg_keys.h"
+#include "core/sg_vault.h"
 
 struct sg_store;
 
@@ -193,5 +194,59 @@ int sg_store_put_runs(struct sg_store *s, const struct sg_run_row *rows, size_t 
  * (malloc'd), 1 when there is none, -1 on a store error.
  */
 int sg_store_get_run(struct sg_store *s, const char *id, const char *tenant, char **doc);
+
+/* ---- connector credentials, sealed (sg_store_secrets.c) ---- */
+
+/* What `secrets list` shows: never the value. */
+struct sg_secret_row {
+	char connector[65];
+	char slot[8]; /* "current" | "next" */
+	char key_id[SG_VAULT_KEY_ID_LEN + 1];
+	int64_t created_at; /* unix seconds */
+	int64_t expires_at; /* unix seconds; 0 = no expiry date */
+};
+
+/* The associated data a record is sealed under: "connector/slot". */
+void sg_secret_aad(char *buf, size_t len, const char *connector, const char *slot);
+/*
+ * Seals `value` for (connector, slot) with the master key (sg_vault_key_load
+ * on `data_dir`) and stores it, replacing what the slot held; bumps the
+ * secrets generation.  The key is read inside the write transaction, so a
+ * master key rotation never misses the record.  Fills `key_id` (may be
+ * NULL).  -1 with `err`.
+ */
+int sg_store_secret_set(struct sg_store *s, const char *data_dir, const char *connector,
+                        const char *slot, const void *value, size_t n, int64_t expires_at,
+                        char *key_id, char *err, size_t errlen);
+/* Stores an already sealed record as it is (tests, and the re-seal itself). */
+int sg_store_secret_put_sealed(struct sg_store *s, const char *connector, const char *slot,
+                               const unsigned char *rec, size_t rec_len, int64_t expires_at);
+/* Every credential's row, by connector then slot.  Free *out with free(). */
+int sg_store_secrets_list(struct sg_store *s, struct sg_secret_row **out, size_t *n);
+/* The sealed record of a slot (*rec malloc'd) and its row: 0, 1 when empty, -1 on error. */
+int sg_store_secret_get_sealed(struct sg_store *s, const char *connector, const char *slot,
+                               unsigned char **rec, size_t *rec_len, struct sg_secret_row *row);
+/* Empties a slot: 0, 1 when it was empty, -1 on error. */
+int sg_store_secret_delete(struct sg_store *s, const char *connector, const char *slot);
+/*
+ * Makes the next credential the current one (re-sealed under the current
+ * slot's name with the master key), in one transaction: 0, 1 when there is
+ * no next one, -1 with `err`.
+ */
+int sg_store_secret_promote(struct sg_store *s, const char *data_dir, const char *connector,
+                            char *err, size_t errlen);
+/*
+ * Re-seals every record with `to` in one transaction: all or none.  Each
+ * record is opened with the key it names (`to`, or sg_vault_key_find on
+ * `data_dir`).  `before_commit` (may be NULL) runs last inside the
+ * transaction, still holding the write lock: where rotate-master puts the
+ * new key file in place, so no writer can seal under the old key after the
+ * re-seal has passed.  A failure of it rolls everything back.
+ */
+int sg_store_secrets_reseal(struct sg_store *s, const char *data_dir, const struct sg_vault_key *to,
+                            int (*before_commit)(void *arg, char *err, size_t errlen), void *arg,
+                            size_t *n_done, char *err, size_t errlen);
+/* A counter bumped by every change to the secrets, for a running gateway to poll. */
+int sg_store_secrets_generation(struct sg_store *s, int64_t *gen);
 
 #endif

@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 struct sg_connector;
 struct sg_upreq;
@@ -34,5 +37,41 @@ int sg_credential_apply(struct sg_credstore *cs, const struct sg_connector *c,
                         enum sg_cred_slot slot, struct sg_upreq *rq);
 /* Whether `c` has a next credential (a rotation is under way). */
 bool sg_credential_has_next(struct sg_credstore *cs, const char *connector);
+
+/* ---- the table itself: made at serve start, refreshed by the main thread ---- */
+
+struct sg_store;
+
+/*
+ * An empty table.  `data_dir` names where master key files are looked for
+ * when a record names a key the table has not met yet; `warn_before_s` is
+ * how long ahead of an expiry date it is warned about.  NULL: out of memory.
+ */
+struct sg_credstore *sg_credstore_new(const char *data_dir, int64_t warn_before_s);
+/* Wipes every credential and frees the table; NULL does nothing. */
+void sg_credstore_free(struct sg_credstore *cs);
+/*
+ * Adds (or replaces) one credential, copied into locked memory.  The main
+ * thread's building block; tests fill a table by hand with it.  -1: out
+ * of memory.
+ */
+int sg_credstore_put(struct sg_credstore *cs, const char *connector, enum sg_cred_slot slot,
+                     const char *value, size_t n, int64_t expires_at);
+/*
+ * Replaces the table with every credential the store holds, opening each
+ * record with the key it names (the master key file, or its .new or .old
+ * neighbour during a rotation).  Either all open and the new table is
+ * published, or the old one stays and -1 comes back with `err`.
+ */
+int sg_credstore_refresh(struct sg_credstore *cs, struct sg_store *s, char *err, size_t errlen);
+/*
+ * Logs a warning for each credential whose expiry date is within the
+ * warning window, at most once per UTC day per credential.  Main thread.
+ */
+void sg_credstore_warn_expiring(struct sg_credstore *cs, int64_t now_s);
+/* The credentials within the warning window, for /readyz's "warnings"; NULL: none. */
+json_t *sg_credstore_warnings_json(struct sg_credstore *cs, int64_t now_s);
+/* sandgate_credential_expiry_seconds{connector,slot}, in Prometheus text. */
+void sg_credstore_render_metrics(struct sg_credstore *cs, int64_t now_s, FILE *f);
 
 #endif

@@ -645,6 +645,24 @@ test_audit_settings(void **state)
 }
 
 static void
+test_secrets_warn_before(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_int_equal(c.secrets_warn_before_ms, 14u * 86400 * 1000);
+	assert_int_equal(parse(&c, "secrets:\n  warn_before: 30d\n", &d), 0);
+	assert_int_equal(c.secrets_warn_before_ms, 30u * 86400 * 1000);
+	/* Past 45 days the figure would not fit; refused, not wrapped. */
+	assert_int_equal(parse(&c, "secrets:\n  warn_before: 60d\n", &d), -1);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(diag_at(&d, 0), "secrets.warn_before: must be from"));
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
+static void
 test_load_example_file(void **state)
 {
 	(void)state;
@@ -807,6 +825,7 @@ main(void)
 	    cmocka_unit_test(test_sandbox_settings),
 	    cmocka_unit_test(test_session_settings),
 	    cmocka_unit_test(test_audit_settings),
+	    cmocka_unit_test(test_secrets_warn_before),
 	    cmocka_unit_test(test_load_example_file),
 	    cmocka_unit_test(test_transport_settings),
 	};

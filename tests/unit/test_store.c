@@ -781,7 +781,7 @@ test_queue_wait_migration_leaves_older_rows_unknown(void **state)
 	struct sg_decision d = decision("throttled", 429);
 	d.queue_wait_us = 812345;
 	assert_int_equal(sg_store_record(f->s, &d, 1), 0);
-	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), sg_migrations_count);
+	assert_int_equal(raw_int(f->dir, "PRAGMA user_version"), (int)sg_migrations_count);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions WHERE id = 1"
 	                                 " AND queue_wait_us IS NULL"),
 	                 1);
