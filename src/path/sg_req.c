@@ -52,18 +52,35 @@ sg_req_finish(struct sg_req *r)
 	sg_jbuf_release(&r->problem_ext);
 }
 
-enum sg_step_rc
-sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
+static enum sg_step_rc
+fail_v(struct sg_req *r, const struct sg_problem_def *def, const char *fmt, va_list ap)
 {
-	const struct sg_problem_def *def = sg_problem_def(code);
-	va_list ap;
 	r->problem = def;
 	r->status = def->status;
 	r->decision = def->decision;
-	va_start(ap, fmt);
 	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
-	va_end(ap);
 	return SG_STEP_STOP;
+}
+
+enum sg_step_rc
+sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	enum sg_step_rc rc = fail_v(r, sg_problem_def(code), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+enum sg_step_rc
+sg_req_fail_def(struct sg_req *r, const struct sg_problem_def *def, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	enum sg_step_rc rc =
+	    fail_v(r, def ? def : sg_problem_def(SG_P_UPSTREAM_ERROR), fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int

@@ -187,6 +187,9 @@ sg_req_slot(const struct sg_req *r, enum sg_slot s)
  */
 enum sg_step_rc sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* sg_req_fail with the problem's definition itself (NULL: upstream_error). */
+enum sg_step_rc sg_req_fail_def(struct sg_req *r, const struct sg_problem_def *def,
+                                const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Appends the problem+json body for a refused request to `out`: 0, or -1 out of memory. */
 int sg_req_problem_write(struct sg_req *r, struct sg_jbuf *out);

@@ -691,9 +691,9 @@ status_problem(struct live *lv)
 	if (lv->status == 429 || lv->status == 503)
 		return fail_unavailable(lv, asked > 0 ? (uint64_t)asked * NS_PER_S : NS_PER_S,
 		                        "the upstream is busy and asked for calls to wait");
-	const struct sg_problem_def *p = sg_upreq_status_problem(lv->status);
-	return sg_req_fail(r, p ? p->code : SG_P_UPSTREAM_ERROR,
-	                   "connector \"%s\": the upstream answered %ld", lv->conn->name, lv->status);
+	return sg_req_fail_def(r, sg_upreq_status_problem(lv->status),
+	                       "connector \"%s\": the upstream answered %ld", lv->conn->name,
+	                       lv->status);
 }
 
 static enum sg_step_rc

@@ -59,6 +59,7 @@ const char *const sg_migrations[] = {
      * tells a rotation's end (announced in Sandgate-Key-Expires) from a TTL.
      */
     "ALTER TABLE keys ADD COLUMN replaced_by TEXT NOT NULL DEFAULT '';",
+    /*
      * 7: connector credentials, sealed by the vault with "connector/slot" as
      * the associated data, so a record opens only where it was stored.  The
      * master key never lives here.  `secrets_generation` moves on every

@@ -154,6 +154,8 @@ sg_credstore_swap(struct sg_credstore *cs, struct sg_cred_table *next)
 bool
 sg_credential_has_next(struct sg_credstore *cs, const char *connector)
 {
+	if (cs == NULL)
+		return false;
 	pthread_rwlock_rdlock(&cs->lock);
 	bool has = sg_cred_table_find(&cs->t, connector, SG_CRED_NEXT) != NULL;
 	pthread_rwlock_unlock(&cs->lock);

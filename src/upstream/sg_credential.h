@@ -31,10 +31,20 @@ enum sg_cred_slot { SG_CRED_CURRENT, SG_CRED_NEXT };
  * Adds `c`'s credential from `slot` to `rq` as its auth scheme says
  * (bearer, api_key header or query parameter, basic).  Returns 0; 1 when
  * the connector's scheme needs a credential and none is stored in that
- * slot; -1 when out of memory.  SG_AUTH_NONE adds nothing and returns 0.
+ * slot; -1 when out of memory.  SG_AUTH_NONE adds nothing and returns 0;
+ * SG_AUTH_OAUTH2 returns -1: its credential is exchanged for a token by the
+ * route step (sg_oauth.h, sg_credential_secret), never sent as it is.
  */
 int sg_credential_apply(struct sg_credstore *cs, const struct sg_connector *c,
                         enum sg_cred_slot slot, struct sg_upreq *rq);
+/*
+ * Copies the stored value itself into `out` (n bytes), for a scheme that
+ * exchanges it rather than sends it (OAuth2's client credentials).  The
+ * caller wipes it.  0; 1 when nothing is stored in that slot; -1 when it
+ * does not fit.
+ */
+int sg_credential_secret(struct sg_credstore *cs, const char *connector, enum sg_cred_slot slot,
+                         char *out, size_t n);
 /* Whether `c` has a next credential (a rotation is under way). */
 bool sg_credential_has_next(struct sg_credstore *cs, const char *connector);
 

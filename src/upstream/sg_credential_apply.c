@@ -69,18 +69,31 @@ sg_credential_apply(struct sg_credstore *cs, const struct sg_connector *c, enum 
 	case SG_AUTH_NONE:
 		return 0;
 	case SG_AUTH_OAUTH2:
-		/*
-		 * The client-credentials token flow (a cached token, one refresh in
-		 * flight) needs the fetch engine's HTTP client and lands with it.
-		 * Until then there is no token to send, so the call has none.
-		 */
-		return 1;
+		/* The route step exchanges the client credentials for a token (sg_oauth.h). */
+		return -1;
 	default:
 		break;
 	}
+	if (cs == NULL)
+		return 1;
 	pthread_rwlock_rdlock(&cs->lock);
 	const struct sg_cred *cr = sg_cred_table_find(&cs->t, c->name, slot);
 	int rc = cr != NULL ? add_scheme(&c->auth_def, cr, rq) : 1;
+	pthread_rwlock_unlock(&cs->lock);
+	return rc;
+}
+
+int
+sg_credential_secret(struct sg_credstore *cs, const char *connector, enum sg_cred_slot slot,
+                     char *out, size_t n)
+{
+	if (cs == NULL)
+		return 1;
+	pthread_rwlock_rdlock(&cs->lock);
+	const struct sg_cred *cr = sg_cred_table_find(&cs->t, connector, slot);
+	int rc = cr == NULL ? 1 : cr->len >= n ? -1 : 0;
+	if (rc == 0)
+		memcpy(out, cr->value, cr->len + 1);
 	pthread_rwlock_unlock(&cs->lock);
 	return rc;
 }

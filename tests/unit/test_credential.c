@@ -2,8 +2,8 @@
  * sg_credential: how each auth scheme adds a credential to an upstream
  * request, slots, a missing credential, expiry warnings, and that every
  * buffer that held a value is wiped.  sg_upreq_add_header/add_query are
- * test doubles here (they record the calls), and so is sodium_memzero,
- * which checks what it wipes.
+ * replaced here (linked with --wrap) by doubles that record the calls, and
+ * sodium_memzero by one that checks what it wipes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,15 +43,18 @@ record(char kind, const char *name, const char *value)
 	return 0;
 }
 
+int __wrap_sg_upreq_add_header(struct sg_upreq *rq, const char *name, const char *value);
+int __wrap_sg_upreq_add_query(struct sg_upreq *rq, const char *name, const char *value);
+
 int
-sg_upreq_add_header(struct sg_upreq *rq, const char *name, const char *value)
+__wrap_sg_upreq_add_header(struct sg_upreq *rq, const char *name, const char *value)
 {
 	(void)rq;
 	return record('h', name, value);
 }
 
 int
-sg_upreq_add_query(struct sg_upreq *rq, const char *name, const char *value)
+__wrap_sg_upreq_add_query(struct sg_upreq *rq, const char *name, const char *value)
 {
 	(void)rq;
 	return record('q', name, value);
