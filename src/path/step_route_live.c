@@ -271,6 +271,7 @@ build(struct live *lv, struct sg_upreq *rq, const char *token)
 	struct sg_upreq_caller_header caller[16];
 	char tp[64], err[256];
 	const char *bad = NULL;
+	memset(rq, 0, sizeof(*rq));
 	sg_trace_format(&r->trace, tp, sizeof(tp));
 	size_t nc = caller_headers(r, lv->conn, caller, 16);
 	if (sg_upreq_build(rq, lv->conn, lv->op, lv->env, r->body, r->body_len, tp, caller, nc,
@@ -293,15 +294,15 @@ build(struct live *lv, struct sg_upreq *rq, const char *token)
 		rc = add_bearer(rq, token);
 	else if (!lv->cross_origin)
 		rc = sg_credential_apply(r->gw->creds, lv->conn, lv->cred, rq);
-	if (rq->url == NULL || rc < 0) {
+	if (rq->url == NULL || rc < 0)
 		sg_req_fail(r, SG_P_INTERNAL, "out of memory while building the upstream request");
-		return -1;
-	}
-	if (rc == 1) {
+	else if (rc == 1)
 		sg_req_fail(r, SG_P_CREDENTIAL_MISSING,
 		            "connector \"%s\" needs a credential and none is stored: the platform team "
 		            "sets it with `sandgate secrets set %s`",
 		            lv->conn->name, lv->conn->name);
+	if (rq->url == NULL || rc != 0) {
+		sg_upreq_release(rq);
 		return -1;
 	}
 	return 0;

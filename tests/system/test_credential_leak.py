@@ -38,7 +38,7 @@ def test_the_planted_credential_appears_nowhere(tmp_path):
     for d in ("connectors", "policies", "templates/fetch-item"):
         (defs / d).mkdir(parents=True)
     (defs / "policies" / "roles.yaml").write_text(POLICY)
-    (defs / "connectors" / "shop.yaml").write_text(connector("shop", up.url, timeout="500ms"))
+    (defs / "connectors" / "shop.yaml").write_text(connector("shop", up.url, timeout="500ms", connect_timeout="200ms"))
     (defs / "templates" / "fetch-item" / "template.yaml").write_text(TEMPLATE)
     (defs / "templates" / "fetch-item" / "main.lua").write_text(SCRIPT)
     data = str(tmp_path / "data")
