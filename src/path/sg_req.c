@@ -1,5 +1,6 @@
 #include "path/sg_req.h"
 #include "path/sg_path.h"
+#include "upstream/sg_fetch.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -89,4 +90,56 @@ sg_req_problem_write(struct sg_req *r, struct sg_jbuf *out)
 	const struct sg_problem_def *def = r->problem ? r->problem : sg_problem_def(SG_P_INTERNAL);
 	return sg_problem_write(out, def, r->detail[0] ? r->detail : NULL, r->trace.trace_id, NULL,
 	                        &r->problem_ext);
+}
+
+static const char *const fetch_errors[] = {
+    [SG_FETCH_OK] = "",
+    [SG_FETCH_REFUSED] = "egress_refused",
+    [SG_FETCH_RESOLVE] = "resolve",
+    [SG_FETCH_CONNECT] = "connect",
+    [SG_FETCH_TLS] = "tls",
+    [SG_FETCH_TIMEOUT] = "timeout",
+    [SG_FETCH_TOO_LARGE] = "too_large",
+    [SG_FETCH_PROTOCOL] = "protocol",
+    [SG_FETCH_CANCELLED] = "cancelled",
+    [SG_FETCH_INTERNAL] = "internal",
+};
+
+static void
+write_attempt(struct sg_jw *w, const struct sg_attempt *a)
+{
+	sg_jw_object(w);
+	sg_jw_keyz(w, "at_ms");
+	sg_jw_double(w, a->at_us / 1000.0);
+	sg_jw_keyz(w, "ms");
+	sg_jw_double(w, a->took_us / 1000.0);
+	if (a->waited_us) {
+		sg_jw_keyz(w, "wait_ms");
+		sg_jw_double(w, a->waited_us / 1000.0);
+	}
+	if (a->status) {
+		sg_jw_keyz(w, "status");
+		sg_jw_int(w, a->status);
+	}
+	if (a->error && a->error < sizeof(fetch_errors) / sizeof(fetch_errors[0])) {
+		sg_jw_keyz(w, "error");
+		sg_jw_stringz(w, fetch_errors[a->error]);
+	}
+	if (a->failover) {
+		sg_jw_keyz(w, "failover");
+		sg_jw_bool(w, true);
+	}
+	sg_jw_object_end(w);
+}
+
+int
+sg_req_attempts_write(const struct sg_req *r, struct sg_jbuf *out)
+{
+	struct sg_jw w;
+	sg_jw_begin(&w, out);
+	sg_jw_array(&w);
+	for (size_t i = 0; i < r->n_attempts; i++)
+		write_attempt(&w, &r->attempts[i]);
+	sg_jw_array_end(&w);
+	return sg_jw_end(&w);
 }

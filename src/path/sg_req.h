@@ -95,6 +95,17 @@ typedef void (*sg_slot_release_fn)(struct sg_req *r, void *ctx);
 /* Room for every step's context: the throttle step's is the largest (about 1.8 KiB). */
 #define SG_REQ_ARENA 2048
 
+/* One upstream attempt of a live call: a span of the call, kept for the audit and runs. */
+#define SG_REQ_MAX_ATTEMPTS 6
+struct sg_attempt {
+	uint32_t at_us;      /* when it started, from the call's arrival at route */
+	uint32_t took_us;    /* 0 while in flight */
+	uint32_t waited_us;  /* backoff slept before it */
+	int16_t status;      /* the upstream's HTTP status; 0: none */
+	uint8_t error;       /* enum sg_fetch_error: why there was no answer */
+	bool failover;       /* made to the operation's failover connector */
+};
+
 struct sg_principal {
 	const struct sg_key_entry *key; /* owned by the snapshot */
 	const struct sg_role *role;     /* owned by the snapshot */
@@ -148,6 +159,8 @@ struct sg_req {
 	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
 	uint32_t retry_after_s; /* route: when an unavailable upstream may be tried again; 0: unsaid */
 	const char *served_by;  /* route: the failover connector that answered; NULL: the asked one */
+	struct sg_attempt attempts[SG_REQ_MAX_ATTEMPTS]; /* route: the upstream attempts made */
+	uint8_t n_attempts;
 
 	/* Step state: a context per slot, carved from the arena (never freed on its own). */
 	struct {
@@ -190,6 +203,13 @@ enum sg_step_rc sg_req_fail(struct sg_req *r, enum sg_problem_code code, const c
 /* sg_req_fail with the problem's definition itself (NULL: upstream_error). */
 enum sg_step_rc sg_req_fail_def(struct sg_req *r, const struct sg_problem_def *def,
                                 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * The upstream attempts as a JSON array, [{"at_ms":0.0,"ms":12.5,"status":503},
+ * {"at_ms":40.1,"ms":3.2,"wait_ms":27.4,"status":200}, ...], with "error"
+ * and "failover" members when they apply.  0, or -1 out of memory.
+ */
+int sg_req_attempts_write(const struct sg_req *r, struct sg_jbuf *out);
 
 /* Appends the problem+json body for a refused request to `out`: 0, or -1 out of memory. */
 int sg_req_problem_write(struct sg_req *r, struct sg_jbuf *out);

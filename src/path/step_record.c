@@ -78,6 +78,20 @@ count_cost(struct sg_req *r)
 		sg_spend_add(r->gw->spend, k->tenant, k->user, r->wall_s, micros, true);
 }
 
+/* Who answered a live call and how its attempts went; a write that does not fit is left out. */
+static void
+record_upstream(struct sg_decision *d, const struct sg_req *r)
+{
+	if (r->served_by != NULL)
+		copy(d->served_by, sizeof(d->served_by), r->served_by);
+	if (r->n_attempts == 0)
+		return;
+	struct sg_jbuf b = {0};
+	if (sg_req_attempts_write(r, &b) == 0 && b.len < sizeof(d->upstream))
+		memcpy(d->upstream, b.data, b.len + 1);
+	sg_jbuf_release(&b);
+}
+
 void
 sg_step_record(struct sg_req *r, uint64_t latency_us)
 {
@@ -113,6 +127,7 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	d.cost = (r->op && r->decision == SG_DEC_ALLOWED) ? r->op->cost : 0.0;
 	if (r->principal.session)
 		copy(d.session_id, sizeof(d.session_id), r->principal.session->id);
+	record_upstream(&d, r);
 	if (sg_recorder_push(r->gw->recorder, &d) != 0)
 		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
 	if (sg_throttle_budget_crossed(r) && r->status == 200)

@@ -56,8 +56,10 @@ struct live {
 	bool as_get; /* a 303 turned the call into a GET without a body */
 	char origin[320]; /* scheme://host:port of the base URL: the breaker's key */
 	char host[256];   /* the host of the URL being fetched: the egress guard's */
+	uint64_t start_ns;    /* when the call reached route: attempts are timed from here */
 	uint64_t deadline_ns;
 	uint64_t attempt_ns; /* when the current attempt started */
+	uint64_t waited_ns;  /* the backoff slept before the next attempt */
 
 	/* The last attempt's outcome, kept from its callback until the path resumes. */
 	bool have_result;
@@ -143,6 +145,34 @@ dup_bytes(const char *s, size_t n)
 	return d;
 }
 
+/* ---- the attempts, as spans of the call ---- */
+
+static void
+note_attempt_start(struct live *lv)
+{
+	struct sg_req *r = lv->r;
+	if (r->n_attempts >= SG_REQ_MAX_ATTEMPTS)
+		return;
+	struct sg_attempt *a = &r->attempts[r->n_attempts];
+	*a = (struct sg_attempt){
+	    .at_us = (uint32_t)((r->now_ns - lv->start_ns) / 1000),
+	    .waited_us = (uint32_t)(lv->waited_ns / 1000),
+	    .failover = lv->failed_over,
+	};
+	lv->waited_ns = 0;
+}
+
+static void
+note_attempt_end(struct sg_req *r, const struct sg_fetch_result *res)
+{
+	if (r->n_attempts >= SG_REQ_MAX_ATTEMPTS)
+		return;
+	struct sg_attempt *a = &r->attempts[r->n_attempts++];
+	a->took_us = (uint32_t)(res->total_us ? res->total_us : 1);
+	a->status = (int16_t)(res->error == SG_FETCH_OK ? res->status : 0);
+	a->error = (uint8_t)res->error;
+}
+
 static void
 on_fetched(void *arg, const struct sg_fetch_result *res)
 {
@@ -156,6 +186,8 @@ on_fetched(void *arg, const struct sg_fetch_result *res)
 	}
 	if (res->error == SG_FETCH_CANCELLED || lv->r == NULL)
 		return;
+	if (!lv->token_fetch)
+		note_attempt_end(lv->r, res);
 	lv->have_result = true;
 	lv->error = res->error;
 	lv->status = res->status;
@@ -343,6 +375,7 @@ start(struct live *lv, struct sg_upreq *rq)
 		return sg_req_fail(r, SG_P_UPSTREAM_ERROR, "the upstream URL could not be parsed");
 	}
 	lv->attempt_ns = r->now_ns;
+	note_attempt_start(lv);
 	lv->fetch = sg_fetch_start(r->fetcher, &fr, on_fetched, lv);
 	sg_upreq_release(rq); /* the fetch copied what it needs */
 	if (lv->fetch == NULL) {
@@ -572,6 +605,7 @@ retry_later(struct live *lv)
 	if (r->now_ns + wait >= lv->deadline_ns || r->io->wake_after(r, wait) != 0)
 		return SG_STEP_NEXT; /* no time left: the caller gets this attempt's problem */
 	lv->backing_off = true;
+	lv->waited_ns = wait;
 	return SG_STEP_AGAIN;
 }
 
@@ -749,6 +783,7 @@ sg_route_live(struct sg_req *r, struct route_ctx *rc)
 		if (lv == NULL)
 			return SG_STEP_ERROR;
 		lv->r = r;
+		lv->start_ns = rc->start_ns;
 		lv->deadline_ns = rc->start_ns + (uint64_t)r->gw->config->upstream_deadline_ms * NS_PER_MS;
 		if (aim(lv, r->connector, r->op) != 0)
 			return sg_req_fail(r, SG_P_UPSTREAM_ERROR,

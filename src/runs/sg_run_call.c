@@ -45,6 +45,16 @@ static const struct sg_req_io call_io = {call_wake_after, call_wake, NULL};
 
 /* ---- the answer ---- */
 
+/* A live call's upstream attempts, each a span within the call's (what retries and backoff did). */
+static void
+add_attempts(json_t *span, const struct sg_req *r)
+{
+	struct sg_jbuf b = {0};
+	if (r->n_attempts > 0 && sg_req_attempts_write(r, &b) == 0)
+		json_object_set_new(span, "upstream", json_loadb(b.data, b.len, 0, NULL));
+	sg_jbuf_release(&b);
+}
+
 static void
 add_span(struct sg_run_exec *x, const char *capability, const char *decision, int status,
          const char *code, const char *detail, double cost)
@@ -54,6 +64,8 @@ add_span(struct sg_run_exec *x, const char *capability, const char *decision, in
 	                         (int)x->seq, "capability", capability, "decision", decision,
 	                         "status", status, "code", code, "detail", detail, "latency_ms", ms,
 	                         "cost", cost, "span_id", x->call.trace.span_id);
+	if (span != NULL)
+		add_attempts(span, &x->call);
 	json_array_append_new(x->doc.calls, span);
 }
 

@@ -70,6 +70,13 @@ const char *const sg_migrations[] = {
     "  record BLOB NOT NULL, key_id TEXT NOT NULL, created_at INTEGER NOT NULL,"
     "  expires_at INTEGER, PRIMARY KEY (connector, slot)) WITHOUT ROWID;"
     "INSERT INTO meta (key, value) VALUES ('secrets_generation', 0);",
+    /*
+     * 8: a live call's failover connector, when one answered, and its
+     * upstream attempts (JSON: when each started, how long it took, the
+     * backoff before it, the status or the error), so retries and
+     * failovers can be read from the audit.
+     */
+    "ALTER TABLE decisions ADD COLUMN served_by TEXT; ALTER TABLE decisions ADD COLUMN upstream TEXT;",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

@@ -125,6 +125,10 @@ struct sg_decision {
 	 * to tell queueing from any other slowness.
 	 */
 	int64_t queue_wait_us;
+	/* A live call: the failover connector that answered ("": the one asked), and its
+	 * upstream attempts as JSON (sg_req_attempts_write; "": none were made). */
+	char served_by[64];
+	char upstream[512];
 };
 
 /* Inserts a batch in one transaction. */

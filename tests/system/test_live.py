@@ -282,3 +282,74 @@ def test_half_open_recovers_when_the_upstream_returns(tmp_path):
             env.stop()
     finally:
         up.stop()
+
+
+OAUTH_AUTH = """auth:
+  scheme: oauth2
+  token_url: "{url}/oauth/token"
+  scope: "items:read items:write"
+"""
+
+
+def test_an_oauth2_token_is_fetched_once_for_fifty_concurrent_calls(tmp_path, upstream):
+    import threading
+
+    from conftest import metric
+
+    gate = threading.Event()
+    tokens = []
+
+    def answer(req):
+        if req["path"] == "/oauth/token":
+            tokens.append(req)
+            gate.wait(20)
+            return 200, {}, {"access_token": "tok-one", "token_type": "Bearer",
+                             "expires_in": 3600}
+        return 200, {}, {"id": "1", "name": "ok"}
+
+    upstream.answer = answer
+    text = connector("shop", upstream.url, auth="bearer").replace(
+        "auth: bearer\n", OAUTH_AUTH.format(url=upstream.url))
+    env = Live(tmp_path, {"shop": text}, {"shop": "client-7:s3cret value"})
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            env.call("get_item", {"id": "1"}))) for _ in range(50)]
+        for t in threads:
+            t.start()
+        # Every call is inside the gateway while the one token request is held.
+        assert wait_for(lambda: len(tokens) == 1 and
+                        metric(env.gw, "sandgate_in_flight_requests") >= 50, timeout=20)
+        gate.set()
+        for t in threads:
+            t.join(30)
+        assert [r.status_code for r in results] == [200] * 50, \
+            [r.json()["detail"] for r in results if r.status_code != 200][:3]
+        assert len(tokens) == 1
+        tok = tokens[0]
+        assert tok["method"] == "POST"
+        assert tok["body"] == b"grant_type=client_credentials&scope=items%3Aread%20items%3Awrite"
+        assert tok["headers"]["content-type"] == "application/x-www-form-urlencoded"
+        import base64
+        assert base64.b64decode(tok["headers"]["authorization"].split()[1]) == \
+            b"client-7:s3cret%20value"
+        calls = [r for r in upstream.requests if r["path"] != "/oauth/token"]
+        assert len(calls) == 50
+        assert all(r["headers"]["authorization"] == "Bearer tok-one" for r in calls)
+    finally:
+        gate.set()
+        env.stop()
+
+
+def test_a_refused_client_credential_is_explained(tmp_path, upstream):
+    upstream.answer = lambda req: (401, {}, {"error": "invalid_client"}) \
+        if req["path"] == "/oauth/token" else (200, {}, {"id": "1", "name": "ok"})
+    text = connector("shop", upstream.url).replace(
+        "auth: bearer\n", OAUTH_AUTH.format(url=upstream.url))
+    env = Live(tmp_path, {"shop": text}, {"shop": "client-7:wrong"})
+    try:
+        body = assert_problem(env.call("get_item", {"id": "1"}), 502, "upstream_auth")
+        assert "sandgate secrets set shop" in body["detail"]
+        assert all(r["path"] == "/oauth/token" for r in upstream.requests)
+    finally:
+        env.stop()

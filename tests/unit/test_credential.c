@@ -186,9 +186,15 @@ test_basic_and_oauth2(void **state)
 	assert_int_equal(n_calls, 1);
 	assert_string_equal(calls[0].name, "Authorization");
 	assert_string_equal(calls[0].value, "Basic dXNlcjpQTEFOVEVELXB3");
-	/* The token flow is not there yet: no credential rather than a made-up one. */
-	assert_int_equal(sg_credential_apply(cs, &oauth, SG_CRED_CURRENT, &rq), 1);
+	/* OAuth2's stored value is exchanged for a token, never sent as it is. */
+	assert_int_equal(sg_credential_apply(cs, &oauth, SG_CRED_CURRENT, &rq), -1);
 	assert_int_equal(n_calls, 1);
+	char out[64];
+	assert_int_equal(sg_credential_secret(cs, "crm", SG_CRED_CURRENT, out, sizeof(out)), 0);
+	assert_string_equal(out, basic_user_pw);
+	assert_int_equal(sg_credential_secret(cs, "crm", SG_CRED_NEXT, out, sizeof(out)), 1);
+	assert_int_equal(sg_credential_secret(cs, "crm", SG_CRED_CURRENT, out, 4), -1);
+	assert_int_equal(sg_credential_secret(NULL, "crm", SG_CRED_CURRENT, out, sizeof(out)), 1);
 	sg_credstore_free(cs);
 }
 
