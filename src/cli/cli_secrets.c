@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,6 +163,26 @@ read_file_value(const char *path, size_t *len)
 	return v;
 }
 
+/* Typed at a terminal: not echoed, so the value is left on no screen and in no scrollback. */
+static char *
+read_stdin_value(size_t *len)
+{
+	struct termios was, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &was) == 0;
+	if (tty) {
+		quiet = was;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		fputs("credential (not shown; Enter, then Ctrl-D to end): ", stderr);
+	}
+	char *v = read_value(STDIN_FILENO, "standard input", len);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &was);
+		fputc('\n', stderr);
+	}
+	return v;
+}
+
 /* Strips one trailing newline; refuses an empty value and bytes no HTTP header may carry. */
 static int
 check_value(char *v, size_t *len)
@@ -298,8 +319,7 @@ secrets_set(int argc, char **argv)
 	if ((o.from_file != NULL) == o.use_stdin)
 		return sg_cli_fail("give the credential with --from-file F or --stdin (one of them); "
 		                   "it is never taken on the command line, where ps shows it");
-	char *value = o.use_stdin ? read_value(STDIN_FILENO, "standard input", &len)
-	                          : read_file_value(o.from_file, &len);
+	char *value = o.use_stdin ? read_stdin_value(&len) : read_file_value(o.from_file, &len);
 	if (value == NULL)
 		return 1;
 	int rc = check_value(value, &len) == 0 ? store_value(&o, connector, value, len) : 1;
