@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,14 +66,30 @@ parse_opts(int argc, char **argv, struct secrets_opts *o)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'f': o->from_file = optarg; break;
-		case 's': o->use_stdin = true; break;
-		case 'n': o->next = true; break;
-		case 'e': o->expires = optarg; break;
-		case 'd': o->data_dir = optarg; break;
-		case 'j': o->json = true; break;
-		case 'h': fputs(secrets_help, stdout); exit(0);
-		default: fputs(secrets_help, stderr); return -1;
+		case 'f':
+			o->from_file = optarg;
+			break;
+		case 's':
+			o->use_stdin = true;
+			break;
+		case 'n':
+			o->next = true;
+			break;
+		case 'e':
+			o->expires = optarg;
+			break;
+		case 'd':
+			o->data_dir = optarg;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			fputs(secrets_help, stdout);
+			exit(0);
+		default:
+			fputs(secrets_help, stderr);
+			return -1;
 		}
 	}
 	return 0;
@@ -102,7 +119,8 @@ one_connector(int argc, char **argv, const char *cmd)
 		return NULL;
 	}
 	if (!valid_connector(argv[optind])) {
-		sg_cli_fail("\"%.64s\" is not a connector name ([a-z][a-z0-9_-]{0,63})", argv[optind]);
+		sg_cli_fail("\"%.64s\" is not a connector name ([a-z][a-z0-9_-]{0,63})",
+		            argv[optind]);
 		return NULL;
 	}
 	return argv[optind];
@@ -152,13 +170,34 @@ read_file_value(const char *path, size_t *len)
 	}
 	if ((st.st_mode & 077) != 0) {
 		close(fd);
-		sg_cli_fail("%s may be read by its group or other users (mode %04o); run 'chmod 600 "
-		            "%s' (and think about whether the credential leaked), then try again",
-		            path, (unsigned)(st.st_mode & 07777), path);
+		sg_cli_fail(
+		    "%s may be read by its group or other users (mode %04o); run 'chmod 600 "
+		    "%s' (and think about whether the credential leaked), then try again",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		return NULL;
 	}
 	char *v = read_value(fd, path, len);
 	close(fd);
+	return v;
+}
+
+/* Typed at a terminal: not echoed, so the value is left on no screen and in no scrollback. */
+static char *
+read_stdin_value(size_t *len)
+{
+	struct termios was, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &was) == 0;
+	if (tty) {
+		quiet = was;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		fputs("credential (not shown; Enter, then Ctrl-D to end): ", stderr);
+	}
+	char *v = read_value(STDIN_FILENO, "standard input", len);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &was);
+		fputc('\n', stderr);
+	}
 	return v;
 }
 
@@ -175,8 +214,9 @@ check_value(char *v, size_t *len)
 		return sg_cli_fail("the credential is empty; nothing was stored"), -1;
 	for (size_t i = 0; i < *len; i++)
 		if (v[i] == '\0' || v[i] == '\r' || v[i] == '\n')
-			return sg_cli_fail("the credential holds a NUL, CR or line break, which no HTTP "
-			                   "header may carry; nothing was stored"),
+			return sg_cli_fail(
+			           "the credential holds a NUL, CR or line break, which no HTTP "
+			           "header may carry; nothing was stored"),
 			       -1;
 	return 0;
 }
@@ -212,8 +252,7 @@ check_catalog(struct sg_store *s, const char *name, const char *value)
 	struct sg_diags d = {0};
 	struct sg_snapshot *snap = sg_snapshot_build(s, NULL, 0, &d);
 	sg_diags_free(&d);
-	const struct sg_connector *c =
-	    snap ? sg_catalog_find(snap->defs->catalog, name) : NULL;
+	const struct sg_connector *c = snap ? sg_catalog_find(snap->defs->catalog, name) : NULL;
 	int rc = 0;
 	if (c == NULL)
 		fprintf(stderr,
@@ -226,7 +265,8 @@ check_catalog(struct sg_store *s, const char *name, const char *value)
 		rc = sg_cli_fail("connector \"%s\" uses basic auth: the credential must be "
 		                 "user:password; nothing was stored",
 		                 name);
-	else if (c->auth_def.scheme == SG_AUTH_NONE && (c->auth == NULL || strcmp(c->auth, "none") == 0))
+	else if (c->auth_def.scheme == SG_AUTH_NONE &&
+	         (c->auth == NULL || strcmp(c->auth, "none") == 0))
 		fprintf(stderr,
 		        "sandgate: warning: connector \"%s\" sends no credential (auth: none); the "
 		        "credential is stored but unused until its auth changes\n",
@@ -266,8 +306,8 @@ store_value(const struct secrets_opts *o, const char *connector, char *value, si
 	if (s == NULL)
 		return 1;
 	int rc = check_catalog(s, connector, value) == 0 ? 0 : 1;
-	if (rc == 0 && sg_store_secret_set(s, dir, connector, slot, value, len, expires, key_id, err,
-	                                   sizeof(err)) != 0)
+	if (rc == 0 && sg_store_secret_set(s, dir, connector, slot, value, len, expires, key_id,
+	                                   err, sizeof(err)) != 0)
 		rc = sg_cli_fail("%s; nothing was stored", err);
 	sg_store_close(s);
 	if (rc != 0)
@@ -279,9 +319,10 @@ store_value(const struct secrets_opts *o, const char *connector, char *value, si
 		json_object_set_new(out, "expires", expires ? json_string(day) : json_null());
 		print_json(out);
 	} else
-		printf("stored the %s credential of connector %s (master key %s); a running gateway "
-		       "uses it within a second\n",
-		       slot, connector, key_id);
+		printf(
+		    "stored the %s credential of connector %s (master key %s); a running gateway "
+		    "uses it within a second\n",
+		    slot, connector, key_id);
 	return 0;
 }
 
@@ -296,10 +337,10 @@ secrets_set(int argc, char **argv)
 	if (connector == NULL)
 		return 2;
 	if ((o.from_file != NULL) == o.use_stdin)
-		return sg_cli_fail("give the credential with --from-file F or --stdin (one of them); "
-		                   "it is never taken on the command line, where ps shows it");
-	char *value = o.use_stdin ? read_value(STDIN_FILENO, "standard input", &len)
-	                          : read_file_value(o.from_file, &len);
+		return sg_cli_fail(
+		    "give the credential with --from-file F or --stdin (one of them); "
+		    "it is never taken on the command line, where ps shows it");
+	char *value = o.use_stdin ? read_stdin_value(&len) : read_file_value(o.from_file, &len);
 	if (value == NULL)
 		return 1;
 	int rc = check_value(value, &len) == 0 ? store_value(&o, connector, value, len) : 1;
@@ -320,8 +361,8 @@ print_list(const struct sg_secret_row *v, size_t n, bool json)
 		day_text(v[i].created_at, created);
 		day_text(v[i].expires_at, expires);
 		if (!json) {
-			printf("%-24s  %-7s  %-16s  %-10s  %s\n", v[i].connector, v[i].slot, v[i].key_id,
-			       created, v[i].expires_at ? expires : "-");
+			printf("%-24s  %-7s  %-16s  %-10s  %s\n", v[i].connector, v[i].slot,
+			       v[i].key_id, created, v[i].expires_at ? expires : "-");
 			continue;
 		}
 		json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "connector", v[i].connector, "slot",
@@ -375,17 +416,19 @@ secrets_rotate(int argc, char **argv)
 	int rc = sg_store_secret_promote(s, dir, connector, err, sizeof(err));
 	sg_store_close(s);
 	if (rc == 1)
-		return sg_cli_fail("connector \"%s\" has no next credential to rotate to; store one "
-		                   "with 'sandgate secrets set %s --next --stdin' first",
-		                   connector, connector);
+		return sg_cli_fail(
+		    "connector \"%s\" has no next credential to rotate to; store one "
+		    "with 'sandgate secrets set %s --next --stdin' first",
+		    connector, connector);
 	if (rc != 0)
 		return sg_cli_fail("%s; nothing was changed", err);
 	if (o.json)
 		print_json(json_pack("{s:s, s:s}", "connector", connector, "slot", "current"));
 	else
-		printf("connector %s: the next credential is now the current one; a running gateway "
-		       "uses it within a second\n",
-		       connector);
+		printf(
+		    "connector %s: the next credential is now the current one; a running gateway "
+		    "uses it within a second\n",
+		    connector);
 	return 0;
 }
 
@@ -417,12 +460,13 @@ rotate_master(struct sg_store *s, const char *dir, const char *path, bool json)
 	struct master_swap m = {path, old.id};
 	int rc = sg_store_secrets_reseal(s, dir, &next, swap_key_file, &m, &n, err, sizeof(err));
 	if (rc != 0)
-		sg_cli_fail("%s; the secrets stay sealed as they were (run it again once fixed)", err);
+		sg_cli_fail("%s; the secrets stay sealed as they were (run it again once fixed)",
+		            err);
 	else if (sg_vault_key_drop_old(path, old.id, err, sizeof(err)) != 0)
 		fprintf(stderr, "sandgate: warning: %s; remove it by hand\n", err);
 	if (rc == 0 && json)
-		print_json(json_pack("{s:s, s:s, s:I}", "key_id", next.id, "previous_key_id", old.id,
-		                     "resealed", (json_int_t)n));
+		print_json(json_pack("{s:s, s:s, s:I}", "key_id", next.id, "previous_key_id",
+		                     old.id, "resealed", (json_int_t)n));
 	else if (rc == 0)
 		printf("re-sealed %zu credentials under master key %s (was %s); %s holds the new "
 		       "key: back it up now\n",
@@ -443,10 +487,11 @@ secrets_rotate_master(int argc, char **argv)
 		return sg_cli_fail("secrets rotate-master takes no arguments (see --help)");
 	const char *dir = sg_cli_data_dir(o.data_dir);
 	if (sg_vault_key_path(dir, path, sizeof(path), err, sizeof(err)) != 0)
-		return sg_cli_fail("%s, which sandgate cannot change; to rotate it, write the key to "
-		                   "a file only you may read, start everything with "
-		                   "SANDGATE_MASTER_KEY_FILE naming it instead, then run rotate-master",
-		                   err);
+		return sg_cli_fail(
+		    "%s, which sandgate cannot change; to rotate it, write the key to "
+		    "a file only you may read, start everything with "
+		    "SANDGATE_MASTER_KEY_FILE naming it instead, then run rotate-master",
+		    err);
 	struct sg_store *s = sg_cli_open_store(dir);
 	if (s == NULL)
 		return 1;

@@ -130,15 +130,15 @@ seal_and_put(struct sg_store *s, const char *data_dir, const char *connector, co
 
 int
 sg_store_secret_set(struct sg_store *s, const char *data_dir, const char *connector,
-                    const char *slot, const void *value, size_t n, int64_t expires_at,
-                    char *key_id, char *err, size_t errlen)
+                    const char *slot, const void *value, size_t n, int64_t expires_at, char *key_id,
+                    char *err, size_t errlen)
 {
 	if (begin(s) != 0) {
 		say(err, errlen, "cannot write the store", sg_store_last_error(s));
 		return -1;
 	}
-	if (seal_and_put(s, data_dir, connector, slot, value, n, expires_at, key_id, err,
-	                 errlen) != 0) {
+	if (seal_and_put(s, data_dir, connector, slot, value, n, expires_at, key_id, err, errlen) !=
+	    0) {
 		rollback(s);
 		return -1;
 	}
@@ -309,7 +309,8 @@ move_slot(struct sg_store *s, const char *data_dir, const struct sg_vault_key *k
 	sg_secret_aad(to_aad, sizeof(to_aad), connector, to);
 	int rc = reseal_one(data_dir, key, from_aad, to_aad, rec, rec_len, &next, &next_len, err,
 	                    errlen);
-	if (rc == 0 && put_row(s, connector, to, next, next_len, row.expires_at, row.created_at) != 0) {
+	if (rc == 0 &&
+	    put_row(s, connector, to, next, next_len, row.expires_at, row.created_at) != 0) {
 		say(err, errlen, "cannot store the secret", sg_store_last_error(s));
 		rc = -1;
 	}
@@ -328,8 +329,8 @@ commit_or_say(struct sg_store *s, char *err, size_t errlen)
 }
 
 int
-sg_store_secret_promote(struct sg_store *s, const char *data_dir, const char *connector,
-                        char *err, size_t errlen)
+sg_store_secret_promote(struct sg_store *s, const char *data_dir, const char *connector, char *err,
+                        size_t errlen)
 {
 	struct sg_vault_key k;
 	if (begin(s) != 0) {

@@ -139,7 +139,8 @@ sg_credstore_swap(struct sg_credstore *cs, struct sg_cred_table *next)
 {
 	/* A credential keeps its warning day across a refresh while its date stays. */
 	for (size_t i = 0; i < next->n; i++) {
-		struct sg_cred *was = sg_cred_table_find(&cs->t, next->v[i].connector, next->v[i].slot);
+		struct sg_cred *was =
+		    sg_cred_table_find(&cs->t, next->v[i].connector, next->v[i].slot);
 		if (was != NULL && was->expires_at == next->v[i].expires_at)
 			next->v[i].warned_day = was->warned_day;
 	}
@@ -230,10 +231,10 @@ sg_credstore_warnings_json(struct sg_credstore *cs, int64_t now_s)
 			out = json_array();
 		day_text(cr->expires_at, day);
 		json_array_append_new(
-		    out, json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "credential_expiry",
-		                   "connector", cr->connector, "slot", sg_cred_slot_name(cr->slot),
-		                   "expires", day, "expires_in_seconds",
-		                   (json_int_t)(cr->expires_at - now_s)));
+		    out,
+		    json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "credential_expiry", "connector",
+		              cr->connector, "slot", sg_cred_slot_name(cr->slot), "expires", day,
+		              "expires_in_seconds", (json_int_t)(cr->expires_at - now_s)));
 	}
 	pthread_rwlock_unlock(&cs->lock);
 	return out;
@@ -250,7 +251,9 @@ sg_credstore_render_metrics(struct sg_credstore *cs, int64_t now_s, FILE *f)
 	for (size_t i = 0; i < cs->t.n; i++) {
 		const struct sg_cred *cr = &cs->t.v[i];
 		if (cr->expires_at > 0)
-			fprintf(f, "sandgate_credential_expiry_seconds{connector=\"%s\",slot=\"%s\"} %lld\n",
+			fprintf(f,
+			        "sandgate_credential_expiry_seconds{connector=\"%s\",slot=\"%s\"} "
+			        "%lld\n",
 			        cr->connector, sg_cred_slot_name(cr->slot),
 			        (long long)(cr->expires_at - now_s));
 	}

@@ -99,12 +99,12 @@ store_with(const char *value, const char *next_value)
 	struct sg_credstore *cs = sg_credstore_new(NULL, 14 * 86400);
 	assert_non_null(cs);
 	if (value)
-		assert_int_equal(sg_credstore_put(cs, "crm", SG_CRED_CURRENT, value, strlen(value), 0),
-		                 0);
+		assert_int_equal(
+		    sg_credstore_put(cs, "crm", SG_CRED_CURRENT, value, strlen(value), 0), 0);
 	if (next_value)
-		assert_int_equal(sg_credstore_put(cs, "crm", SG_CRED_NEXT, next_value,
-		                                  strlen(next_value), 0),
-		                 0);
+		assert_int_equal(
+		    sg_credstore_put(cs, "crm", SG_CRED_NEXT, next_value, strlen(next_value), 0),
+		    0);
 	return cs;
 }
 
@@ -152,10 +152,11 @@ test_api_key_in_header_and_query(void **state)
 	struct sg_connector hdr = {.name = "crm", .auth_def = {.scheme = SG_AUTH_API_KEY}};
 	struct sg_connector named = {
 	    .name = "crm", .auth_def = {.scheme = SG_AUTH_API_KEY, .name = "X-Crm-Token"}};
-	struct sg_connector query = {
-	    .name = "crm", .auth_def = {.scheme = SG_AUTH_API_KEY, .in_query = true}};
+	struct sg_connector query = {.name = "crm",
+	                             .auth_def = {.scheme = SG_AUTH_API_KEY, .in_query = true}};
 	struct sg_connector query_named = {
-	    .name = "crm", .auth_def = {.scheme = SG_AUTH_API_KEY, .in_query = true, .name = "key"}};
+	    .name = "crm",
+	    .auth_def = {.scheme = SG_AUTH_API_KEY, .in_query = true, .name = "key"}};
 	struct sg_upreq rq = {0};
 	struct sg_credstore *cs = store_with(planted, NULL);
 	assert_int_equal(sg_credential_apply(cs, &hdr, SG_CRED_CURRENT, &rq), 0);
@@ -206,9 +207,9 @@ test_every_buffer_holding_a_value_is_wiped(void **state)
 	struct sg_connector basic = {.name = "mail", .auth_def = {.scheme = SG_AUTH_BASIC}};
 	struct sg_upreq rq = {0};
 	struct sg_credstore *cs = store_with(planted, NULL);
-	assert_int_equal(sg_credstore_put(cs, "mail", SG_CRED_CURRENT, basic_user_pw,
-	                                  strlen(basic_user_pw), 0),
-	                 0);
+	assert_int_equal(
+	    sg_credstore_put(cs, "mail", SG_CRED_CURRENT, basic_user_pw, strlen(basic_user_pw), 0),
+	    0);
 	assert_int_equal(sg_credential_apply(cs, &bearer, SG_CRED_CURRENT, &rq), 0);
 	assert_int_equal(wiped_planted, 1); /* the "Bearer ..." temporary */
 	assert_int_equal(sg_credential_apply(cs, &basic, SG_CRED_CURRENT, &rq), 0);

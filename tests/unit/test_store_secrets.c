@@ -118,7 +118,8 @@ test_a_record_moved_to_another_row_does_not_open(void **state)
 	size_t rec_len;
 	char err[256];
 	set(f, "crm", "current", planted, 0);
-	assert_int_equal(sg_store_secret_get_sealed(f->s, "crm", "current", &rec, &rec_len, NULL), 0);
+	assert_int_equal(sg_store_secret_get_sealed(f->s, "crm", "current", &rec, &rec_len, NULL),
+	                 0);
 	assert_null(memmem(rec, rec_len, planted, strlen(planted)));
 	/* Copied as it is to another connector, and to the other slot. */
 	assert_int_equal(sg_store_secret_put_sealed(f->s, "mail", "current", rec, rec_len, 0), 0);
@@ -195,9 +196,8 @@ test_reseal_moves_every_record_to_the_new_key(void **state)
 	assert_int_equal(sg_vault_key_prepare_new(&next, path, err, sizeof(err)), 0);
 	assert_string_not_equal(old.id, next.id);
 	struct swap sw = {path, old.id, 0};
-	assert_int_equal(sg_store_secrets_reseal(f->s, f->dir, &next, swap_file, &sw, &n, err,
-	                                         sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sg_store_secrets_reseal(f->s, f->dir, &next, swap_file, &sw, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(sg_vault_key_drop_old(path, old.id, err, sizeof(err)), 0);
 	snprintf(oldfile, sizeof(oldfile), "%s.old-%s", path, old.id);
@@ -219,10 +219,10 @@ test_reseal_moves_every_record_to_the_new_key(void **state)
 	unsigned char *rec;
 	size_t rec_len, pn;
 	char *plain;
-	assert_int_equal(sg_store_secret_get_sealed(f->s, "crm", "current", &rec, &rec_len, NULL), 0);
-	assert_int_equal(sg_vault_open(&old, "crm/current", rec, rec_len, &plain, &pn, err,
-	                               sizeof(err)),
-	                 -1);
+	assert_int_equal(sg_store_secret_get_sealed(f->s, "crm", "current", &rec, &rec_len, NULL),
+	                 0);
+	assert_int_equal(
+	    sg_vault_open(&old, "crm/current", rec, rec_len, &plain, &pn, err, sizeof(err)), -1);
 	free(rec);
 	struct sg_credstore *cs;
 	load_into(f, &cs);
@@ -250,9 +250,8 @@ test_a_rotation_cut_short_loses_no_key(void **state)
 	assert_int_equal(sg_vault_key_path(f->dir, path, sizeof(path), err, sizeof(err)), 0);
 	assert_int_equal(sg_vault_key_prepare_new(&next, path, err, sizeof(err)), 0);
 	struct swap sw = {path, old.id, 1};
-	assert_int_equal(sg_store_secrets_reseal(f->s, f->dir, &next, swap_file, &sw, &n, err,
-	                                         sizeof(err)),
-	                 -1);
+	assert_int_equal(
+	    sg_store_secrets_reseal(f->s, f->dir, &next, swap_file, &sw, &n, err, sizeof(err)), -1);
 	struct sg_secret_row *rows;
 	assert_int_equal(sg_store_secrets_list(f->s, &rows, &n), 0);
 	assert_string_equal(rows[0].key_id, old.id);
@@ -264,9 +263,9 @@ test_a_rotation_cut_short_loses_no_key(void **state)
 	/* The next rotation starts from the new file and still finds the old key by its id. */
 	assert_int_equal(sg_vault_key_prepare_new(&again, path, err, sizeof(err)), 0);
 	struct swap sw2 = {path, next.id, 0};
-	assert_int_equal(sg_store_secrets_reseal(f->s, f->dir, &again, swap_file, &sw2, &n, err,
-	                                         sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sg_store_secrets_reseal(f->s, f->dir, &again, swap_file, &sw2, &n, err, sizeof(err)),
+	    0);
 	char *v = open_slot(f, "crm", "current", "crm", "current");
 	assert_string_equal(v, planted);
 	free(v);
@@ -285,7 +284,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_promote_moves_next_to_current, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reseal_moves_every_record_to_the_new_key, setup,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_a_rotation_cut_short_loses_no_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_rotation_cut_short_loses_no_key, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
