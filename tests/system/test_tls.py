@@ -313,3 +313,34 @@ def test_tls_connections_have_the_transport_deadlines_and_caps(tmp_path, pki):
             s.close()
     finally:
         gw.assert_clean_exit(gw.stop())
+
+
+def test_listen_tls_alone_serves_no_plain_http(tmp_path, pki):
+    """listen_tls without a listen line: HTTPS only."""
+    data = tmp_path / "data"
+    data.mkdir()
+    port, plain = free_port(), 8080
+    config = tmp_path / "tls-only.yaml"
+    config.write_text(tls_config(f"127.0.0.1:{port}", pki["cert"], pki["key"]))
+    log = open(tmp_path / "gateway.log", "w")
+    proc = subprocess.Popen([BIN, "serve", "--config", str(config), "--data-dir", str(data),
+                             "--admin-listen", "off"], stdout=subprocess.PIPE, stderr=log)
+    ctx = client_ctx(pki)
+
+    def up():
+        assert proc.poll() is None, (tmp_path / "gateway.log").read_text()
+        got = get_over(port, ctx)
+        return isinstance(got, bytes) and got.startswith(b"HTTP/1.1 200")
+
+    try:
+        assert wait_for(up, timeout=30), (tmp_path / "gateway.log").read_text()
+        text = (tmp_path / "gateway.log").read_text()
+        assert f"listening for TLS on 127.0.0.1:{port}" in text, text
+        # The default plain address was not taken: nothing of ours listens there.
+        assert f"listening on 127.0.0.1:{plain}" not in text, text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "gateway.log").read_text()
+    assert rc == 0 and "Sanitizer" not in text and "runtime error:" not in text, text
