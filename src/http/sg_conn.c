@@ -567,7 +567,7 @@ on_adopt(evutil_socket_t fd, short what, void *arg)
  * evhttp's bevcb: runs for every accepted connection, before evhttp has set
  * it up.  On the TLS listener the bufferevent runs the handshake; if it
  * cannot be made (out of memory), the plain one evhttp falls back to is
- * refused by sg_http_on_tls_request, never served.
+ * refused by on_tls_request (sg_server.c), never served.
  */
 static struct bufferevent *
 on_new_connection(struct event_base *base, void *arg)
