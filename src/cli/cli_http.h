@@ -2,7 +2,9 @@
  * cli_http: one blocking HTTP/1.1 request to a running gateway, for the
  * subcommands that talk to it (`run`, `sandbox status`).  Built on
  * libevent's evhttp client with a private event_base, so the CLI never
- * writes HTTP itself.  Plain http:// only: the gateway does not speak TLS.
+ * writes HTTP itself.  https:// goes through bufferevent_openssl, with the
+ * server's certificate verified against --cacert, $SANDGATE_CACERT or the
+ * system's CAs, and its name (or IP address) checked.
  */
 #ifndef SG_CLI_HTTP_H
 #define SG_CLI_HTTP_H
@@ -12,10 +14,17 @@
 #include <stdio.h>
 
 #define SG_CLI_DEFAULT_URL "http://127.0.0.1:8080"
+/* What --cacert says in every subcommand's --help. */
+#define SG_CLI_CACERT_HELP                                                                         \
+	"  --cacert FILE the CAs (PEM) an https:// gateway's certificate must chain to;\n"         \
+	"                default $SANDGATE_CACERT, else the system's CAs\n"
 
 struct sg_cli_http_req {
 	const char *method;   /* "GET" or "POST" */
-	const char *base_url; /* --url: http://HOST[:PORT][/PREFIX] */
+	const char *base_url; /* --url: http[s]://HOST[:PORT][/PREFIX] */
+	/* --cacert: PEM CAs that https:// certificates must chain to; NULL: $SANDGATE_CACERT,
+	 * else the system's CAs. */
+	const char *cacert;
 	const char *path;     /* "/v1/...", appended to the base's path; may carry "?query" */
 	/* Extra headers as name, value, name, value, ..., NULL; may be NULL. */
 	const char *const *headers;
@@ -35,9 +44,10 @@ struct sg_cli_http_resp {
 
 enum sg_cli_http_rc {
 	SG_CLI_HTTP_OK,          /* an answer arrived, whatever its status */
-	SG_CLI_HTTP_BAD_URL,     /* a usage error: --url is not http://HOST[:PORT] */
+	SG_CLI_HTTP_BAD_URL,     /* a usage error: --url is not http[s]://HOST[:PORT], or the
+	                            CA file cannot be read */
 	SG_CLI_HTTP_UNREACHABLE, /* nothing to connect to: no gateway there */
-	SG_CLI_HTTP_FAILED,      /* connected, but no complete answer (timeout, closed) */
+	SG_CLI_HTTP_FAILED,      /* connected, but no complete answer (timeout, closed, TLS) */
 };
 
 /*

@@ -15,14 +15,16 @@
 #define MAX_KEY_LEN 512
 
 static const char run_help[] =
-    "usage: sandgate run TEMPLATE [--input FILE|-] [--key KEY] [--url URL] [--no-wait] [--json]\n"
+    "usage: sandgate run TEMPLATE [--input FILE|-] [--key KEY] [--url URL]\n"
+    "                    [--cacert FILE] [--no-wait] [--json]\n"
     "\n"
     "Runs TEMPLATE on a running gateway as the key's owner and prints the result\n"
     "and the trace of every call it made.\n"
     "\n"
     "  --input FILE  the run's input, a JSON value (- reads stdin; default {})\n"
     "  --key KEY     an API key (sgk_...) or session token; default $SANDGATE_KEY\n"
-    "  --url URL     the gateway, default " SG_CLI_DEFAULT_URL "\n"
+    "  --url URL     the gateway, http:// or https://, default " SG_CLI_DEFAULT_URL
+    "\n" SG_CLI_CACERT_HELP
     "  --no-wait     return at once with the run's id (see GET /v1/runs/ID)\n"
     "  --json        print the gateway's answer as it came\n"
     "\n"
@@ -30,7 +32,7 @@ static const char run_help[] =
     "failed or the gateway refused it, 2 on a usage error.\n";
 
 struct run_opts {
-	const char *template, *input, *key, *url;
+	const char *template, *input, *key, *url, *cacert;
 	int no_wait, json, help; /* set by getopt_long itself */
 };
 
@@ -48,13 +50,10 @@ static int
 parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	const struct option opts[] = {
-	    {"input", required_argument, NULL, 'i'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"url", required_argument, NULL, 'u'},
-	    {"no-wait", no_argument, &o->no_wait, 1},
-	    {"json", no_argument, &o->json, 1},
-	    {"help", no_argument, &o->help, 1},
-	    {NULL, 0, NULL, 0},
+	    {"input", required_argument, NULL, 'i'},  {"key", required_argument, NULL, 'k'},
+	    {"url", required_argument, NULL, 'u'},    {"cacert", required_argument, NULL, 'C'},
+	    {"no-wait", no_argument, &o->no_wait, 1}, {"json", no_argument, &o->json, 1},
+	    {"help", no_argument, &o->help, 1},       {NULL, 0, NULL, 0},
 	};
 	int ch;
 	optind = 1;
@@ -67,6 +66,8 @@ parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->key = optarg;
 		else if (ch == 'u')
 			o->url = optarg;
+		else if (ch == 'C')
+			o->cacert = optarg;
 		else if (ch != 0)
 			return fputs(run_help, stderr), -1;
 	}
@@ -284,6 +285,7 @@ post_run(const struct run_opts *o, const char *input, size_t len, struct sg_cli_
 	const char *headers[] = {"Authorization", auth, "Content-Type", "application/json", NULL};
 	const struct sg_cli_http_req rq = {.method = "POST",
 	                                   .base_url = o->url,
+	                                   .cacert = o->cacert,
 	                                   .path = path,
 	                                   .headers = headers,
 	                                   .body = input,

@@ -15,13 +15,15 @@
 #define TOKEN_MAX 1024
 
 static const char sandbox_help[] =
-    "usage: sandgate sandbox status [--url URL] [--admin-token-file FILE] [--json]\n"
+    "usage: sandgate sandbox status [--url URL] [--cacert FILE] [--admin-token-file FILE]\n"
+    "                               [--json]\n"
     "\n"
     "Prints what the running gateway's template sandbox enforces: whether it is\n"
     "ready, its workers, its isolation and each tenant cgroup ceiling (the\n"
     "\"sandbox\" member of the detailed /readyz).\n"
     "\n"
     "  --url URL  the gateway's admin listener (admin_listen), default " DEFAULT_ADMIN_URL "\n"
+    "             (or its public one, plain or TLS, with --admin-token-file)\n" SG_CLI_CACERT_HELP
     "  --admin-token-file FILE\n"
     "             send the admin token (admin_token_file) as the bearer, to ask a\n"
     "             listener that shows the details only with it\n"
@@ -31,7 +33,7 @@ static const char sandbox_help[] =
     "gateway cannot be reached, 2 on a usage error.\n";
 
 struct sandbox_opts {
-	const char *url, *token_file;
+	const char *url, *token_file, *cacert;
 	bool json, help;
 };
 
@@ -40,6 +42,7 @@ parse_sandbox_opts(int argc, char **argv, struct sandbox_opts *o)
 {
 	static const struct option opts[] = {
 	    {"url", required_argument, NULL, 'u'},
+	    {"cacert", required_argument, NULL, 'C'},
 	    {"admin-token-file", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
@@ -51,6 +54,9 @@ parse_sandbox_opts(int argc, char **argv, struct sandbox_opts *o)
 		switch (ch) {
 		case 'u':
 			o->url = optarg;
+			break;
+		case 'C':
+			o->cacert = optarg;
 			break;
 		case 't':
 			o->token_file = optarg;
@@ -163,6 +169,7 @@ fetch_sandbox(const struct sandbox_opts *o, json_t **readyz, const json_t **sb)
 		return -1;
 	const struct sg_cli_http_req rq = {.method = "GET",
 	                                   .base_url = url,
+	                                   .cacert = o->cacert,
 	                                   .path = "/readyz",
 	                                   .headers = o->token_file ? headers : NULL,
 	                                   .timeout_s = STATUS_TIMEOUT_S};

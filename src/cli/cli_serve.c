@@ -26,7 +26,7 @@
 #include "upstream/sg_fetch.h"
 
 static const char serve_help[] =
-    "usage: sandgate serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
+    "usage: sandgate serve [--config FILE] [--listen HOST:PORT|off] [--data-dir DIR]\n"
     "                      [--threads N] [--admin-listen HOST:PORT|off] [--demo]\n"
     "\n"
     "  --admin-listen  where /metrics and the detailed /readyz are served\n"
@@ -34,7 +34,8 @@ static const char serve_help[] =
     "  --demo   on first start (no definitions stored yet) apply the bundled\n"
     "           examples, create one key per demo role and print a quick start\n"
     "\n"
-    "Signals: SIGHUP reloads the catalog and policy; SIGTERM drains and exits.\n";
+    "Signals: SIGHUP reloads the catalog and policy, and listen_tls's certificate\n"
+    "and key; SIGTERM drains and exits.\n";
 
 struct serve_opts {
 	const char *config, *listen, *admin_listen, *data_dir;
@@ -107,10 +108,16 @@ load_config(struct sg_config *cfg, const struct serve_opts *o)
 	}
 	sg_diags_free(&d);
 	if (o->listen && sg_config_set_listen(cfg, o->listen) != 0)
-		return sg_cli_fail("--listen must look like 127.0.0.1:8080 or [::1]:8080"), -1;
+		return sg_cli_fail(
+		           "--listen must look like 127.0.0.1:8080 or [::1]:8080, or be off"),
+		       -1;
 	if (o->admin_listen && sg_config_set_admin_listen(cfg, o->admin_listen) != 0)
 		return sg_cli_fail("--admin-listen must look like 127.0.0.1:8091 or [::1]:8091, or "
 		                   "be off"),
+		       -1;
+	if (cfg->listen_port == 0 && cfg->tls_port == 0)
+		return sg_cli_fail("--listen off leaves the gateway without a listener; set "
+		                   "listen_tls in the configuration file too"),
 		       -1;
 	if (o->threads)
 		cfg->threads = o->threads;
@@ -394,11 +401,12 @@ sg_cli_serve(int argc, char **argv)
 	if (sg_fetch_global_init() != 0)
 		return sg_cli_fail("cannot set up libcurl for upstream calls (see the log above)");
 	if (prepare_store(&st, &o) == 0 && start(&st) == 0) {
-		sg_log(SG_LOG_INFO,
-		       json_pack("{s:s, s:i, s:i, s:s}", "host", st.cfg.listen_host, "port",
-		                 st.cfg.listen_port, "threads", st.cfg.threads, "data_dir",
-		                 st.cfg.data_dir),
-		       "listening on %s:%u", st.cfg.listen_host, st.cfg.listen_port);
+		if (st.cfg.listen_port)
+			sg_log(SG_LOG_INFO,
+			       json_pack("{s:s, s:i, s:i, s:s}", "host", st.cfg.listen_host, "port",
+			                 st.cfg.listen_port, "threads", st.cfg.threads, "data_dir",
+			                 st.cfg.data_dir),
+			       "listening on %s:%u", st.cfg.listen_host, st.cfg.listen_port);
 		rc = sg_server_run(st.server, st.store) == 0 ? 0 : 1;
 		sg_log(SG_LOG_INFO, NULL, "stopped");
 	}

@@ -105,9 +105,11 @@ static const struct field fields[] = {
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const top_keys[] = {
-    "listen",   "admin_listen", "admin_token_file", "threads", "data_dir", "limits",
-    "simulator", "log",         "record",           "throttle", "shedding", "redis",
-    "sandbox",  "sessions",     "audit",            "upstream",         "secrets",
+    "listen",  "listen_tls", "admin_listen", "admin_token_file",
+    "threads", "data_dir",   "limits",       "simulator",
+    "log",     "record",     "throttle",     "shedding",
+    "redis",   "sandbox",    "sessions",     "audit",
+    "upstream", "secrets",
 };
 
 void
@@ -176,6 +178,10 @@ sg_config_free(struct sg_config *c)
 	c->data_dir = NULL;
 	free(c->admin_token_file);
 	c->admin_token_file = NULL;
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_client_ca);
+	c->tls_cert = c->tls_key = c->tls_client_ca = NULL;
 }
 
 int
@@ -257,6 +263,11 @@ parse_hostport(const char *hostport, char *out_host, size_t hn, uint16_t *out_po
 int
 sg_config_set_listen(struct sg_config *c, const char *hostport)
 {
+	if (strcmp(hostport, "off") == 0) {
+		c->listen_host[0] = '\0';
+		c->listen_port = 0;
+		return 0;
+	}
 	return parse_hostport(hostport, c->listen_host, sizeof(c->listen_host), &c->listen_port);
 }
 
@@ -527,16 +538,17 @@ parse_section(struct sg_config *c, const char *file, struct fy_node *root, const
 	}
 }
 
-/* A path the config owns: data_dir, admin_token_file. */
+/* A path the config owns: data_dir, admin_token_file, listen_tls's files. */
 static void
-parse_path(const char *file, struct fy_node *root, const char *key, char **dst, struct sg_diags *d)
+parse_path_as(const char *file, struct fy_node *map, const char *key, const char *what, char **dst,
+              struct sg_diags *d)
 {
-	struct fy_node *n = sg_yaml_get(root, key);
-	const char *s = n ? sg_yaml_str(d, file, n, key) : NULL;
+	struct fy_node *n = sg_yaml_get(map, key);
+	const char *s = n ? sg_yaml_str(d, file, n, what) : NULL;
 	if (s == NULL)
 		return;
 	if (s[0] == '\0' || strlen(s) > 4000) {
-		sg_yaml_error(d, file, n, "%s: expected a path of 1 to 4000 bytes", key);
+		sg_yaml_error(d, file, n, "%s: expected a path of 1 to 4000 bytes", what);
 		return;
 	}
 	char *dup = strdup(s);
@@ -549,6 +561,52 @@ parse_path(const char *file, struct fy_node *root, const char *key, char **dst, 
 }
 
 static void
+parse_path(const char *file, struct fy_node *root, const char *key, char **dst, struct sg_diags *d)
+{
+	parse_path_as(file, root, key, key, dst, d);
+}
+
+/*
+ * listen_tls: {address, cert, key, client_ca}.  Only the shape is checked
+ * here; whether the files hold a matching certificate and key is found
+ * when the server starts (and again on each SIGHUP), where OpenSSL reads
+ * them.
+ */
+static void
+parse_listen_tls(struct sg_config *c, const char *file, struct fy_node *root, struct sg_diags *d)
+{
+	static const char *const keys[] = {"address", "cert", "key", "client_ca"};
+	static const char *const need[] = {
+	    "address (host:port such as 127.0.0.1:8443)",
+	    "cert (the server certificate, then its intermediates, in PEM)",
+	    "key (the certificate's private key in PEM)"};
+	struct fy_node *map = sg_yaml_get(root, "listen_tls");
+	/* Unknown keys are reported and the rest still checked, as in the sections. */
+	if (map == NULL || (sg_yaml_check_keys(d, file, map, "listen_tls", keys, 4) != 0 &&
+	                    !fy_node_is_mapping(map)))
+		return;
+	for (size_t i = 0; i < 3; i++)
+		if (sg_yaml_get(map, keys[i]) == NULL)
+			sg_yaml_error(d, file, map, "listen_tls: %s is missing", need[i]);
+	struct fy_node *n = sg_yaml_get(map, "address");
+	const char *s = n ? sg_yaml_str(d, file, n, "listen_tls.address") : NULL;
+	if (s && (strcmp(s, "off") == 0 ||
+	          parse_hostport(s, c->tls_host, sizeof(c->tls_host), &c->tls_port) != 0))
+		sg_yaml_error(d, file, n,
+		              "listen_tls.address: expected host:port with a port from 1 to 65535, "
+		              "such as 127.0.0.1:8443 or [::1]:8443, got \"%.60s\"",
+		              s);
+	parse_path_as(file, map, "cert", "listen_tls.cert", &c->tls_cert, d);
+	parse_path_as(file, map, "key", "listen_tls.key", &c->tls_key, d);
+	parse_path_as(file, map, "client_ca", "listen_tls.client_ca", &c->tls_client_ca, d);
+	/* Configuring TLS without a word on plain HTTP means no plain HTTP. */
+	if (sg_yaml_get(root, "listen") == NULL) {
+		c->listen_host[0] = '\0';
+		c->listen_port = 0;
+	}
+}
+
+static void
 parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, struct sg_diags *d)
 {
 	struct fy_node *n = sg_yaml_get(root, "listen");
@@ -556,8 +614,12 @@ parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, s
 	if (s && sg_config_set_listen(c, s) != 0)
 		sg_yaml_error(d, file, n,
 		              "listen: expected host:port with a port from 1 to 65535, such as "
-		              "127.0.0.1:8080 or [::1]:8080, got \"%.60s\"",
+		              "127.0.0.1:8080 or [::1]:8080, or off, got \"%.60s\"",
 		              s);
+	else if (s && c->listen_port == 0 && sg_yaml_get(root, "listen_tls") == NULL)
+		sg_yaml_error(d, file, n,
+		              "listen: off leaves the gateway without a listener; set listen_tls "
+		              "too, or give listen an address");
 	n = sg_yaml_get(root, "admin_listen");
 	s = n ? sg_yaml_str(d, file, n, "admin_listen") : NULL;
 	if (s && sg_config_set_admin_listen(c, s) != 0)
@@ -568,6 +630,7 @@ parse_top_strings(struct sg_config *c, const char *file, struct fy_node *root, s
 		    s);
 	parse_path(file, root, "data_dir", &c->data_dir, d);
 	parse_path(file, root, "admin_token_file", &c->admin_token_file, d);
+	parse_listen_tls(c, file, root, d);
 }
 
 int
@@ -588,6 +651,9 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 	if (c->data_dir != NULL && n.data_dir == NULL)
 		sg_diags_add(d, file, 0, 0, "out of memory");
 	n.admin_token_file = c->admin_token_file ? strdup(c->admin_token_file) : NULL;
+	n.tls_cert = c->tls_cert ? strdup(c->tls_cert) : NULL;
+	n.tls_key = c->tls_key ? strdup(c->tls_key) : NULL;
+	n.tls_client_ca = c->tls_client_ca ? strdup(c->tls_client_ca) : NULL;
 	if (root != NULL &&
 	    sg_yaml_check_keys(d, file, root, "sandgate.yaml", top_keys,
 	                       sizeof(top_keys) / sizeof(top_keys[0])) != 0 &&
@@ -613,12 +679,10 @@ sg_config_parse(struct sg_config *c, const char *file, const char *text, size_t 
 	fy_document_destroy(doc);
 	sg_yaml_sort_diags(d, before);
 	if (d->n != before) {
-		free(n.data_dir);
-		free(n.admin_token_file);
+		sg_config_free(&n);
 		return -1;
 	}
-	free(c->data_dir);
-	free(c->admin_token_file);
+	sg_config_free(c);
 	*c = n;
 	return 0;
 }

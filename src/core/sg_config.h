@@ -3,7 +3,12 @@
  * defaults are safe for a single machine.  Command-line flags override the
  * file.
  *
- *   listen: 127.0.0.1:8080
+ *   listen: 127.0.0.1:8080        # plain HTTP; "off": none (needs listen_tls)
+ *   listen_tls:                   # HTTPS, besides listen or instead of it (docs/tls.md)
+ *     address: 127.0.0.1:8443
+ *     cert: /etc/sandgate/tls/cert.pem  # the certificate, then its intermediates (PEM)
+ *     key: /etc/sandgate/tls/key.pem    # its private key (PEM); both re-read on SIGHUP
+ *     client_ca: /etc/sandgate/tls/clients.pem  # optional: mutual TLS, clients need a cert
  *   admin_listen: 127.0.0.1:8091  # /metrics and the detailed /readyz; "off": none
  *   admin_token_file: /etc/sandgate/admin.token  # or those two with this bearer token
  *   threads: 2
@@ -86,7 +91,11 @@ enum sg_cgroups_setting { SG_CGROUPS_STRICT, SG_CGROUPS_BEST_EFFORT, SG_CGROUPS_
 
 struct sg_config {
 	char listen_host[256];
-	uint16_t listen_port;
+	uint16_t listen_port; /* 0: no plain listener ("off", or listen_tls alone) */
+	/* listen_tls: a TLS listener when tls_port is not 0; its paths are owned. */
+	char tls_host[256];
+	uint16_t tls_port;
+	char *tls_cert, *tls_key, *tls_client_ca; /* tls_client_ca NULL: no client certs */
 	char admin_host[256];
 	uint16_t admin_port;     /* 0: no admin listener */
 	char *admin_token_file;  /* owned; NULL: no admin token */
@@ -162,7 +171,11 @@ const char *sg_config_failure_name(int failure_mode);
 /* Whether a call in this mode is refused while the audit is behind (audit.on_failure). */
 bool sg_config_audit_fail_closed(const struct sg_config *c, bool live);
 
-/* "host:port" → fields; -1 when malformed.  Shared with --listen. */
+/*
+ * "host:port", or "off" for no plain listener; -1 when malformed.  Shared
+ * with --listen.  "off" is accepted here; sg_config_parse refuses it
+ * without listen_tls, and so does serve for the command line.
+ */
 int sg_config_set_listen(struct sg_config *c, const char *hostport);
 /* "host:port", or "off" for no admin listener; -1 when malformed.  Shared with --admin-listen. */
 int sg_config_set_admin_listen(struct sg_config *c, const char *hostport);

@@ -41,6 +41,7 @@
 #include "core/sg_config.h"
 #include "core/sg_problem.h"
 #include "http/sg_http.h"
+#include "http/sg_tls.h"
 #include "obs/sg_log.h"
 #include "obs/sg_metrics.h"
 #include "obs/sg_trace.h"
@@ -55,11 +56,14 @@
 #define LINGER_MS 2000
 #define LOG_EVERY_NS (10ull * 1000000000ull)
 
-enum { SITE_PUBLIC, SITE_ADMIN, N_SITES };
+/* Whose cap a connection counts against: TLS connections share the public one. */
+enum { SITE_PUBLIC, SITE_ADMIN, N_CAPS };
+/* The listeners, indexed by enum sg_conn_listener. */
+#define N_SITES 3
 
 struct sg_conn_shared {
-	_Atomic int64_t open[N_SITES];
-	int64_t max_open[N_SITES];
+	_Atomic int64_t open[N_CAPS];
+	int64_t max_open[N_CAPS];
 	int per_address;
 	struct sg_ratetable *by_addr; /* open connections per client; NULL: no cap */
 	unsigned char hash_key[crypto_shorthash_KEYBYTES];
@@ -75,7 +79,9 @@ struct sg_conns;
 struct sg_conn_site {
 	struct sg_conns *cs;
 	struct evhttp_bound_socket **bound; /* the owner's field; NULL once closed */
-	int kind;                           /* SITE_PUBLIC or SITE_ADMIN */
+	int kind;                           /* the cap: SITE_PUBLIC or SITE_ADMIN */
+	const char *name;                   /* "public", "tls" or "admin", for logs */
+	struct sg_tls *tls;                 /* the TLS listener's context; NULL: plain */
 };
 
 struct sg_conn {
@@ -295,8 +301,7 @@ refused(const struct sg_conn *cn, enum sg_conn_refused why)
 		return;
 	if (why == SG_CONN_REFUSED_TOTAL)
 		sg_log(SG_LOG_WARN,
-		       json_pack("{s:s, s:I, s:I}", "listener",
-		                 cn->site->kind == SITE_ADMIN ? "admin" : "public", "cap",
+		       json_pack("{s:s, s:I, s:I}", "listener", cn->site->name, "cap",
 		                 (json_int_t)sh->max_open[cn->site->kind], "suppressed",
 		                 (json_int_t)quiet),
 		       "closing new connections: %lld are open, the cap (limits.max_connections, "
@@ -558,12 +563,18 @@ on_adopt(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* evhttp's bevcb: runs for every accepted connection, before evhttp has set it up. */
+/*
+ * evhttp's bevcb: runs for every accepted connection, before evhttp has set
+ * it up.  On the TLS listener the bufferevent runs the handshake; if it
+ * cannot be made (out of memory), the plain one evhttp falls back to is
+ * refused by on_tls_request (sg_server.c), never served.
+ */
 static struct bufferevent *
 on_new_connection(struct event_base *base, void *arg)
 {
 	struct sg_conn_site *site = arg;
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	struct bufferevent *bev =
+	    site->tls ? sg_tls_bev_new(site->tls, base) : bufferevent_socket_new(base, -1, 0);
 	struct sg_conn *cn = bev ? calloc(1, sizeof(*cn)) : NULL;
 	/* Untracked only when memory has run out; the bevcb cannot refuse a connection. */
 	if (cn == NULL)
@@ -645,16 +656,20 @@ sg_conn_thread_init(struct sg_io_thread *t, struct sg_conn_shared *sh)
 
 int
 sg_conn_watch(struct sg_io_thread *t, struct evhttp *http, struct evhttp_bound_socket **bound,
-              bool admin)
+              enum sg_conn_listener which, struct sg_tls *tls)
 {
+	static const char *const names[N_SITES] = {"public", "admin", "tls"};
 	struct sg_conns *cs = t->conns;
-	struct sg_conn_site *site = &cs->site[admin ? SITE_ADMIN : SITE_PUBLIC];
+	bool admin = which == SG_CONN_ADMIN;
+	struct sg_conn_site *site = &cs->site[which];
 	struct evconnlistener *lev = *bound ? evhttp_bound_socket_get_listener(*bound) : NULL;
 	if (lev == NULL)
 		return -1;
 	site->cs = cs;
 	site->bound = bound;
 	site->kind = admin ? SITE_ADMIN : SITE_PUBLIC;
+	site->name = names[which];
+	site->tls = tls;
 	evhttp_set_bevcb(http, on_new_connection, site);
 	evconnlistener_set_error_cb(lev, on_accept_error);
 	return 0;

@@ -24,6 +24,7 @@ struct sg_config;
 struct sg_io_thread;
 struct sg_conn;
 struct sg_conn_shared;
+struct sg_tls;
 
 /* Who is at the other end, as caps and rate limits see them. */
 struct sg_client {
@@ -42,13 +43,18 @@ int64_t sg_conn_max_open(const struct sg_conn_shared *sh);
 
 /* A thread's connection index and timers; -1 when out of memory. */
 int sg_conn_thread_init(struct sg_io_thread *t, struct sg_conn_shared *sh);
+/* A thread's listeners; TLS connections count against the public caps. */
+enum sg_conn_listener { SG_CONN_PUBLIC, SG_CONN_ADMIN, SG_CONN_TLS };
+
 /*
  * Tracks every connection `http` accepts on `*bound` from now on (the
  * admin listener's under its own small cap).  `*bound` is where the caller
- * keeps the bound socket, and NULL once it has been closed.
+ * keeps the bound socket, and NULL once it has been closed.  With `tls`
+ * (SG_CONN_TLS only) each connection begins with a TLS handshake, timed by
+ * the head deadline like the request it precedes.
  */
 int sg_conn_watch(struct sg_io_thread *t, struct evhttp *http, struct evhttp_bound_socket **bound,
-                  bool admin);
+                  enum sg_conn_listener which, struct sg_tls *tls);
 /* On the thread itself, before its event loop runs (accept errors find it through this). */
 void sg_conn_thread_enter(struct sg_io_thread *t);
 /* After every evhttp of the thread has been freed. */

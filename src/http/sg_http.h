@@ -28,8 +28,10 @@ struct sg_io_thread {
 	struct sg_server *server;
 	struct event_base *base;
 	struct evhttp *http;
-	evutil_socket_t listen_fd;
-	struct evhttp_bound_socket *listener;
+	struct evhttp_bound_socket *listener; /* NULL when there is no plain listener */
+	/* listen_tls: its own evhttp, since evhttp makes every connection with one bevcb. */
+	struct evhttp *tls_http;
+	struct evhttp_bound_socket *tls_listener;
 	struct sg_snapshot *snap; /* pinned; swapped when the generation moves */
 	uint64_t snap_gen;
 	struct sg_metrics_shard *metrics;
@@ -53,6 +55,7 @@ struct sg_server {
 	_Atomic bool store_ok;
 	char redis_ip[64]; /* redis.host, resolved once before the loops start */
 	struct sg_conn_shared *conn; /* caps and deadlines shared by the threads (sg_conn.c) */
+	struct sg_tls *tls;          /* listen_tls's context; NULL: no TLS listener */
 	/* The operators' listener (admin_listen), on the first I/O thread's loop. */
 	struct evhttp *admin_http;
 	struct evhttp_bound_socket *admin_listener;

@@ -12,6 +12,7 @@
 
 #include "http/sg_http.h"
 #include "http/sg_server.h"
+#include "http/sg_tls.h"
 #include "obs/sg_log.h"
 #include "throttle/sg_ratetable.h"
 #include "upstream/sg_credential.h"
@@ -116,6 +117,23 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* New connections get the new certificate; open ones keep the one they began with. */
+static void
+reload_tls(struct sg_server *s)
+{
+	char err[1024], serial[128];
+	if (sg_tls_reload(s->tls, err, sizeof(err)) != 0) {
+		sg_log(SG_LOG_ERROR, json_pack("{s:s}", "error", err),
+		       "TLS certificate not reloaded: %s. New connections still get the previous "
+		       "certificate",
+		       err);
+		return;
+	}
+	sg_tls_serial(s->tls, serial, sizeof(serial));
+	sg_log(SG_LOG_INFO, json_pack("{s:s}", "serial", serial),
+	       "TLS certificate and key reloaded (serial %s)", serial);
+}
+
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -128,6 +146,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		       json_pack("{s:I}", "generation", (json_int_t)sg_snapshot_generation()),
 		       "catalog and policy reloaded");
 	}
+	if (ls->s->tls)
+		reload_tls(ls->s);
 }
 
 static void
@@ -139,6 +159,10 @@ stop_listening(evutil_socket_t fd, short what, void *arg)
 	if (t->listener) {
 		evhttp_del_accept_socket(t->http, t->listener);
 		t->listener = NULL;
+	}
+	if (t->tls_listener) {
+		evhttp_del_accept_socket(t->tls_http, t->tls_listener);
+		t->tls_listener = NULL;
 	}
 	/* The admin listener runs on the first thread's loop; it closes with the rest. */
 	if (t->index == 0 && t->server->admin_listener) {

@@ -370,7 +370,76 @@ test_listen(void **state)
 	assert_int_equal(sg_config_parse(&c, "t.yaml", "listen: 8080\n", 13, &d), -1);
 	assert_string_equal(diag_at(&d, 0),
 	                    "t.yaml:1:9: listen: expected host:port with a port "
-	                    "from 1 to 65535, such as 127.0.0.1:8080 or [::1]:8080, got \"8080\"");
+	                    "from 1 to 65535, such as 127.0.0.1:8080 or [::1]:8080, or off, got "
+	                    "\"8080\"");
+	sg_diags_free(&d);
+	assert_int_equal(sg_config_set_listen(&c, "off"), 0);
+	assert_int_equal(c.listen_port, 0);
+	sg_config_free(&c);
+}
+
+static void
+test_listen_tls(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_int_equal(c.tls_port, 0);
+	assert_null(c.tls_cert);
+	/* Both listeners. */
+	assert_int_equal(parse(&c,
+	                       "listen: 127.0.0.1:9080\nlisten_tls:\n  address: \"[::1]:9443\"\n"
+	                       "  cert: /etc/c.pem\n  key: /etc/k.pem\n  client_ca: /etc/ca.pem\n",
+	                       &d),
+	                 0);
+	assert_int_equal(c.listen_port, 9080);
+	assert_string_equal(c.tls_host, "::1");
+	assert_int_equal(c.tls_port, 9443);
+	assert_string_equal(c.tls_cert, "/etc/c.pem");
+	assert_string_equal(c.tls_key, "/etc/k.pem");
+	assert_string_equal(c.tls_client_ca, "/etc/ca.pem");
+	/* TLS without a word on listen: TLS only; client_ca is optional. */
+	assert_int_equal(
+	    parse(&c, "listen_tls:\n  address: 0.0.0.0:443\n  cert: c.pem\n  key: k.pem\n", &d), 0);
+	assert_int_equal(c.listen_port, 0);
+	assert_int_equal(c.tls_port, 443);
+	assert_null(c.tls_client_ca);
+	assert_int_equal(parse(&c,
+	                       "listen: \"off\"\nlisten_tls:\n  address: 127.0.0.1:443\n"
+	                       "  cert: c.pem\n  key: k.pem\n",
+	                       &d),
+	                 0);
+	assert_int_equal(c.listen_port, 0);
+	/* Every mistake in one pass, at its line and column. */
+	assert_int_equal(parse(&c,
+	                       "listen: \"off\"\nlisten_tls:\n  address: 8443\n  cert: \"\"\n"
+	                       "  client_cert: x.pem\n",
+	                       &d),
+	                 -1);
+	assert_int_equal(d.n, 4);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:3:3: listen_tls: key (the certificate's "
+	                                    "private key in PEM) is missing");
+	assert_string_equal(diag_at(&d, 1),
+	                    "t.yaml:3:12: listen_tls.address: expected host:port with a port "
+	                    "from 1 to 65535, such as 127.0.0.1:8443 or [::1]:8443, got \"8443\"");
+	assert_string_equal(diag_at(&d, 2),
+	                    "t.yaml:4:9: listen_tls.cert: expected a path of 1 to 4000 bytes");
+	assert_string_equal(
+	    diag_at(&d, 3),
+	    "t.yaml:5:3: unknown key \"client_cert\" (did you mean \"client_ca\"?)");
+	/* A file with errors changes nothing. */
+	assert_int_equal(c.listen_port, 8080);
+	assert_int_equal(c.tls_port, 0);
+	sg_diags_free(&d);
+	assert_int_equal(parse(&c, "listen: \"off\"\n", &d), -1);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:1:9: listen: off leaves the gateway without a listener; set "
+	                    "listen_tls too, or give listen an address");
+	sg_diags_free(&d);
+	assert_int_equal(parse(&c, "listen_tls: 127.0.0.1:8443\n", &d), -1);
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:1:13: listen_tls: expected a mapping, got \"127.0.0.1:8443\"");
 	sg_diags_free(&d);
 	sg_config_free(&c);
 }
@@ -815,6 +884,7 @@ main(void)
 	    cmocka_unit_test(test_ranges),
 	    cmocka_unit_test(test_wrong_types),
 	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_listen_tls),
 	    cmocka_unit_test(test_yaml_syntax_errors),
 	    cmocka_unit_test(test_yaml_refuses_anchors),
 	    cmocka_unit_test(test_yaml_size_limit),
