@@ -497,6 +497,11 @@ sg_egress_judge(const struct sg_egress_list *allow, const struct sg_egress_polic
 {
 	char h[ENTRY_MAX + 2], why[sizeof(v->rule)];
 	struct addr a;
+	/* A cut-off name could end like an allowed one; no real name is this long. */
+	if (host != NULL && strnlen(host, ENTRY_MAX + 4) > ENTRY_MAX + 3) {
+		verdict(v, false, "built-in: host names longer than 253 characters");
+		return;
+	}
 	normalise_host(host ? host : "", h);
 	if (read_addr(sa, len, &a) != 0) {
 		verdict(v, false, "built-in: only IPv4 and IPv6 addresses");

@@ -440,6 +440,25 @@ test_policy_deny_beats_connector(void **state)
 	                         "a number from 0 to 32");
 }
 
+/* A name too long to be real is refused, not cut to one that ends like an allowed name. */
+static void
+test_long_host(void **state)
+{
+	(void)state;
+	static const char *const e[] = {"*.example.com"};
+	struct sg_egress_list *l = list_of(e, 1);
+	char host[400];
+	memset(host, 'a', sizeof(host));
+	memcpy(host + 241, ".example.com", 12); /* ends at 253: a legal length */
+	host[253] = '\0';
+	assert_true(judge(l, NULL, host, "10.0.0.1").allowed);
+	memcpy(host + 253, ".evil.test", 11);
+	struct sg_egress_verdict v = judge(l, NULL, host, "10.0.0.1");
+	assert_false(v.allowed);
+	assert_string_equal(v.rule, "built-in: host names longer than 253 characters");
+	sg_egress_list_free(l);
+}
+
 static void
 test_odd_sockaddrs(void **state)
 {
@@ -476,6 +495,7 @@ main(void)
 	    cmocka_unit_test(test_policy_first_match),
 	    cmocka_unit_test(test_policy_default_deny),
 	    cmocka_unit_test(test_policy_deny_beats_connector),
+	    cmocka_unit_test(test_long_host),
 	    cmocka_unit_test(test_odd_sockaddrs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
