@@ -170,6 +170,18 @@ def test_an_idempotent_call_is_retried_on_503_then_answers(live, upstream):
     r = live.call("get_item", {"id": "1"})
     assert r.status_code == 200, r.text
     assert upstream.count() == 3
+    # Each attempt is a span of the call in the audit, with the backoff slept before it.
+    trace = r.headers["traceparent"].split("-")[1]
+    [row] = audit(live.data, "trace_id = ?", (trace,), until=lambda rows: len(rows) == 1)
+    spans = json.loads(row["upstream"])
+    assert [a["status"] for a in spans] == [503, 502, 200]
+    assert "wait_ms" not in spans[0]
+    for before, after in zip(spans, spans[1:]):
+        # Full jitter under a doubling cap: 50 ms, then 100 ms at most (0 is a fair draw).
+        wait = after.get("wait_ms", 0)
+        assert 0 <= wait <= 100
+        # The loop's timers tick coarsely and may fire a few ms early.
+        assert after["at_ms"] >= before["at_ms"] + before["ms"] + wait - 10
 
 
 def test_a_client_error_is_not_retried_and_is_explained(live, upstream):
@@ -250,6 +262,12 @@ def test_a_dead_upstream_opens_the_breaker_and_failover_answers(tmp_path, upstre
         assert r.status_code == 200, r.text
         assert r.headers["Sandgate-Served-By"] == "spare"
         assert r.json()["name"] == "from spare"
+        trace = r.headers["traceparent"].split("-")[1]
+        [row] = audit(env.data, "trace_id = ?", (trace,), until=lambda rows: len(rows) == 1)
+        assert row["served_by"] == "spare"
+        spans = json.loads(row["upstream"])
+        assert [a.get("error") for a in spans] == ["connect"] * 3 + [None]
+        assert spans[-1]["failover"] is True and spans[-1]["status"] == 200
         # Enough failures open the dead host's breaker, visible to operators.
         for _ in range(25):
             env.call("create_item", {"name": "x"})
