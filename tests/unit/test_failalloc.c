@@ -926,7 +926,7 @@ upreq_run(void *ctx)
 	struct sg_upreq rq[2];
 	memset(&up, 0, sizeof(up));
 	up.rc[0] =
-	    upreq_one("get_contact", "{\"id\":\"c 1\",\"expand\":[\"a\",{\"b\":1}]}", &rq[0]);
+	    upreq_one("get_contact", "{\"id\":\"c%41 1\",\"expand\":[\"a\",{\"b\":1}]}", &rq[0]);
 	up.rc[1] = upreq_one("create_contact", "{\"email\":\"a@b.test\",\"name\":\"Ada\"}", &rq[1]);
 	up.rc[2] = up.rc[0] == 0 ? sg_upreq_add_query(&rq[0], "api_key", "k 1") : -1;
 	for (int i = 0; i < 2; i++) {
@@ -949,7 +949,7 @@ upreq_check(void *ctx, size_t failures)
 {
 	(void)ctx;
 	static const char *const want[2] = {
-	    "https://crm.example.com/api/v2/contacts/c%201?expand=a&expand=%7B%22b%22%3A1%7D"
+	    "https://crm.example.com/api/v2/contacts/c%2541%201?expand=a&expand=%7B%22b%22%3A1%7D"
 	    "&api_key=k%201",
 	    "https://crm.example.com/api/v2/contacts"};
 	if (failures != 0)
