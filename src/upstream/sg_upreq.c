@@ -159,7 +159,10 @@ plain_refusal(const char *s, size_t n)
 	return NULL;
 }
 
-/* Why a path parameter's value cannot go into the path, or NULL. */
+/* What param_refusal says when it could not judge: the gateway's fault, not the caller's. */
+static const char no_memory[] = "the gateway is out of memory";
+
+/* Why a path parameter's value cannot go into the path, or NULL (or no_memory). */
 static const char *
 param_refusal(const char *s, size_t n, char *why, size_t whylen)
 {
@@ -168,7 +171,7 @@ param_refusal(const char *s, size_t n, char *why, size_t whylen)
 		return r;
 	char *copy = malloc(n);
 	if (copy == NULL)
-		return "the gateway is out of memory";
+		return no_memory;
 	memcpy(copy, s, n);
 	for (int round = 1; round <= DECODE_ROUNDS && r == NULL; round++) {
 		size_t m = pct_decode(copy, n);
@@ -187,29 +190,7 @@ param_refusal(const char *s, size_t n, char *why, size_t whylen)
 	return r;
 }
 
-/* A scalar's text: a string as it is, a number or boolean as its JSON text. */
-static bool
-scalar_text(struct sg_json_val v, struct sg_jbuf *tmp, const char **s, size_t *n)
-{
-	enum sg_json_type t = sg_json_type(v);
-	if (t == SG_JSON_STRING) {
-		*s = sg_json_string(v, n);
-		return true;
-	}
-	if (t == SG_JSON_NULL || t == SG_JSON_ARRAY || t == SG_JSON_OBJECT)
-		return false;
-	struct sg_jw w;
-	tmp->len = 0;
-	sg_jw_begin(&w, tmp);
-	sg_jw_value(&w, v);
-	if (sg_jw_end(&w) != 0)
-		return false;
-	*s = tmp->data;
-	*n = tmp->len;
-	return true;
-}
-
-/* Any value as JSON text (for a nested value in a query string). */
+/* Any value as its JSON text, in `tmp` (reused). */
 static bool
 json_text(struct sg_json_val v, struct sg_jbuf *tmp, const char **s, size_t *n)
 {
@@ -222,6 +203,20 @@ json_text(struct sg_json_val v, struct sg_jbuf *tmp, const char **s, size_t *n)
 	*s = tmp->data;
 	*n = tmp->len;
 	return true;
+}
+
+/* A scalar's text: a string as it is, a number or boolean as its JSON text. */
+static bool
+scalar_text(struct sg_json_val v, struct sg_jbuf *tmp, const char **s, size_t *n)
+{
+	enum sg_json_type t = sg_json_type(v);
+	if (t == SG_JSON_STRING) {
+		*s = sg_json_string(v, n);
+		return true;
+	}
+	if (t == SG_JSON_NULL || t == SG_JSON_ARRAY || t == SG_JSON_OBJECT)
+		return false;
+	return json_text(v, tmp, s, n);
 }
 
 struct build {
@@ -268,10 +263,15 @@ path_param(struct build *b, const char *name, size_t nlen)
 	b->plen[b->n_params++] = nlen;
 	if (!sg_json_get(b->root, name, nlen, &v) || sg_json_type(v) == SG_JSON_NULL)
 		return refuse(b, name, nlen, "path parameter \"%s\" is missing%s", "");
-	if (!scalar_text(v, &b->tmp, &s, &n))
+	enum sg_json_type t = sg_json_type(v);
+	if (t == SG_JSON_ARRAY || t == SG_JSON_OBJECT)
 		return refuse(b, name, nlen,
 		              "path parameter \"%s\" must be a string, number or boolean%s", "");
+	if (!scalar_text(v, &b->tmp, &s, &n))
+		return fail(b, no_memory);
 	const char *r = param_refusal(s, n, why, sizeof(why));
+	if (r == no_memory)
+		return fail(b, no_memory);
 	if (r != NULL)
 		return refuse(b, name, nlen, "path parameter \"%s\" cannot be used: %s", r);
 	buf_pct(&b->url, s, n);
@@ -375,7 +375,7 @@ build_body(struct build *b)
 		b->rq->body_len = out.len;
 	}
 	sg_jbuf_release(&out);
-	return rc == 0 && b->rq->body ? 0 : fail(b, "the gateway is out of memory");
+	return rc == 0 && b->rq->body ? 0 : fail(b, no_memory);
 }
 
 static void
@@ -458,7 +458,7 @@ build_all(struct build *b, const struct sg_operation *op, const struct sg_enviro
 		build_query(b);
 	}
 	if (b->url.failed)
-		return fail(b, "the gateway is out of memory");
+		return fail(b, no_memory);
 	b->rq->url = b->url.p;
 	b->url = (struct buf){0};
 	return 0;

@@ -44,10 +44,13 @@ struct sg_upreq_caller_header {
  * Builds the request for `op` of `c` against `env` from `input` (JSON text
  * that has passed the operation's input schema).  Returns 0, or -1 with a
  * sentence for the caller in `err` and *bad_param set to the offending
- * parameter's name (a path parameter that is missing, not a scalar, or
- * contains '/', "..", CR, LF or NUL), or to the name of a forwarded caller
- * header whose value holds CR or LF; *bad_param is NULL when the fault is
- * not the caller's (no base_url, out of memory, too many headers).
+ * parameter's name (a path parameter that is missing, not a scalar,
+ * empty, ".", or contains '/', '\\', "..", CR, LF or NUL, also once
+ * %-decoded), or to the name of a forwarded caller header whose value
+ * holds CR or LF; that name stays valid until the thread's next build.
+ * *bad_param is NULL when the fault is not the caller's (no base_url, out
+ * of memory, too many headers).  The input is parsed with the thread's
+ * sg_json parser: a document parsed before on this thread is no longer live.
  * `traceparent` is the call's own (NULL or "": none).
  */
 int sg_upreq_build(struct sg_upreq *rq, const struct sg_connector *c, const struct sg_operation *op,

@@ -30,6 +30,7 @@
 #include "catalog/sg_template.h"
 #include "path/sg_path.h"
 #include "policy/sg_policy.h"
+#include "upstream/sg_upreq.h"
 
 #define MAX_POINTS 100000 /* no operation here comes near; a bound so a loop cannot hang */
 #define EXAMPLES SG_SOURCE_ROOT "/examples"
@@ -898,6 +899,79 @@ test_a_warm_call_allocates_nothing(void **state)
 	assert_int_equal(warm_call_allocations(&invalid, 400), 0);
 }
 
+/* ---- upstream requests --------------------------------------------------- */
+
+static struct {
+	int rc[3]; /* get with a query, post with a body, the credential's query parameter */
+	/* Copies in place: a result kept on the heap would count as a leak. */
+	char url[2][256], body[128];
+	size_t n_headers[2];
+} up;
+
+static int
+upreq_one(const char *op, const char *input, struct sg_upreq *rq)
+{
+	const struct sg_connector *c = sg_catalog_find(w.cat, "crm");
+	const struct sg_upreq_caller_header h[] = {{"X-Request-Id", "r-1"}};
+	char err[160];
+	return sg_upreq_build(rq, c, sg_connector_op(c, op), &c->live, input, strlen(input),
+	                      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", h, 1, err,
+	                      sizeof(err), NULL);
+}
+
+static void
+upreq_run(void *ctx)
+{
+	(void)ctx;
+	struct sg_upreq rq[2];
+	memset(&up, 0, sizeof(up));
+	up.rc[0] =
+	    upreq_one("get_contact", "{\"id\":\"c%41 1\",\"expand\":[\"a\",{\"b\":1}]}", &rq[0]);
+	up.rc[1] = upreq_one("create_contact", "{\"email\":\"a@b.test\",\"name\":\"Ada\"}", &rq[1]);
+	up.rc[2] = up.rc[0] == 0 ? sg_upreq_add_query(&rq[0], "api_key", "k 1") : -1;
+	for (int i = 0; i < 2; i++) {
+		if (up.rc[i] != 0) {
+			/* A refusal leaves nothing behind. */
+			assert_null(rq[i].url);
+			assert_int_equal(rq[i].n_headers, 0);
+			continue;
+		}
+		up.n_headers[i] = rq[i].n_headers;
+		snprintf(up.url[i], sizeof(up.url[i]), "%s", rq[i].url);
+		if (i == 1 && rq[i].body)
+			snprintf(up.body, sizeof(up.body), "%s", rq[i].body);
+		sg_upreq_release(&rq[i]);
+	}
+}
+
+static void
+upreq_check(void *ctx, size_t failures)
+{
+	(void)ctx;
+	static const char *const want[2] = {
+	    "https://crm.example.com/api/v2/contacts/c%2541%201?expand=a&expand=%7B%22b%22%3A1%7D"
+	    "&api_key=k%201",
+	    "https://crm.example.com/api/v2/contacts"};
+	if (failures != 0)
+		return; /* each part is checked whole or refused cleanly in upreq_run */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(up.rc[i], 0);
+	for (int i = 0; i < 2; i++)
+		assert_same_str(up.url[i], want[i]);
+	assert_same_str(up.body, "{\"email\":\"a@b.test\",\"name\":\"Ada\"}");
+	/* crm forwards no caller header: User-Agent, Accept, traceparent (+ Content-Type). */
+	assert_int_equal(up.n_headers[0], 3);
+	assert_int_equal(up.n_headers[1], 4);
+}
+
+static void
+test_upreq(void **state)
+{
+	(void)state;
+	const struct target t = {"upstream request", NULL, upreq_run, upreq_check, NULL};
+	both_loops(&t);
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 static int
@@ -957,6 +1031,7 @@ main(void)
 	    cmocka_unit_test(test_throttled_call),
 	    cmocka_unit_test(test_unknown_connector),
 	    cmocka_unit_test(test_a_warm_call_allocates_nothing),
+	    cmocka_unit_test(test_upreq),
 	};
 	if (getenv("SG_FAILALLOC_ONLY")) /* e.g. "test_template", to debug one loop */
 		cmocka_set_test_filter(getenv("SG_FAILALLOC_ONLY"));
