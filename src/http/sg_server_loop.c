@@ -31,7 +31,6 @@ struct loop_state {
 	struct event *poll_ev;
 	struct event *drain_ev;
 	int64_t revision;
-	int64_t secrets_gen;        /* -1: refresh on the first poll */
 	int64_t secrets_failed_gen; /* the generation whose failure was logged */
 	uint64_t drain_deadline_ns;
 };
@@ -74,13 +73,13 @@ poll_credentials(struct loop_state *ls)
 	int64_t gen;
 	if (cs == NULL)
 		return;
-	if (sg_store_secrets_generation(ls->store, &gen) == 0 && gen != ls->secrets_gen) {
+	/* Against what the table holds, so a change made before the first poll is not missed. */
+	if (sg_store_secrets_generation(ls->store, &gen) == 0 &&
+	    gen != sg_credstore_loaded_generation(cs)) {
 		if (sg_credstore_refresh(cs, ls->store, err, sizeof(err)) == 0) {
-			if (ls->secrets_gen >= 0)
-				sg_log(SG_LOG_INFO, NULL,
-				       "connector credentials reloaded (secrets generation %lld)",
-				       (long long)gen);
-			ls->secrets_gen = gen;
+			sg_log(SG_LOG_INFO, NULL,
+			       "connector credentials reloaded (secrets generation %lld)",
+			       (long long)sg_credstore_loaded_generation(cs));
 		} else if (gen != ls->secrets_failed_gen) {
 			ls->secrets_failed_gen = gen;
 			sg_log(SG_LOG_ERROR, NULL,
@@ -252,7 +251,7 @@ join_threads(struct sg_server *s)
 int
 sg_server_run(struct sg_server *s, struct sg_store *store)
 {
-	struct loop_state ls = {.s = s, .store = store, .secrets_gen = -1, .secrets_failed_gen = -1};
+	struct loop_state ls = {.s = s, .store = store, .secrets_failed_gen = -1};
 	struct timeval poll_tv = {0, POLL_MS * 1000};
 	struct event *sigs[3];
 

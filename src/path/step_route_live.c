@@ -52,6 +52,8 @@ struct live {
 	unsigned attempt;  /* attempts made on conn, the current one included */
 	unsigned redirects;
 	enum sg_cred_slot cred;
+	int64_t cred_gen;  /* the credential table's generation when the request was built */
+	bool auth_retried; /* a 401 was already tried again with a reloaded credential */
 	char *url; /* a redirect's target, or NULL: built from the definition */
 	bool as_get; /* a 303 turned the call into a GET without a body */
 	char origin[320]; /* scheme://host:port of the base URL: the breaker's key */
@@ -322,6 +324,7 @@ build(struct live *lv, struct sg_upreq *rq, const char *token)
 		}
 	}
 	int rc = 0;
+	lv->cred_gen = sg_credstore_loaded_generation(r->gw->creds);
 	if (token != NULL)
 		rc = add_bearer(rq, token);
 	else if (!lv->cross_origin)
@@ -731,6 +734,29 @@ status_problem(struct live *lv)
 	                       lv->status);
 }
 
+/*
+ * A 401 mid-rotation: the upstream may already know only the next
+ * credential, or the table was reloaded (a rotation) after this request
+ * was built.  Either way the other credential gets one try.
+ */
+static bool
+retry_with_other_credential(struct live *lv)
+{
+	struct sg_credstore *cs = lv->r->gw->creds;
+	if (lv->cred == SG_CRED_CURRENT && sg_credential_has_next(cs, lv->conn->name)) {
+		lv->cred = SG_CRED_NEXT;
+		lv->oauth = NULL;
+		return true;
+	}
+	if (!lv->auth_retried && sg_credstore_loaded_generation(cs) != lv->cred_gen) {
+		lv->auth_retried = true;
+		lv->cred = SG_CRED_CURRENT;
+		lv->oauth = NULL;
+		return true;
+	}
+	return false;
+}
+
 static enum sg_step_rc
 judge(struct live *lv)
 {
@@ -741,12 +767,9 @@ judge(struct live *lv)
 	if (lv->error == SG_FETCH_OK && lv->status >= 300 && lv->status < 400 &&
 	    lv->location != NULL && lv->redirects < lv->conn->max_redirects)
 		return follow_redirect(lv);
-	if (lv->error == SG_FETCH_OK && lv->status == 401 && lv->cred == SG_CRED_CURRENT &&
-	    !lv->cross_origin && sg_credential_has_next(r->gw->creds, lv->conn->name)) {
-		lv->cred = SG_CRED_NEXT; /* mid-rotation: the upstream may know only the next one */
-		lv->oauth = NULL;
+	if (lv->error == SG_FETCH_OK && lv->status == 401 && !lv->cross_origin &&
+	    retry_with_other_credential(lv))
 		return attempt(lv);
-	}
 	if (may_retry(lv)) {
 		enum sg_step_rc rc = retry_later(lv);
 		if (rc == SG_STEP_AGAIN)

@@ -109,6 +109,7 @@ sg_credstore_new(const char *data_dir, int64_t warn_before_s)
 		return NULL;
 	}
 	cs->warn_before_s = warn_before_s;
+	cs->loaded_gen = -1;
 	return cs;
 }
 

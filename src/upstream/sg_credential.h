@@ -74,6 +74,8 @@ int sg_credstore_put(struct sg_credstore *cs, const char *connector, enum sg_cre
  * published, or the old one stays and -1 comes back with `err`.
  */
 int sg_credstore_refresh(struct sg_credstore *cs, struct sg_store *s, char *err, size_t errlen);
+/* The store's secrets generation the table was last loaded at; -1: never loaded. */
+int64_t sg_credstore_loaded_generation(const struct sg_credstore *cs);
 /*
  * Logs a warning for each credential whose expiry date is within the
  * warning window, at most once per UTC day per credential.  Main thread.

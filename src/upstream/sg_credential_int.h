@@ -3,6 +3,7 @@
 #define SG_CREDENTIAL_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "core/sg_vault.h"
 #include "upstream/sg_credential.h"
@@ -31,6 +32,8 @@ struct sg_credstore {
 	/* Master keys met so far, by id (main thread only); sodium_malloc'd. */
 	struct sg_vault_key *keys;
 	size_t n_keys;
+	/* The store's secrets generation read before the last table loaded; -1: none yet. */
+	_Atomic int64_t loaded_gen; /* written by the main thread, read by I/O threads */
 };
 
 const char *sg_cred_slot_name(enum sg_cred_slot slot);

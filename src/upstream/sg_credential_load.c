@@ -96,7 +96,9 @@ sg_credstore_refresh(struct sg_credstore *cs, struct sg_store *s, char *err, siz
 	struct sg_secret_row *rows = NULL;
 	struct sg_cred_table next = {0};
 	size_t n = 0;
-	if (sg_store_secrets_list(s, &rows, &n) != 0) {
+	int64_t gen;
+	/* Read first: a change landing during the load is seen again by the next poll. */
+	if (sg_store_secrets_generation(s, &gen) != 0 || sg_store_secrets_list(s, &rows, &n) != 0) {
 		snprintf(err, errlen, "cannot read the secrets: %s", sg_store_last_error(s));
 		return -1;
 	}
@@ -109,5 +111,12 @@ sg_credstore_refresh(struct sg_credstore *cs, struct sg_store *s, char *err, siz
 		return -1;
 	}
 	sg_credstore_swap(cs, &next);
+	atomic_store(&cs->loaded_gen, gen);
 	return 0;
+}
+
+int64_t
+sg_credstore_loaded_generation(const struct sg_credstore *cs)
+{
+	return cs == NULL ? -1 : atomic_load(&cs->loaded_gen);
 }

@@ -371,3 +371,60 @@ def test_a_refused_client_credential_is_explained(tmp_path, upstream):
         assert all(r["path"] == "/oauth/token" for r in upstream.requests)
     finally:
         env.stop()
+
+
+def test_credential_and_master_key_rotation_under_load_lose_no_call(tmp_path, upstream):
+    import threading
+
+    accepted = {"Bearer " + SECRET}
+    upstream.answer = lambda req: (200, {}, {"id": "1", "name": "ok"}) \
+        if req["headers"].get("authorization") in accepted else (401, {}, {})
+    env = Live(tmp_path, {"shop": connector("shop", upstream.url)}, {"shop": SECRET})
+    stop = threading.Event()
+    results = []
+
+    def load():
+        while not stop.is_set():
+            r = env.call("get_item", {"id": "1"})
+            results.append(r.status_code if r.status_code == 200 else r.text)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+
+    def cli(*args, value=None):
+        p = subprocess.run([os.environ["SANDGATE_BIN"], "secrets", *args, "--data-dir", env.data],
+                           input=value, text=True, capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+
+
+    def served_with(cred):
+        seen = len(upstream.requests)
+        return lambda: any(r["headers"].get("authorization") == cred
+                           for r in upstream.requests[seen:])
+
+    try:
+        assert wait_for(lambda: len(results) >= 20, timeout=20)
+        # The upstream issues a new key and accepts only it: the gateway holds it as
+        # the next credential and falls back to it on a 401, so no caller sees one.
+        loaded = env.gw.log_text().count("connector credentials reloaded")
+        cli("set", "shop", "--stdin", "--next", value="sk_test_next_credential_9")
+        assert wait_for(lambda: env.gw.log_text().count("connector credentials reloaded") >
+                        loaded, timeout=10), env.gw.log_text()[-3000:]
+        accepted.add("Bearer sk_test_next_credential_9")
+        assert wait_for(lambda: len(results) >= 60, timeout=20)
+        accepted.discard("Bearer " + SECRET)
+        assert wait_for(served_with("Bearer sk_test_next_credential_9"), timeout=10)
+        cli("rotate", "shop")
+        n = len(results)
+        assert wait_for(lambda: len(results) >= n + 40, timeout=20)
+        cli("rotate-master")
+        n = len(results)
+        assert wait_for(lambda: len(results) >= n + 40, timeout=20)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        env.stop()
+    assert results and all(code == 200 for code in results), \
+        [c for c in results if c != 200][:3]
