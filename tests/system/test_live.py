@@ -428,3 +428,57 @@ def test_credential_and_master_key_rotation_under_load_lose_no_call(tmp_path, up
         env.stop()
     assert results and all(code == 200 for code in results), \
         [c for c in results if c != 200][:3]
+
+
+def make_ca_and_server_cert(d):
+    """A test CA and a certificate for 127.0.0.1 signed by it, with the openssl CLI."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d, timeout=60)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=sandgate test upstream CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "up.key", "-out", "up.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "up.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "up.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d / "ca.pem", d / "up.pem", d / "up.key"
+
+
+def test_a_tls_upstream_is_verified_against_the_connectors_ca_bundle(tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = make_ca_and_server_cert(certs)
+    up = Upstream(tls_cert=str(cert), tls_key=str(key)).start()
+    try:
+        trusted = connector("shop", up.url).replace(
+            "connect_timeout: 1s }", f'connect_timeout: 1s, ca_bundle: "{ca}" }}')
+        untrusted = connector("plain", up.url)
+        env = Live(tmp_path, {"shop": trusted, "plain": untrusted},
+                   {"shop": SECRET, "plain": SECRET})
+        try:
+            up.answer = lambda req: (200, {}, {"id": "1", "name": "over tls"})
+            r = env.call("get_item", {"id": "1"})
+            assert r.status_code == 200, r.text
+            assert r.json()["name"] == "over tls"
+            # The system's trust store does not know the test CA: verification fails closed.
+            seen = up.count()
+            body = assert_problem(env.call("get_item", {"id": "1"}, connector="plain"), 502,
+                                  "upstream_error")
+            assert "certificate" in body["detail"]
+            assert up.count() == seen
+        finally:
+            env.stop()
+    finally:
+        up.stop()
+
+
+def test_an_answer_over_max_response_is_refused(tmp_path, upstream):
+    text = connector("shop", upstream.url, extra="max_response: 1KiB")
+    env = Live(tmp_path, {"shop": text}, {"shop": SECRET})
+    try:
+        upstream.answer = lambda req: (200, {}, {"id": "1", "name": "x" * 60, "pad": "y" * 4000})
+        body = assert_problem(env.call("get_item", {"id": "1"}), 502, "upstream_too_large")
+        assert "1024 bytes" in body["detail"]
+        assert "yyyy" not in json.dumps(body)
+    finally:
+        env.stop()
