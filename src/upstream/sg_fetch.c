@@ -168,7 +168,7 @@ complete_empty(struct sg_fetch *x, enum sg_fetch_error err, const char *why)
 	struct sg_fetch_result res;
 	memset(&res, 0, sizeof(res));
 	res.error = err;
-	snprintf(res.message, sizeof(res.message), "%s", why);
+	sg_fetch_message(res.message, sizeof(res.message), why);
 	res.body = "";
 	complete(x, &res);
 }

@@ -340,10 +340,9 @@ describe(const struct sg_fetch *x, CURLcode rc, enum sg_fetch_error err, char *o
 		snprintf(out, len, "admit refused every address the name resolved to");
 	else if (err == SG_FETCH_TOO_LARGE)
 		snprintf(out, len, "the response body passed %zu bytes", x->max_response);
-	else if (x->errbuf[0] != '\0')
-		snprintf(out, len, "%s", x->errbuf);
 	else
-		snprintf(out, len, "%s", curl_easy_strerror(rc));
+		sg_fetch_message(out, len,
+		                 x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
 }
 
 void

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "upstream/sg_fetch.h"
 
@@ -35,6 +36,15 @@ struct sg_fetch {
 	char *content_type, *retry_after, *location; /* the final response's, or NULL */
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+/* Copies curl's words into a result's message, cut to fit (snprintf's "%s" draws gcc's warning). */
+static inline void
+sg_fetch_message(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
 
 /* Sets every option of one transfer on x->easy; -1 with x->early_error set when it cannot. */
 int sg_fetch_easy_setup(struct sg_fetch *x, const struct sg_fetch_request *rq);
