@@ -31,7 +31,6 @@ roles:
 """
 
 
-@pytest.fixture
 def simulate_live_sides(defs):
     """The examples' live sides name real hosts; no test may reach for them."""
     for f in (defs / "connectors").glob("*.yaml"):
@@ -39,6 +38,7 @@ def simulate_live_sides(defs):
                             f.read_text()))
 
 
+@pytest.fixture
 def start(tmp_path):
     """start(rules_yaml) -> a running gateway whose policy is ROLES plus those rules."""
     started = []

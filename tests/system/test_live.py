@@ -326,7 +326,8 @@ def test_an_oauth2_token_is_fetched_once_for_fifty_concurrent_calls(tmp_path, up
         return 200, {}, {"id": "1", "name": "ok"}
 
     upstream.answer = answer
-    text = connector("shop", upstream.url, auth="bearer").replace(
+    # The token request is held until all 50 calls wait on it: its timeout must outlast that.
+    text = connector("shop", upstream.url, auth="bearer", timeout="9s").replace(
         "auth: bearer\n", OAUTH_AUTH.format(url=upstream.url))
     env = Live(tmp_path, {"shop": text}, {"shop": "client-7:s3cret value"})
     try:
@@ -337,7 +338,7 @@ def test_an_oauth2_token_is_fetched_once_for_fifty_concurrent_calls(tmp_path, up
             t.start()
         # Every call is inside the gateway while the one token request is held.
         assert wait_for(lambda: len(tokens) == 1 and
-                        metric(env.gw, "sandgate_in_flight_requests") >= 50, timeout=20)
+                        metric(env.gw, "sandgate_in_flight_requests") >= 50, timeout=8)
         gate.set()
         for t in threads:
             t.join(30)
