@@ -165,6 +165,7 @@ sg_http_governed(struct sg_http_ctx *c, const char *connector, const char *opera
 	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
 	r->content_type = evhttp_find_header(in, "Content-Type");
 	r->priority = evhttp_find_header(in, "Sandgate-Priority");
+	r->timeout = evhttp_find_header(in, "Sandgate-Timeout");
 	read_body(c, r);
 	if (sg_path_run(r) == SG_STEP_AGAIN) {
 		sg_http_suspend(c);

@@ -1,5 +1,6 @@
 #include <stdatomic.h>
 
+#include "core/sg_clock.h"
 #include "path/sg_path.h"
 
 typedef enum sg_step_rc (*step_fn)(struct sg_req *);
@@ -22,6 +23,7 @@ sg_path_begin(struct sg_req *r)
 {
 	atomic_fetch_add_explicit(&r->gw->in_flight, 1, memory_order_relaxed);
 	r->in_flight = true;
+	r->arrival_ns = r->now_ns ? r->now_ns : sg_mono_ns();
 }
 
 static enum sg_step_rc

@@ -122,9 +122,11 @@ struct sg_req {
 	const char *operation_name;
 	const char *content_type; /* header value or NULL */
 	const char *priority;     /* Sandgate-Priority header value or NULL */
+	const char *timeout;      /* Sandgate-Timeout header value or NULL */
 	const char *body;
 	size_t body_len;
 	uint64_t now_ns; /* monotonic: at arrival, then again each time the path resumes */
+	uint64_t arrival_ns; /* monotonic: when the path began */
 	int64_t wall_s;  /* unix seconds, for key expiry */
 	struct sg_trace trace;
 	const struct sg_req_io *io; /* NULL: steps may not suspend */
@@ -158,6 +160,7 @@ struct sg_req {
 	enum sg_decision_kind decision;
 	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
 	uint32_t retry_after_s; /* route: when an unavailable upstream may be tried again; 0: unsaid */
+	uint32_t caller_timeout_ms; /* validate: the caller's Sandgate-Timeout; 0: none given */
 	const char *served_by;  /* route: the failover connector that answered; NULL: the asked one */
 	struct sg_attempt attempts[SG_REQ_MAX_ATTEMPTS]; /* route: the upstream attempts made */
 	uint8_t n_attempts;

@@ -420,6 +420,10 @@ sg_route_live(struct sg_req *r, struct route_ctx *rc)
 		lv->r = r;
 		lv->start_ns = rc->start_ns;
 		lv->deadline_ns = rc->start_ns + (uint64_t)r->gw->config->upstream_deadline_ms * NS_PER_MS;
+		/* The caller's own bound runs from arrival: time queued counts against it. */
+		uint64_t caller = r->arrival_ns + (uint64_t)r->caller_timeout_ms * NS_PER_MS;
+		if (r->caller_timeout_ms != 0 && caller < lv->deadline_ns)
+			lv->deadline_ns = caller;
 		if (sg_live_aim(lv, r->connector, r->op) != 0)
 			return sg_req_fail(r, SG_P_UPSTREAM_ERROR,
 			                   "connector \"%s\": its base URL could not be parsed",

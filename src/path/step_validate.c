@@ -92,9 +92,26 @@ report_errors(struct sg_req *r, const struct sg_schema_error *errs, size_t n)
 	                   errs[0].message, n - 1, n == 2 ? "" : "s");
 }
 
+/* Sandgate-Timeout: how long the caller will wait; it can only shorten upstream.deadline. */
+static enum sg_step_rc
+caller_timeout(struct sg_req *r)
+{
+	uint64_t ms;
+	uint32_t most = r->gw->config->upstream_deadline_ms;
+	if (sg_duration_parse_ms(r->timeout, &ms) != 0 || ms == 0 || ms > most)
+		return sg_req_fail(r, SG_P_REQUEST_INVALID,
+		                   "Sandgate-Timeout: expected a duration from 1ms to %ums such as "
+		                   "5s, got \"%.40s\"",
+		                   most, r->timeout);
+	r->caller_timeout_ms = (uint32_t)ms;
+	return SG_STEP_NEXT;
+}
+
 enum sg_step_rc
 sg_step_validate(struct sg_req *r)
 {
+	if (r->timeout != NULL && caller_timeout(r) != SG_STEP_NEXT)
+		return SG_STEP_STOP;
 	return sg_validate_body(r, r->op->input);
 }
 

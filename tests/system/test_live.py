@@ -483,3 +483,21 @@ def test_an_answer_over_max_response_is_refused(tmp_path, upstream):
         assert "yyyy" not in json.dumps(body)
     finally:
         env.stop()
+
+
+def test_the_callers_timeout_bounds_the_upstream_call(live, upstream):
+    upstream.release.clear()  # hold every request
+    try:
+        r = live.call("create_item", {"name": "slow"}, headers={"Sandgate-Timeout": "200ms"})
+        assert_problem(r, 504, "upstream_timeout")
+    finally:
+        upstream.release.set()
+    trace = r.headers["traceparent"].split("-")[1]
+    [row] = audit(live.data, "trace_id = ?", (trace,), until=lambda rows: len(rows) == 1)
+    # The gateway's own figure: it gave up near 200 ms, not at the connector's 2 s.
+    assert 150_000 <= row["latency_us"] < 1_500_000, row
+    for bad in ("soon", "0s", "10m"):
+        body = assert_problem(live.call("create_item", {"name": "x"},
+                                        headers={"Sandgate-Timeout": bad}), 400,
+                              "request_invalid")
+        assert "Sandgate-Timeout" in body["detail"]
