@@ -501,3 +501,29 @@ def test_the_callers_timeout_bounds_the_upstream_call(live, upstream):
                                         headers={"Sandgate-Timeout": bad}), 400,
                               "request_invalid")
         assert "Sandgate-Timeout" in body["detail"]
+
+
+def test_failover_needs_the_callers_own_permission_on_the_alternative(tmp_path, upstream):
+    dead = Upstream()
+    dead_url = dead.url
+    dead.server.server_close()
+    env = Live(tmp_path, {"shop": connector("shop", dead_url, failover="spare"),
+                          "spare": connector("spare", upstream.url)},
+               {"shop": SECRET, "spare": SECRET})
+    try:
+        # A role that may call shop but not spare: the spare never answers for it.
+        roles = env.defs / "policies" / "roles.yaml"
+        roles.write_text(POLICY.replace('      - operations: ["*"]\n        modes: [sandbox, live]',
+                                        '      - operations: ["shop.*"]\n'
+                                        '        modes: [sandbox, live]', 1))
+        from conftest import metric
+        before = metric(env.gw, "sandgate_snapshot_generation")
+        run_cli("apply", "-f", str(env.defs), data_dir=env.data)
+        env.gw.signal(1)
+        assert wait_for(lambda: metric(env.gw, "sandgate_snapshot_generation") > before)
+        r = env.call("create_item", {"name": "x"})
+        assert_problem(r, 503, "upstream_unavailable")
+        assert "Sandgate-Served-By" not in r.headers
+        assert upstream.count() == 0
+    finally:
+        env.stop()
