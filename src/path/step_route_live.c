@@ -212,8 +212,8 @@ sg_live_aim(struct live *lv, const struct sg_connector *c, const struct sg_opera
 	lv->cross_origin = lv->as_get = false;
 	free(lv->url);
 	lv->url = NULL;
-	if (sg_live_url_host(lv->env->base_url, lv->host, sizeof(lv->host), lv->origin,
-	             sizeof(lv->origin)) != 0)
+	if (sg_live_url_host(lv->env->base_url, lv->base_host, sizeof(lv->base_host), lv->origin,
+	                     sizeof(lv->origin)) != 0)
 		return -1;
 	sg_breaker_config_default(&bc);
 	lv->breaker = lv->r->gw->breakers ? sg_breaker_of(lv->r->gw->breakers, lv->origin, &bc)
@@ -323,7 +323,10 @@ start(struct live *lv, struct sg_upreq *rq)
 	    .admit = sg_live_admit,
 	    .admit_arg = lv,
 	};
-	if (sg_live_url_host(rq->url, lv->host, sizeof(lv->host), NULL, 0) != 0) {
+	/* A request built from the definition goes to the base URL's host; only a hop is parsed. */
+	if (lv->url == NULL)
+		memcpy(lv->host, lv->base_host, sizeof(lv->host));
+	else if (sg_live_url_host(rq->url, lv->host, sizeof(lv->host), NULL, 0) != 0) {
 		sg_upreq_release(rq);
 		return sg_req_fail(r, SG_P_UPSTREAM_ERROR, "the upstream URL could not be parsed");
 	}

@@ -46,6 +46,7 @@ struct live {
 	bool as_get; /* a 303 turned the call into a GET without a body */
 	char origin[320]; /* scheme://host:port of the base URL: the breaker's key */
 	char host[256];   /* the host of the URL being fetched: the egress guard's */
+	char base_host[256]; /* the base URL's host, parsed once per connector aimed at */
 	uint64_t start_ns;    /* when the call reached route: attempts are timed from here */
 	uint64_t deadline_ns;
 	uint64_t attempt_ns; /* when the current attempt started */

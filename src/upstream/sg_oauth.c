@@ -97,8 +97,10 @@ sg_oauth_take(struct sg_oauth_entry *e, uint64_t now_ns, char *token, size_t n)
 	enum sg_oauth_state st;
 	pthread_mutex_lock(&e->mu);
 	bool valid = e->expires_ns > now_ns && e->token_len < n;
-	bool in_flight = e->refreshing_since_ns != 0 &&
-	                 now_ns - e->refreshing_since_ns < REFRESH_STUCK_NS;
+	/* Threads read the clock at different moments: another's stamp may be later than ours. */
+	bool in_flight = e->refreshing_since_ns != 0 && (now_ns < e->refreshing_since_ns ||
+	                                                 now_ns - e->refreshing_since_ns <
+	                                                     REFRESH_STUCK_NS);
 	if (!in_flight && (!valid || now_ns >= e->refresh_ns)) {
 		e->refreshing_since_ns = now_ns ? now_ns : 1;
 		e->refreshes++;

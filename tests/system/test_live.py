@@ -338,7 +338,8 @@ def test_an_oauth2_token_is_fetched_once_for_fifty_concurrent_calls(tmp_path, up
             t.start()
         # Every call is inside the gateway while the one token request is held.
         assert wait_for(lambda: len(tokens) == 1 and
-                        metric(env.gw, "sandgate_in_flight_requests") >= 50, timeout=8)
+                        metric(env.gw, "sandgate_in_flight_requests") >= 50, timeout=8), \
+            (len(tokens), metric(env.gw, "sandgate_in_flight_requests"), len(results))
         gate.set()
         for t in threads:
             t.join(30)
