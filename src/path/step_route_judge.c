@@ -201,9 +201,14 @@ enum sg_step_rc
 sg_live_judge(struct live *lv)
 {
 	struct sg_req *r = lv->r;
-	sg_throttle_upstream_done(r, r->now_ns - lv->attempt_ns);
-	if (lv->error == SG_FETCH_OK && lv->status >= 200 && lv->status < 300)
-		return accept_output(lv);
+	uint64_t took = r->now_ns - lv->attempt_ns;
+	if (lv->error == SG_FETCH_OK && lv->status >= 200 && lv->status < 300) {
+		/* After the answer is in r->output: a reported weight is read from it. */
+		enum sg_step_rc rc = accept_output(lv);
+		sg_throttle_upstream_done(r, took);
+		return rc;
+	}
+	sg_throttle_upstream_done(r, took);
 	if (lv->error == SG_FETCH_OK && lv->status >= 300 && lv->status < 400 &&
 	    lv->location != NULL && lv->redirects < lv->conn->max_redirects)
 		return follow_redirect(lv);

@@ -87,11 +87,13 @@ operations:
 class Live:
     """A gateway with the test connectors applied, their upstreams, and a live key."""
 
-    def __init__(self, tmp_path, connectors, secrets=None, config=None):
+    def __init__(self, tmp_path, connectors, secrets=None, config=None, policies=None):
         self.defs = tmp_path / "defs"
         (self.defs / "connectors").mkdir(parents=True)
         (self.defs / "policies").mkdir()
         (self.defs / "policies" / "roles.yaml").write_text(POLICY)
+        for name, text in (policies or {}).items():
+            (self.defs / "policies" / f"{name}.yaml").write_text(text)
         for name, text in connectors.items():
             (self.defs / "connectors" / f"{name}.yaml").write_text(text)
         self.data = str(tmp_path / "data")
@@ -526,5 +528,46 @@ def test_failover_needs_the_callers_own_permission_on_the_alternative(tmp_path, 
         assert_problem(r, 503, "upstream_unavailable")
         assert "Sandgate-Served-By" not in r.headers
         assert upstream.count() == 0
+    finally:
+        env.stop()
+
+
+METERED_OP = """  search:
+    description: Search; the answer says what it cost.
+    method: POST
+    path: /search
+    data_domain: public
+    weight: 1
+    reported_weight: /usage/units
+    input: { type: object, additionalProperties: false, properties: { q: { type: string } } }
+    output:
+      type: object
+      required: [hits, usage]
+      properties:
+        hits: { type: integer }
+        usage:
+          type: object
+          required: [units]
+          properties: { units: { type: integer, minimum: 1, maximum: 10 } }
+"""
+
+UNITS = """kind: policy
+name: units
+description: Ten units an hour per key.
+rules:
+  - { name: units, bucket_per: [api_key], windows: [{ rate: 1/h, burst: 10 }] }
+"""
+
+
+def test_a_real_upstreams_reported_usage_is_charged(tmp_path, upstream):
+    upstream.answer = lambda req: (200, {}, {"hits": 3, "usage": {"units": 5}})
+    env = Live(tmp_path, {"shop": connector("shop", upstream.url) + METERED_OP},
+               {"shop": SECRET}, config="throttle:\n  queue_wait: 0s\n",
+               policies={"units": UNITS})
+    try:
+        codes = [env.call("search", {"q": "x"}).status_code for _ in range(3)]
+        # Each call weighs 1 up front and 5 once the upstream says so: 10 units, two calls.
+        assert codes == [200, 200, 429], codes
+        assert upstream.count() == 2
     finally:
         env.stop()
