@@ -13,6 +13,7 @@
 #include "path/step_route_live.h"
 #include "path/step_throttle.h"
 #include "upstream/sg_breaker.h"
+#include "upstream/sg_oauth.h"
 #include "upstream/sg_retry.h"
 #include "upstream/sg_upreq.h"
 
@@ -99,8 +100,9 @@ follow_redirect(struct live *lv)
 {
 	CURLU *u = curl_url();
 	char *next = NULL, from[320];
-	bool ok = u && curl_url_set(u, CURLUPART_URL, lv->url ? lv->url : lv->env->base_url, 0) ==
-	                   CURLUE_OK &&
+	/* A relative Location resolves against the URL this answer came from. */
+	bool ok = u && lv->req_url != NULL &&
+	          curl_url_set(u, CURLUPART_URL, lv->req_url, 0) == CURLUE_OK &&
 	          curl_url_set(u, CURLUPART_URL, lv->location, 0) == CURLUE_OK &&
 	          curl_url_get(u, CURLUPART_URL, &next, 0) == CURLUE_OK;
 	curl_url_cleanup(u);
@@ -175,14 +177,21 @@ status_problem(struct live *lv)
 }
 
 /*
- * A 401 mid-rotation: the upstream may already know only the next
- * credential, or the table was reloaded (a rotation) after this request
- * was built.  Either way the other credential gets one try.
+ * A 401: an OAuth2 token may have been revoked (a fresh one gets one try),
+ * or, mid-rotation, the upstream may already know only the next credential,
+ * or the table was reloaded after this request was built.  Either way the
+ * other credential gets one try.
  */
 static bool
 retry_with_other_credential(struct live *lv)
 {
 	struct sg_credstore *cs = lv->r->gw->creds;
+	if (lv->conn->auth_def.scheme == SG_AUTH_OAUTH2 && lv->oauth != NULL && !lv->auth_retried) {
+		/* A revoked token: the next attempt fetches a fresh one, once. */
+		sg_oauth_invalidate(lv->oauth, lv->token_taken_ns);
+		lv->auth_retried = true;
+		return true;
+	}
 	if (lv->cred == SG_CRED_CURRENT && sg_credential_has_next(cs, lv->conn->name)) {
 		lv->cred = SG_CRED_NEXT;
 		lv->oauth = NULL;

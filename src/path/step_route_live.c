@@ -53,6 +53,7 @@ sg_route_live_release(struct sg_req *r, struct route_ctx *rc)
 		sg_fetch_cancel(lv->fetch); /* its callback sees lv->r == NULL: no wake */
 	forget_result(lv);
 	free(lv->url);
+	free(lv->req_url);
 	free(lv);
 }
 
@@ -331,6 +332,10 @@ start(struct live *lv, struct sg_upreq *rq)
 		return sg_req_fail(r, SG_P_UPSTREAM_ERROR, "the upstream URL could not be parsed");
 	}
 	lv->attempt_ns = r->now_ns;
+	if (lv->conn->max_redirects > 0) { /* a Location may be relative to it */
+		free(lv->req_url);
+		lv->req_url = strdup(rq->url);
+	}
 	note_attempt_start(lv);
 	lv->fetch = sg_fetch_start(r->fetcher, &fr, sg_live_fetched, lv);
 	sg_upreq_release(rq); /* the fetch copied what it needs */

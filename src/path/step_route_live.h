@@ -36,6 +36,8 @@ struct live {
 	bool token_wait;  /* woken to look again for a token another call is fetching */
 	bool token_fetch; /* what is in flight is the OAuth2 token exchange */
 	struct sg_oauth_entry *oauth; /* oauth2: the token cache entry of conn's credential */
+	uint64_t token_taken_ns;      /* oauth2: when this call took its token from the cache */
+	char *req_url; /* the last attempt's URL, kept only where redirects are followed */
 	bool cross_origin; /* a redirect left the base URL's origin: no credential */
 	unsigned attempt;  /* attempts made on conn, the current one included */
 	unsigned redirects;

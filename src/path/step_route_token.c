@@ -98,6 +98,7 @@ sg_live_token_ready(struct live *lv, char *token, size_t n, enum sg_step_rc *rc)
 	}
 	switch (sg_oauth_take(lv->oauth, r->now_ns, token, n)) {
 	case SG_OAUTH_READY:
+		lv->token_taken_ns = r->now_ns;
 		return true;
 	case SG_OAUTH_REFRESH:
 		*rc = fetch_token(lv);

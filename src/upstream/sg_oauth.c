@@ -29,6 +29,7 @@ struct sg_oauth_entry {
 	uint64_t expires_ns;  /* 0: no token */
 	uint64_t refresh_ns;  /* 80% of the lifetime */
 	uint64_t refreshing_since_ns; /* 0: no refresh in flight */
+	uint64_t stored_ns;           /* when the token was stored */
 	uint64_t refreshes;
 };
 
@@ -129,6 +130,7 @@ sg_oauth_store(struct sg_oauth_entry *e, uint64_t now_ns, const char *token, siz
 		uint64_t life = (uint64_t)expires_in_s * NS_PER_S;
 		e->expires_ns = now_ns + life;
 		e->refresh_ns = now_ns + life / 5 * 4;
+		e->stored_ns = now_ns;
 	}
 	pthread_mutex_unlock(&e->mu);
 }
@@ -138,6 +140,18 @@ sg_oauth_failed(struct sg_oauth_entry *e)
 {
 	pthread_mutex_lock(&e->mu);
 	e->refreshing_since_ns = 0;
+	pthread_mutex_unlock(&e->mu);
+}
+
+void
+sg_oauth_invalidate(struct sg_oauth_entry *e, uint64_t issued_after_ns)
+{
+	pthread_mutex_lock(&e->mu);
+	if (e->stored_ns <= issued_after_ns) {
+		sodium_memzero(e->token, SG_OAUTH_TOKEN_MAX);
+		e->token_len = 0;
+		e->expires_ns = e->refresh_ns = 0;
+	}
 	pthread_mutex_unlock(&e->mu);
 }
 

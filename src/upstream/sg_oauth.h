@@ -46,6 +46,12 @@ void sg_oauth_store(struct sg_oauth_entry *e, uint64_t now_ns, const char *token
                     int64_t expires_in_s);
 /* The refresh failed: the next call may try again. */
 void sg_oauth_failed(struct sg_oauth_entry *e);
+/*
+ * The upstream refused the cached token (a 401): it is dropped, so the next
+ * call fetches another, unless a token stored after `issued_after_ns` is
+ * already there (another call has replaced it).
+ */
+void sg_oauth_invalidate(struct sg_oauth_entry *e, uint64_t issued_after_ns);
 /* Refreshes started, for metrics and tests. */
 uint64_t sg_oauth_refreshes(struct sg_oauth_entry *e);
 

@@ -571,3 +571,42 @@ def test_a_real_upstreams_reported_usage_is_charged(tmp_path, upstream):
         assert upstream.count() == 2
     finally:
         env.stop()
+
+
+def test_a_relative_redirect_resolves_against_the_request_url(tmp_path, upstream):
+    env = Live(tmp_path, {"shop": connector("shop", upstream.url + "/api", extra="redirects: 1")},
+               {"shop": SECRET})
+    try:
+        upstream.answer = lambda req: (302, {"Location": "moved-1"}, b"") \
+            if req["path"] == "/api/items/1" else (200, {}, {"id": "1", "name": "moved"})
+        r = env.call("get_item", {"id": "1"})
+        assert r.status_code == 200, r.text
+        assert [q["path"] for q in upstream.requests] == ["/api/items/1", "/api/items/moved-1"]
+        # Same origin: the credential goes along.
+        assert upstream.last()["headers"]["authorization"] == "Bearer " + SECRET
+    finally:
+        env.stop()
+
+
+def test_a_revoked_oauth2_token_is_replaced_once(tmp_path, upstream):
+    issued = []
+
+    def answer(req):
+        if req["path"] == "/oauth/token":
+            issued.append(f"tok-{len(issued) + 1}")
+            return 200, {}, {"access_token": issued[-1], "expires_in": 3600}
+        # The upstream revoked the first token the gateway got.
+        ok = req["headers"].get("authorization") != "Bearer tok-1"
+        return (200, {}, {"id": "1", "name": "ok"}) if ok else (401, {}, {})
+
+    upstream.answer = answer
+    text = connector("shop", upstream.url).replace(
+        "auth: bearer\n", OAUTH_AUTH.format(url=upstream.url))
+    env = Live(tmp_path, {"shop": text}, {"shop": "client-7:s3cret"})
+    try:
+        assert env.call("get_item", {"id": "1"}).status_code == 200
+        assert issued == ["tok-1", "tok-2"]
+        assert env.call("get_item", {"id": "2"}).status_code == 200
+        assert issued == ["tok-1", "tok-2"]  # the fresh token is cached
+    finally:
+        env.stop()

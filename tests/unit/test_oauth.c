@@ -59,6 +59,26 @@ test_a_token_is_refreshed_at_80_percent_while_others_keep_using_it(void **state)
 	sg_oauth_free(o);
 }
 
+static void
+test_a_refused_token_is_dropped_unless_already_replaced(void **state)
+{
+	(void)state;
+	struct sg_oauth *o = sg_oauth_new();
+	struct sg_oauth_entry *e = sg_oauth_entry(o, "crm", 0);
+	char tok[SG_OAUTH_TOKEN_MAX];
+	assert_int_equal(sg_oauth_take(e, 0, tok, sizeof(tok)), SG_OAUTH_REFRESH);
+	sg_oauth_store(e, 1 * S, "old", 3, 100);
+	/* A call that used the token issued at 1 s finds it refused: it goes. */
+	sg_oauth_invalidate(e, 1 * S);
+	assert_int_equal(sg_oauth_take(e, 2 * S, tok, sizeof(tok)), SG_OAUTH_REFRESH);
+	sg_oauth_store(e, 3 * S, "new", 3, 100);
+	/* A late 401 for the old token leaves the new one alone. */
+	sg_oauth_invalidate(e, 1 * S);
+	assert_int_equal(sg_oauth_take(e, 4 * S, tok, sizeof(tok)), SG_OAUTH_READY);
+	assert_string_equal(tok, "new");
+	sg_oauth_free(o);
+}
+
 struct racer {
 	struct sg_oauth_entry *e;
 	_Atomic int *refreshers;
@@ -152,6 +172,7 @@ main(void)
 	    cmocka_unit_test(test_the_first_caller_refreshes_and_the_rest_wait_for_a_first_token),
 	    cmocka_unit_test(test_a_token_is_refreshed_at_80_percent_while_others_keep_using_it),
 	    cmocka_unit_test(test_fifty_callers_at_once_make_one_refresh),
+	    cmocka_unit_test(test_a_refused_token_is_dropped_unless_already_replaced),
 	    cmocka_unit_test(test_the_token_request_is_form_encoded_with_basic_client_auth),
 	    cmocka_unit_test(test_a_token_answer_is_read_strictly),
 	};
