@@ -117,10 +117,10 @@ sg_http_readyz(struct sg_http_ctx *c, bool detailed)
 	/* A broken sandbox stops template runs only; connector calls go on. */
 	struct sg_sandbox *sb = s->gw->sandbox;
 	/* An unhealthy upstream fails its own calls fast; the gateway stays ready. */
-	json_t *body = json_pack(
-	    "{s:s, s:o, s:o, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks,
-	    "sandbox", sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0),
-	    "upstreams_unhealthy", upstreams_check(s->gw->breakers));
+	json_t *body = json_pack("{s:s, s:o, s:o, s:o}", "status", ready ? "ready" : "not_ready",
+	                         "checks", checks, "sandbox",
+	                         sb ? sg_sandbox_status_json(sb) : json_pack("{s:b}", "enabled", 0),
+	                         "upstreams_unhealthy", upstreams_check(s->gw->breakers));
 	/* What an operator should act on soon; it never makes the gateway unready. */
 	json_t *warnings =
 	    s->gw->creds ? sg_credstore_warnings_json(s->gw->creds, (int64_t)time(NULL)) : NULL;

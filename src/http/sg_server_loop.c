@@ -82,9 +82,10 @@ poll_credentials(struct loop_state *ls)
 			       (long long)sg_credstore_loaded_generation(cs));
 		} else if (gen != ls->secrets_failed_gen) {
 			ls->secrets_failed_gen = gen;
-			sg_log(SG_LOG_ERROR, NULL,
-			       "connector credentials not reloaded (the ones loaded before stay): %s",
-			       err);
+			sg_log(
+			    SG_LOG_ERROR, NULL,
+			    "connector credentials not reloaded (the ones loaded before stay): %s",
+			    err);
 		}
 	}
 	sg_credstore_warn_expiring(cs, (int64_t)time(NULL));

@@ -78,8 +78,7 @@ sg_req_fail_def(struct sg_req *r, const struct sg_problem_def *def, const char *
 {
 	va_list ap;
 	va_start(ap, fmt);
-	enum sg_step_rc rc =
-	    fail_v(r, def ? def : sg_problem_def(SG_P_UPSTREAM_ERROR), fmt, ap);
+	enum sg_step_rc rc = fail_v(r, def ? def : sg_problem_def(SG_P_UPSTREAM_ERROR), fmt, ap);
 	va_end(ap);
 	return rc;
 }

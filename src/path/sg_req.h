@@ -58,7 +58,7 @@ struct sg_gateway {
 	struct sg_breakers *breakers; /* upstream hosts' health; NULL: calls go unguarded */
 	struct sg_oauth *oauth;       /* OAuth2 tokens, shared by every thread */
 	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
-	struct sg_credstore *creds; /* upstream credentials, refreshed by the main thread; NULL: none */
+	struct sg_credstore *creds; /* upstream credentials (main thread refreshes); NULL: none */
 };
 
 enum sg_step_rc {
@@ -98,12 +98,12 @@ typedef void (*sg_slot_release_fn)(struct sg_req *r, void *ctx);
 /* One upstream attempt of a live call: a span of the call, kept for the audit and runs. */
 #define SG_REQ_MAX_ATTEMPTS 6
 struct sg_attempt {
-	uint32_t at_us;      /* when it started, from the call's arrival at route */
-	uint32_t took_us;    /* 0 while in flight */
-	uint32_t waited_us;  /* backoff slept before it */
-	int16_t status;      /* the upstream's HTTP status; 0: none */
-	uint8_t error;       /* enum sg_fetch_error: why there was no answer */
-	bool failover;       /* made to the operation's failover connector */
+	uint32_t at_us;     /* when it started, from the call's arrival at route */
+	uint32_t took_us;   /* 0 while in flight */
+	uint32_t waited_us; /* backoff slept before it */
+	int16_t status;     /* the upstream's HTTP status; 0: none */
+	uint8_t error;      /* enum sg_fetch_error: why there was no answer */
+	bool failover;      /* made to the operation's failover connector */
 };
 
 struct sg_principal {
@@ -125,9 +125,9 @@ struct sg_req {
 	const char *timeout;      /* Sandgate-Timeout header value or NULL */
 	const char *body;
 	size_t body_len;
-	uint64_t now_ns; /* monotonic: at arrival, then again each time the path resumes */
+	uint64_t now_ns;     /* monotonic: at arrival, then again each time the path resumes */
 	uint64_t arrival_ns; /* monotonic: when the path began */
-	int64_t wall_s;  /* unix seconds, for key expiry */
+	int64_t wall_s;      /* unix seconds, for key expiry */
 	struct sg_trace trace;
 	const struct sg_req_io *io; /* NULL: steps may not suspend */
 	/* The running thread's fair queue and Redis link; NULL: calls never wait. */
@@ -159,9 +159,11 @@ struct sg_req {
 	struct sg_jbuf problem_ext;
 	enum sg_decision_kind decision;
 	uint64_t queue_wait_us; /* time spent in the tenant's fair queue (throttle); 0: never */
-	uint32_t retry_after_s; /* route: when an unavailable upstream may be tried again; 0: unsaid */
+	uint32_t
+	    retry_after_s; /* route: when an unavailable upstream may be tried again; 0: unsaid */
 	uint32_t caller_timeout_ms; /* validate: the caller's Sandgate-Timeout; 0: none given */
-	const char *served_by;  /* route: the failover connector that answered; NULL: the asked one */
+	const char
+	    *served_by; /* route: the failover connector that answered; NULL: the asked one */
 	struct sg_attempt attempts[SG_REQ_MAX_ATTEMPTS]; /* route: the upstream attempts made */
 	uint8_t n_attempts;
 
@@ -204,8 +206,8 @@ sg_req_slot(const struct sg_req *r, enum sg_slot s)
 enum sg_step_rc sg_req_fail(struct sg_req *r, enum sg_problem_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* sg_req_fail with the problem's definition itself (NULL: upstream_error). */
-enum sg_step_rc sg_req_fail_def(struct sg_req *r, const struct sg_problem_def *def,
-                                const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+enum sg_step_rc sg_req_fail_def(struct sg_req *r, const struct sg_problem_def *def, const char *fmt,
+                                ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * The upstream attempts as a JSON array, [{"at_ms":0.0,"ms":12.5,"status":503},

@@ -24,8 +24,8 @@ sg_live_unavailable(struct live *lv, uint64_t retry_after_ns, const char *why)
 {
 	uint64_t s = (retry_after_ns + NS_PER_S - 1) / NS_PER_S;
 	lv->r->retry_after_s = s ? s : 1;
-	return sg_req_fail(lv->r, SG_P_UPSTREAM_UNAVAILABLE, "connector \"%s\": %s",
-	                   lv->conn->name, why);
+	return sg_req_fail(lv->r, SG_P_UPSTREAM_UNAVAILABLE, "connector \"%s\": %s", lv->conn->name,
+	                   why);
 }
 
 /* Seconds the upstream asked us to wait, or -1. */
@@ -69,15 +69,15 @@ sg_live_transport_problem(struct live *lv)
 	switch (lv->error) {
 	case SG_FETCH_REFUSED:
 		return sg_req_fail(r, SG_P_EGRESS_DENIED,
-		                   "connector \"%s\" may not reach that address: refused by %s", name,
-		                   lv->verdict.rule);
+		                   "connector \"%s\" may not reach that address: refused by %s",
+		                   name, lv->verdict.rule);
 	case SG_FETCH_TIMEOUT:
 		return sg_req_fail(r, SG_P_UPSTREAM_TIMEOUT,
 		                   "connector \"%s\": the upstream did not answer in time", name);
 	case SG_FETCH_TOO_LARGE:
 		return sg_req_fail(r, SG_P_UPSTREAM_TOO_LARGE,
-		                   "connector \"%s\": the upstream's answer is over %zu bytes", name,
-		                   lv->conn->max_response);
+		                   "connector \"%s\": the upstream's answer is over %zu bytes",
+		                   name, lv->conn->max_response);
 	case SG_FETCH_TLS:
 		return sg_req_fail(r, SG_P_UPSTREAM_ERROR,
 		                   "connector \"%s\": the upstream's TLS certificate could not be "
@@ -89,9 +89,9 @@ sg_live_transport_problem(struct live *lv)
 	case SG_FETCH_INTERNAL:
 		return SG_STEP_ERROR;
 	default:
-		return sg_req_fail(r, SG_P_UPSTREAM_ERROR,
-		                   "connector \"%s\": the upstream's answer was broken off or malformed",
-		                   name);
+		return sg_req_fail(
+		    r, SG_P_UPSTREAM_ERROR,
+		    "connector \"%s\": the upstream's answer was broken off or malformed", name);
 	}
 }
 
@@ -146,10 +146,11 @@ accept_output(struct live *lv)
 		sg_jw_object_end(&w);
 		if (sg_jw_end(&w) != 0)
 			return SG_STEP_ERROR;
-		return sg_req_fail(r, SG_P_UPSTREAM_CONTRACT,
-		                   "connector \"%s\": the upstream's answer does not match operation "
-		                   "\"%s\"'s output schema at \"%s\": %s",
-		                   name, lv->op->name, n ? err.pointer : "", n ? err.message : "");
+		return sg_req_fail(
+		    r, SG_P_UPSTREAM_CONTRACT,
+		    "connector \"%s\": the upstream's answer does not match operation "
+		    "\"%s\"'s output schema at \"%s\": %s",
+		    name, lv->op->name, n ? err.pointer : "", n ? err.message : "");
 	}
 	struct sg_jw w;
 	sg_jw_begin(&w, &r->output);
@@ -170,7 +171,7 @@ status_problem(struct live *lv)
 		sg_breaker_pause(lv->breaker, r->now_ns + (uint64_t)asked * NS_PER_S);
 	if (lv->status == 429 || lv->status == 503)
 		return sg_live_unavailable(lv, asked > 0 ? (uint64_t)asked * NS_PER_S : NS_PER_S,
-		                        "the upstream is busy and asked for calls to wait");
+		                           "the upstream is busy and asked for calls to wait");
 	return sg_req_fail_def(r, sg_upreq_status_problem(lv->status),
 	                       "connector \"%s\": the upstream answered %ld", lv->conn->name,
 	                       lv->status);
@@ -231,7 +232,8 @@ sg_live_judge(struct live *lv)
 	}
 	const struct sg_connector *alt;
 	const struct sg_operation *alt_op;
-	if (sg_live_host_failed(&(struct sg_fetch_result){.error = lv->error, .status = lv->status}) &&
+	if (sg_live_host_failed(
+	        &(struct sg_fetch_result){.error = lv->error, .status = lv->status}) &&
 	    sg_live_may_fail_over(lv, &alt, &alt_op) && sg_live_aim(lv, alt, alt_op) == 0) {
 		lv->failed_over = true;
 		return sg_live_attempt(lv);
@@ -245,4 +247,3 @@ sg_live_judge(struct live *lv)
 		                   lv->conn->name, lv->conn->max_redirects);
 	return status_problem(lv);
 }
-

@@ -50,7 +50,12 @@ sg_route_live_release(struct sg_req *r, struct route_ctx *rc)
 		return;
 	rc->live = NULL;
 	if (lv->fetch != NULL)
-		sg_fetch_cancel(lv->fetch); /* its callback sees lv->r == NULL: no wake */
+		sg_fetch_cancel(lv->fetch); /* its callback sees SG_FETCH_CANCELLED: no wake */
+	/* A refresher that goes away lets the next call refresh, rather than all wait. */
+	if (lv->token_fetch && lv->oauth != NULL)
+		sg_oauth_failed(lv->oauth);
+	if (lv->token_fetch && lv->body != NULL)
+		sodium_memzero(lv->body, lv->body_len);
 	forget_result(lv);
 	free(lv->url);
 	free(lv->req_url);
@@ -81,7 +86,7 @@ sg_live_host_failed(const struct sg_fetch_result *res)
 	switch (res->error) {
 	case SG_FETCH_OK:
 		return res->status >= 500 || res->status == 429;
-	case SG_FETCH_REFUSED:  /* our guard, not the host */
+	case SG_FETCH_REFUSED:   /* our guard, not the host */
 	case SG_FETCH_TOO_LARGE: /* the host answered */
 	case SG_FETCH_CANCELLED:
 	case SG_FETCH_INTERNAL:
@@ -139,7 +144,8 @@ sg_live_fetched(void *arg, const struct sg_fetch_result *res)
 		if (res->error == SG_FETCH_CANCELLED)
 			sg_breaker_forget_probe(lv->breaker);
 		else
-			sg_breaker_record(lv->breaker, sg_mono_ns(), sg_live_host_failed(res), lv->probe);
+			sg_breaker_record(lv->breaker, sg_mono_ns(), sg_live_host_failed(res),
+			                  lv->probe);
 	}
 	if (res->error == SG_FETCH_CANCELLED || lv->r == NULL)
 		return;
@@ -192,7 +198,6 @@ sg_live_url_host(const char *url, char *host, size_t n, char *origin, size_t on)
 	return rc;
 }
 
-
 static const struct sg_environment *
 env_of(const struct sg_req *r, const struct sg_connector *c)
 {
@@ -217,8 +222,8 @@ sg_live_aim(struct live *lv, const struct sg_connector *c, const struct sg_opera
 	                     sizeof(lv->origin)) != 0)
 		return -1;
 	sg_breaker_config_default(&bc);
-	lv->breaker = lv->r->gw->breakers ? sg_breaker_of(lv->r->gw->breakers, lv->origin, &bc)
-	                                  : NULL;
+	lv->breaker =
+	    lv->r->gw->breakers ? sg_breaker_of(lv->r->gw->breakers, lv->origin, &bc) : NULL;
 	return 0;
 }
 
@@ -259,8 +264,8 @@ build(struct live *lv, struct sg_upreq *rq, const char *token)
 	memset(rq, 0, sizeof(*rq));
 	sg_trace_format(&r->trace, tp, sizeof(tp));
 	size_t nc = caller_headers(r, lv->conn, caller, 16);
-	if (sg_upreq_build(rq, lv->conn, lv->op, lv->env, r->body, r->body_len, tp, caller, nc,
-	                   err, sizeof(err), &bad) != 0) {
+	if (sg_upreq_build(rq, lv->conn, lv->op, lv->env, r->body, r->body_len, tp, caller, nc, err,
+	                   sizeof(err), &bad) != 0) {
 		sg_req_fail(r, bad ? SG_P_BAD_PARAMETER : SG_P_INTERNAL, "%s", err);
 		return -1;
 	}
@@ -283,10 +288,11 @@ build(struct live *lv, struct sg_upreq *rq, const char *token)
 	if (rq->url == NULL || rc < 0)
 		sg_req_fail(r, SG_P_INTERNAL, "out of memory while building the upstream request");
 	else if (rc == 1)
-		sg_req_fail(r, SG_P_CREDENTIAL_MISSING,
-		            "connector \"%s\" needs a credential and none is stored: the platform team "
-		            "sets it with `sandgate secrets set %s`",
-		            lv->conn->name, lv->conn->name);
+		sg_req_fail(
+		    r, SG_P_CREDENTIAL_MISSING,
+		    "connector \"%s\" needs a credential and none is stored: the platform team "
+		    "sets it with `sandgate secrets set %s`",
+		    lv->conn->name, lv->conn->name);
 	if (rq->url == NULL || rc != 0) {
 		sg_upreq_release(rq);
 		return -1;
@@ -347,7 +353,6 @@ start(struct live *lv, struct sg_upreq *rq)
 	return SG_STEP_AGAIN;
 }
 
-
 enum sg_step_rc
 sg_live_attempt(struct live *lv)
 {
@@ -370,15 +375,17 @@ sg_live_attempt(struct live *lv)
 	if (no != SG_BREAKER_ADMITTED) {
 		const struct sg_connector *alt;
 		const struct sg_operation *alt_op;
+		sodium_memzero(token, sizeof(token));
 		if (sg_live_may_fail_over(lv, &alt, &alt_op) && sg_live_aim(lv, alt, alt_op) == 0) {
 			lv->failed_over = true;
 			return sg_live_attempt(lv);
 		}
-		return sg_live_unavailable(lv, wait,
-		                        no == SG_BREAKER_IS_PAUSED
-		                            ? "the upstream asked for a pause in calls"
-		                            : "the upstream is failing, so calls to it are paused "
-		                              "(its circuit breaker is open)");
+		return sg_live_unavailable(
+		    lv, wait,
+		    no == SG_BREAKER_IS_PAUSED
+		        ? "the upstream asked for a pause in calls"
+		        : "the upstream is failing, so calls to it are paused "
+		          "(its circuit breaker is open)");
 	}
 	struct sg_upreq rq;
 	int built = build(lv, &rq, use_token ? token : NULL);
@@ -398,7 +405,7 @@ sg_live_attempt(struct live *lv)
 
 bool
 sg_live_may_fail_over(struct live *lv, const struct sg_connector **alt,
-              const struct sg_operation **alt_op)
+                      const struct sg_operation **alt_op)
 {
 	struct sg_req *r = lv->r;
 	if (lv->failed_over || r->op->failover == NULL)
@@ -427,7 +434,8 @@ sg_route_live(struct sg_req *r, struct route_ctx *rc)
 			return SG_STEP_ERROR;
 		lv->r = r;
 		lv->start_ns = rc->start_ns;
-		lv->deadline_ns = rc->start_ns + (uint64_t)r->gw->config->upstream_deadline_ms * NS_PER_MS;
+		lv->deadline_ns =
+		    rc->start_ns + (uint64_t)r->gw->config->upstream_deadline_ms * NS_PER_MS;
 		/* The caller's own bound runs from arrival: time queued counts against it. */
 		uint64_t caller = r->arrival_ns + (uint64_t)r->caller_timeout_ms * NS_PER_MS;
 		if (r->caller_timeout_ms != 0 && caller < lv->deadline_ns)
@@ -451,4 +459,3 @@ sg_route_live(struct sg_req *r, struct route_ctx *rc)
 	forget_result(lv);
 	return out;
 }
-

@@ -32,24 +32,24 @@ struct live {
 	struct sg_fetch *fetch;     /* in flight, or NULL */
 	bool probe;                 /* this attempt is the half-open breaker's probe */
 	bool failed_over;
-	bool backing_off; /* woken by the backoff timer, not by a fetch */
-	bool token_wait;  /* woken to look again for a token another call is fetching */
-	bool token_fetch; /* what is in flight is the OAuth2 token exchange */
+	bool backing_off;             /* woken by the backoff timer, not by a fetch */
+	bool token_wait;              /* woken to look again for a token another call is fetching */
+	bool token_fetch;             /* what is in flight is the OAuth2 token exchange */
 	struct sg_oauth_entry *oauth; /* oauth2: the token cache entry of conn's credential */
 	uint64_t token_taken_ns;      /* oauth2: when this call took its token from the cache */
-	char *req_url; /* the last attempt's URL, kept only where redirects are followed */
+	char *req_url;     /* the last attempt's URL, kept only where redirects are followed */
 	bool cross_origin; /* a redirect left the base URL's origin: no credential */
 	unsigned attempt;  /* attempts made on conn, the current one included */
 	unsigned redirects;
 	enum sg_cred_slot cred;
-	int64_t cred_gen;  /* the credential table's generation when the request was built */
-	bool auth_retried; /* a 401 was already tried again with a reloaded credential */
-	char *url; /* a redirect's target, or NULL: built from the definition */
-	bool as_get; /* a 303 turned the call into a GET without a body */
-	char origin[320]; /* scheme://host:port of the base URL: the breaker's key */
-	char host[256];   /* the host of the URL being fetched: the egress guard's */
+	int64_t cred_gen;    /* the credential table's generation when the request was built */
+	bool auth_retried;   /* a 401 was already tried again with a reloaded credential */
+	char *url;           /* a redirect's target, or NULL: built from the definition */
+	bool as_get;         /* a 303 turned the call into a GET without a body */
+	char origin[320];    /* scheme://host:port of the base URL: the breaker's key */
+	char host[256];      /* the host of the URL being fetched: the egress guard's */
 	char base_host[256]; /* the base URL's host, parsed once per connector aimed at */
-	uint64_t start_ns;    /* when the call reached route: attempts are timed from here */
+	uint64_t start_ns;   /* when the call reached route: attempts are timed from here */
 	uint64_t deadline_ns;
 	uint64_t attempt_ns; /* when the current attempt started */
 	uint64_t waited_ns;  /* the backoff slept before the next attempt */

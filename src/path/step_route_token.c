@@ -45,8 +45,8 @@ fetch_token(struct live *lv)
 {
 	struct sg_req *r = lv->r;
 	char secret[1024], *auth = NULL, *hdr = NULL, *form = NULL;
-	int got = sg_credential_secret(r->gw->creds, lv->conn->name, lv->cred, secret,
-	                               sizeof(secret));
+	int got =
+	    sg_credential_secret(r->gw->creds, lv->conn->name, lv->cred, secret, sizeof(secret));
 	if (got == 0) {
 		auth = sg_oauth_basic(secret);
 		form = sg_oauth_form(lv->conn->auth_def.scope);
@@ -58,7 +58,8 @@ fetch_token(struct live *lv)
 	const char *headers[] = {hdr, "Content-Type: application/x-www-form-urlencoded",
 	                         "Accept: application/json", "User-Agent: " SG_UPSTREAM_USER_AGENT};
 	if (got == 0 && hdr != NULL && form != NULL &&
-	    sg_live_url_host(lv->conn->auth_def.token_url, lv->host, sizeof(lv->host), NULL, 0) == 0) {
+	    sg_live_url_host(lv->conn->auth_def.token_url, lv->host, sizeof(lv->host), NULL, 0) ==
+	        0) {
 		struct sg_fetch_request fr = token_request(lv, headers, 4, form);
 		lv->token_fetch = true;
 		lv->fetch = sg_fetch_start(r->fetcher, &fr, sg_live_fetched, lv);
@@ -70,11 +71,12 @@ fetch_token(struct live *lv)
 	sg_oauth_failed(lv->oauth);
 	lv->token_fetch = false;
 	if (got == 1)
-		return sg_req_fail(r, SG_P_CREDENTIAL_MISSING,
-		                   "connector \"%s\" needs OAuth2 client credentials and none are "
-		                   "stored: the platform team sets them (\"client_id:client_secret\") "
-		                   "with `sandgate secrets set %s`",
-		                   lv->conn->name, lv->conn->name);
+		return sg_req_fail(
+		    r, SG_P_CREDENTIAL_MISSING,
+		    "connector \"%s\" needs OAuth2 client credentials and none are "
+		    "stored: the platform team sets them (\"client_id:client_secret\") "
+		    "with `sandgate secrets set %s`",
+		    lv->conn->name, lv->conn->name);
 	return got < 0 ? SG_STEP_ERROR
 	               : sg_req_fail(r, SG_P_UPSTREAM_AUTH,
 	                             "connector \"%s\": its stored client credentials are not "
@@ -117,9 +119,12 @@ sg_live_judge_token(struct live *lv)
 	char token[SG_OAUTH_TOKEN_MAX], err[160];
 	int64_t expires_in;
 	lv->token_fetch = false;
-	if (lv->error == SG_FETCH_OK && lv->status == 200 &&
-	    sg_oauth_parse(lv->body, lv->body_len, token, sizeof(token), &expires_in, err,
-	                   sizeof(err)) == 0) {
+	bool parsed = lv->error == SG_FETCH_OK && lv->status == 200 &&
+	              sg_oauth_parse(lv->body, lv->body_len, token, sizeof(token), &expires_in, err,
+	                             sizeof(err)) == 0;
+	if (lv->body != NULL) /* the answer holds the token */
+		sodium_memzero(lv->body, lv->body_len);
+	if (parsed) {
 		sg_oauth_store(lv->oauth, r->now_ns, token, strlen(token), expires_in);
 		sodium_memzero(token, sizeof(token));
 		return sg_live_attempt(lv);
@@ -135,4 +140,3 @@ sg_live_judge_token(struct live *lv)
 		                   lv->conn->name, lv->status, lv->conn->name);
 	return sg_req_fail(r, SG_P_UPSTREAM_AUTH, "connector \"%s\": %s", lv->conn->name, err);
 }
-

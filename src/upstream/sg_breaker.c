@@ -121,8 +121,7 @@ find(struct sg_breakers *bs, const char *host, uint64_t h, size_t *free_slot)
 }
 
 static struct sg_breaker *
-insert(struct sg_breakers *bs, const char *host, uint64_t h,
-       const struct sg_breaker_config *cfg)
+insert(struct sg_breakers *bs, const char *host, uint64_t h, const struct sg_breaker_config *cfg)
 {
 	pthread_mutex_lock(&bs->mu);
 	size_t at;

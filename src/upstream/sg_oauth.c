@@ -26,8 +26,8 @@ struct sg_oauth_entry {
 	int slot;
 	char *token; /* sodium_malloc'd, SG_OAUTH_TOKEN_MAX bytes */
 	size_t token_len;
-	uint64_t expires_ns;  /* 0: no token */
-	uint64_t refresh_ns;  /* 80% of the lifetime */
+	uint64_t expires_ns;          /* 0: no token */
+	uint64_t refresh_ns;          /* 80% of the lifetime */
 	uint64_t refreshing_since_ns; /* 0: no refresh in flight */
 	uint64_t stored_ns;           /* when the token was stored */
 	uint64_t refreshes;
@@ -99,9 +99,9 @@ sg_oauth_take(struct sg_oauth_entry *e, uint64_t now_ns, char *token, size_t n)
 	pthread_mutex_lock(&e->mu);
 	bool valid = e->expires_ns > now_ns && e->token_len < n;
 	/* Threads read the clock at different moments: another's stamp may be later than ours. */
-	bool in_flight = e->refreshing_since_ns != 0 && (now_ns < e->refreshing_since_ns ||
-	                                                 now_ns - e->refreshing_since_ns <
-	                                                     REFRESH_STUCK_NS);
+	bool in_flight =
+	    e->refreshing_since_ns != 0 &&
+	    (now_ns < e->refreshing_since_ns || now_ns - e->refreshing_since_ns < REFRESH_STUCK_NS);
 	if (!in_flight && (!valid || now_ns >= e->refresh_ns)) {
 		e->refreshing_since_ns = now_ns ? now_ns : 1;
 		e->refreshes++;
@@ -171,9 +171,8 @@ sg_oauth_form(const char *scope)
 {
 	char *esc = scope ? curl_easy_escape(NULL, scope, 0) : NULL;
 	char *out = NULL;
-	if ((scope == NULL || esc != NULL) &&
-	    asprintf(&out, "grant_type=client_credentials%s%s", esc ? "&scope=" : "",
-	             esc ? esc : "") < 0)
+	if ((scope == NULL || esc != NULL) && asprintf(&out, "grant_type=client_credentials%s%s",
+	                                               esc ? "&scope=" : "", esc ? esc : "") < 0)
 		out = NULL;
 	curl_free(esc);
 	return out;
@@ -207,8 +206,8 @@ sg_oauth_basic(const char *secret)
 	char *pw = curl_easy_escape(NULL, colon + 1, 0);
 	char *pair = NULL, *out = NULL;
 	if (id != NULL && pw != NULL && asprintf(&pair, "%s:%s", id, pw) >= 0) {
-		size_t plen = strlen(pair), b64 = sodium_base64_ENCODED_LEN(plen,
-		                                                   sodium_base64_VARIANT_ORIGINAL);
+		size_t plen = strlen(pair),
+		       b64 = sodium_base64_ENCODED_LEN(plen, sodium_base64_VARIANT_ORIGINAL);
 		if ((out = malloc(6 + b64)) != NULL) {
 			memcpy(out, "Basic ", 6);
 			sodium_bin2base64(out + 6, b64, (const unsigned char *)pair, plen,
@@ -241,10 +240,12 @@ sg_oauth_parse(const char *body, size_t len, char *token, size_t n, int64_t *exp
 	const char *t = NULL;
 	if (sg_json_parse(body, len, 8, &doc, NULL) != SG_JSON_OK ||
 	    sg_json_type(doc.root) != SG_JSON_OBJECT)
-		return snprintf(err, errlen, "the token endpoint's answer is not a JSON object"), -1;
+		return snprintf(err, errlen, "the token endpoint's answer is not a JSON object"),
+		       -1;
 	if (!sg_json_get(doc.root, "access_token", 12, &v) || sg_json_type(v) != SG_JSON_STRING ||
 	    (t = sg_json_string(v, &tl)) == NULL || !token_chars_ok(t, tl))
-		return snprintf(err, errlen, "the token endpoint's answer has no usable access_token"),
+		return snprintf(err, errlen,
+		                "the token endpoint's answer has no usable access_token"),
 		       -1;
 	if (tl >= n)
 		return snprintf(err, errlen, "the token endpoint's access_token is over %zu bytes",
@@ -258,9 +259,10 @@ sg_oauth_parse(const char *body, size_t len, char *token, size_t n, int64_t *exp
 		else if (ty == SG_JSON_INT && sg_json_int(v) > 0)
 			*expires_in_s = sg_json_int(v);
 		else
-			return snprintf(err, errlen,
-			                "the token endpoint's expires_in is not a positive number of "
-			                "seconds"),
+			return snprintf(
+			           err, errlen,
+			           "the token endpoint's expires_in is not a positive number of "
+			           "seconds"),
 			       -1;
 	}
 	memcpy(token, t, tl);

@@ -39,8 +39,7 @@ enum sg_oauth_state {
  * `token` (NUL-terminated, `n` bytes at most).  A refresher that fails must
  * call sg_oauth_failed, or the others would wait for it until their deadline.
  */
-enum sg_oauth_state sg_oauth_take(struct sg_oauth_entry *e, uint64_t now_ns, char *token,
-                                  size_t n);
+enum sg_oauth_state sg_oauth_take(struct sg_oauth_entry *e, uint64_t now_ns, char *token, size_t n);
 /* The refresher's new token, valid for `expires_in_s` from `now_ns`. */
 void sg_oauth_store(struct sg_oauth_entry *e, uint64_t now_ns, const char *token, size_t len,
                     int64_t expires_in_s);

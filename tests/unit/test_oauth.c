@@ -140,7 +140,8 @@ test_a_token_answer_is_read_strictly(void **state)
 	char tok[64], err[160];
 	int64_t exp;
 	const char *ok = "{\"access_token\":\"tk_1\",\"token_type\":\"Bearer\",\"expires_in\":120}";
-	assert_int_equal(sg_oauth_parse(ok, strlen(ok), tok, sizeof(tok), &exp, err, sizeof(err)), 0);
+	assert_int_equal(sg_oauth_parse(ok, strlen(ok), tok, sizeof(tok), &exp, err, sizeof(err)),
+	                 0);
 	assert_string_equal(tok, "tk_1");
 	assert_int_equal(exp, 120);
 	const char *no_exp = "{\"access_token\":\"tk_2\"}";
@@ -148,15 +149,19 @@ test_a_token_answer_is_read_strictly(void **state)
 	    sg_oauth_parse(no_exp, strlen(no_exp), tok, sizeof(tok), &exp, err, sizeof(err)), 0);
 	assert_int_equal(exp, 3600);
 	const char *bad[] = {
-	    "not json", "[]", "{\"token\":\"x\"}", "{\"access_token\":\"a\\r\\nX: y\"}",
-	    "{\"access_token\":\"\"}", "{\"access_token\":\"a\",\"expires_in\":0}",
+	    "not json",
+	    "[]",
+	    "{\"token\":\"x\"}",
+	    "{\"access_token\":\"a\\r\\nX: y\"}",
+	    "{\"access_token\":\"\"}",
+	    "{\"access_token\":\"a\",\"expires_in\":0}",
 	    "{\"access_token\":\"a\",\"expires_in\":\"60\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(
-		    sg_oauth_parse(bad[i], strlen(bad[i]), tok, sizeof(tok), &exp, err, sizeof(err)),
-		    -1);
+		assert_int_equal(sg_oauth_parse(bad[i], strlen(bad[i]), tok, sizeof(tok), &exp, err,
+		                                sizeof(err)),
+		                 -1);
 		assert_true(strlen(err) > 10);
 	}
 	char big[200];
