@@ -22,6 +22,7 @@
 #include "catalog/sg_connector.h"
 #include "catalog/sg_snapshot.h"
 #include "cli/cli.h"
+#include "core/sg_fmt.h"
 #include "core/sg_vault.h"
 
 #define VALUE_MAX (64 * 1024)
@@ -283,19 +284,10 @@ print_json(json_t *o)
 	json_decref(o);
 }
 
-static void
-day_text(int64_t t, char out[16])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, 16, "%Y-%m-%d", &tm);
-}
-
 static int
 store_value(const struct secrets_opts *o, const char *connector, char *value, size_t len)
 {
-	char err[512], key_id[SG_VAULT_KEY_ID_LEN + 1], day[16];
+	char err[512], key_id[SG_VAULT_KEY_ID_LEN + 1], day[SG_DAY_LEN];
 	const char *dir = sg_cli_data_dir(o->data_dir);
 	const char *slot = o->next ? "next" : "current";
 	int64_t expires = 0;
@@ -315,7 +307,7 @@ store_value(const struct secrets_opts *o, const char *connector, char *value, si
 	if (o->json) {
 		json_t *out = json_pack("{s:s, s:s, s:s}", "connector", connector, "slot", slot,
 		                        "key_id", key_id);
-		day_text(expires, day);
+		sg_fmt_day(expires, day);
 		json_object_set_new(out, "expires", expires ? json_string(day) : json_null());
 		print_json(out);
 	} else
@@ -352,14 +344,14 @@ secrets_set(int argc, char **argv)
 static void
 print_list(const struct sg_secret_row *v, size_t n, bool json)
 {
-	char created[16], expires[16];
+	char created[SG_DAY_LEN], expires[SG_DAY_LEN];
 	json_t *arr = json ? json_array() : NULL;
 	if (!json)
 		printf("%-24s  %-7s  %-16s  %-10s  %s\n", "CONNECTOR", "SLOT", "KEY ID", "CREATED",
 		       "EXPIRES");
 	for (size_t i = 0; i < n; i++) {
-		day_text(v[i].created_at, created);
-		day_text(v[i].expires_at, expires);
+		sg_fmt_day(v[i].created_at, created);
+		sg_fmt_day(v[i].expires_at, expires);
 		if (!json) {
 			printf("%-24s  %-7s  %-16s  %-10s  %s\n", v[i].connector, v[i].slot,
 			       v[i].key_id, created, v[i].expires_at ? expires : "-");

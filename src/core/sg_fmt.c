@@ -96,3 +96,12 @@ sg_fmt_utc(int64_t unix_s, char out[SG_UTC_LEN])
 	if (gmtime_r(&t, &tm) == NULL || strftime(out, SG_UTC_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		out[0] = '\0'; /* a year past 9999: no time rather than garbage */
 }
+
+void
+sg_fmt_day(int64_t unix_s, char out[SG_DAY_LEN])
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, SG_DAY_LEN, "%Y-%m-%d", &tm) == 0)
+		out[0] = '\0';
+}

@@ -32,5 +32,8 @@ bool sg_fmt_truncated(const struct sg_fmt *f);
 #define SG_UTC_LEN 32
 /* Unix seconds as "2026-11-28T00:00:00Z" (RFC 3339, UTC), the form every reply uses. */
 void sg_fmt_utc(int64_t unix_s, char out[SG_UTC_LEN]);
+/* The UTC day of `unix_s`, "2026-12-31"; "" past year 9999. */
+#define SG_DAY_LEN 16
+void sg_fmt_day(int64_t unix_s, char out[SG_DAY_LEN]);
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "catalog/sg_connector.h"
+#include "core/sg_fmt.h"
 #include "obs/sg_log.h"
 #include "upstream/sg_credential.h"
 #include "upstream/sg_credential_int.h"
@@ -172,15 +173,6 @@ expiring(const struct sg_credstore *cs, const struct sg_cred *cr, int64_t now_s)
 	return cr->expires_at > 0 && cr->expires_at - now_s <= cs->warn_before_s;
 }
 
-static void
-day_text(int64_t t, char out[16])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, 16, "%Y-%m-%d", &tm);
-}
-
 /* Checked under the read lock first: the poll runs twice a second and seldom has a warning due. */
 static bool
 any_due(struct sg_credstore *cs, int64_t now_s, int64_t today)
@@ -196,7 +188,7 @@ any_due(struct sg_credstore *cs, int64_t now_s, int64_t today)
 void
 sg_credstore_warn_expiring(struct sg_credstore *cs, int64_t now_s)
 {
-	char day[16];
+	char day[SG_DAY_LEN];
 	int64_t today = now_s / 86400 + 1; /* +1: 0 means never warned */
 	if (!any_due(cs, now_s, today))
 		return;
@@ -206,7 +198,7 @@ sg_credstore_warn_expiring(struct sg_credstore *cs, int64_t now_s)
 		if (!expiring(cs, cr, now_s) || cr->warned_day == today)
 			continue;
 		cr->warned_day = today;
-		day_text(cr->expires_at, day);
+		sg_fmt_day(cr->expires_at, day);
 		sg_log(SG_LOG_WARN,
 		       json_pack("{s:s, s:s, s:s}", "connector", cr->connector, "slot",
 		                 sg_cred_slot_name(cr->slot), "expires", day),
@@ -221,7 +213,7 @@ sg_credstore_warn_expiring(struct sg_credstore *cs, int64_t now_s)
 json_t *
 sg_credstore_warnings_json(struct sg_credstore *cs, int64_t now_s)
 {
-	char day[16];
+	char day[SG_DAY_LEN];
 	json_t *out = NULL;
 	pthread_rwlock_rdlock(&cs->lock);
 	for (size_t i = 0; i < cs->t.n; i++) {
@@ -230,7 +222,7 @@ sg_credstore_warnings_json(struct sg_credstore *cs, int64_t now_s)
 			continue;
 		if (out == NULL)
 			out = json_array();
-		day_text(cr->expires_at, day);
+		sg_fmt_day(cr->expires_at, day);
 		json_array_append_new(
 		    out,
 		    json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "credential_expiry", "connector",

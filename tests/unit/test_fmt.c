@@ -82,6 +82,21 @@ test_truncates_like_snprintf(void **state)
 	}
 }
 
+static void
+test_utc_times_and_days(void **state)
+{
+	(void)state;
+	char t[SG_UTC_LEN], d[SG_DAY_LEN];
+	sg_fmt_utc(1798761599, t);
+	assert_string_equal(t, "2026-12-31T23:59:59Z");
+	sg_fmt_day(1798761599, d);
+	assert_string_equal(d, "2026-12-31");
+	sg_fmt_day(0, d);
+	assert_string_equal(d, "1970-01-01");
+	sg_fmt_day(INT64_MAX, d); /* no calendar day: nothing rather than garbage */
+	assert_string_equal(d, "");
+}
+
 int
 main(void)
 {
@@ -89,6 +104,7 @@ main(void)
 	    cmocka_unit_test(test_decimal_matches_printf),
 	    cmocka_unit_test(test_u64_and_str),
 	    cmocka_unit_test(test_truncates_like_snprintf),
+	    cmocka_unit_test(test_utc_times_and_days),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
