@@ -259,6 +259,21 @@ valid_token_url(const char *s)
 	       !strpbrk(s, " \t\r\n#") && !memchr(s + skip, '@', strcspn(s + skip, "/?#"));
 }
 
+/* A token endpoint on this machine: the only place plain http may carry the client secret. */
+static bool
+loopback_url(const char *url)
+{
+	static const char *const hosts[] = {"127.0.0.1", "[::1]", "localhost"};
+	const char *h = url + 7;
+	size_t n = strcspn(h, ":/?");
+	if (h[0] == '[')
+		n = strcspn(h, "]") + 1;
+	for (size_t i = 0; i < COUNT(hosts); i++)
+		if (n == strlen(hosts[i]) && strncmp(h, hosts[i], n) == 0)
+			return true;
+	return false;
+}
+
 static enum sg_auth_scheme
 scheme_of(const char *name)
 {
@@ -334,6 +349,12 @@ auth_oauth2(struct sg_diags *d, const char *file, struct fy_node *n, struct sg_c
 		sg_yaml_error(d, file, sg_yaml_get(n, "token_url"),
 		              "auth.token_url: expected an http:// or https:// URL with a host and "
 		              "no user name, spaces or fragment, got \"%.60s\"",
+		              url);
+	else if (url && strncmp(url, "http://", 7) == 0 && !loopback_url(url))
+		sg_yaml_error(d, file, sg_yaml_get(n, "token_url"),
+		              "auth.token_url: the client secret is sent there, so it must be "
+		              "https:// (plain http:// is allowed only to 127.0.0.1, [::1] or "
+		              "localhost), got \"%.60s\"",
 		              url);
 	else if (url)
 		a->token_url = dup_or_report(d, file, url);

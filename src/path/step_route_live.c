@@ -41,6 +41,15 @@ forget_result(struct live *lv)
 	lv->retry_after[0] = '\0';
 }
 
+static void
+wipe_free(char *s)
+{
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
 void
 sg_route_live_release(struct sg_req *r, struct route_ctx *rc)
 {
@@ -57,8 +66,8 @@ sg_route_live_release(struct sg_req *r, struct route_ctx *rc)
 	if (lv->token_fetch && lv->body != NULL)
 		sodium_memzero(lv->body, lv->body_len);
 	forget_result(lv);
-	free(lv->url);
-	free(lv->req_url);
+	wipe_free(lv->url); /* a URL may carry an api_key parameter */
+	wipe_free(lv->req_url);
 	free(lv);
 }
 
@@ -339,7 +348,7 @@ start(struct live *lv, struct sg_upreq *rq)
 	}
 	lv->attempt_ns = r->now_ns;
 	if (lv->conn->max_redirects > 0) { /* a Location may be relative to it */
-		free(lv->req_url);
+		wipe_free(lv->req_url);
 		lv->req_url = strdup(rq->url);
 	}
 	note_attempt_start(lv);

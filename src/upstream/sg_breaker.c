@@ -154,11 +154,9 @@ sg_breaker_of(struct sg_breakers *bs, const char *host, const struct sg_breaker_
 	struct sg_breaker *b = find(bs, host, h, &at);
 	if (b == NULL)
 		return insert(bs, host, h, cfg);
-	if (memcmp(&b->cfg, cfg, sizeof(*cfg)) != 0) {
-		pthread_mutex_lock(&b->mu);
-		b->cfg = *cfg;
-		pthread_mutex_unlock(&b->mu);
-	}
+	pthread_mutex_lock(&b->mu);
+	b->cfg = *cfg;
+	pthread_mutex_unlock(&b->mu);
 	return b;
 }
 

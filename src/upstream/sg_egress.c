@@ -324,15 +324,18 @@ static const struct range deny6[] = {
     {{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation addresses"},
     {{0xfc}, 7, "unique-local addresses"},
     {{0xfe, 0x80}, 10, "link-local addresses"},
+    {{0xfe, 0xc0}, 10, "site-local addresses"},
+    /* RFC 8215 local-use NAT64: the IPv4 may sit at several offsets, so all of it goes. */
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, "local-use NAT64 addresses"},
     {{0xff}, 8, "multicast addresses"},
 };
 
 /* Host names that lead to cloud metadata whatever they resolve to. */
 static const char *const deny_names[] = {"metadata.google.internal"};
 
-enum v4_form { F_NONE, F_MAPPED, F_COMPATIBLE, F_NAT64, F_6TO4, F_TEREDO };
+enum v4_form { F_NONE, F_MAPPED, F_COMPATIBLE, F_NAT64, F_6TO4, F_TEREDO, F_TRANSLATED };
 static const char *const form_names[] = {
-    "", "IPv4-mapped", "IPv4-compatible", "NAT64", "6to4", "Teredo",
+    "", "IPv4-mapped", "IPv4-compatible", "NAT64", "6to4", "Teredo", "IPv4-translated",
 };
 
 /*
@@ -345,11 +348,13 @@ embedded_v4(const uint8_t *b, uint8_t v4[4])
 	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 	static const uint8_t zero[12] = {0};
 	static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+	static const uint8_t translated[12] = {[8] = 0xff, [9] = 0xff}; /* SIIT, ::ffff:0:a.b.c.d */
 	static const uint8_t teredo[4] = {0x20, 0x01, 0x00, 0x00};
-	enum v4_form f = memcmp(b, mapped, 12) == 0  ? F_MAPPED
-	                 : memcmp(b, zero, 12) == 0  ? F_COMPATIBLE
-	                 : memcmp(b, nat64, 12) == 0 ? F_NAT64
-	                                             : F_NONE;
+	enum v4_form f = memcmp(b, mapped, 12) == 0       ? F_MAPPED
+	                 : memcmp(b, zero, 12) == 0       ? F_COMPATIBLE
+	                 : memcmp(b, nat64, 12) == 0      ? F_NAT64
+	                 : memcmp(b, translated, 12) == 0 ? F_TRANSLATED
+	                                                  : F_NONE;
 	if (f != F_NONE) {
 		memcpy(v4, b + 12, 4);
 		return f;
@@ -490,6 +495,18 @@ verdict(struct sg_egress_verdict *v, bool allowed, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A host's length as a name: without an IPv6 literal's brackets or one trailing dot. */
+static size_t
+name_length(const char *host)
+{
+	size_t n = strnlen(host, ENTRY_MAX + 8);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		n -= 2;
+	else if (n > 1 && host[n - 1] == '.')
+		n--;
+	return n;
+}
+
 void
 sg_egress_judge(const struct sg_egress_list *allow, const struct sg_egress_policy *policy,
                 const char *host, const struct sockaddr *sa, socklen_t len,
@@ -498,7 +515,7 @@ sg_egress_judge(const struct sg_egress_list *allow, const struct sg_egress_polic
 	char h[ENTRY_MAX + 2], why[sizeof(v->rule)];
 	struct addr a;
 	/* A cut-off name could end like an allowed one; no real name is this long. */
-	if (host != NULL && strnlen(host, ENTRY_MAX + 4) > ENTRY_MAX + 3) {
+	if (host != NULL && name_length(host) > ENTRY_MAX) {
 		verdict(v, false, "built-in: host names longer than 253 characters");
 		return;
 	}

@@ -3,6 +3,8 @@
  * admit check at connect, the capped body, the few headers kept) and the
  * mapping of curl's result to enum sg_fetch_error.
  */
+#include <arpa/inet.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,38 @@ on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	x->admitted = true;
 	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+/*
+ * Every request passes here before it is sent, on a new connection or on
+ * one kept alive: a kept connection was judged for whoever opened it (another
+ * connector, before a policy reload), and this request is judged for itself,
+ * a redirect hop included.  An address that does not parse is refused.
+ */
+static int
+on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+	struct sg_fetch *x = arg;
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len = 0;
+	(void)local_ip;
+	(void)local_port;
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		len = sizeof(*v6);
+	}
+	if (len == 0 || !x->admit(x->admit_arg, (const struct sockaddr *)&ss, len)) {
+		x->refused_at_send = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 /* Appends body bytes; past max_response the transfer stops (CURLE_WRITE_ERROR). */
@@ -261,6 +295,8 @@ sg_fetch_easy_setup(struct sg_fetch *x, const struct sg_fetch_request *rq)
 	SET(CURLOPT_HTTPHEADER, x->headers);
 	SET(CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
 	SET(CURLOPT_OPENSOCKETDATA, (void *)x);
+	SET(CURLOPT_PREREQFUNCTION, on_prereq);
+	SET(CURLOPT_PREREQDATA, (void *)x);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
 	SET(CURLOPT_WRITEDATA, (void *)x);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -310,8 +346,8 @@ map_error(const struct sg_fetch *x, CURLcode rc)
 	curl_off_t ready = 0;
 	if (rc == CURLE_OK)
 		return SG_FETCH_OK;
-	/* Every address was refused: whatever curl made of that, the guard said no. */
-	if (x->refused && !x->admitted)
+	/* Every address was refused, or the connection about to carry the request was. */
+	if ((x->refused && !x->admitted) || x->refused_at_send)
 		return SG_FETCH_REFUSED;
 	if ((rc == CURLE_WRITE_ERROR && x->too_large) || rc == CURLE_FILESIZE_EXCEEDED)
 		return SG_FETCH_TOO_LARGE;
@@ -336,7 +372,9 @@ map_error(const struct sg_fetch *x, CURLcode rc)
 static void
 describe(const struct sg_fetch *x, CURLcode rc, enum sg_fetch_error err, char *out, size_t len)
 {
-	if (err == SG_FETCH_REFUSED)
+	if (err == SG_FETCH_REFUSED && x->refused_at_send)
+		snprintf(out, len, "admit refused the connection the request was to be sent on");
+	else if (err == SG_FETCH_REFUSED)
 		snprintf(out, len, "admit refused every address the name resolved to");
 	else if (err == SG_FETCH_TOO_LARGE)
 		snprintf(out, len, "the response body passed %zu bytes", x->max_response);
@@ -374,9 +412,20 @@ sg_fetch_easy_result(struct sg_fetch *x, CURLcode rc, struct sg_fetch_result *re
 	res->location = x->location;
 }
 
+/* Header lines may carry a credential, and a body a token: wiped before they are freed. */
+static void
+wipe_lines(struct curl_slist *l)
+{
+	for (; l != NULL; l = l->next)
+		sodium_memzero(l->data, strlen(l->data));
+}
+
 void
 sg_fetch_easy_clear(struct sg_fetch *x)
 {
+	wipe_lines(x->headers);
+	if (x->body != NULL)
+		sodium_memzero(x->body, x->body_len);
 	curl_slist_free_all(x->headers);
 	curl_slist_free_all(x->resolve);
 	x->headers = x->resolve = NULL;

@@ -33,6 +33,7 @@ struct sg_fetch {
 	bool too_large;                              /* the write callback stopped at the cap */
 	bool refused;                                /* admit() said no to an address */
 	bool admitted;                               /* admit() said yes to an address */
+	bool refused_at_send; /* admit() said no to the connection a request was about to use */
 	char *content_type, *retry_after, *location; /* the final response's, or NULL */
 	char errbuf[CURL_ERROR_SIZE];
 };

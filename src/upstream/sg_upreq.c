@@ -502,16 +502,22 @@ sg_upreq_add_header(struct sg_upreq *rq, const char *name, const char *value)
 	return 0;
 }
 
+static void wipe_str(char *s);
+
 int
 sg_upreq_add_query(struct sg_upreq *rq, const char *name, const char *value)
 {
 	if (rq->url == NULL)
 		return -1;
-	size_t len = strlen(rq->url);
-	struct buf u = {rq->url, len, len + 1, false};
+	/* Built in a buffer of its own: a failure half way leaves rq->url whole. */
+	struct buf u = {0};
+	buf_add(&u, rq->url, strlen(rq->url));
 	query_pair(&u, name, strlen(name), value, strlen(value));
-	if (u.failed)
-		return -1; /* rq->url is untouched: buf_reserve failed before moving it */
+	if (u.failed) {
+		buf_wipe(&u);
+		return -1;
+	}
+	wipe_str(rq->url);
 	rq->url = u.p;
 	return 0;
 }

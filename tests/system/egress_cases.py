@@ -145,3 +145,36 @@ def test_policy_endpoint_rules_deny_even_what_a_connector_allows(tmp_path, upstr
         assert "policy" in p["detail"]
     finally:
         env.stop()
+
+
+def test_a_kept_connection_opened_for_one_connector_is_judged_again_for_another(tmp_path,
+                                                                             upstream):
+    """Connector vault may reach 127.0.0.1; shop may reach only w.test.  A call to
+    vault leaves a kept connection to 127.0.0.1 on the I/O thread; shop's upstream
+    then redirects there.  The hop would ride that connection, so it is judged for
+    shop before anything is sent, and refused."""
+    import requests
+
+    w = Upstream().start()
+    try:
+        shop = connector("shop", f"http://w.test:{w.port}", extra="redirects: 1")
+        shop = shop.replace('allow: ["127.0.0.1/32"]', 'allow: ["w.test"]')
+        shop = shop.replace("connect_timeout: 1s }",
+                            f'connect_timeout: 1s, resolve: ["w.test:{w.port}:127.0.0.1"] }}')
+        env = Live(tmp_path, {"shop": shop, "vault": connector("vault", upstream.url)},
+                   {"shop": SECRET, "vault": SECRET})
+        try:
+            upstream.answer = lambda req: (200, {}, {"id": "1", "name": "internal"})
+            w.answer = lambda req: (302, {"Location": f"{upstream.url}/items/1"}, b"")
+            # One client connection: both calls are served by the same I/O thread.
+            with requests.Session() as s:
+                assert env.call("get_item", {"id": "1"}, connector="vault",
+                                session=s).status_code == 200
+                problem = assert_problem(env.call("get_item", {"id": "1"}, session=s), 403,
+                                         "egress_denied")
+            assert "127.0.0.1" not in problem["detail"]
+            assert upstream.count() == 1  # vault's own call only
+        finally:
+            env.stop()
+    finally:
+        w.stop()

@@ -111,8 +111,8 @@ class Live:
                 f.write(config)
         self.gw = Gateway(self.data, config=cfg).start()
 
-    def call(self, op, body, connector="shop", headers=None):
-        return self.gw.post(connector, op, body, key=self.key, headers=headers)
+    def call(self, op, body, connector="shop", headers=None, session=None):
+        return self.gw.post(connector, op, body, key=self.key, headers=headers, session=session)
 
     def stop(self):
         self.gw.assert_clean_exit(self.gw.stop())

@@ -937,6 +937,15 @@ test_auth_errors(void **state)
 	                    "token_url: \"https://...\"");
 	assert_non_null(strstr(plus_error("auth: { scheme: oauth2, token_url: \"ftp://x\" }\n", &d),
 	                       "auth.token_url: expected an http:// or https:// URL"));
+	/* The client secret never crosses a network in clear: http only to this machine. */
+	assert_non_null(
+	    strstr(plus_error("auth: { scheme: oauth2, token_url: \"http://id.example.test/t\" }\n",
+	                      &d),
+	           "auth.token_url: the client secret is sent there, so it must be https://"));
+	assert_non_null(
+	    strstr(plus_error("auth: { scheme: oauth2, token_url: \"http://127.0.0.1.evil.test/t\" }\n",
+	                      &d),
+	           "must be https://"));
 	assert_string_equal(plus_error("auth: { scheme: api_key, naem: X }\n", &d),
 	                    "t.yaml:18:26: unknown key \"naem\" (did you mean \"name\"?)");
 	assert_string_equal(plus_error("auth: { name: X }\n", &d),

@@ -152,7 +152,14 @@ test_ipv6_forms(void **state)
 	assert_allowed("fe00::1");
 	assert_denied("fe80::1", "built-in: link-local addresses");
 	assert_denied("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "built-in: link-local addresses");
-	assert_allowed("fec0::1");
+	assert_denied("fec0::1", "built-in: site-local addresses");
+	assert_denied("feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "built-in: site-local addresses");
+	assert_denied("64:ff9b:1::a9fe:a9fe", "built-in: local-use NAT64 addresses");
+	assert_denied("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "built-in: local-use NAT64 addresses");
+	assert_allowed("64:ff9b:2::1");
+	assert_denied("::ffff:0:a9fe:a9fe",
+	              "built-in: cloud metadata addresses, in IPv4-translated form");
+	assert_denied("::ffff:0:7f00:1", "built-in: loopback addresses, in IPv4-translated form");
 	assert_denied("::", "built-in: unspecified addresses");
 	assert_denied("::1", "built-in: loopback addresses");
 	assert_denied("ff02::1", "built-in: multicast addresses");
@@ -167,6 +174,7 @@ test_ipv6_forms(void **state)
 	/* Embedded public IPv4 is judged as that IPv4. */
 	assert_allowed("::ffff:93.184.216.34");
 	assert_allowed("64:ff9b::5db8:d822");
+	assert_allowed("::ffff:0:5db8:d822");
 	assert_allowed("2002:5db8:d822::1");
 	assert_allowed("2606:2800:220:1::");
 	assert_allowed("2a00:1450:4001:82a::200e");
@@ -454,6 +462,13 @@ test_long_host(void **state)
 	assert_true(judge(l, NULL, host, "10.0.0.1").allowed);
 	memcpy(host + 253, ".evil.test", 11);
 	struct sg_egress_verdict v = judge(l, NULL, host, "10.0.0.1");
+	assert_false(v.allowed);
+	assert_string_equal(v.rule, "built-in: host names longer than 253 characters");
+	/* One character past the cut that once left an allowed ending ("...example.com" + "x"). */
+	memset(host, 'a', sizeof(host));
+	memcpy(host + 242, ".example.com", 12);
+	memcpy(host + 254, "x", 2);
+	v = judge(l, NULL, host, "10.0.0.1");
 	assert_false(v.allowed);
 	assert_string_equal(v.rule, "built-in: host names longer than 253 characters");
 	sg_egress_list_free(l);

@@ -901,10 +901,16 @@ test_a_warm_call_allocates_nothing(void **state)
 
 /* ---- upstream requests --------------------------------------------------- */
 
+/* "k 1" 33 times, spaced, as the URL carries it. */
+#define K1 "k%201%20"
+#define KEY_33                                                                                     \
+	K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 K1 \
+	    K1 K1 "k%201"
+
 static struct {
 	int rc[3]; /* get with a query, post with a body, the credential's query parameter */
 	/* Copies in place: a result kept on the heap would count as a leak. */
-	char url[2][256], body[128];
+	char url[2][1024], body[128];
 	size_t n_headers[2];
 } up;
 
@@ -928,7 +934,12 @@ upreq_run(void *ctx)
 	up.rc[0] =
 	    upreq_one("get_contact", "{\"id\":\"c%41 1\",\"expand\":[\"a\",{\"b\":1}]}", &rq[0]);
 	up.rc[1] = upreq_one("create_contact", "{\"email\":\"a@b.test\",\"name\":\"Ada\"}", &rq[1]);
-	up.rc[2] = up.rc[0] == 0 ? sg_upreq_add_query(&rq[0], "api_key", "k 1") : -1;
+	/* A key long enough that its encoding outgrows the URL's buffer more than once (KEY_33). */
+	up.rc[2] = up.rc[0] == 0 ? sg_upreq_add_query(&rq[0], "api_key",
+	                                              "k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 "
+	                                              "k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 "
+	                                              "k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1 k 1")
+	                          : -1;
 	for (int i = 0; i < 2; i++) {
 		if (up.rc[i] != 0) {
 			/* A refusal leaves nothing behind. */
@@ -950,7 +961,7 @@ upreq_check(void *ctx, size_t failures)
 	(void)ctx;
 	static const char *const want[2] = {
 	    "https://crm.example.com/api/v2/contacts/c%2541%201?expand=a&expand=%7B%22b%22%3A1%7D"
-	    "&api_key=k%201",
+	    "&api_key=" KEY_33,
 	    "https://crm.example.com/api/v2/contacts"};
 	if (failures != 0)
 		return; /* each part is checked whole or refused cleanly in upreq_run */

@@ -328,8 +328,8 @@ test_get_returns_status_body_and_content_type(void **state)
 	assert_int_equal(o.http_version, 1);
 	assert_true(o.total_us > 0);
 	assert_false(o.reused);
-	/* The admitted address is the one connected to. */
-	assert_int_equal(fx->admit.calls, 1);
+	/* The admitted address is the one connected to: checked at connect and before sending. */
+	assert_int_equal(fx->admit.calls, 2);
 	assert_int_equal(ntohs(fx->admit.last.sin_port), fx->up.port);
 	free(o.body);
 }
@@ -418,8 +418,26 @@ test_a_second_fetch_reuses_the_connection(void **state)
 	assert_int_equal(o.error, SG_FETCH_OK);
 	assert_true(o.reused);
 	assert_int_equal(o.connect_us, 0);
-	assert_int_equal(fx->admit.calls, 1); /* one connection, one check */
+	/* One connection checked once, and each request on it checked before it is sent. */
+	assert_int_equal(fx->admit.calls, 3);
 	assert_int_equal(fx->up.requests, 2);
+	free(o.body);
+}
+
+static void
+test_a_kept_connection_is_judged_again_for_each_request(void **state)
+{
+	struct fx *fx = *state;
+	struct outcome o = {0};
+	struct sg_fetch_request rq = request(fx, "GET", "/hello");
+	fetch(fx, &rq, &o);
+	assert_int_equal(o.error, SG_FETCH_OK);
+	/* The same kept connection, for a request its caller may not send there. */
+	fx->admit.allow = false;
+	rq = request(fx, "GET", "/hello");
+	fetch(fx, &rq, &o);
+	assert_int_equal(o.error, SG_FETCH_REFUSED);
+	assert_int_equal(fx->up.requests, 1);
 	free(o.body);
 }
 
@@ -649,7 +667,7 @@ test_a_resolve_pin_is_what_admit_sees(void **state)
 	fetch(fx, &rq, &o);
 	assert_int_equal(o.error, SG_FETCH_OK);
 	assert_string_equal(o.body, "hello");
-	assert_int_equal(fx->admit.calls, 1);
+	assert_int_equal(fx->admit.calls, 2); /* at connect, and before sending */
 	assert_int_equal(fx->admit.last.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
 	assert_int_equal(ntohs(fx->admit.last.sin_port), fx->up.port);
 	assert_non_null(strstr(fx->up.headers, "Host: upstream.test:"));
@@ -845,7 +863,7 @@ test_tls_with_the_ca_speaks_http2_on_one_connection(void **state)
 	assert_int_equal(o.error, SG_FETCH_OK);
 	assert_int_equal(o.http_version, 2);
 	assert_true(o.reused);
-	assert_int_equal(fx->admit.calls, 1);
+	assert_int_equal(fx->admit.calls, 3); /* one connect, two requests */
 	free(o.body);
 }
 
@@ -944,6 +962,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_a_failure_in_start_completes_from_the_loop, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_resolve_pin_is_what_admit_sees, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_kept_connection_is_judged_again_for_each_request,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_with_the_ca_speaks_http2_on_one_connection,
 	                                    tls_setup, tls_teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_without_the_ca_fails_verification, tls_setup,
