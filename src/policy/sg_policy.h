@@ -16,6 +16,7 @@
 #include "policy/sg_rules.h"
 
 struct sg_egress_policy;
+struct sg_dlp_policy;
 
 enum sg_mode { SG_MODE_SANDBOX = 0, SG_MODE_LIVE = 1, SG_MODE_COUNT };
 
@@ -49,6 +50,7 @@ struct sg_policy {
 	const struct sg_rule **rule_pool; /* storage behind every sg_rule_list */
 	struct sg_budgets *budgets;       /* NULL: no cost budgets */
 	struct sg_egress_policy *egress;  /* NULL: no endpoint rules */
+	struct sg_dlp_policy *dlp;        /* NULL: no `dlp:` section, the defaults apply */
 };
 
 struct sg_policy_source {
@@ -80,6 +82,11 @@ const struct sg_rule_list *sg_role_rules(const struct sg_role *r, enum sg_mode m
  * NULL when there is none.  Owned by the policy.
  */
 const struct sg_egress_policy *sg_policy_egress(const struct sg_policy *p);
+/*
+ * The `dlp:` section's rules, actions and allowlists (see dlp/sg_dlp_action.h);
+ * NULL when there is none and the defaults apply.  Owned by the policy.
+ */
+const struct sg_dlp_policy *sg_policy_dlp(const struct sg_policy *p);
 /* The limit for calls by this role to connector `c` in mode `m`, or NULL when unlimited. */
 const struct sg_limit *sg_role_limit(const struct sg_role *r, enum sg_mode m,
                                      const struct sg_connector *c);

@@ -77,6 +77,11 @@ const char *const sg_migrations[] = {
      * failovers can be read from the audit.
      */
     "ALTER TABLE decisions ADD COLUMN served_by TEXT; ALTER TABLE decisions ADD COLUMN upstream TEXT;",
+    /*
+     * 9: what the DLP screen found in a call and what it did (JSON events:
+     * direction, pointer, rule, class, action; never the value).
+     */
+    "ALTER TABLE decisions ADD COLUMN dlp TEXT;",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

@@ -47,9 +47,9 @@ enum stmt_id {
 #define DECISION_INSERT                                                                            \
 	"INSERT INTO decisions (ts_us, trace_id, key_id, tenant, user, role,"                      \
 	" mode, connector, operation, decision, status, code, reason,"                             \
-	" latency_us, cost, session_id, queue_wait_us, served_by, upstream) VALUES "
-#define DECISION_COLUMNS 19
-#define DECISION_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	" latency_us, cost, session_id, queue_wait_us, served_by, upstream, dlp) VALUES "
+#define DECISION_COLUMNS 20
+#define DECISION_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #define DECISION_ROWS_4 DECISION_ROW "," DECISION_ROW "," DECISION_ROW "," DECISION_ROW
 /*
  * Rows per statement of ST_DECISION_INSERT_MANY.  One statement for 16 rows
@@ -830,6 +830,7 @@ bind_decision(sqlite3_stmt *st, int base, const struct sg_decision *d)
 	sqlite3_bind_int64(st, base + 17, d->queue_wait_us);
 	BIND(st, base + 18, d, served_by);
 	BIND(st, base + 19, d, upstream);
+	BIND(st, base + 20, d, dlp);
 }
 
 /* Rows in order, so the last row's id is the newest decision's. */

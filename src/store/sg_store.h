@@ -129,6 +129,12 @@ struct sg_decision {
 	 * upstream attempts as JSON (sg_req_attempts_write; "": none were made). */
 	char served_by[64];
 	char upstream[512];
+	/*
+	 * What the DLP screen found and did, as JSON: [{"dir":"request",
+	 * "path":"/card","rule":"card","class":"financial.card","action":"mask"}, ...],
+	 * never the value; "": nothing found.  Cut at a whole event when full.
+	 */
+	char dlp[768];
 };
 
 /* Inserts a batch in one transaction. */
