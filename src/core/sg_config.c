@@ -20,7 +20,8 @@
 #define DAY_MS 86400000LL
 
 enum field_type {
-	F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE, F_AUDIT, F_RATE
+	F_INT, F_SIZE, F_MS, F_U64, F_BOOL, F_ENUM, F_HOST, F_BYTES, F_DEVICE, F_AUDIT, F_RATE,
+	F_RETENTION
 };
 
 struct field {
@@ -68,6 +69,8 @@ static const struct field fields[] = {
     /* One word for both modes, or a mapping with live and sandbox. */
     {"audit", "on_failure", F_AUDIT, 0, 1, WORDS(audit_live, audit_failures)},
     {"audit", "backlog_deadline", F_MS, 1, 3600 * 1000, OFF(audit_deadline_ms)},
+    /* "off" (the default) or a duration: older audit records are pruned behind a checkpoint. */
+    {"audit", "retention", F_RETENTION, 1000, 100 * 366 * DAY_MS, OFF(audit_retention_ms)},
     /* From the call's arrival at route to the upstream's answer, retries included. */
     {"upstream", "deadline", F_MS, 1, 300 * 1000, OFF(upstream_deadline_ms)},
     {"throttle", "cells", F_SIZE, 1024, 64 * 1024 * 1024, OFF(throttle_cells)},
@@ -306,6 +309,7 @@ store_field(struct sg_config *c, const struct field *f, long long v)
 		*(int *)(void *)p = (int)v;
 		break;
 	case F_BYTES:
+	case F_RETENTION:
 		*(uint64_t *)(void *)p = (uint64_t)v;
 		break;
 	case F_HOST:
@@ -377,6 +381,33 @@ parse_duration_field(const char *file, struct fy_node *n, const char *what, cons
 			snprintf(top, sizeof(top), "%llds", f->max / 1000);
 		sg_yaml_error(d, file, n, "%s: must be from %lldms to %s, got \"%.40s\"", what,
 		              f->min, top, s);
+		return -1;
+	}
+	*out = (long long)ms;
+	return 0;
+}
+
+/*
+ * audit.retention: "off", or how long records are kept.  Days are the
+ * natural unit here and outgrow F_MS's 32 bits, hence a type of its own.
+ */
+static int
+parse_retention_field(const char *file, struct fy_node *n, const char *what,
+                      const struct field *f, long long *out, struct sg_diags *d)
+{
+	const char *s = sg_yaml_str(d, file, n, what);
+	uint64_t ms;
+	if (s == NULL)
+		return -1;
+	if (strcmp(s, "off") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (sg_duration_parse_ms(s, &ms) != 0 || ms < (uint64_t)f->min || ms > (uint64_t)f->max) {
+		sg_yaml_error(d, file, n,
+		              "%s: expected \"off\" or a duration from 1s to 36600d such as 90d or "
+		              "12h, got \"%.40s\"",
+		              what, s);
 		return -1;
 	}
 	*out = (long long)ms;
@@ -494,6 +525,8 @@ parse_field(struct sg_config *c, const char *file, struct fy_node *n, const stru
 		v = b;
 	} else if (f->type == F_MS) {
 		rc = parse_duration_field(file, n, what, f, &v, d);
+	} else if (f->type == F_RETENTION) {
+		rc = parse_retention_field(file, n, what, f, &v, d);
 	} else if (f->type == F_ENUM || f->type == F_HOST) {
 		rc = parse_text_field(c, file, n, what, f, &v, d);
 	} else if (f->type == F_BYTES) {

@@ -40,6 +40,8 @@
  *       live: fail_closed    # refuse calls (503 audit_unavailable) rather than go unaudited
  *       sandbox: fail_open   # go on; a full queue drops records, counted
  *     backlog_deadline: 5s   # how old the oldest unwritten decision may grow
+ *     retention: off         # or e.g. 90d: older records are pruned behind a
+ *                            # checkpoint that `audit verify` follows (docs/audit.md)
  *   upstream:
  *     deadline: 30s          # a call's whole time with a real upstream, retries included
  *   throttle:
@@ -122,6 +124,7 @@ struct sg_config {
 	/* audit.on_failure (enum sg_audit_failure) per mode, and audit.backlog_deadline */
 	int audit_live, audit_sandbox;
 	uint32_t audit_deadline_ms;
+	uint64_t audit_retention_ms; /* audit.retention; 0: keep every record */
 	uint32_t upstream_deadline_ms; /* upstream.deadline */
 	uint32_t secrets_warn_before_ms; /* secrets.warn_before */
 

@@ -82,6 +82,19 @@ const char *const sg_migrations[] = {
      * direction, pointer, rule, class, action; never the value).
      */
     "ALTER TABLE decisions ADD COLUMN dlp TEXT;",
+    /*
+     * 10: the tamper-evident audit (docs/audit.md).  Each row carries the
+     * hash of the row before it on its chain and its own hash over that
+     * and every column; the head (newest id and hash) lives in meta.  One
+     * SQLite store is one chain, "main"; the column lets nodes sharing a
+     * database keep one chain each.  sg_store.c chains the rows already
+     * here, in id order from 32 zero bytes, in this step's transaction.
+     */
+    "ALTER TABLE decisions ADD COLUMN chain TEXT NOT NULL DEFAULT 'main';"
+    "ALTER TABLE decisions ADD COLUMN prev_hash BLOB;"
+    "ALTER TABLE decisions ADD COLUMN hash BLOB;"
+    "INSERT INTO meta (key, value) VALUES ('audit_head_id:main', 0),"
+    "  ('audit_head_hash:main', zeroblob(32));",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);

@@ -41,15 +41,22 @@ enum stmt_id {
 	ST_DECISION_INSERT_MANY,
 	ST_COUNT_ALL,
 	ST_COUNT_BY,
+	ST_CHAIN_HEAD,
+	ST_CHAIN_SET,
 	ST_COUNT
 };
 
+/* The columns in sg_chain_columns order, then the chain's links. */
 #define DECISION_INSERT                                                                            \
-	"INSERT INTO decisions (ts_us, trace_id, key_id, tenant, user, role,"                      \
+	"INSERT INTO decisions (id, chain, ts_us, trace_id, key_id, tenant, user, role,"           \
 	" mode, connector, operation, decision, status, code, reason,"                             \
-	" latency_us, cost, session_id, queue_wait_us, served_by, upstream, dlp) VALUES "
-#define DECISION_COLUMNS 20
-#define DECISION_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	" latency_us, cost, session_id, queue_wait_us, served_by, upstream, dlp,"                  \
+	" prev_hash, hash) VALUES "
+#define DECISION_COLUMNS 24
+#define DECISION_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+/* meta keys of the main chain's head (sg_store_chain.c names them per chain). */
+#define HEAD_ID_KEY "audit_head_id:" SG_CHAIN_MAIN
+#define HEAD_HASH_KEY "audit_head_hash:" SG_CHAIN_MAIN
 #define DECISION_ROWS_4 DECISION_ROW "," DECISION_ROW "," DECISION_ROW "," DECISION_ROW
 /*
  * Rows per statement of ST_DECISION_INSERT_MANY.  One statement for 16 rows
@@ -95,6 +102,16 @@ static const char *const stmt_sql[ST_COUNT] = {
         DECISION_INSERT DECISION_ROWS_4 "," DECISION_ROWS_4 "," DECISION_ROWS_4 "," DECISION_ROWS_4,
     [ST_COUNT_ALL] = "SELECT count(*) FROM decisions",
     [ST_COUNT_BY] = "SELECT count(*) FROM decisions WHERE decision = ?",
+    /*
+     * The chain's head and the newest id, read once per batch under the
+     * write lock: ids are given explicitly (the hash covers them), and the
+     * head is the chain's, even when rows were cut off behind it.
+     */
+    [ST_CHAIN_HEAD] = "SELECT (SELECT value FROM meta WHERE key = '" HEAD_HASH_KEY "'),"
+                      " (SELECT max(id) FROM decisions)",
+    /* An UPDATE: an INSERT would move last_insert_rowid off the newest decision. */
+    [ST_CHAIN_SET] = "UPDATE meta SET value = CASE key WHEN '" HEAD_ID_KEY "' THEN ?1 ELSE ?2 END"
+                     " WHERE key IN ('" HEAD_ID_KEY "', '" HEAD_HASH_KEY "')",
 };
 
 struct sg_store {
@@ -199,6 +216,14 @@ user_version(struct sg_store *s, int *v)
 	return rc;
 }
 
+/* The part of a migration SQL cannot do, in the same transaction. */
+static int
+migrate_in_c(struct sg_store *s, int version)
+{
+	/* 10: the rows recorded before the audit chain are chained in id order. */
+	return version == 10 ? sg_store_chain_link_existing(s) : 0;
+}
+
 /*
  * Applies migration `target` (1-based) unless another process got there
  * first: the version is read again under the write lock, so a server and
@@ -226,7 +251,8 @@ migrate_step(struct sg_store *s, const char *path, char *err, size_t errlen)
 		return 1;
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-	if (exec(s, sg_migrations[v]) != 0 || exec(s, sql) != 0 || tx_commit(s) != 0) {
+	if (exec(s, sg_migrations[v]) != 0 || migrate_in_c(s, v + 1) != 0 || exec(s, sql) != 0 ||
+	    tx_commit(s) != 0) {
 		say(err, errlen, "cannot upgrade %s to schema %d: %s", path, v + 1, why(s));
 		goto fail;
 	}
@@ -806,51 +832,104 @@ bind_field(sqlite3_stmt *st, int i, const char *v, size_t cap, int empty_is_null
 
 #define BIND(st, i, d, f) bind_field(st, i, (d)->f, sizeof((d)->f), 1)
 
-/* Binds one decision as the row whose first parameter follows `base`. */
+/*
+ * Binds one decision as the row whose first parameter follows `base`, with
+ * its id and links.  `prev` and `hash` must stay put until the step.
+ */
 static void
-bind_decision(sqlite3_stmt *st, int base, const struct sg_decision *d)
+bind_decision(sqlite3_stmt *st, int base, const struct sg_decision *d, int64_t id,
+              const uint8_t *prev, const uint8_t *hash)
 {
-	sqlite3_bind_int64(st, base + 1, d->ts_us);
-	BIND(st, base + 2, d, trace_id);
-	BIND(st, base + 3, d, key_id);
-	BIND(st, base + 4, d, tenant);
-	BIND(st, base + 5, d, user);
-	BIND(st, base + 6, d, role);
-	BIND(st, base + 7, d, mode);
-	BIND(st, base + 8, d, connector);
-	BIND(st, base + 9, d, operation);
+	sqlite3_bind_int64(st, base + 1, id);
+	sqlite3_bind_text(st, base + 2, SG_CHAIN_MAIN, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, base + 3, d->ts_us);
+	BIND(st, base + 4, d, trace_id);
+	BIND(st, base + 5, d, key_id);
+	BIND(st, base + 6, d, tenant);
+	BIND(st, base + 7, d, user);
+	BIND(st, base + 8, d, role);
+	BIND(st, base + 9, d, mode);
+	BIND(st, base + 10, d, connector);
+	BIND(st, base + 11, d, operation);
 	/* NOT NULL: one odd decision must not lose the whole batch it travels in. */
-	bind_field(st, base + 10, d->decision, sizeof(d->decision), 0);
-	sqlite3_bind_int(st, base + 11, d->status);
-	BIND(st, base + 12, d, code);
-	BIND(st, base + 13, d, reason);
-	sqlite3_bind_int64(st, base + 14, d->latency_us);
-	sqlite3_bind_double(st, base + 15, d->cost);
-	BIND(st, base + 16, d, session_id);
-	sqlite3_bind_int64(st, base + 17, d->queue_wait_us);
-	BIND(st, base + 18, d, served_by);
-	BIND(st, base + 19, d, upstream);
-	BIND(st, base + 20, d, dlp);
+	bind_field(st, base + 12, d->decision, sizeof(d->decision), 0);
+	sqlite3_bind_int(st, base + 13, d->status);
+	BIND(st, base + 14, d, code);
+	BIND(st, base + 15, d, reason);
+	sqlite3_bind_int64(st, base + 16, d->latency_us);
+	sqlite3_bind_double(st, base + 17, d->cost);
+	BIND(st, base + 18, d, session_id);
+	sqlite3_bind_int64(st, base + 19, d->queue_wait_us);
+	BIND(st, base + 20, d, served_by);
+	BIND(st, base + 21, d, upstream);
+	BIND(st, base + 22, d, dlp);
+	sqlite3_bind_blob(st, base + 23, prev, SG_CHAIN_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, base + 24, hash, SG_CHAIN_HASH_LEN, SQLITE_STATIC);
+}
+
+/* Where the batch's chain starts: the head's hash and the next free id. */
+static int
+chain_head(struct sg_store *s, uint8_t prev[SG_CHAIN_HASH_LEN], int64_t *next_id)
+{
+	sqlite3_stmt *st = s->st[ST_CHAIN_HEAD];
+	int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+	memset(prev, 0, SG_CHAIN_HASH_LEN);
+	if (rc == 0 && sqlite3_column_bytes(st, 0) == SG_CHAIN_HASH_LEN)
+		memcpy(prev, sqlite3_column_blob(st, 0), SG_CHAIN_HASH_LEN);
+	*next_id = sqlite3_column_int64(st, 1) + 1;
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * Hashes the decision that gets `id` after `link[0]` into `link[1]`: each
+ * row's prev is the slot before its hash, so a group binds without copies.
+ */
+static void
+chain_link(const struct sg_decision *d, int64_t id, uint8_t link[][SG_CHAIN_HASH_LEN])
+{
+	struct sg_chain_val cols[SG_CHAIN_NCOLS];
+	sg_chain_from_decision(d, id, SG_CHAIN_MAIN, cols);
+	sg_chain_hash(link[0], cols, link[1]);
 }
 
 /* Rows in order, so the last row's id is the newest decision's. */
 static int
 insert_decisions(struct sg_store *s, const struct sg_decision *v, size_t n)
 {
+	uint8_t link[DECISIONS_PER_INSERT + 1][SG_CHAIN_HASH_LEN];
+	int64_t id;
 	size_t i = 0;
+	if (chain_head(s, link[0], &id) != 0)
+		return -1;
 	for (; n - i >= DECISIONS_PER_INSERT; i += DECISIONS_PER_INSERT) {
 		sqlite3_stmt *st = s->st[ST_DECISION_INSERT_MANY];
-		for (int k = 0; k < DECISIONS_PER_INSERT; k++)
-			bind_decision(st, k * DECISION_COLUMNS, &v[i + (size_t)k]);
+		for (int k = 0; k < DECISIONS_PER_INSERT; k++, id++) {
+			chain_link(&v[i + (size_t)k], id, &link[k]);
+			bind_decision(st, k * DECISION_COLUMNS, &v[i + (size_t)k], id, link[k],
+			              link[k + 1]);
+		}
 		if (run(st) != 0)
 			return -1;
+		memcpy(link[0], link[DECISIONS_PER_INSERT], SG_CHAIN_HASH_LEN);
 	}
-	for (; i < n; i++) {
-		bind_decision(s->st[ST_DECISION_INSERT], 0, &v[i]);
+	for (; i < n; i++, id++) {
+		chain_link(&v[i], id, &link[0]);
+		bind_decision(s->st[ST_DECISION_INSERT], 0, &v[i], id, link[0], link[1]);
 		if (run(s->st[ST_DECISION_INSERT]) != 0)
 			return -1;
+		memcpy(link[0], link[1], SG_CHAIN_HASH_LEN);
 	}
-	return 0;
+	sqlite3_stmt *st = s->st[ST_CHAIN_SET];
+	sqlite3_bind_int64(st, 1, id - 1);
+	sqlite3_bind_blob(st, 2, link[0], SG_CHAIN_HASH_LEN, SQLITE_STATIC);
+	return n == 0 ? 0 : run(st);
+}
+
+int
+sg_store_append(struct sg_store *s, const struct sg_decision *v, size_t n)
+{
+	return insert_decisions(s, v, n);
 }
 
 int

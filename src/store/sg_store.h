@@ -142,6 +142,102 @@ int sg_store_record(struct sg_store *s, const struct sg_decision *v, size_t n);
 /* Counts decisions, optionally only those with `decision` (NULL = all). */
 int sg_store_count_decisions(struct sg_store *s, const char *decision, int64_t *count);
 
+/* ---- the audit chain (sg_store_chain.c; docs/audit.md) ---- */
+
+#define SG_CHAIN_HASH_LEN 32
+/* The chain every writer of one SQLite store extends. */
+#define SG_CHAIN_MAIN "main"
+/* The decision a retention checkpoint carries. */
+#define SG_CHAIN_CHECKPOINT "checkpoint"
+
+/*
+ * The hashed columns of a decisions row, in the order the canonical
+ * encoding takes them (docs/audit.md).  prev_hash and hash are not among
+ * them: the hash covers the previous hash separately.
+ */
+enum {
+	SG_CHAIN_COL_ID,
+	SG_CHAIN_COL_CHAIN,
+	SG_CHAIN_COL_TS_US,
+	SG_CHAIN_COL_DECISION = 11,
+	SG_CHAIN_COL_REASON = 14,
+	SG_CHAIN_NCOLS = 22
+};
+extern const char *const sg_chain_columns[SG_CHAIN_NCOLS];
+
+/* One stored value, typed as SQLite stores it. */
+enum sg_chain_type { SG_CV_NULL, SG_CV_INT, SG_CV_REAL, SG_CV_TEXT, SG_CV_BLOB };
+struct sg_chain_val {
+	enum sg_chain_type type;
+	int64_t i;
+	double r;
+	const void *p; /* TEXT and BLOB; borrowed for the duration of the hash */
+	size_t len;
+};
+
+/* hash = BLAKE2b-256(prev || canonical encoding of `cols`). */
+void sg_chain_hash(const uint8_t prev[SG_CHAIN_HASH_LEN], const struct sg_chain_val *cols,
+                   uint8_t out[SG_CHAIN_HASH_LEN]);
+/*
+ * The values a decision is stored as with id `id` on chain `chain`: empty
+ * text is NULL (as it is bound), NaN cost is NULL and -0.0 is 0.0 (as SQLite
+ * keeps them).  Borrows from `d` and `chain`.
+ */
+void sg_chain_from_decision(const struct sg_decision *d, int64_t id, const char *chain,
+                            struct sg_chain_val cols[SG_CHAIN_NCOLS]);
+
+/*
+ * Walks records in chain order and says at the first one that is wrong.
+ * Fed by sg_store_chain_verify from the store, or by an export file.
+ */
+struct sg_chain_walk {
+	uint8_t expect[SG_CHAIN_HASH_LEN]; /* the previous record's hash, or the anchor */
+	int64_t n;                         /* records that checked out */
+	int64_t last_id, last_ts_us;
+	bool bad;
+	int64_t bad_id, bad_ts_us;
+	char what[512]; /* for an admin: which record and what is wrong */
+};
+void sg_chain_walk_begin(struct sg_chain_walk *w, const uint8_t anchor[SG_CHAIN_HASH_LEN]);
+/*
+ * Checks one record: its stored hash against its contents, and its prev
+ * against the record before.  `prev` or `hash` NULL: the row carries none.
+ * Returns 0 while the chain holds, -1 once it is broken (w->what says why).
+ */
+int sg_chain_walk_next(struct sg_chain_walk *w, const struct sg_chain_val *cols,
+                       const uint8_t *prev, const uint8_t *hash);
+/* Marks the walk broken at the record (id, ts) with a sentence. */
+void sg_chain_walk_fail(struct sg_chain_walk *w, int64_t id, int64_t ts_us, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Recomputes chain `chain` from its anchor (32 zero bytes, or the hash the
+ * newest retention checkpoint names) to its head in meta.  0 with the walk
+ * filled (w->bad says whether it holds), -1 on a store error.
+ */
+int sg_store_chain_verify(struct sg_store *s, const char *chain, struct sg_chain_walk *w);
+/* The head of `chain`: its newest id and hash (0 and zeros when empty). */
+int sg_store_chain_head(struct sg_store *s, const char *chain, int64_t *id,
+                        uint8_t hash[SG_CHAIN_HASH_LEN]);
+/*
+ * Retention: deletes up to `max` of the oldest records of the main chain,
+ * in chain order, while they are older than `before_us`, and appends a
+ * checkpoint naming the last pruned record's hash and the count, in one
+ * transaction.  *pruned gets the count (0: nothing was old enough, and no
+ * checkpoint is written).
+ */
+int sg_store_chain_prune(struct sg_store *s, int64_t before_us, int64_t now_us, int max,
+                         int64_t *pruned);
+/*
+ * Calls `fn` for every record of `chain` with ts_us in [since_us, until_us],
+ * in chain order, with its columns, prev and hash.  A non-zero return from
+ * `fn` stops the walk and is returned.
+ */
+int sg_store_chain_each(struct sg_store *s, const char *chain, int64_t since_us, int64_t until_us,
+                        int (*fn)(void *arg, const struct sg_chain_val *cols,
+                                  const uint8_t *prev, const uint8_t *hash),
+                        void *arg);
+
 /* ---- daily spending (sg_store_spend.c) ---- */
 
 /* Only allowed calls spend, and only when the call says whose money it was. */
