@@ -274,6 +274,14 @@ start_recorder(struct serve_state *st)
 	if (st->gw.recorder == NULL)
 		return sg_cli_fail("%s", err), -1;
 	sg_recorder_set_deadline(st->gw.recorder, cfg->audit_deadline_ms);
+	uint64_t chain_every_ms = 0; /* an hour */
+#ifdef SG_TEST_HOOKS
+	/* How often the writer prunes and logs the chain head, instead of hourly. */
+	const char *every = getenv("SANDGATE_TEST_AUDIT_EVERY_MS");
+	if (every && *every)
+		chain_every_ms = strtoull(every, NULL, 10);
+#endif
+	sg_recorder_set_retention(st->gw.recorder, cfg->audit_retention_ms, chain_every_ms);
 #ifdef SG_TEST_HOOKS
 	const char *stall = getenv("SANDGATE_TEST_WRITER_STALL");
 	if (stall && *stall && (st->writer_stall = strdup(stall)) != NULL)

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +48,16 @@
  */
 #define SPEND_FLUSH_NS (5 * 1000000000ull)
 #define SPEND_ROWS_MAX 65536
+/*
+ * The audit chain's housekeeping: how often the writer logs the chain's
+ * head (an anchor kept outside the store) and, with a retention, prunes.
+ * A prune takes at most PRUNE_BATCH rows per transaction, so writes wait
+ * for one short transaction, never for the whole backlog of old rows.
+ */
+#define CHAIN_EVERY_NS (3600 * 1000000000ull)
+#define PRUNE_BATCH 5000
+/* After a full prune batch, the next one comes this soon. */
+#define PRUNE_AGAIN_NS (1000000000ull)
 
 struct sg_recorder {
 	pthread_mutex_t lock;
@@ -88,6 +99,9 @@ struct sg_recorder {
 	bool spend_lost;       /* no tally: count from the record at the next flush */
 	uint64_t spend_flushed_ns;
 	_Atomic uint64_t spend_recounts; /* flushes that counted from the record */
+	_Atomic uint64_t retention_us;   /* audit.retention; 0: keep every record */
+	_Atomic uint64_t chain_every_ns;
+	uint64_t chain_last_ns; /* the chain's last housekeeping (or the start) */
 };
 
 /* Mirrors the ring for the lock-free readers; called with the lock held after every change. */
@@ -170,6 +184,68 @@ flush_spend(struct sg_recorder *r, bool force)
 		fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot add spending to the "
 		                "store; the next start counts it from the decisions\"}\n");
 	r->spend_lost = rc != 0;
+}
+
+/* The chain's head in the log: a copy outside the store that a rewrite cannot reach. */
+static void
+log_head(struct sg_recorder *r, const char *when)
+{
+	int64_t id;
+	uint8_t h[SG_CHAIN_HASH_LEN];
+	char hex[2 * SG_CHAIN_HASH_LEN + 1];
+	if (sg_store_chain_head(r->store, SG_CHAIN_MAIN, &id, h) != 0 || id == 0)
+		return;
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	fprintf(stderr,
+	        "{\"level\":\"info\",\"msg\":\"audit chain head%s\",\"chain\":\"" SG_CHAIN_MAIN
+	        "\",\"id\":%lld,\"hash\":\"%s\"}\n",
+	        when, (long long)id, hex);
+}
+
+static int64_t
+wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool
+chain_due(const struct sg_recorder *r)
+{
+	return sg_mono_ns() - r->chain_last_ns >= atomic_load(&r->chain_every_ns);
+}
+
+/* Once an hour: one bounded prune when a retention is set, then the head in the log. */
+static void
+chain_tick(struct sg_recorder *r)
+{
+	uint64_t keep_us = atomic_load(&r->retention_us);
+	int64_t pruned = 0;
+	if (!chain_due(r))
+		return;
+	r->chain_last_ns = sg_mono_ns();
+	if (keep_us > 0) {
+		int64_t now = wall_us();
+		if (sg_store_chain_prune(r->store, now - (int64_t)keep_us, now, PRUNE_BATCH, &pruned) != 0)
+			fprintf(stderr,
+			        "{\"level\":\"error\",\"msg\":\"%s: cannot prune audit records past "
+			        "audit.retention (%s); trying again in an hour\"}\n",
+			        __func__, sg_store_last_error(r->store));
+		else if (pruned > 0)
+			fprintf(stderr,
+			        "{\"level\":\"info\",\"msg\":\"pruned audit records past "
+			        "audit.retention behind a checkpoint\",\"pruned\":%lld}\n",
+			        (long long)pruned);
+		/* More are due: the rest go a batch at a time, between the writes. */
+		if (pruned == PRUNE_BATCH) {
+			uint64_t every = atomic_load(&r->chain_every_ns);
+			uint64_t again = every < PRUNE_AGAIN_NS ? every : PRUNE_AGAIN_NS;
+			/* Differences of the clock only: exact modulo 2^64, even early after boot. */
+			r->chain_last_ns = sg_mono_ns() - (every - again);
+		}
+	}
+	log_head(r, "");
 }
 
 uint32_t
@@ -313,7 +389,7 @@ take_work(struct sg_recorder *r, bool *cut)
 		 */
 		while (!*cut && r->len < BATCH && r->len < r->cap && !r->stopping)
 			if (idle_wait(r) == ETIMEDOUT &&
-			    (r->len > 0 || r->n_runs > 0 || spend_due(r)))
+			    (r->len > 0 || r->n_runs > 0 || spend_due(r) || chain_due(r)))
 				break;
 		if (r->len > 0 || r->n_runs > 0)
 			break;
@@ -323,6 +399,7 @@ take_work(struct sg_recorder *r, bool *cut)
 		/* Idle, but the tally still reaches the store within its interval. */
 		pthread_mutex_unlock(&r->lock);
 		flush_spend(r, false);
+		chain_tick(r);
 		pthread_mutex_lock(&r->lock);
 	}
 	size_t n = peek_batch(r);
@@ -354,9 +431,10 @@ writer_main(void *arg)
 		struct attempt a = write_all(r, batch, n, fault, fault_arg);
 		log_attempt(r, &a, n);
 		bool ok = a.decisions_ok && a.runs_ok;
-		if (ok)
+		if (ok) {
 			flush_spend(r, false);
-		else
+			chain_tick(r);
+		} else
 			atomic_fetch_add(&r->retries, 1);
 		pthread_mutex_lock(&r->lock);
 		if (a.decisions_ok)
@@ -365,6 +443,7 @@ writer_main(void *arg)
 	}
 	pthread_mutex_unlock(&r->lock);
 	flush_spend(r, true);
+	log_head(r, " at stop");
 	return NULL;
 }
 
@@ -430,6 +509,8 @@ sg_recorder_start(const char *data_dir, size_t capacity, char *err, size_t errle
 	r->slots = capacity + BATCH;
 	r->spend_lost = true; /* until the first flush has counted from the record */
 	r->linger_ms = DEFAULT_LINGER_MS;
+	atomic_init(&r->chain_every_ns, CHAIN_EVERY_NS);
+	r->chain_last_ns = sg_mono_ns();
 	atomic_init(&r->deadline_ns, DEFAULT_DEADLINE_MS * 1000000ull);
 	if ((r->store = sg_store_open(data_dir, err, errlen)) == NULL) {
 		free_recorder(r);
@@ -519,6 +600,14 @@ sg_recorder_set_linger(struct sg_recorder *r, uint32_t ms)
 	pthread_mutex_lock(&r->lock);
 	r->linger_ms = ms;
 	pthread_mutex_unlock(&r->lock);
+}
+
+void
+sg_recorder_set_retention(struct sg_recorder *r, uint64_t retention_ms, uint64_t every_ms)
+{
+	atomic_store(&r->retention_us, retention_ms * 1000);
+	if (every_ms > 0)
+		atomic_store(&r->chain_every_ns, every_ms * 1000000ull);
 }
 
 void

@@ -51,6 +51,13 @@ void sg_recorder_set_linger(struct sg_recorder *r, uint32_t ms);
  */
 void sg_recorder_set_deadline(struct sg_recorder *r, uint32_t ms);
 /*
+ * audit.retention: every `every_ms` (0: an hour), the writer prunes records
+ * older than `retention_ms` (0: none), a batch at a time behind a
+ * checkpoint, and logs the chain's head.  Set it before the first push;
+ * the first round comes one interval after the start.
+ */
+void sg_recorder_set_retention(struct sg_recorder *r, uint64_t retention_ms, uint64_t every_ms);
+/*
  * For tests: `fn(arg)` runs on the writer before each attempt to write;
  * returning -1 fails the attempt as if the store had refused it, and it
  * may block to stall the writer.  Set it before the first push.

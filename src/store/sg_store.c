@@ -105,10 +105,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     /*
      * The chain's head and the newest id, read once per batch under the
      * write lock: ids are given explicitly (the hash covers them), and the
-     * head is the chain's, even when rows were cut off behind it.
+     * head is the chain's, even when rows were cut off behind it.  Ids
+     * never go back: not after a prune took every row, nor after a cut.
      */
     [ST_CHAIN_HEAD] = "SELECT (SELECT value FROM meta WHERE key = '" HEAD_HASH_KEY "'),"
-                      " (SELECT max(id) FROM decisions)",
+                      " max(coalesce((SELECT max(id) FROM decisions), 0),"
+                      " (SELECT value FROM meta WHERE key = '" HEAD_ID_KEY "'))",
     /* An UPDATE: an INSERT would move last_insert_rowid off the newest decision. */
     [ST_CHAIN_SET] = "UPDATE meta SET value = CASE key WHEN '" HEAD_ID_KEY "' THEN ?1 ELSE ?2 END"
                      " WHERE key IN ('" HEAD_ID_KEY "', '" HEAD_HASH_KEY "')",

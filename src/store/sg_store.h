@@ -175,6 +175,10 @@ struct sg_chain_val {
 	size_t len;
 };
 
+/* A record's time as RFC 3339 UTC with microseconds, the way verify names records. */
+#define SG_CHAIN_TIME_LEN 40
+void sg_chain_time(int64_t ts_us, char out[SG_CHAIN_TIME_LEN]);
+
 /* hash = BLAKE2b-256(prev || canonical encoding of `cols`). */
 void sg_chain_hash(const uint8_t prev[SG_CHAIN_HASH_LEN], const struct sg_chain_val *cols,
                    uint8_t out[SG_CHAIN_HASH_LEN]);

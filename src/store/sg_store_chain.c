@@ -166,8 +166,8 @@ sg_chain_from_decision(const struct sg_decision *d, int64_t id, const char *chai
 
 /* ---- the walk ---- */
 
-static void
-fmt_time(int64_t ts_us, char out[40])
+void
+sg_chain_time(int64_t ts_us, char out[SG_CHAIN_TIME_LEN])
 {
 	time_t s = (time_t)(ts_us >= 0 ? ts_us / 1000000 : (ts_us - 999999) / 1000000);
 	long us = (long)(ts_us - (int64_t)s * 1000000);
@@ -247,7 +247,7 @@ sg_chain_walk_next(struct sg_chain_walk *w, const struct sg_chain_val *cols, con
 	uint8_t h[SG_CHAIN_HASH_LEN];
 	if (w->bad)
 		return -1;
-	fmt_time(ts, when);
+	sg_chain_time(ts, when);
 	if (prev == NULL || hash == NULL) {
 		sg_chain_walk_fail(w, id, ts,
 		                   "record #%lld (%s) carries no chain hash: it was written by "
@@ -475,7 +475,7 @@ verify_row(void *arg, const struct sg_chain_val *cols, const uint8_t *prev, cons
 	char when[40];
 	if (sg_chain_walk_next(v->w, cols, prev, hash) != 0)
 		return 1;
-	fmt_time(ts, when);
+	sg_chain_time(ts, when);
 	if (id > v->head_id)
 		sg_chain_walk_fail(v->w, id, ts,
 		                   "record #%lld (%s) is newer than the chain head (#%lld): it was "
@@ -503,11 +503,13 @@ check_tail(struct verify_ctx *v)
 		                   (long long)v->head_id);
 		return;
 	}
-	fmt_time(w->last_ts_us, when);
+	sg_chain_time(w->last_ts_us, when);
 	sg_chain_walk_fail(w, w->last_id + 1, w->last_ts_us,
-	                   "the newest records are missing: the last one left is #%lld (%s), but "
-	                   "the chain head says the newest is #%lld (the tail was cut off)",
-	                   (long long)w->last_id, when, (long long)v->head_id);
+	                   "the newest records are missing, record #%lld on: the last one left is "
+	                   "#%lld (%s), but the chain head says the newest is #%lld (the tail was "
+	                   "cut off)",
+	                   (long long)(w->last_id + 1), (long long)w->last_id, when,
+	                   (long long)v->head_id);
 }
 
 int
