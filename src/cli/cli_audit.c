@@ -46,30 +46,50 @@ struct audit_opts {
 static int
 parse_opts(int argc, char **argv, struct audit_opts *o)
 {
-	static const struct option longs[] = {
-	    {"data", required_argument, NULL, 'd'},  {"data-dir", required_argument, NULL, 'd'},
-	    {"file", required_argument, NULL, 'f'},  {"chain", required_argument, NULL, 'c'},
-	    {"since", required_argument, NULL, 's'}, {"until", required_argument, NULL, 'u'},
-	    {"out", required_argument, NULL, 'o'},   {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option longs[] = {{"data", required_argument, NULL, 'd'},
+	                                      {"data-dir", required_argument, NULL, 'd'},
+	                                      {"file", required_argument, NULL, 'f'},
+	                                      {"chain", required_argument, NULL, 'c'},
+	                                      {"since", required_argument, NULL, 's'},
+	                                      {"until", required_argument, NULL, 'u'},
+	                                      {"out", required_argument, NULL, 'o'},
+	                                      {"help", no_argument, NULL, 'h'},
+	                                      {NULL, 0, NULL, 0}};
 	int ch;
 	memset(o, 0, sizeof(*o));
 	o->chain = SG_CHAIN_MAIN;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (ch) {
-		case 'd': o->data = optarg; break;
-		case 'f': o->file = optarg; break;
-		case 'c': o->chain = optarg; break;
-		case 's': o->since = optarg; break;
-		case 'u': o->until = optarg; break;
-		case 'o': o->out = optarg; break;
-		case 'h': fputs(audit_help, stdout); return 1;
-		default: fputs(audit_help, stderr); return -1;
+		case 'd':
+			o->data = optarg;
+			break;
+		case 'f':
+			o->file = optarg;
+			break;
+		case 'c':
+			o->chain = optarg;
+			break;
+		case 's':
+			o->since = optarg;
+			break;
+		case 'u':
+			o->until = optarg;
+			break;
+		case 'o':
+			o->out = optarg;
+			break;
+		case 'h':
+			fputs(audit_help, stdout);
+			return 1;
+		default:
+			fputs(audit_help, stderr);
+			return -1;
 		}
 	}
 	if (optind < argc) {
-		sg_cli_fail("unexpected argument \"%s\"; see 'sandgate audit --help'", argv[optind]);
+		sg_cli_fail("unexpected argument \"%s\"; see 'sandgate audit --help'",
+		            argv[optind]);
 		return -1;
 	}
 	return 0;
@@ -286,12 +306,11 @@ write_export(FILE *out, const struct audit_opts *o, int64_t since, int64_t until
 	sg_chain_time(until, b);
 	sg_chain_time(now_us(), at);
 	/* The first line says what the export covers; its anchor is the first record's prev. */
-	json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "type",
-	                         "export", "format", EXPORT_FORMAT, "chain", o->chain, "since", a,
-	                         "until", b, "exported_at", at, "count", (json_int_t)x->n,
-	                         "first_id", (json_int_t)x->first_id, "last_id",
-	                         (json_int_t)x->last_id, "anchor",
-	                         x->n ? hash_json(x->anchor) : json_null());
+	json_t *head = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "type", "export", "format",
+	    EXPORT_FORMAT, "chain", o->chain, "since", a, "until", b, "exported_at", at, "count",
+	    (json_int_t)x->n, "first_id", (json_int_t)x->first_id, "last_id",
+	    (json_int_t)x->last_id, "anchor", x->n ? hash_json(x->anchor) : json_null());
 	if (put_line(out, head) != 0)
 		return -1;
 	rewind(x->tmp);
@@ -299,9 +318,9 @@ write_export(FILE *out, const struct audit_opts *o, int64_t since, int64_t until
 		if (fwrite(buf, 1, n, out) != n)
 			return -1;
 	/* The last line: a cut-off export lacks it, and its count and hash must agree. */
-	json_t *end = json_pack("{s:s, s:I, s:I, s:o}", "type", "end", "count", (json_int_t)x->n,
-	                        "last_id", (json_int_t)x->last_id, "last_hash",
-	                        x->n ? hash_json(x->last) : json_null());
+	json_t *end =
+	    json_pack("{s:s, s:I, s:I, s:o}", "type", "end", "count", (json_int_t)x->n, "last_id",
+	              (json_int_t)x->last_id, "last_hash", x->n ? hash_json(x->last) : json_null());
 	return put_line(out, end);
 }
 
@@ -408,8 +427,8 @@ value_from(json_t *j, struct sg_chain_val *v, void **keep)
 		return 0;
 	}
 	if (json_is_string(j)) {
-		*v = (struct sg_chain_val){.type = SG_CV_TEXT, .p = json_string_value(j),
-		                           .len = json_string_length(j)};
+		*v = (struct sg_chain_val){
+		    .type = SG_CV_TEXT, .p = json_string_value(j), .len = json_string_length(j)};
 		return 0;
 	}
 	const char *hex = json_string_value(json_object_get(j, "hex"));
@@ -426,8 +445,7 @@ value_from(json_t *j, struct sg_chain_val *v, void **keep)
 	else if (strcmp(type, "real") == 0 && v->len == sizeof(double)) {
 		v->type = SG_CV_REAL;
 		memcpy(&v->r, *keep, sizeof(v->r));
-	}
-	else
+	} else
 		return -1;
 	return 0;
 }
@@ -506,9 +524,8 @@ take_record(struct file_walk *f, json_t *o)
 	/* The anchor is the first record's own prev: the export proves its run, not the past. */
 	if (f->w.n == 0 && l.has_prev)
 		memcpy(f->w.expect, l.prev, SG_CHAIN_HASH_LEN);
-	const char *chain = l.cols[SG_CHAIN_COL_CHAIN].type == SG_CV_TEXT
-	                        ? l.cols[SG_CHAIN_COL_CHAIN].p
-	                        : "";
+	const char *chain =
+	    l.cols[SG_CHAIN_COL_CHAIN].type == SG_CV_TEXT ? l.cols[SG_CHAIN_COL_CHAIN].p : "";
 	if (strlen(f->chain) != l.cols[SG_CHAIN_COL_CHAIN].len ||
 	    strncmp(chain, f->chain, l.cols[SG_CHAIN_COL_CHAIN].len) != 0) {
 		snprintf(msg, sizeof(msg), "is a record of another chain than the header's");
@@ -532,9 +549,8 @@ take_end(struct file_walk *f, json_t *o)
 		return;
 	}
 	const char *last = json_string_value(json_object_get(o, "last_hash"));
-	if (f->w.n > 0 &&
-	    (unhex(last, h, sizeof(h), &n) != 0 || n != SG_CHAIN_HASH_LEN ||
-	     sodium_memcmp(h, f->w.expect, SG_CHAIN_HASH_LEN) != 0))
+	if (f->w.n > 0 && (unhex(last, h, sizeof(h), &n) != 0 || n != SG_CHAIN_HASH_LEN ||
+	                   sodium_memcmp(h, f->w.expect, SG_CHAIN_HASH_LEN) != 0))
 		fail_line(f, "names a different last record than the export ends with");
 }
 
@@ -584,9 +600,10 @@ verify_file(const struct audit_opts *o)
 		fclose(in);
 	if (!f.w.bad && !f.ended) {
 		f.line++;
-		fail_line(&f, f.started ? "is missing: the export's last line is gone, so it was cut "
-		                          "off"
-		                        : "is missing: the file is empty");
+		fail_line(&f, f.started
+		                  ? "is missing: the export's last line is gone, so it was cut "
+		                    "off"
+		                  : "is missing: the file is empty");
 	}
 	return report(&f.w, f.chain[0] ? f.chain : o->chain, o->file);
 }

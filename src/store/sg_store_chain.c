@@ -23,10 +23,10 @@
 #include <time.h>
 
 const char *const sg_chain_columns[SG_CHAIN_NCOLS] = {
-    "id",       "chain",      "ts_us",   "trace_id",      "key_id",    "tenant",
-    "user",     "role",       "mode",    "connector",     "operation", "decision",
-    "status",   "code",       "reason",  "latency_us",    "cost",      "session_id",
-    "queue_wait_us", "served_by", "upstream", "dlp",
+    "id",     "chain",      "ts_us",     "trace_id",   "key_id",        "tenant",    "user",
+    "role",   "mode",       "connector", "operation",  "decision",      "status",    "code",
+    "reason", "latency_us", "cost",      "session_id", "queue_wait_us", "served_by", "upstream",
+    "dlp",
 };
 
 /* The encoding's tag: a new encoding gets a new tag, so old and new never collide. */
@@ -156,7 +156,8 @@ sg_chain_from_decision(const struct sg_decision *d, int64_t id, const char *chai
 	if (isnan(d->cost))
 		c[16] = (struct sg_chain_val){.type = SG_CV_NULL};
 	else
-		c[16] = (struct sg_chain_val){.type = SG_CV_REAL, .r = d->cost == 0 ? 0.0 : d->cost};
+		c[16] =
+		    (struct sg_chain_val){.type = SG_CV_REAL, .r = d->cost == 0 ? 0.0 : d->cost};
 	c[17] = CV(d, session_id);
 	c[18] = cv_int(d->queue_wait_us);
 	c[19] = CV(d, served_by);
@@ -213,23 +214,25 @@ static void
 fail_link(struct sg_chain_walk *w, int64_t id, int64_t ts, const char *when)
 {
 	if (w->n == 0)
-		sg_chain_walk_fail(w, id, ts,
-		                   "record #%lld (%s) is the oldest here, but it does not follow the "
-		                   "start of the chain or the last retention checkpoint: older records "
-		                   "were deleted, or this one was moved",
-		                   (long long)id, when);
+		sg_chain_walk_fail(
+		    w, id, ts,
+		    "record #%lld (%s) is the oldest here, but it does not follow the "
+		    "start of the chain or the last retention checkpoint: older records "
+		    "were deleted, or this one was moved",
+		    (long long)id, when);
 	else if (id == w->last_id + 2)
-		sg_chain_walk_fail(w, id, ts,
-		                   "record #%lld (%s) does not follow record #%lld: record #%lld is "
-		                   "missing (deleted), or records were moved",
-		                   (long long)id, when, (long long)w->last_id,
-		                   (long long)(w->last_id + 1));
+		sg_chain_walk_fail(
+		    w, id, ts,
+		    "record #%lld (%s) does not follow record #%lld: record #%lld is "
+		    "missing (deleted), or records were moved",
+		    (long long)id, when, (long long)w->last_id, (long long)(w->last_id + 1));
 	else if (id > w->last_id + 2)
-		sg_chain_walk_fail(w, id, ts,
-		                   "record #%lld (%s) does not follow record #%lld: records #%lld to "
-		                   "#%lld are missing (deleted), or records were moved",
-		                   (long long)id, when, (long long)w->last_id,
-		                   (long long)(w->last_id + 1), (long long)(id - 1));
+		sg_chain_walk_fail(
+		    w, id, ts,
+		    "record #%lld (%s) does not follow record #%lld: records #%lld to "
+		    "#%lld are missing (deleted), or records were moved",
+		    (long long)id, when, (long long)w->last_id, (long long)(w->last_id + 1),
+		    (long long)(id - 1));
 	else
 		sg_chain_walk_fail(w, id, ts,
 		                   "record #%lld (%s) does not follow record #%lld: records were "
@@ -257,10 +260,11 @@ sg_chain_walk_next(struct sg_chain_walk *w, const struct sg_chain_val *cols, con
 	}
 	sg_chain_hash(prev, cols, h);
 	if (sodium_memcmp(h, hash, SG_CHAIN_HASH_LEN) != 0) {
-		sg_chain_walk_fail(w, id, ts,
-		                   "record #%lld (%s) was changed after it was written: its contents "
-		                   "no longer match its hash",
-		                   (long long)id, when);
+		sg_chain_walk_fail(
+		    w, id, ts,
+		    "record #%lld (%s) was changed after it was written: its contents "
+		    "no longer match its hash",
+		    (long long)id, when);
 		return -1;
 	}
 	if (sodium_memcmp(prev, w->expect, SG_CHAIN_HASH_LEN) != 0) {
@@ -437,10 +441,11 @@ find_anchor(sqlite3 *db, const char *chain, uint8_t anchor[SG_CHAIN_HASH_LEN])
 {
 	sqlite3_stmt *st;
 	memset(anchor, 0, SG_CHAIN_HASH_LEN);
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT reason FROM decisions WHERE chain = ?1 AND decision = '"
-	                       SG_CHAIN_CHECKPOINT "' ORDER BY id DESC LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	        db,
+	        "SELECT reason FROM decisions WHERE chain = ?1 AND decision = '" SG_CHAIN_CHECKPOINT
+	        "' ORDER BY id DESC LIMIT 1",
+	        -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, chain, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
@@ -450,8 +455,9 @@ find_anchor(sqlite3 *db, const char *chain, uint8_t anchor[SG_CHAIN_HASH_LEN])
 		const char *hex = json_string_value(json_object_get(j, "last_hash"));
 		size_t n = 0;
 		/* An unreadable checkpoint leaves zeros; the walk then names the fault. */
-		if (hex == NULL || sodium_hex2bin(anchor, SG_CHAIN_HASH_LEN, hex, strlen(hex), NULL,
-		                                  &n, NULL) != 0 ||
+		if (hex == NULL ||
+		    sodium_hex2bin(anchor, SG_CHAIN_HASH_LEN, hex, strlen(hex), NULL, &n, NULL) !=
+		        0 ||
 		    n != SG_CHAIN_HASH_LEN)
 			memset(anchor, 0, SG_CHAIN_HASH_LEN);
 		json_decref(j);
@@ -482,10 +488,11 @@ verify_row(void *arg, const struct sg_chain_val *cols, const uint8_t *prev, cons
 		                   "added behind sandgate's back, or the head was rolled back",
 		                   (long long)id, when, (long long)v->head_id);
 	else if (id == v->head_id && sodium_memcmp(hash, v->head_hash, SG_CHAIN_HASH_LEN) != 0)
-		sg_chain_walk_fail(v->w, id, ts,
-		                   "record #%lld (%s) is the chain head's id, but not the record the "
-		                   "head was written for: the newest records were replaced",
-		                   (long long)id, when);
+		sg_chain_walk_fail(
+		    v->w, id, ts,
+		    "record #%lld (%s) is the chain head's id, but not the record the "
+		    "head was written for: the newest records were replaced",
+		    (long long)id, when);
 	return v->w->bad ? 1 : 0;
 }
 
@@ -550,7 +557,8 @@ set_head(sqlite3 *db, const char *chain, int64_t id, const uint8_t hash[SG_CHAIN
 	char ik[96], hk[96];
 	sqlite3_stmt *st;
 	head_keys(chain, ik, hk);
-	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?3), (?2, ?4)",
+	if (sqlite3_prepare_v2(db,
+	                       "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?3), (?2, ?4)",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, ik, -1, SQLITE_STATIC);
@@ -664,9 +672,9 @@ static int
 prune_delete(sqlite3 *db, int64_t through)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db,
-	                       "DELETE FROM decisions WHERE chain = '" SG_CHAIN_MAIN "' AND id <= ?1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	        db, "DELETE FROM decisions WHERE chain = '" SG_CHAIN_MAIN "' AND id <= ?1", -1, &st,
+	        NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, through);
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;

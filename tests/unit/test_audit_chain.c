@@ -377,8 +377,8 @@ test_prune_leaves_a_checkpoint_verify_starts_from(void **state)
 	f->s = open_ok(f);
 	assert_int_equal(sg_store_record(f->s, v, 20), 0);
 	/* Nothing old enough: no checkpoint. */
-	assert_int_equal(sg_store_chain_prune(f->s, 1700000000000000, 1800000000000000, 100, &pruned),
-	                 0);
+	assert_int_equal(
+	    sg_store_chain_prune(f->s, 1700000000000000, 1800000000000000, 100, &pruned), 0);
 	assert_int_equal(pruned, 0);
 	assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM decisions"), 20);
 	/* Twelve are old; a batch takes at most five. */
@@ -451,17 +451,16 @@ test_each_walks_a_verifiable_range(void **state)
 	sqlite3_stmt *st;
 	snprintf(path, sizeof(path), "%s/sandgate.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT hash FROM decisions WHERE id = 3", -1, &st,
-	                                    NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT hash FROM decisions WHERE id = 3", -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	memcpy(anchor, sqlite3_column_blob(st, 0), 32);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	sg_chain_walk_begin(&w, anchor);
-	assert_int_equal(sg_store_chain_each(f->s, SG_CHAIN_MAIN, v[3].ts_us, v[8].ts_us,
-	                                     count_row, &w),
-	                 0);
+	assert_int_equal(
+	    sg_store_chain_each(f->s, SG_CHAIN_MAIN, v[3].ts_us, v[8].ts_us, count_row, &w), 0);
 	assert_false(w.bad);
 	assert_int_equal(w.n, 6); /* #4..#9, #7 included though its time is earlier */
 }
