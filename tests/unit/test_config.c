@@ -713,6 +713,33 @@ test_audit_settings(void **state)
 	sg_config_free(&c);
 }
 
+/* audit.retention: off by default, days past what 32-bit milliseconds hold, "off" again. */
+static void
+test_audit_retention(void **state)
+{
+	(void)state;
+	struct sg_config c = {0};
+	struct sg_diags d = {0};
+	sg_config_defaults(&c);
+	assert_int_equal(c.audit_retention_ms, 0);
+	assert_int_equal(parse(&c, "audit:\n  retention: 90d\n", &d), 0);
+	assert_true(c.audit_retention_ms == 90ull * 86400 * 1000);
+	assert_int_equal(parse(&c, "audit:\n  retention: 1s\n", &d), 0);
+	assert_true(c.audit_retention_ms == 1000);
+	assert_int_equal(parse(&c, "audit:\n  retention: \"off\"\n", &d), 0);
+	assert_true(c.audit_retention_ms == 0);
+	assert_int_equal(parse(&c, "audit:\n  retention: 2d\n", &d), 0);
+	assert_int_equal(parse(&c, "audit:\n  retention: off\n", &d), 0);
+	assert_true(c.audit_retention_ms == 0);
+	assert_int_equal(parse(&c, "audit:\n  retention: 500ms\n", &d), -1);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(diag_at(&d, 0), "t.yaml:2:14: audit.retention: expected \"off\" or a "
+	                                    "duration from 1s to 36600d such as 90d or 12h, got "
+	                                    "\"500ms\"");
+	sg_diags_free(&d);
+	sg_config_free(&c);
+}
+
 static void
 test_secrets_warn_before(void **state)
 {
@@ -895,6 +922,7 @@ main(void)
 	    cmocka_unit_test(test_sandbox_settings),
 	    cmocka_unit_test(test_session_settings),
 	    cmocka_unit_test(test_audit_settings),
+	    cmocka_unit_test(test_audit_retention),
 	    cmocka_unit_test(test_secrets_warn_before),
 	    cmocka_unit_test(test_load_example_file),
 	    cmocka_unit_test(test_transport_settings),
