@@ -378,7 +378,7 @@ sg_store_chain_each(struct sg_store *s, const char *chain, int64_t since_us, int
                     void *arg)
 {
 	sqlite3 *db = sg_store_db(s);
-	int64_t from = 0, to = -1;
+	int64_t from = INT64_MAX, to = INT64_MIN; /* none, unless both ends are found */
 	/*
 	 * A contiguous run of the chain, from the first record at or after
 	 * `since` to the last at or before `until`: times can step back a

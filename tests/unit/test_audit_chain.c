@@ -463,6 +463,12 @@ test_each_walks_a_verifiable_range(void **state)
 	    sg_store_chain_each(f->s, SG_CHAIN_MAIN, v[3].ts_us, v[8].ts_us, count_row, &w), 0);
 	assert_false(w.bad);
 	assert_int_equal(w.n, 6); /* #4..#9, #7 included though its time is earlier */
+	/* A range after every record holds none, whatever its end. */
+	sg_chain_walk_begin(&w, anchor);
+	assert_int_equal(sg_store_chain_each(f->s, SG_CHAIN_MAIN, v[9].ts_us + 1, INT64_MAX,
+	                                     count_row, &w),
+	                 0);
+	assert_int_equal(w.n, 0);
 }
 
 int
