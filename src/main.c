@@ -17,6 +17,8 @@ static const struct {
 	{"run", sg_cli_run, "run a template on a running gateway and show its trace"},
 	{"sandbox", sg_cli_sandbox, "show what a running gateway's template sandbox enforces"},
 	{"version", sg_cli_version, "print the version"},
+	/* TEMPORARY: until `sandgate audit` (cli_audit.c) dispatches `audit query` here. */
+	{"audit-query", sg_cli_audit_query, "query the decision audit (becomes `audit query`)"},
 };
 
 static int

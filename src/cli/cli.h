@@ -21,6 +21,8 @@ int sg_cli_secrets(int argc, char **argv);
 int sg_cli_run(int argc, char **argv);
 int sg_cli_sandbox(int argc, char **argv);
 int sg_cli_version(int argc, char **argv);
+/* sandgate audit query (cli_audit_query.c); argv[0] is the subcommand's own name. */
+int sg_cli_audit_query(int argc, char **argv);
 
 /* --data-dir, else $SANDGATE_DATA_DIR, else ./data. */
 const char *sg_cli_data_dir(const char *flag);

@@ -82,6 +82,24 @@ const char *const sg_migrations[] = {
      * direction, pointer, rule, class, action; never the value).
      */
     "ALTER TABLE decisions ADD COLUMN dlp TEXT;",
+    /*
+     * 10: PLACEHOLDER, a no-op kept only so that the audit query indexes can
+     * be step 11 on a branch of their own.  The audit chain's migration
+     * replaces it when the branches are merged; it must never ship as is.
+     */
+    "SELECT 1;",
+    /*
+     * 11: the audit queries' indexes.  Each filter an admin asks by (who,
+     * which team, which connector, which refusal code) gets an index that
+     * ends in ts_us, so "newest first within a time window" reads the index
+     * in order and stops after a page, without sorting, at any table size.
+     * A trace has a handful of rows: its index needs no time.
+     */
+    "CREATE INDEX decisions_user_ts ON decisions (user, ts_us);"
+    "CREATE INDEX decisions_tenant_ts ON decisions (tenant, ts_us);"
+    "CREATE INDEX decisions_connector_ts ON decisions (connector, ts_us);"
+    "CREATE INDEX decisions_code_ts ON decisions (code, ts_us);"
+    "CREATE INDEX decisions_trace ON decisions (trace_id);",
 };
 
 const size_t sg_migrations_count = sizeof(sg_migrations) / sizeof(sg_migrations[0]);
