@@ -46,13 +46,20 @@ static int
 parse_opts(int argc, char **argv, struct query_opts *o)
 {
 	static const struct option opts[] = {
-	    {"tenant", required_argument, NULL, 0},  {"user", required_argument, NULL, 0},
-	    {"connector", required_argument, NULL, 0}, {"decision", required_argument, NULL, 0},
-	    {"code", required_argument, NULL, 0},    {"since", required_argument, NULL, 0},
-	    {"until", required_argument, NULL, 0},   {"trace", required_argument, NULL, 0},
-	    {"limit", required_argument, NULL, 0},   {"cursor", required_argument, NULL, 0},
-	    {"data", required_argument, NULL, 'd'},  {"data-dir", required_argument, NULL, 'd'},
-	    {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+	    {"tenant", required_argument, NULL, 0},
+	    {"user", required_argument, NULL, 0},
+	    {"connector", required_argument, NULL, 0},
+	    {"decision", required_argument, NULL, 0},
+	    {"code", required_argument, NULL, 0},
+	    {"since", required_argument, NULL, 0},
+	    {"until", required_argument, NULL, 0},
+	    {"trace", required_argument, NULL, 0},
+	    {"limit", required_argument, NULL, 0},
+	    {"cursor", required_argument, NULL, 0},
+	    {"data", required_argument, NULL, 'd'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch, idx;
@@ -66,10 +73,18 @@ parse_opts(int argc, char **argv, struct query_opts *o)
 			                        sizeof(err)) != 0)
 				return sg_cli_fail("--%s", err), 2;
 			break;
-		case 'd': o->data_dir = optarg; break;
-		case 'j': o->json = true; break;
-		case 'h': fputs(query_help, stdout); return 1;
-		default: fputs(query_help, stderr); return 2;
+		case 'd':
+			o->data_dir = optarg;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			fputs(query_help, stdout);
+			return 1;
+		default:
+			fputs(query_help, stderr);
+			return 2;
 		}
 	}
 	if (optind < argc)
@@ -109,7 +124,8 @@ print_line(const struct sg_audit_row *row)
 	char when[SG_UTC_LEN], call[160];
 	utc_us(d->ts_us, when);
 	if (d->connector[0])
-		snprintf(call, sizeof(call), "%s.%s", d->connector, d->operation[0] ? d->operation : "-");
+		snprintf(call, sizeof(call), "%s.%s", d->connector,
+		         d->operation[0] ? d->operation : "-");
 	else
 		snprintf(call, sizeof(call), "-");
 	printf("%-20s  %-12s  %-14s  %-28s  %-15s  %6d  %-20s  %s\n", when,
@@ -135,7 +151,8 @@ static void
 print_end(const struct printer *p, const char *next)
 {
 	if (p->json) {
-		json_t *o = json_pack("{s:o}", "next_cursor", next[0] ? json_string(next) : json_null());
+		json_t *o =
+		    json_pack("{s:o}", "next_cursor", next[0] ? json_string(next) : json_null());
 		json_dumpf(o, stdout, JSON_COMPACT);
 		fputc('\n', stdout);
 		json_decref(o);

@@ -293,12 +293,15 @@ parse_query_or_reply(struct sg_http_ctx *c, struct sg_audit_filter *f, int64_t n
 		for (i = 0; i < 10 && strcmp(kv->key, names[i]) != 0; i++)
 			;
 		if (i < 10 && (seen & (1u << i))) {
-			snprintf(err, sizeof(err), "%s is given twice; give each parameter once", names[i]);
+			snprintf(err, sizeof(err), "%s is given twice; give each parameter once",
+			         names[i]);
 			rc = -1;
 		} else if (i < 10 && kv->value[0] == '\0') {
 			continue;
 		} else {
-			rc = sg_audit_filter_set(f, kv->key, kv->value, now_us, err, sizeof(err)) ? -1 : 0;
+			rc = sg_audit_filter_set(f, kv->key, kv->value, now_us, err, sizeof(err))
+			         ? -1
+			         : 0;
 			seen |= i < 10 ? 1u << i : 0;
 		}
 		if (rc != 0)

@@ -33,8 +33,8 @@ static const char select_sql[] =
 
 /* ---- filter values from text (the CLI's flags, the HTTP query) ---- */
 
-static int
-say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 say(char *err, size_t errlen, const char *fmt, ...)
@@ -68,7 +68,7 @@ set_name(char *dst, size_t cap, const char *name, const char *v, const char *exa
 static int
 set_decision(struct sg_audit_filter *f, const char *v, char *err, size_t errlen)
 {
-	static const char *const names[] = {"allowed",  "denied",          "throttled", "invalid",
+	static const char *const names[] = {"allowed",         "denied",    "throttled", "invalid",
 	                                    "unauthenticated", "not_found", "error"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(v, names[i]) == 0) {
@@ -84,7 +84,8 @@ static int
 set_code(struct sg_audit_filter *f, const char *v, char *err, size_t errlen)
 {
 	size_t n = strlen(v);
-	if (n == 0 || n >= sizeof(f->code) || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+	if (n == 0 || n >= sizeof(f->code) ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
 		return say(err, errlen,
 		           "code must be a problem code (lower case letters, digits and '_'), e.g. "
 		           "code=dlp_blocked");
@@ -122,8 +123,9 @@ set_cursor(struct sg_audit_filter *f, const char *v, char *err, size_t errlen)
 	size_t n = strlen(v);
 	if (n == 0 || n >= sizeof(f->cursor) ||
 	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != n)
-		return say(err, errlen,
-		           "cursor must be a next_cursor value from an earlier page, as it was given");
+		return say(
+		    err, errlen,
+		    "cursor must be a next_cursor value from an earlier page, as it was given");
 	memcpy(f->cursor, v, n + 1);
 	return 0;
 }
@@ -138,12 +140,23 @@ parse_age(const char *v, int64_t now_us, int64_t *out)
 	long long n = strtoll(v, &end, 10);
 	int64_t unit;
 	switch (end[0]) {
-	case 's': unit = 1; break;
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	case 'w': unit = 7 * 86400; break;
-	default: return -1;
+	case 's':
+		unit = 1;
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	case 'w':
+		unit = 7 * 86400;
+		break;
+	default:
+		return -1;
 	}
 	/* A century is more than any audit holds, and keeps the product in range. */
 	if (end[1] != '\0' || n < 0 || n > 100LL * 366 * 86400 / unit)
@@ -222,15 +235,16 @@ set_time(int64_t *dst, const char *name, const char *v, int64_t now_us, char *er
 }
 
 int
-sg_audit_filter_set(struct sg_audit_filter *f, const char *name, const char *value,
-                    int64_t now_us, char *err, size_t errlen)
+sg_audit_filter_set(struct sg_audit_filter *f, const char *name, const char *value, int64_t now_us,
+                    char *err, size_t errlen)
 {
 	if (strcmp(name, "tenant") == 0)
 		return set_name(f->tenant, sizeof(f->tenant), name, value, "acme", err, errlen);
 	if (strcmp(name, "user") == 0)
 		return set_name(f->user, sizeof(f->user), name, value, "alice", err, errlen);
 	if (strcmp(name, "connector") == 0)
-		return set_name(f->connector, sizeof(f->connector), name, value, "crm", err, errlen);
+		return set_name(f->connector, sizeof(f->connector), name, value, "crm", err,
+		                errlen);
 	if (strcmp(name, "decision") == 0)
 		return set_decision(f, value, err, errlen);
 	if (strcmp(name, "code") == 0)
@@ -261,8 +275,8 @@ sg_audit_row_json(const struct sg_audit_row *row)
 	char when[SG_UTC_LEN];
 	sg_fmt_utc(d->ts_us / 1000000, when);
 	json_t *o = json_pack(
-	    "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:f}", "id",
-	    (json_int_t)row->id, "time", when, "ts_us", (json_int_t)d->ts_us, "trace_id",
+	    "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:f}",
+	    "id", (json_int_t)row->id, "time", when, "ts_us", (json_int_t)d->ts_us, "trace_id",
 	    d->trace_id, "key_id", d->key_id, "tenant", d->tenant, "user", d->user, "role", d->role,
 	    "mode", d->mode, "connector", d->connector, "operation", d->operation, "status",
 	    d->status, "decision", d->decision, "code", d->code, "latency_us",
@@ -313,8 +327,8 @@ mac_name(crypto_generichash_state *h, const char *s)
  * means a later instant on the next page, and must still page on.
  */
 static void
-cursor_mac(const struct sg_audit_filter *f, const uint8_t key[SG_AUDIT_KEY_LEN],
-           const uint8_t *pos, uint8_t mac[CURSOR_MAC_LEN])
+cursor_mac(const struct sg_audit_filter *f, const uint8_t key[SG_AUDIT_KEY_LEN], const uint8_t *pos,
+           uint8_t mac[CURSOR_MAC_LEN])
 {
 	static const char label[] = "sandgate audit cursor";
 	crypto_generichash_state h;
@@ -542,15 +556,13 @@ sg_store_audit_query(struct sg_store *s, const struct sg_audit_filter *f,
 int
 sg_store_audit_read_only(struct sg_store *s)
 {
-	return sqlite3_exec(sg_store_db(s), "PRAGMA query_only = ON", NULL, NULL, NULL) ==
-	               SQLITE_OK
+	return sqlite3_exec(sg_store_db(s), "PRAGMA query_only = ON", NULL, NULL, NULL) == SQLITE_OK
 	           ? 0
 	           : -1;
 }
 
 int
-sg_store_audit_plan(struct sg_store *s, const struct sg_audit_filter *f, char *out,
-                    size_t outlen)
+sg_store_audit_plan(struct sg_store *s, const struct sg_audit_filter *f, char *out, size_t outlen)
 {
 	struct query q = {.has_cursor = f->cursor[0] != '\0', .after_ts = 1, .after_id = 1};
 	build_sql(f, &q, "EXPLAIN QUERY PLAN ");

@@ -147,7 +147,8 @@ test_filters(void **state)
 
 	memset(s, 0, sizeof(*s));
 	memset(&flt, 0, sizeof(flt));
-	snprintf(flt.trace_id, sizeof(flt.trace_id), "%032llx", (unsigned long long)(T0 + 7 * HOUR));
+	snprintf(flt.trace_id, sizeof(flt.trace_id), "%032llx",
+	         (unsigned long long)(T0 + 7 * HOUR));
 	assert_int_equal(query(f, &flt, s, next), 0);
 	assert_int_equal(s->n, 1);
 	assert_int_equal(s->ts[0], T0 + 7 * HOUR);
@@ -226,9 +227,8 @@ test_cursor_tampering_refused(void **state)
 	for (size_t i = 0; i < strlen(next); i++) {
 		memcpy(&flt.cursor, next, sizeof(next));
 		flt.cursor[i] = flt.cursor[i] == 'A' ? 'B' : 'A';
-		assert_int_equal(sg_store_audit_query(f->s, &flt, key, collect, s, other, err,
-		                                      sizeof(err)),
-		                 1);
+		assert_int_equal(
+		    sg_store_audit_query(f->s, &flt, key, collect, s, other, err, sizeof(err)), 1);
 		assert_non_null(strstr(err, "start again without a cursor"));
 	}
 	/* The right cursor with another user, or signed with another key. */
@@ -262,26 +262,33 @@ test_parameters(void **state)
 	assert_int_equal(
 	    sg_audit_filter_set(&flt, "since", "2025-12-01T00:00:00Z", now, err, sizeof(err)), 0);
 	assert_int_equal(flt.since_us, T0);
-	assert_int_equal(
-	    sg_audit_filter_set(&flt, "since", "2025-12-01T02:00:00.5+02:00", now, err, sizeof(err)),
-	    0);
+	assert_int_equal(sg_audit_filter_set(&flt, "since", "2025-12-01T02:00:00.5+02:00", now, err,
+	                                     sizeof(err)),
+	                 0);
 	assert_int_equal(flt.since_us, T0 + 500000);
-	assert_int_equal(sg_audit_filter_set(&flt, "since", "2025-12-01", now, err, sizeof(err)), 0);
+	assert_int_equal(sg_audit_filter_set(&flt, "since", "2025-12-01", now, err, sizeof(err)),
+	                 0);
 	assert_int_equal(flt.since_us, T0);
 
 	static const char *const bad[][2] = {
-	    {"since", "yesterday"},         {"since", "2025-02-31T00:00:00Z"},
-	    {"until", "2025-12-01T00:00:00"}, {"since", "7y"},
-	    {"limit", "0"},                 {"limit", "1001"},
-	    {"limit", "5x"},                {"decision", "maybe"},
-	    {"code", "DLP blocked"},        {"trace", "xyz"},
-	    {"user", ""},                   {"user", "a b"},
+	    {"since", "yesterday"},
+	    {"since", "2025-02-31T00:00:00Z"},
+	    {"until", "2025-12-01T00:00:00"},
+	    {"since", "7y"},
+	    {"limit", "0"},
+	    {"limit", "1001"},
+	    {"limit", "5x"},
+	    {"decision", "maybe"},
+	    {"code", "DLP blocked"},
+	    {"trace", "xyz"},
+	    {"user", ""},
+	    {"user", "a b"},
 	    {"cursor", "not/base64"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(sg_audit_filter_set(&flt, bad[i][0], bad[i][1], now, err, sizeof(err)),
-		                 -1);
+		assert_int_equal(
+		    sg_audit_filter_set(&flt, bad[i][0], bad[i][1], now, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, bad[i][0])); /* names the parameter */
 	}
 	assert_int_equal(sg_audit_filter_set(&flt, "limit", "1000", now, err, sizeof(err)), 0);
