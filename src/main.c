@@ -18,6 +18,8 @@ static const struct {
 	{"audit", sg_cli_audit, "verify and export the tamper-evident audit"},
 	{"sandbox", sg_cli_sandbox, "show what a running gateway's template sandbox enforces"},
 	{"version", sg_cli_version, "print the version"},
+	/* TEMPORARY: until `sandgate audit` (cli_audit.c) dispatches `audit query` here. */
+	{"audit-query", sg_cli_audit_query, "query the decision audit (becomes `audit query`)"},
 };
 
 static int

@@ -23,6 +23,7 @@ int sg_cli_sandbox(int argc, char **argv);
 int sg_cli_version(int argc, char **argv);
 /* sandgate audit verify | export (cli_audit.c); query (cli_audit_query.c). */
 int sg_cli_audit(int argc, char **argv);
+/* sandgate audit query (cli_audit_query.c); argv[0] is the subcommand's own name. */
 int sg_cli_audit_query(int argc, char **argv);
 
 /* --data-dir, else $SANDGATE_DATA_DIR, else ./data. */

@@ -322,6 +322,12 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
          "not allow to be followed (or too many of them). Nothing more was sent. Tell your "
          "platform admin: the connector's base_url may be out of date.",
          SG_DEC_ERROR},
+    [SG_P_ADMIN_ONLY] =
+        {"admin_only", 403, "Only admins may use this", TYPE_BASE "admin-only",
+         "This part of the API shows every team's calls, so only keys with the role \"admin\" "
+         "may use it. Ask your platform admin for the answer, or for an admin key "
+         "(`sandgate keys create --role admin ...`) if you are one of them.",
+         SG_DEC_DENIED},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {

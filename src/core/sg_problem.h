@@ -68,6 +68,8 @@ enum sg_problem_code {
 	SG_P_CREDENTIAL_MISSING,
 	SG_P_BAD_PARAMETER,
 	SG_P_REDIRECT_REFUSED,
+	/* The admin API (/admin/v1/...) asked with a key of another role. */
+	SG_P_ADMIN_ONLY,
 	SG_P_COUNT
 };
 

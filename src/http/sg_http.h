@@ -62,6 +62,8 @@ struct sg_server {
 	/* BLAKE2b of the admin token (admin_token_file), compared in constant time. */
 	unsigned char admin_token_hash[32];
 	bool has_admin_token;
+	/* GET /admin/v1/audit's reader thread (sg_http_audit.c); NULL without a data dir. */
+	struct sg_http_audit *audit;
 };
 
 /* Per-request scratch shared by the handlers. */

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 
 #include "http/sg_http.h"
+#include "http/sg_http_audit.h"
 #include "obs/sg_log.h"
 #include "path/sg_path.h"
 #include "sandbox/sg_frame.h"
@@ -117,6 +118,9 @@ dispatch(struct sg_http_ctx *c)
 	} else if (strcmp(p, "/v1/catalog") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_catalog(c);
+	} else if (strcmp(p, "/admin/v1/audit") == 0) {
+		if (method_is(c, EVHTTP_REQ_GET, "GET"))
+			sg_http_audit(c);
 	} else if (strcmp(p, "/v1/me/usage") == 0) {
 		if (method_is(c, EVHTTP_REQ_GET, "GET"))
 			sg_http_usage(c);
@@ -329,8 +333,8 @@ framing_ok_or_reply(struct sg_http_ctx *c)
 
 /*
  * An address whose requests keep failing identify is refused before it,
- * with 429: its key is not even checked (sg_unauth.h).  Only /v1/ paths
- * identify; the health endpoints stay open.
+ * with 429: its key is not even checked (sg_unauth.h).  Only /v1/ and
+ * /admin/v1/ paths identify; the health endpoints stay open.
  */
 static bool
 unauth_gate_or_reply(struct sg_http_ctx *c)
@@ -338,7 +342,8 @@ unauth_gate_or_reply(struct sg_http_ctx *c)
 	const struct sg_client *cl = sg_conn_client(c->conn);
 	uint64_t wait_ns = 0;
 	char v[24], detail[192];
-	if (cl == NULL || strncmp(c->path, "/v1/", 4) != 0 ||
+	if (cl == NULL ||
+	    (strncmp(c->path, "/v1/", 4) != 0 && strncmp(c->path, "/admin/v1/", 10) != 0) ||
 	    sg_unauth_gate(c->t->server->gw->unauth, cl->key, c->start_ns, &wait_ns))
 		return true;
 	unsigned long long s = wait_ns / 1000000000ull + (wait_ns % 1000000000ull != 0);

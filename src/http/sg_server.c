@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "http/sg_http.h"
+#include "http/sg_http_audit.h"
 #include "http/sg_server.h"
 #include "http/sg_tls.h"
 #include "obs/sg_log.h"
@@ -431,6 +432,11 @@ sg_server_new(struct sg_gateway *gw, char *err, size_t errlen)
 	}
 	if (setup_admin(s, err, errlen) != 0 || load_admin_token(s, err, errlen) != 0)
 		goto fail;
+	if (s->cfg->data_dir &&
+	    (s->audit = sg_http_audit_new(s->cfg->data_dir, gw->server_secret)) == NULL) {
+		snprintf(err, errlen, "cannot start the audit reader thread");
+		goto fail;
+	}
 	addrs_free(&a);
 	log_listeners(s);
 	return s;
@@ -445,6 +451,8 @@ sg_server_free(struct sg_server *s)
 {
 	if (s == NULL)
 		return;
+	/* A query finishing now would wake an event on a base freed below. */
+	sg_http_audit_stop(s->audit);
 	for (int i = 0; s->threads && i < s->n_threads; i++) {
 		struct sg_io_thread *t = &s->threads[i];
 		if (t->log_timer)
@@ -472,6 +480,7 @@ sg_server_free(struct sg_server *s)
 	free(s->threads);
 	sg_tls_free(s->tls); /* connections closed above held their own references */
 	sg_conn_shared_free(s->conn);
+	sg_http_audit_free(s->audit); /* after the requests it may still hold */
 	sg_unauth_free(s->gw->unauth); /* after the last request */
 	s->gw->unauth = NULL;
 	free(s);

@@ -241,6 +241,74 @@ int sg_store_chain_each(struct sg_store *s, const char *chain, int64_t since_us,
                         int (*fn)(void *arg, const struct sg_chain_val *cols,
                                   const uint8_t *prev, const uint8_t *hash),
                         void *arg);
+/* ---- audit queries for admins (sg_store_audit.c) ---- */
+
+#define SG_AUDIT_LIMIT_DEFAULT 50
+#define SG_AUDIT_LIMIT_MAX 1000
+/* Room for a cursor as sg_store_audit_query writes it, NUL included. */
+#define SG_AUDIT_CURSOR_LEN 64
+/* The key a cursor is signed with: the server secret (DATA_DIR/server.key). */
+#define SG_AUDIT_KEY_LEN 32
+
+/*
+ * What to look for.  An empty string matches anything; since_us is
+ * inclusive and until_us exclusive (0: open).  Fill it with
+ * sg_audit_filter_set, which checks every value, or by hand.
+ */
+struct sg_audit_filter {
+	char tenant[64];
+	char user[64];
+	char connector[64];
+	char decision[16];
+	char code[48];
+	char trace_id[33];
+	int64_t since_us, until_us;
+	int limit;                        /* 1..SG_AUDIT_LIMIT_MAX; 0: the default */
+	char cursor[SG_AUDIT_CURSOR_LEN]; /* "": the first (newest) page */
+};
+
+struct sg_audit_row {
+	int64_t id;
+	struct sg_decision d;
+};
+
+/*
+ * Sets the filter member called `name` (tenant, user, connector, decision,
+ * code, since, until, trace, limit, cursor) from text.  Times are RFC 3339
+ * ("2026-12-01T00:00:00Z") or an age before `now_us` ("7d", "24h", "30m").
+ * -1 with a sentence in `err` that names the parameter and shows a valid
+ * value; -2 when `name` is none of these.
+ */
+int sg_audit_filter_set(struct sg_audit_filter *f, const char *name, const char *value,
+                        int64_t now_us, char *err, size_t errlen);
+
+/*
+ * Calls `fn` for each decision matching `f`, newest first (by ts_us, then
+ * id), at most f->limit of them.  `next_cursor` receives the cursor of the
+ * page after this one, or "" when this is the last.  A cursor is signed
+ * with `key` and bound to the filter's names (not its times, which may be
+ * relative): one edited or taken from another query is refused.  Returns 0;
+ * 1 with `err` for a bad cursor; -1 on a store error; or what `fn`
+ * returned when it was not 0 (stops the walk).
+ */
+int sg_store_audit_query(struct sg_store *s, const struct sg_audit_filter *f,
+                         const uint8_t key[SG_AUDIT_KEY_LEN],
+                         int (*fn)(void *arg, const struct sg_audit_row *row), void *arg,
+                         char next_cursor[SG_AUDIT_CURSOR_LEN], char *err, size_t errlen);
+/*
+ * One row as the CLI's --json and GET /admin/v1/audit show it (jansson;
+ * NULL out of memory).  The dlp and upstream columns, JSON text in the
+ * store, become JSON values.
+ */
+struct json_t *sg_audit_row_json(const struct sg_audit_row *row);
+/* Makes a connection refuse every write (PRAGMA query_only), for a reader thread. */
+int sg_store_audit_read_only(struct sg_store *s);
+/*
+ * The query plan SQLite chooses for `f`, one detail per line, into `out`
+ * (for tests that keep the indexes honest).  -1 on a store error.
+ */
+int sg_store_audit_plan(struct sg_store *s, const struct sg_audit_filter *f, char *out,
+                        size_t outlen);
 
 /* ---- daily spending (sg_store_spend.c) ---- */
 
