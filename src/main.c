@@ -15,11 +15,9 @@ static const struct {
 	{"keys", sg_cli_keys, "create, list and revoke API keys"},
 	{"secrets", sg_cli_secrets, "store, list and rotate connector credentials"},
 	{"run", sg_cli_run, "run a template on a running gateway and show its trace"},
-	{"audit", sg_cli_audit, "verify and export the tamper-evident audit"},
+	{"audit", sg_cli_audit, "query, verify and export the tamper-evident audit"},
 	{"sandbox", sg_cli_sandbox, "show what a running gateway's template sandbox enforces"},
 	{"version", sg_cli_version, "print the version"},
-	/* TEMPORARY: until `sandgate audit` (cli_audit.c) dispatches `audit query` here. */
-	{"audit-query", sg_cli_audit_query, "query the decision audit (becomes `audit query`)"},
 };
 
 static int

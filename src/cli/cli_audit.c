@@ -25,6 +25,7 @@ static const char audit_help[] =
     "usage: sandgate audit verify [--data DIR] [--chain ID]\n"
     "       sandgate audit verify --file EXPORT.jsonl [--chain ID]\n"
     "       sandgate audit export --since T [--until T] [--data DIR] [--chain ID] [--out FILE]\n"
+    "       sandgate audit query [--user U] [--code C] [--since T] ... (audit query --help)\n"
     "\n"
     "verify recomputes the tamper-evident audit chain and reports the first record\n"
     "that was changed, deleted, moved, or cut off the end.  Exit status: 0 intact,\n"
@@ -32,6 +33,8 @@ static const char audit_help[] =
     "export writes the records from T to T (RFC 3339, such as 2026-12-01T00:00:00Z,\n"
     "or relative to now, such as 7d or 24h) as JSON lines with their chain hashes,\n"
     "so that 'audit verify --file' can check the export on another machine.\n"
+    "query lists decisions by tenant, user, connector, decision, code, time or trace,\n"
+    "newest first, a page at a time.\n"
     "DIR defaults to $SANDGATE_DATA_DIR, else ./data.  The chain is \"" SG_CHAIN_MAIN "\" unless\n"
     "--chain names another.  See docs/audit.md.\n";
 
@@ -617,6 +620,8 @@ sg_cli_audit(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *sub = argv[1];
+	if (strcmp(sub, "query") == 0)
+		return sg_cli_audit_query(argc - 1, argv + 1);
 	if (strcmp(sub, "verify") != 0 && strcmp(sub, "export") != 0) {
 		sg_cli_fail("unknown audit command \"%s\"; see 'sandgate audit --help'", sub);
 		return 2;

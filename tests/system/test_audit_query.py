@@ -1,6 +1,5 @@
-"""Audit queries for admins, through the CLI (`sandgate audit-query`, to become
-`sandgate audit query`) and GET /admin/v1/audit on the main listener: "what
-did this user do this week", "who was refused" by code, paging with cursors
+"""Audit queries for admins, through the CLI (`sandgate audit query`) and
+GET /admin/v1/audit on the main listener: "what did this user do this week", "who was refused" by code, paging with cursors
 (no row twice, none missed), admin-only access, and bad parameters answered
 with the parameter's name and a valid example.
 
@@ -53,7 +52,7 @@ def history(gateway_process):
 
 
 def cli(gw, *args, check=True):
-    return run_cli("audit-query", *args, data_dir=gw.data_dir, check=check)
+    return run_cli("audit", "query", *args, data_dir=gw.data_dir, check=check)
 
 
 def cli_json(gw, *args):
