@@ -132,7 +132,11 @@ copy(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src);
 }
 
-/* The audit row: who, why, and which token (by hash), never the value. */
+/*
+ * The audit row: who, why, the class, and which token (by its hash: equal
+ * tokens name equal values, so the row can be matched to where the token
+ * was seen, and it holds nothing a key could reverse), never the value.
+ */
 static int
 record(struct sg_store *s, const struct dlp_opts *o, const char *token, const char *cls,
        bool ok, char trace[33])
@@ -155,9 +159,17 @@ record(struct sg_store *s, const struct dlp_opts *o, const char *token, const ch
 	copy(d.code, sizeof(d.code), ok ? "detokenize" : "detokenize_refused");
 	copy(d.reason, sizeof(d.reason), o->reason);
 	d.status = ok ? 200 : 403;
-	snprintf(d.dlp, sizeof(d.dlp),
-	         "[{\"dir\":\"admin\",\"class\":\"%s\",\"action\":\"detokenize\",\"token\":\"%s\"}]",
-	         ok ? cls : "", th_hex);
+	json_t *ev = json_pack("[{s:s, s:s, s:s, s:s}]", "dir", "admin", "class", ok ? cls : "",
+	                       "action", "detokenize", "token", th_hex);
+	char *text = ev != NULL ? json_dumps(ev, JSON_COMPACT) : NULL;
+	json_decref(ev);
+	if (text == NULL || strlen(text) >= sizeof(d.dlp)) {
+		free(text);
+		return sg_cli_fail("cannot describe the detokenize for the audit; nothing was "
+		                   "revealed");
+	}
+	copy(d.dlp, sizeof(d.dlp), text);
+	free(text);
 	if (sg_store_record(s, &d, 1) != 0)
 		return sg_cli_fail("cannot record the detokenize in the audit (%s); nothing was "
 		                   "revealed",
