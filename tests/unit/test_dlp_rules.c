@@ -43,6 +43,7 @@ test_luhn(void **state)
 	REFUSES(SG_DLP_CHECK_LUHN, "D-4111111111111111");   /* a prefix the pattern swallowed */
 	REFUSES(SG_DLP_CHECK_LUHN, "41111111111111111111"); /* 20 digits */
 	REFUSES(SG_DLP_CHECK_LUHN, "");
+	REFUSES(SG_DLP_CHECK_LUHN, "41 1111 1111 1111 11");   /* grouped, but not from 4 */
 	assert_true(sg_dlp_luhn("79927398713", 11) == false); /* Luhn-valid but 11 digits */
 }
 
@@ -90,6 +91,8 @@ test_entropy(void **state)
 	ACCEPTS(SG_DLP_CHECK_ENTROPY, "api_key=Zk3pQ9vL2mX7rT5wB8nC4yH6");
 	ACCEPTS(SG_DLP_CHECK_ENTROPY, "\"client_secret\": \"q8Vt2LmZ9xKp4RwN7sYb3Hc\"");
 	ACCEPTS(SG_DLP_CHECK_ENTROPY, "Zk3pQ9vL2mX7rT5wB8nC4yH6"); /* no assignment: all value */
+	/* 3.37 bits: a hex key is held half a bit lower */
+	ACCEPTS(SG_DLP_CHECK_ENTROPY, "api_key=0e1f6436b2fca62cf2c9faf65f45ffba");
 	REFUSES(SG_DLP_CHECK_ENTROPY, "key=550e8400-e29b-41d4-a716-446655440000"); /* a UUID */
 	REFUSES(SG_DLP_CHECK_ENTROPY, "api_key=550E8400-E29B-41D4-A716-4466");     /* part of one */
 	REFUSES(SG_DLP_CHECK_ENTROPY, "token=aaaaaaaaaaaaaaaaaaaaaaaa");
@@ -165,6 +168,8 @@ test_phone(void **state)
 	REFUSES(SG_DLP_CHECK_PHONE, "+1234567890123456"); /* too many */
 	REFUSES(SG_DLP_CHECK_PHONE, "000-000-0000");      /* one digit only */
 	REFUSES(SG_DLP_CHECK_PHONE, "D-555-123-4567");    /* "ORD-555-123-4567" */
+	REFUSES(SG_DLP_CHECK_PHONE, "2-0519-7869");       /* the tail of "6BB2-0519-7869" */
+	REFUSES(SG_DLP_CHECK_PHONE, "6 0595 7452");       /* the tail of a spaced card */
 }
 
 static void
@@ -316,6 +321,12 @@ test_patterns_bounded(void **state)
 	assert_false(finds("aws_access_key", "XAKIAIOSFODNN7EXAMPLE"));
 	assert_true(finds("pem_private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"));
 	assert_false(finds("pem_private_key", "-----BEGIN PUBLIC KEY-----\nMIIB\n"));
+	assert_true(finds("pem_private_key", "-----BEGIN PGP PRIVATE KEY BLOCK-----\n"));
+	/* A group of a spaced card or IBAN is no phone, and no card hides inside an IBAN. */
+	assert_false(finds("phone", "card 2720 7066 0595 7452"));
+	assert_false(finds("phone", "GB25 WTEO 7579 0166 5633 93"));
+	assert_false(finds("card", "PL33 1084 4067 2585 3702 1449 7956"));
+	assert_false(finds("phone", "#0207-4092-6922"));
 }
 
 int
