@@ -140,6 +140,16 @@ test_numbers_are_scanned_as_their_text(void **state)
 	assert_string_equal(r.values[2].text, "19999999");
 	assert_string_equal(r.values[3].text, "18446744073709551615");
 	assert_string_equal(r.values[4].text, "1e+300");
+	/* Amounts and other doubles read as a person would write them. */
+	struct sg_dlp_result q;
+	scan(db, "[19.99,0.05,-3.5,1e-4,100.0,0.1,2.675,123456.789,-0.0,0.30000000000000004]", NULL,
+	     0, &q);
+	const char *want[] = {"19.99", "0.05",   "-3.5", "0.0001", "100",
+	                      "0.1",   "2.675", "123456.789", "-0", "0.30000000000000004"};
+	assert_int_equal(q.n_values, 10);
+	for (size_t i = 0; i < 10; i++)
+		assert_string_equal(q.values[i].text, want[i]);
+	scan(db, "{\"n\":[1.5,-20,19999999,18446744073709551615,1e300]}", NULL, 0, &r);
 	const struct sg_dlp_hit *h = only_hit(&r, "seven_nines");
 	assert_int_equal(h->value, 2);
 	assert_int_equal(h->start, 1);
