@@ -917,7 +917,8 @@ add_hints(struct scan *c, size_t n_hints)
 	for (size_t h = 0; h < n_hints; h++)
 		for (uint32_t v = 0; v < sc->n_vals && v <= c->stop_value; v++) {
 			const char *ptr = sc->ptrs + sc->vals[v].pointer_off;
-			if (hint_matches(&c->hints[h], ptr) && !hinted_before(c->hints, h, ptr))
+			/* An empty value holds nothing of any class, and a hit never has an empty span. */
+			if (sc->vals[v].len > 0 && hint_matches(&c->hints[h], ptr) && !hinted_before(c->hints, h, ptr))
 				add_raw(c, (struct raw_hit){(uint32_t)(c->db->n + h), v, 0,
 				                            sc->vals[v].len});
 		}

@@ -241,9 +241,10 @@ test_hints_flag_values_by_pointer_with_star(void **state)
 	};
 	(void)state;
 	scan(db,
-	     "{\"contacts\":[{\"email\":\"not-an-email\"},{\"email\":42,\"name\":\"x\"}],\"id\":\"7\","
+	     "{\"contacts\":[{\"email\":\"not-an-email\"},{\"email\":42,\"name\":\"x\"},{\"email\":\"\"}],\"id\":\"7\","
 	     "\"other\":{\"email\":\"zz\"},\"a/b\":\"s\"}",
 	     hints, sizeof(hints) / sizeof(hints[0]), &r);
+	/* An empty value holds nothing: no hint hit with an empty span. */
 	assert_int_equal(count_rule(&r, "x-data-class"), 4);
 	uint32_t want[] = {value_of(&r, "/contacts/0/email"), value_of(&r, "/contacts/1/email"),
 	                   value_of(&r, "/id"), value_of(&r, "/a~1b")};
