@@ -45,28 +45,28 @@ rnd(uint32_t n)
 	return (uint32_t)(rng % n);
 }
 
-static const char *const first[] = {"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald",
-                                    "Margaret", "Ken", "Radia", "Linus", "Frances", "John"};
-static const char *const last[] = {"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth",
-                                   "Hamilton", "Thompson", "Perlman", "Torvalds", "Allen",
-                                   "McCarthy"};
+static const char *const first[] = {"Ada",      "Grace", "Alan",  "Edsger", "Barbara", "Donald",
+                                    "Margaret", "Ken",   "Radia", "Linus",  "Frances", "John"};
+static const char *const last[] = {"Lovelace", "Hopper",   "Turing",   "Dijkstra",
+                                   "Liskov",   "Knuth",    "Hamilton", "Thompson",
+                                   "Perlman",  "Torvalds", "Allen",    "McCarthy"};
 static const char *const words[] = {
-	"the",     "customer", "asked",   "about",    "delivery", "of",     "order", "and",
-	"wants",   "a",        "refund",  "for",      "damaged",  "items",  "please", "call",
-	"back",    "before",   "friday",  "shipping", "address",  "changed", "to",    "new",
-	"office",  "invoice",  "attached", "priority", "support", "ticket", "was",   "closed",
-	"reopened", "by",      "agent",   "note",     "warranty", "expires", "next",  "month"};
+    "the",      "customer", "asked",    "about",    "delivery", "of",      "order",  "and",
+    "wants",    "a",        "refund",   "for",      "damaged",  "items",   "please", "call",
+    "back",     "before",   "friday",   "shipping", "address",  "changed", "to",     "new",
+    "office",   "invoice",  "attached", "priority", "support",  "ticket",  "was",    "closed",
+    "reopened", "by",       "agent",    "note",     "warranty", "expires", "next",   "month"};
 static const char *const cities[] = {"Berlin", "London", "Paris", "Austin", "Toronto", "Oslo"};
 
 /* Rare sensitive values, each valid for its rule's check. */
 static const char *const planted[] = {
-	"card on file 4111 1111 1111 1111 exp 12/29",
-	"pay to DE89 3704 0044 0532 0130 00 by friday",
-	"ssn 123-45-6789 for the tax form",
-	"deploy key ghp_0123456789abcdefghijABCDEFGHIJ012345",
-	"old key AKIAIOSFODNN7EXAMPLE leaked",
-	"api_key=Zx8q2LmN4vB7tR1yW9kP3sD6fG0hJ5cV",
-	"card 5555-5555-5555-4444",
+    "card on file 4111 1111 1111 1111 exp 12/29",
+    "pay to DE89 3704 0044 0532 0130 00 by friday",
+    "ssn 123-45-6789 for the tax form",
+    "deploy key ghp_0123456789abcdefghijABCDEFGHIJ012345",
+    "old key AKIAIOSFODNN7EXAMPLE leaked",
+    "api_key=Zx8q2LmN4vB7tR1yW9kP3sD6fG0hJ5cV",
+    "card 5555-5555-5555-4444",
 };
 
 struct out {
@@ -74,8 +74,7 @@ struct out {
 	size_t len, cap;
 };
 
-static void
-put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 put(struct out *o, const char *fmt, ...)
@@ -112,8 +111,9 @@ record(struct out *o, unsigned i)
 	    1 + rnd(12), 1 + rnd(28), rnd(24), rnd(60));
 	put(o, "\"customer\":{\"name\":\"%s %s\",\"email\":\"%c.%s%u@example.com\",", f, l,
 	    f[0] | 0x20, l, rnd(100));
-	put(o, "\"phone\":\"+1 %03u 555 %04u\",\"address\":{\"street\":\"%u Main Street\","
-	       "\"city\":\"%s\",\"zip\":\"%05u\"}},",
+	put(o,
+	    "\"phone\":\"+1 %03u 555 %04u\",\"address\":{\"street\":\"%u Main Street\","
+	    "\"city\":\"%s\",\"zip\":\"%05u\"}},",
 	    200 + rnd(700), rnd(10000), 1 + rnd(999), cities[rnd(6)], rnd(100000));
 	put(o, "\"items\":[");
 	for (unsigned k = 0, n = 1 + rnd(3); k < n; k++)
@@ -265,7 +265,8 @@ pcre_compile_all(void)
 		p[i].code = pcre2_compile((PCRE2_SPTR)sg_dlp_builtin_rules[i].pattern,
 		                          PCRE2_ZERO_TERMINATED, 0, &rc, &off, NULL);
 		if (p[i].code == NULL || pcre2_jit_compile(p[i].code, PCRE2_JIT_COMPLETE) != 0) {
-			fprintf(stderr, "bench_dlp: PCRE2 refuses rule %s\n", sg_dlp_builtin_rules[i].id);
+			fprintf(stderr, "bench_dlp: PCRE2 refuses rule %s\n",
+			        sg_dlp_builtin_rules[i].id);
 			exit(1);
 		}
 		p[i].md = pcre2_match_data_create_from_pattern(p[i].code, NULL);
@@ -281,10 +282,12 @@ pcre_loop(const struct pcre_rule *p, const struct texts *t)
 		const struct sg_dlp_rule_def *d = &sg_dlp_builtin_rules[r];
 		for (size_t v = 0; v < t->n; v++) {
 			PCRE2_SIZE at = 0;
-			while (at <= t->len[v] && pcre2_jit_match(p[r].code, (PCRE2_SPTR)t->s[v], t->len[v],
-			                                           at, 0, p[r].md, NULL) > 0) {
+			while (at <= t->len[v] &&
+			       pcre2_jit_match(p[r].code, (PCRE2_SPTR)t->s[v], t->len[v], at, 0,
+			                       p[r].md, NULL) > 0) {
 				PCRE2_SIZE *ov = pcre2_get_ovector_pointer(p[r].md);
-				found += confirm(d, t->name[v], t->name_len[v], t->s[v] + ov[0], ov[1] - ov[0]);
+				found += confirm(d, t->name[v], t->name_len[v], t->s[v] + ov[0],
+				                 ov[1] - ov[0]);
 				at = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
 			}
 		}
@@ -347,7 +350,8 @@ main(int argc, char **argv)
 
 	struct sg_dlp_db *db = sg_dlp_db_compile(NULL, 0, err, sizeof(err));
 	struct sg_dlp_scanner *sc = sg_dlp_scanner_new();
-	if (db == NULL || sc == NULL || sg_json_parse(b.s, b.len, DEPTH, &doc, NULL) != SG_JSON_OK) {
+	if (db == NULL || sc == NULL ||
+	    sg_json_parse(b.s, b.len, DEPTH, &doc, NULL) != SG_JSON_OK) {
 		fprintf(stderr, "bench_dlp: setup failed: %s\n", db == NULL ? err : "parse");
 		return 1;
 	}
@@ -386,8 +390,9 @@ main(int argc, char **argv)
 	double sv = median(tv, RUNS), s1 = median(t1, RUNS), sp = median(tp, RUNS / 3);
 	printf("DLP scan, %.2f MB JSON body: %zu values, %.2f MB of text, %zu built-in rules\n", mb,
 	       t.n, (double)t.bytes / 1e6, sg_dlp_builtin_count);
-	printf("vectorscan (sg_dlp_scan_json, two-phase): median %7.2f ms  %8.0f MB/s  (%zu hits%s)\n",
-	       sv * 1e3, mb / sv, hits, truncated ? ", cut at the cap" : "");
+	printf(
+	    "vectorscan (sg_dlp_scan_json, two-phase): median %7.2f ms  %8.0f MB/s  (%zu hits%s)\n",
+	    sv * 1e3, mb / sv, hits, truncated ? ", cut at the cap" : "");
 	printf("one-phase SOM database, scan only:        median %7.2f ms  %8.0f MB/s  (%zu "
 	       "confirmed matches)\n",
 	       s1 * 1e3, mb / s1, one_found);

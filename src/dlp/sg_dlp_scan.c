@@ -178,7 +178,8 @@ pattern_advice(const char *hs_message)
 	if (strstr(hs_message, "empty buffer") != NULL)
 		return "it can match an empty string; make it require at least one character";
 	if (strstr(hs_message, "too large") != NULL || strstr(hs_message, "exhausted") != NULL)
-		return "it is too large to compile; use smaller repeat counts or fewer alternatives";
+		return "it is too large to compile; use smaller repeat counts or fewer "
+		       "alternatives";
 	return NULL;
 }
 
@@ -224,8 +225,8 @@ custom_ok(const struct sg_dlp_rule_def *custom, size_t i, char *err, size_t errl
 		return false;
 	}
 	if (d->data_class == NULL || d->data_class[0] == '\0') {
-		err_add(err, errlen, "rule \"%s\": no data class; say what it finds, e.g. \"pii.acme_id\"",
-		        id);
+		err_add(err, errlen,
+		        "rule \"%s\": no data class; say what it finds, e.g. \"pii.acme_id\"", id);
 		return false;
 	}
 	if ((unsigned)d->check >= SG_DLP_CHECK_COUNT || d->confidence > 100) {
@@ -234,13 +235,13 @@ custom_ok(const struct sg_dlp_rule_def *custom, size_t i, char *err, size_t errl
 		return false;
 	}
 	if (d->pattern == NULL || d->pattern[0] == '\0') {
-		err_add(err, errlen, "rule \"%s\": no pattern; give the regular expression it looks for",
-		        id);
+		err_add(err, errlen,
+		        "rule \"%s\": no pattern; give the regular expression it looks for", id);
 		return false;
 	}
 	if (strlen(d->pattern) > PATTERN_MAX_LEN) {
-		err_add(err, errlen, "rule \"%s\": pattern: longer than %d characters; shorten it", id,
-		        PATTERN_MAX_LEN);
+		err_add(err, errlen, "rule \"%s\": pattern: longer than %d characters; shorten it",
+		        id, PATTERN_MAX_LEN);
 		return false;
 	}
 	if (hs_expression_info(d->pattern, 0, &info, &ce) != HS_SUCCESS) {
@@ -251,10 +252,11 @@ custom_ok(const struct sg_dlp_rule_def *custom, size_t i, char *err, size_t errl
 	bool empty = info->min_width == 0;
 	free(info);
 	if (empty)
-		err_add(err, errlen,
-		        "rule \"%s\": pattern: it can match an empty string; make it require at least "
-		        "one character",
-		        id);
+		err_add(
+		    err, errlen,
+		    "rule \"%s\": pattern: it can match an empty string; make it require at least "
+		    "one character",
+		    id);
 	return !empty;
 }
 
@@ -314,8 +316,9 @@ compile_rules(const struct sg_dlp_rule_def *custom, size_t first, size_t n, unsi
 	    HS_SUCCESS) {
 		hdb = NULL;
 		if (ce != NULL && ce->expression >= 0 && (size_t)ce->expression < n)
-			pattern_error(err, errlen, def_at(custom, first + (size_t)ce->expression)->id,
-			              what, ce->message);
+			pattern_error(err, errlen,
+			              def_at(custom, first + (size_t)ce->expression)->id, what,
+			              ce->message);
 		else
 			err_add(err, errlen, "the DLP rules do not compile together: %s",
 			        ce != NULL ? ce->message : "unknown error");
@@ -562,7 +565,8 @@ double_fast(double d, char *out)
 			int n = int_text(c / p, d < 0, out);
 			if (k > 0) {
 				char frac[8];
-				int_text(c % p + p, false, frac); /* "1" then k digits, zeros kept */
+				int_text(c % p + p, false,
+				         frac); /* "1" then k digits, zeros kept */
 				out[n++] = '.';
 				memcpy(out + n, frac + 1, (size_t)k + 1);
 				n += k;
@@ -707,7 +711,8 @@ value_at(struct scan *c, uint64_t pos)
 	const struct sg_dlp_scanner *sc = c->sc;
 	uint32_t lo = 0, hi = (uint32_t)sc->n_vals, i = c->cached;
 	/* Matches come in rising order: the same value again, or the next one. */
-	if (i + 1 < sc->n_vals && pos >= sc->offs[i + 1] && pos <= sc->offs[i + 1] + sc->vals[i + 1].len)
+	if (i + 1 < sc->n_vals && pos >= sc->offs[i + 1] &&
+	    pos <= sc->offs[i + 1] + sc->vals[i + 1].len)
 		i = c->cached = i + 1;
 	if (i >= sc->n_vals || pos < sc->offs[i] || pos > sc->offs[i] + sc->vals[i].len) {
 		while (hi - lo > 1) { /* the last value starting at or before pos */
@@ -917,8 +922,10 @@ add_hints(struct scan *c, size_t n_hints)
 	for (size_t h = 0; h < n_hints; h++)
 		for (uint32_t v = 0; v < sc->n_vals && v <= c->stop_value; v++) {
 			const char *ptr = sc->ptrs + sc->vals[v].pointer_off;
-			/* An empty value holds nothing of any class, and a hit never has an empty span. */
-			if (sc->vals[v].len > 0 && hint_matches(&c->hints[h], ptr) && !hinted_before(c->hints, h, ptr))
+			/* An empty value holds nothing of any class, and a hit never has an empty
+			 * span. */
+			if (sc->vals[v].len > 0 && hint_matches(&c->hints[h], ptr) &&
+			    !hinted_before(c->hints, h, ptr))
 				add_raw(c, (struct raw_hit){(uint32_t)(c->db->n + h), v, 0,
 				                            sc->vals[v].len});
 		}
@@ -937,11 +944,13 @@ publish(struct scan *c, struct sg_dlp_result *out)
 		struct sg_dlp_hit *o = &sc->hits[i];
 		if (h->rule < c->db->n) {
 			const struct dlp_rule *r = &c->db->rules[h->rule];
-			*o = (struct sg_dlp_hit){r->id, r->data_class, h->value, h->start, h->end,
-			                         r->confidence};
+			*o = (struct sg_dlp_hit){r->id,    r->data_class, h->value,
+			                         h->start, h->end,        r->confidence};
 		} else {
-			*o = (struct sg_dlp_hit){"x-data-class", c->hints[h->rule - c->db->n].data_class,
-			                         h->value, h->start, h->end, HINT_CONFIDENCE};
+			*o = (struct sg_dlp_hit){
+			    "x-data-class", c->hints[h->rule - c->db->n].data_class,
+			    h->value,       h->start,
+			    h->end,         HINT_CONFIDENCE};
 		}
 	}
 	*out = (struct sg_dlp_result){.hits = sc->hits,

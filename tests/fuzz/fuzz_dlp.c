@@ -23,9 +23,9 @@ static struct sg_dlp_db *db;
 static struct sg_dlp_scanner *sc;
 
 static const struct sg_dlp_hint hints[] = {
-	{"/*/email", "pii.email"},
-	{"/contacts/*/phone", "pii.phone"},
-	{"", "pii.root"},
+    {"/*/email", "pii.email"},
+    {"/contacts/*/phone", "pii.phone"},
+    {"", "pii.root"},
 };
 
 static void
@@ -58,8 +58,8 @@ check_hits(const struct sg_dlp_result *r)
 		if (h->value >= r->n_values || h->start >= h->end ||
 		    h->end > r->values[h->value].len || h->rule == NULL || h->data_class == NULL)
 			__builtin_trap();
-		if (k > 0 && (h[-1].value > h->value ||
-		              (h[-1].value == h->value && h[-1].start > h->start)))
+		if (k > 0 &&
+		    (h[-1].value > h->value || (h[-1].value == h->value && h[-1].start > h->start)))
 			__builtin_trap();
 	}
 }
