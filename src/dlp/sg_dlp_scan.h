@@ -44,7 +44,8 @@ size_t sg_dlp_db_rules(const struct sg_dlp_db *db);
 /*
  * A field-name hint: every string (or number) at `pointer` is of class
  * `data_class`.  The pointer is RFC 6901 with "*" for any array index or
- * member name: "/contacts/*" "/email".  Borrowed for the scan.
+ * member name: "/contacts/" "*" "/email" (one pointer, written so for this
+ * comment's sake) flags every contact's email.  Borrowed for the scan.
  */
 struct sg_dlp_hint {
 	const char *pointer;
