@@ -23,25 +23,29 @@
 #include <time.h>
 
 /*
- * "ORD-" before a number makes it part of an identifier: swallowing one
- * character and the dash moves the leftmost start onto them, and the check
- * (which wants a digit first) refuses the span.
+ * "ORD-" before a number makes it part of an identifier, and a digit and a
+ * space before a group of digits make it the tail of a longer number (a
+ * spaced card or IBAN).  Swallowing that one character and its separator
+ * moves the leftmost start onto them, and the check, which wants the value
+ * to open with a full group of digits, refuses the span.  "#" before a
+ * phone-shaped number marks an order or ticket number.
  */
-#define NOT_AFTER_DASH "(?:[A-Za-z0-9]-)?"
+#define NOT_IN_ID "(?:[A-Za-z0-9]-|\\d )?"
+#define NOT_AN_ID "(?:[A-Za-z0-9]-|\\d |#)?"
 
 /*
  * Cards: 12-19 digits in one run, or the usual groupings (4-4-4-4 with an
  * optional tail, Amex 4-6-5, Diners 4-6-4), spaces or dashes.
  */
 #define CARD_RE                                                                                    \
-	NOT_AFTER_DASH "\\b(?:\\d{12,19}"                                                          \
-	               "|\\d{4}(?: \\d{4}){2,3}(?: \\d{1,3})?"                                     \
-	               "|\\d{4}(?:-\\d{4}){2,3}(?:-\\d{1,3})?"                                     \
-	               "|\\d{4}[ -]\\d{6}[ -]\\d{4,5})\\b"
+	NOT_IN_ID "\\b(?:\\d{12,19}"                                                               \
+	          "|\\d{4}(?: \\d{4}){2,3}(?: \\d{1,3})?"                                          \
+	          "|\\d{4}(?:-\\d{4}){2,3}(?:-\\d{1,3})?"                                          \
+	          "|\\d{4}[ -]\\d{6}[ -]\\d{4,5})\\b"
 
 #define IBAN_RE "\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b"
 
-#define SSN_RE NOT_AFTER_DASH "\\b\\d{3}(?:-\\d{2}-| \\d{2} )\\d{4}\\b"
+#define SSN_RE NOT_IN_ID "\\b\\d{3}(?:-\\d{2}-| \\d{2} )\\d{4}\\b"
 
 #define EMAIL_RE                                                                                   \
 	"\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"                            \
@@ -56,8 +60,8 @@
 #define PHONE_RE                                                                                   \
 	"(?:\\+[1-9]\\d{0,2}(?:[ .-]?\\(\\d{1,4}\\))?(?:[ .-]?\\d{1,5}){1,5}\\b"                   \
 	"|\\(\\d{3}\\) ?\\d{3}[ .-]\\d{4}\\b"                                                      \
-	"|" NOT_AFTER_DASH "\\b\\d{3}[.-]\\d{3}[.-]\\d{4}\\b"                                      \
-	"|" NOT_AFTER_DASH "\\b0[1-9]\\d{1,3}[ /-]\\d{3,8}(?:[ -]\\d{3,4})?\\b)"
+	"|" NOT_AN_ID "\\b\\d{3}[.-]\\d{3}[.-]\\d{4}\\b"                                           \
+	"|" NOT_AN_ID "\\b0[1-9]\\d{1,3}[ /-]\\d{3,8}(?:[ -]\\d{3,4})?\\b)"
 
 #define IPV4_RE "(?:\\d+\\.)?\\b\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\b"
 
@@ -102,8 +106,8 @@ const struct sg_dlp_rule_def sg_dlp_builtin_rules[] = {
     {"jwt", "secret.jwt", "\\beyJ[A-Za-z0-9_-]+\\.eyJ[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\b",
      SG_DLP_CHECK_JWT, 0, 90, NULL},
     {"pem_private_key", "secret.pem",
-     "-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----"
-     "(?:[A-Za-z0-9+/=\\s:,.\\\\-]*-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----)?",
+     "-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"
+     "(?:[A-Za-z0-9+/=\\s:,.\\\\-]*-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----)?",
      SG_DLP_CHECK_NONE, 0, 99, NULL},
     {"generic_secret", "secret.generic", GENERIC_RE, SG_DLP_CHECK_ENTROPY, 3.5, 60, NULL},
 };
@@ -198,6 +202,12 @@ sg_dlp_luhn(const char *s, size_t len)
 		return false;
 	int n = digits_of(s, len, d, sizeof(d));
 	if (n < 12 || n > 19)
+		return false;
+	/* Grouped, a card opens with four digits; a shorter group is another number's tail. */
+	size_t first = 0;
+	while (first < len && is_digit(s[first]))
+		first++;
+	if (first < len && first != 4)
 		return false;
 	return luhn_digits(d, n) && known_iin(d, n);
 }
@@ -364,11 +374,29 @@ mixes_kinds(const char *s, size_t len)
 }
 
 static bool
+all_hex(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!is_hex(s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Hex digits carry at most 4 bits a character, and a random 32-digit hex
+ * key measures only 3.4-3.9: hex values are held to half a bit less (as
+ * gitleaks and truffleHog hold hex lower than base64).
+ */
+#define HEX_ENTROPY_ALLOWANCE 0.5
+
+static bool
 check_entropy(double min_entropy, const char *s, size_t len)
 {
 	assignment_value(&s, &len);
 	if (uuid_shaped(s, len) || !mixes_kinds(s, len))
 		return false;
+	if (all_hex(s, len))
+		min_entropy -= HEX_ENTROPY_ALLOWANCE;
 	return sg_dlp_entropy(s, len) >= min_entropy;
 }
 
@@ -488,6 +516,12 @@ check_phone(const char *s, size_t len)
 	char first = 0;
 	bool varied = false;
 	if (len == 0 || !(is_digit(s[0]) || s[0] == '+' || s[0] == '('))
+		return false;
+	/* A national number opens with a group of 3 or more; "2-0519-7869" is inside an id. */
+	size_t lead = 0;
+	while (lead < len && is_digit(s[lead]))
+		lead++;
+	if (lead > 0 && lead < len && lead < 3)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (!is_digit(s[i]))
