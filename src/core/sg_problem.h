@@ -68,6 +68,8 @@ enum sg_problem_code {
 	SG_P_CREDENTIAL_MISSING,
 	SG_P_BAD_PARAMETER,
 	SG_P_REDIRECT_REFUSED,
+	/* The data boundary (DLP screen). */
+	SG_P_DLP_BLOCKED,
 	SG_P_COUNT
 };
 
