@@ -14,6 +14,7 @@ static const struct {
 	{"apply", sg_cli_apply, "validate and store connector and policy definitions"},
 	{"keys", sg_cli_keys, "create, list and revoke API keys"},
 	{"secrets", sg_cli_secrets, "store, list and rotate connector credentials"},
+	{"dlp", sg_cli_dlp, "reverse a DLP token (audited)"},
 	{"run", sg_cli_run, "run a template on a running gateway and show its trace"},
 	{"sandbox", sg_cli_sandbox, "show what a running gateway's template sandbox enforces"},
 	{"version", sg_cli_version, "print the version"},

@@ -18,6 +18,7 @@ int sg_cli_serve(int argc, char **argv);
 int sg_cli_apply(int argc, char **argv);
 int sg_cli_keys(int argc, char **argv);
 int sg_cli_secrets(int argc, char **argv);
+int sg_cli_dlp(int argc, char **argv);
 int sg_cli_run(int argc, char **argv);
 int sg_cli_sandbox(int argc, char **argv);
 int sg_cli_version(int argc, char **argv);

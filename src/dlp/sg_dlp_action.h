@@ -12,6 +12,7 @@
 #ifndef SG_DLP_ACTION_H
 #define SG_DLP_ACTION_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,7 +72,12 @@ const struct sg_dlp_rule_def *sg_dlp_policy_rules(const struct sg_dlp_policy *p,
 const char *const *sg_dlp_policy_allowlist(const struct sg_dlp_policy *p, const char *role,
                                            const char *op_name, size_t *n);
 
-/* How many trailing characters a mask keeps for `data_class` (card 4, iban 4, ssn 4, ...). */
+/*
+ * How many trailing characters a mask keeps for `data_class` (card 4, iban
+ * 4, ssn 4, ...), or SG_DLP_MASK_KEEP_DOMAIN: an email keeps the part from
+ * its '@' by default.
+ */
+#define SG_DLP_MASK_KEEP_DOMAIN UINT_MAX
 unsigned sg_dlp_policy_mask_keep(const struct sg_dlp_policy *p, const char *data_class);
 
 /* One finding with the action chosen for it. */
@@ -89,6 +95,9 @@ struct sg_dlp_verdict {
 struct sg_dlp_token_key {
 	unsigned char k[SG_DLP_TOKEN_KEY_LEN];
 };
+struct sg_vault_key;
+/* The token key of the installation whose master key is `master` (wipe it after use). */
+void sg_dlp_token_key_derive(struct sg_dlp_token_key *out, const struct sg_vault_key *master);
 
 /*
  * Writes `root` to `out` with every verdict of MASK, TOKENIZE or REDACT

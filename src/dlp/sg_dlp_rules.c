@@ -77,11 +77,18 @@
 
 /*
  * An assignment to a name that says secret: "api_key=...", "DB_PASSWORD:
- * ...", "\"client_secret\": \"...\"".  The check measures the value.
+ * ...", "\"client_secret\": \"...\"".  The check measures the value.  The
+ * match starts at the word, not at the whole name ("aws_secret_access_key"
+ * matches from "key"): a name prefix before it makes the SOM automaton
+ * far larger, and the value is what matters.  The letters' cases are
+ * spelt out: (?i) under HS_FLAG_UTF8 folds "k" and "s" with the Kelvin
+ * and long-s signs too, and the SOM database grew to 2 MB and 3 s.
  */
 #define GENERIC_RE                                                                                 \
-	"(?i)\\b[a-z0-9_.-]*(?:key|secret|token|passw(?:or)?d|pwd|credentials?)"                   \
-	"[\"']?\\s*[:=]\\s*[\"']?[A-Za-z0-9_+/=.~!@#%^-]{16,}\\b"
+	"(?:[Kk][Ee][Yy]|[Ss][Ee][Cc][Rr][Ee][Tt]|[Tt][Oo][Kk][Ee][Nn]"                            \
+	"|[Pp][Aa][Ss][Ss][Ww](?:[Oo][Rr])?[Dd]|[Pp][Ww][Dd]|[Cc][Rr][Ee][Dd][Ee][Nn][Tt][Ii][Aa]" \
+	"[Ll][Ss]?)"                                                                               \
+	"[\"']?\\s{0,2}[:=]\\s{0,2}[\"']?[A-Za-z0-9_+/=.~!@#%^-]{16,}\\b"
 
 const struct sg_dlp_rule_def sg_dlp_builtin_rules[] = {
     {"card", "financial.card", CARD_RE, SG_DLP_CHECK_LUHN, 0, 95, NULL},

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/sg_yaml.h"
+#include "dlp/sg_dlp_policy.h"
 #include "policy/sg_policy_load.h"
 #include "upstream/sg_egress.h"
 
@@ -23,7 +24,7 @@
 
 const char *const sg_policy_mode_names[SG_MODE_COUNT] = {"sandbox", "live"};
 static const char *const top_keys[] = {
-    "kind", "name", "description", "roles", "rules", "budgets", "egress",
+    "kind", "name", "description", "roles", "rules", "budgets", "egress", "dlp",
 };
 static const char *const role_keys[] = {
     "description", "allow", "limits", "connector_limits", "priority",
@@ -570,15 +571,17 @@ compile_doc(struct pload *l, struct fy_node *root)
 		sg_yaml_str(l->d, l->file, d, "description");
 	struct fy_node *roles = sg_yaml_get(root, "roles"), *rules = sg_yaml_get(root, "rules");
 	struct fy_node *budgets = sg_yaml_get(root, "budgets");
-	struct fy_node *egress = sg_yaml_get(root, "egress");
+	struct fy_node *egress = sg_yaml_get(root, "egress"), *dlp = sg_yaml_get(root, "dlp");
 	if (rules != NULL)
 		sg_policy_rules_collect(l, rules);
 	if (budgets != NULL)
 		sg_policy_budgets_compile(l, budgets);
 	if (egress != NULL)
 		sg_policy_egress_compile(l, egress);
-	/* A document may hold only shared rules, budgets or egress; otherwise it defines roles. */
-	if (roles == NULL && (rules != NULL || budgets != NULL || egress != NULL))
+	if (dlp != NULL)
+		sg_policy_dlp_collect(l, dlp);
+	/* A document may hold only shared sections; otherwise it defines roles. */
+	if (roles == NULL && (rules != NULL || budgets != NULL || egress != NULL || dlp != NULL))
 		return;
 	if (roles == NULL || !fy_node_is_mapping(roles)) {
 		sg_yaml_error(l->d, l->file, roles ? roles : root,
@@ -649,6 +652,7 @@ sg_policy_compile(const struct sg_policy_source *src, size_t n, const struct sg_
 	if (d->n == before && l.p->n_roles > 1)
 		qsort(l.p->roles, l.p->n_roles, sizeof(*l.p->roles), role_cmp);
 	sg_policy_rules_compile(&l);
+	sg_policy_dlp_compile(&l);
 done:
 	for (size_t i = 0; i < l.n_docs; i++)
 		fy_document_destroy(l.docs[i]);
@@ -683,6 +687,7 @@ sg_policy_free(struct sg_policy *p)
 	sg_policy_rules_free(p);
 	sg_budgets_free(p->budgets);
 	sg_egress_policy_free(p->egress);
+	sg_dlp_policy_free(p->dlp);
 	free(p);
 }
 

@@ -40,6 +40,9 @@ struct pload {
 	struct sg_policy_pending *pending;
 	size_t n_pending;
 	bool egress_seen; /* a document held `egress:`, even a broken one */
+	/* The document that holds `dlp:`, compiled once every role is known. */
+	const char *dlp_file;
+	struct fy_node *dlp_node;
 };
 
 extern const char *const sg_policy_mode_names[SG_MODE_COUNT];
@@ -67,5 +70,9 @@ void sg_policy_rules_free(struct sg_policy *p);
 void sg_policy_budgets_compile(struct pload *l, struct fy_node *n);
 /* Compiles a document's `egress:` section into p->egress. */
 void sg_policy_egress_compile(struct pload *l, struct fy_node *n);
+/* Remembers a document's `dlp:` section (one document may hold it). */
+void sg_policy_dlp_collect(struct pload *l, struct fy_node *n);
+/* Compiles the remembered `dlp:` section into p->dlp, after every document's roles. */
+void sg_policy_dlp_compile(struct pload *l);
 
 #endif

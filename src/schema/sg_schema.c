@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/sg_diag.h"
+#include "dlp/sg_dlp_scan.h"
 #include "schema/sg_pattern.h"
 #include "schema/sg_schema_node.h"
 
@@ -302,6 +303,50 @@ kw_pattern(struct cctx *c, struct node *n, const json_t *v)
 	return 0;
 }
 
+/* "pii.email": lowercase words of [a-z][a-z0-9_]*, two or more, joined by dots. */
+static bool
+data_class_valid(const char *s, size_t len)
+{
+	size_t words = 0;
+	bool word_start = true;
+	if (len == 0 || len > SG_SCHEMA_DATA_CLASS_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+		if (ch == '.') {
+			if (word_start)
+				return false;
+			word_start = true;
+			continue;
+		}
+		bool lower = ch >= 'a' && ch <= 'z';
+		if (word_start && !lower)
+			return false;
+		if (!lower && !(ch >= '0' && ch <= '9') && ch != '_')
+			return false;
+		words += word_start;
+		word_start = false;
+	}
+	return !word_start && words >= 2;
+}
+
+static int
+kw_data_class(struct cctx *c, struct node *n, const json_t *v)
+{
+	const char *s = json_string_value(v);
+	if (s == NULL)
+		return cfail(c, "x-data-class must be a string naming a data class, such as "
+		                "\"pii.email\"");
+	if (!data_class_valid(s, json_string_length(v)))
+		return cfail(c,
+		             "x-data-class \"%.*s\" is not a data class name: write lowercase "
+		             "words joined by dots, such as \"pii.email\" or \"financial.card\" "
+		             "(at most %d characters)",
+		             80, s, SG_SCHEMA_DATA_CLASS_MAX);
+	n->data_class = s;
+	return 0;
+}
+
 enum kw_kind {
 	K_TYPE,
 	K_PROPERTIES,
@@ -315,6 +360,7 @@ enum kw_kind {
 	K_ITEMS,
 	K_FORMAT,
 	K_ANNOTATION,
+	K_DATA_CLASS,
 };
 
 static const struct keyword {
@@ -344,6 +390,7 @@ static const struct keyword {
     {"examples", K_ANNOTATION, 0},
     {"default", K_ANNOTATION, 0},
     {"$comment", K_ANNOTATION, 0},
+    {"x-data-class", K_DATA_CLASS, 0},
 };
 #define N_KEYWORDS (sizeof(keywords) / sizeof(keywords[0]))
 
@@ -387,6 +434,8 @@ apply_keyword(struct cctx *c, struct node *n, const struct keyword *k, const jso
 		return 0;
 	case K_ANNOTATION:
 		return 0;
+	case K_DATA_CLASS:
+		return kw_data_class(c, n, v);
 	}
 	/* defensive: every kind has a case above */
 	return cfail(c, "internal error: keyword \"%s\" has no handler", k->name);
@@ -456,6 +505,106 @@ compile_node(struct cctx *c, const json_t *j, struct node **out)
 	return 0;
 }
 
+/* ---- x-data-class hints ------------------------------------------------ */
+
+struct hint_walk {
+	struct sg_schema *s;
+	char *ptr; /* the pointer so far, NUL-terminated */
+	size_t len, cap;
+	size_t hints_cap;
+};
+
+/* Appends "/" and `seg` (RFC 6901-escaped) to the pointer; -1 out of memory. */
+static int
+hint_push(struct hint_walk *w, const char *seg, size_t n)
+{
+	size_t need = w->len + 2 + 2 * n;
+	if (need > w->cap) {
+		size_t cap = need * 2;
+		char *grown = realloc(w->ptr, cap);
+		if (grown == NULL)
+			return -1;
+		w->ptr = grown;
+		w->cap = cap;
+	}
+	w->ptr[w->len++] = '/';
+	for (size_t i = 0; i < n; i++) {
+		if (seg[i] == '~' || seg[i] == '/') {
+			w->ptr[w->len++] = '~';
+			w->ptr[w->len++] = seg[i] == '~' ? '0' : '1';
+		} else {
+			w->ptr[w->len++] = seg[i];
+		}
+	}
+	w->ptr[w->len] = '\0';
+	return 0;
+}
+
+static int
+hint_add(struct hint_walk *w, const char *data_class)
+{
+	struct sg_schema *s = w->s;
+	if (s->n_hints == w->hints_cap) {
+		size_t cap = w->hints_cap ? w->hints_cap * 2 : 4;
+		struct sg_schema_hint *grown = realloc(s->hints, cap * sizeof(*grown));
+		if (grown == NULL)
+			return -1;
+		s->hints = grown;
+		w->hints_cap = cap;
+	}
+	char *p = strdup(w->ptr ? w->ptr : "");
+	if (p == NULL)
+		return -1;
+	s->hints[s->n_hints++] = (struct sg_schema_hint){p, data_class};
+	return 0;
+}
+
+static int collect_hints(struct hint_walk *w, const struct node *n);
+
+static int
+collect_under(struct hint_walk *w, const struct node *n, const char *seg, size_t len)
+{
+	size_t saved = w->len;
+	if (n == NULL)
+		return 0;
+	if (hint_push(w, seg, len) != 0)
+		return -1;
+	int rc = collect_hints(w, n);
+	w->len = saved;
+	w->ptr[saved] = '\0';
+	return rc;
+}
+
+/* Recursion is as deep as the compiled tree, which is capped at SG_SCHEMA_MAX_DEPTH. */
+static int
+collect_hints(struct hint_walk *w, const struct node *n)
+{
+	if (n->data_class != NULL && hint_add(w, n->data_class) != 0)
+		return -1;
+	for (size_t i = 0; i < n->n_props; i++)
+		if (collect_under(w, n->props[i].schema, n->props[i].name, n->props[i].len) != 0)
+			return -1;
+	if (collect_under(w, n->additional, "*", 1) != 0)
+		return -1;
+	return collect_under(w, n->items, "*", 1);
+}
+
+static void
+free_hints(struct sg_schema *s)
+{
+	for (size_t i = 0; i < s->n_hints; i++)
+		free(s->hints[i].pointer);
+	free(s->hints);
+}
+
+size_t
+sg_schema_data_classes(const struct sg_schema *s, struct sg_dlp_hint *out, size_t cap)
+{
+	for (size_t i = 0; i < s->n_hints && i < cap; i++)
+		out[i] = (struct sg_dlp_hint){s->hints[i].pointer, s->hints[i].data_class};
+	return s->n_hints;
+}
+
 struct sg_schema *
 sg_schema_compile(const json_t *schema, struct sg_schema_error *err)
 {
@@ -470,6 +619,16 @@ sg_schema_compile(const json_t *schema, struct sg_schema_error *err)
 		free(s);
 		return NULL;
 	}
+	struct hint_walk w = {.s = s};
+	int rc = collect_hints(&w, s->root);
+	free(w.ptr);
+	if (rc != 0) {
+		cfail(&c, "out of memory");
+		free_hints(s);
+		free_node(s->root);
+		free(s);
+		return NULL;
+	}
 	/* The reference count is atomic in jansson, so this write is safe. */
 	s->doc = json_incref((json_t *)schema);
 	return s;
@@ -480,6 +639,7 @@ sg_schema_free(struct sg_schema *s)
 {
 	if (s == NULL)
 		return;
+	free_hints(s);
 	free_node(s->root);
 	json_decref(s->doc);
 	free(s);

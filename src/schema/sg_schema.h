@@ -6,8 +6,9 @@
  * required, additionalProperties (bool or schema), enum, const, minLength,
  * maxLength (in code points), minimum, maximum, exclusiveMinimum,
  * exclusiveMaximum, pattern (ECMA-262-like, compiled at load), items
- * (schema), minItems, maxItems, format, and
- * description/title/examples/default/$comment (annotations, ignored).
+ * (schema), minItems, maxItems, format,
+ * description/title/examples/default/$comment (annotations, ignored), and
+ * x-data-class (what the DLP screen is told a value holds, see below).
  * Any other keyword is a compile error, so a typo never silently disables a
  * check.
  *
@@ -106,6 +107,25 @@ int sg_schema_validate_jansson(const struct sg_schema *s, const json_t *instance
                                struct sg_schema_error *errs, size_t max_errs, size_t *n_errs);
 int sg_schema_validate_sub_jansson(const struct sg_schema *s, const json_t *sub,
                                    const json_t *instance);
+
+/*
+ * x-data-class: "pii.email" on any schema node says what the values there
+ * hold, so the DLP screen flags them by place with no pattern at all.  A
+ * class is a dotted name: lowercase words ([a-z][a-z0-9_]*) joined by dots,
+ * at least two of them, at most SG_SCHEMA_DATA_CLASS_MAX bytes.
+ *
+ * sg_schema_data_classes lists the schema's classes as (pointer, class)
+ * pairs: the pointer is RFC 6901 into an instance, with "*" for any array
+ * item or any member additionalProperties covers ("/contacts/" "*"
+ * "/email", one pointer split so as not to open a comment here), and ""
+ * for the root.  It stores up to `cap` pairs in `out` and returns how many
+ * there are (more than `cap`: call again with room for all).  The strings
+ * are owned by `s` and valid until sg_schema_free(s).  A property
+ * itself named "*" cannot be told from the wildcard.
+ */
+#define SG_SCHEMA_DATA_CLASS_MAX 64
+struct sg_dlp_hint;
+size_t sg_schema_data_classes(const struct sg_schema *s, struct sg_dlp_hint *out, size_t cap);
 
 /* Depth of a JSON value: scalars are 1, [] is 1, [[1]] is 2.  Stops counting at `cap`. */
 int sg_json_depth(const json_t *v, int cap);

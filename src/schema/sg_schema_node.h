@@ -75,11 +75,20 @@ struct node {
 	const json_t *required;  /* array of strings, or NULL */
 	struct node *additional; /* NULL: extra properties are allowed */
 	struct node *items;
+	const char *data_class; /* x-data-class ("pii.email"), or NULL */
+};
+
+/* One x-data-class of the schema, where an instance holds it. */
+struct sg_schema_hint {
+	char *pointer;          /* RFC 6901, "*" for any item or extra member */
+	const char *data_class; /* owned by the schema document */
 };
 
 struct sg_schema {
 	json_t *doc;
 	struct node *root;
+	struct sg_schema_hint *hints;
+	size_t n_hints;
 };
 
 int sg_schema_prop_cmp(const void *a, const void *b);

@@ -17,6 +17,7 @@
 
 #include "catalog/sg_catalog.h"
 #include "catalog/sg_connector.h"
+#include "dlp/sg_dlp_scan.h"
 #include "upstream/sg_egress.h"
 
 #include <arpa/inet.h>
@@ -526,8 +527,8 @@ test_egress_allow(void **state)
 {
 	(void)state;
 	struct sg_diags d = {0};
-	struct sg_connector *c = parse(BASE "egress: { allow: [\"127.0.0.1/32\", mock.test] }\n",
-	                               &d);
+	struct sg_connector *c =
+	    parse(BASE "egress: { allow: [\"127.0.0.1/32\", mock.test] }\n", &d);
 	assert_non_null(c);
 	assert_non_null(c->egress_allow);
 	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(80)};
@@ -548,9 +549,10 @@ test_egress_allow(void **state)
 	                       "    - \"*.x.*\"\n",
 	                  &d));
 	assert_int_equal(d.n, 2);
-	assert_string_equal(diag_at(&d, 0), "t.yaml:21:7: egress.allow: egress entry \"127.1\": is "
-	                                    "an IPv4 address in a shorthand or numeric spelling; "
-	                                    "write it as four decimal numbers such as 127.0.0.1/32");
+	assert_string_equal(diag_at(&d, 0),
+	                    "t.yaml:21:7: egress.allow: egress entry \"127.1\": is "
+	                    "an IPv4 address in a shorthand or numeric spelling; "
+	                    "write it as four decimal numbers such as 127.0.0.1/32");
 	assert_true(starts_with(diag_at(&d, 1), "t.yaml:22:7: egress.allow: egress entry "
 	                                        "\"*.x.*\": expected a host name"));
 	sg_diags_free(&d);
@@ -938,14 +940,13 @@ test_auth_errors(void **state)
 	assert_non_null(strstr(plus_error("auth: { scheme: oauth2, token_url: \"ftp://x\" }\n", &d),
 	                       "auth.token_url: expected an http:// or https:// URL"));
 	/* The client secret never crosses a network in clear: http only to this machine. */
-	assert_non_null(
-	    strstr(plus_error("auth: { scheme: oauth2, token_url: \"http://id.example.test/t\" }\n",
-	                      &d),
-	           "auth.token_url: the client secret is sent there, so it must be https://"));
-	assert_non_null(
-	    strstr(plus_error("auth: { scheme: oauth2, token_url: \"http://127.0.0.1.evil.test/t\" }\n",
-	                      &d),
-	           "must be https://"));
+	assert_non_null(strstr(
+	    plus_error("auth: { scheme: oauth2, token_url: \"http://id.example.test/t\" }\n", &d),
+	    "auth.token_url: the client secret is sent there, so it must be https://"));
+	assert_non_null(strstr(
+	    plus_error("auth: { scheme: oauth2, token_url: \"http://127.0.0.1.evil.test/t\" }\n",
+	               &d),
+	    "must be https://"));
 	assert_string_equal(plus_error("auth: { scheme: api_key, naem: X }\n", &d),
 	                    "t.yaml:18:26: unknown key \"naem\" (did you mean \"name\"?)");
 	assert_string_equal(plus_error("auth: { name: X }\n", &d),
@@ -993,6 +994,74 @@ test_failover(void **state)
 	sg_diags_free(&d);
 }
 
+/* x-data-class written in a connector's YAML survives the conversion to a JSON schema. */
+static void
+test_data_class_from_yaml(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    BASE "  create_contact:\n"
+	         "    method: POST\n"
+	         "    path: /contacts\n"
+	         "    data_domain: pii\n"
+	         "    input:\n"
+	         "      type: object\n"
+	         "      properties:\n"
+	         "        email: { type: string, x-data-class: pii.email }\n"
+	         "        phones:\n"
+	         "          type: array\n"
+	         "          items: { type: string, x-data-class: pii.phone }\n"
+	         "    output:\n"
+	         "      type: object\n"
+	         "      properties:\n"
+	         "        iban: { type: string, x-data-class: financial.iban }\n";
+	struct sg_diags d = {0};
+	struct sg_connector *c = parse(text, &d);
+	sg_diags_print(&d, stderr);
+	assert_non_null(c);
+	const struct sg_operation *op =
+	    strcmp(c->ops[0].name, "create_contact") == 0 ? &c->ops[0] : &c->ops[1];
+	const struct sg_operation *ping = op == &c->ops[0] ? &c->ops[1] : &c->ops[0];
+	assert_string_equal(op->name, "create_contact");
+	struct sg_dlp_hint h[4];
+	assert_int_equal(sg_schema_data_classes(op->input, h, 4), 2);
+	assert_string_equal(h[0].pointer, "/email");
+	assert_string_equal(h[0].data_class, "pii.email");
+	assert_string_equal(h[1].pointer, "/phones/*");
+	assert_string_equal(h[1].data_class, "pii.phone");
+	assert_int_equal(sg_schema_data_classes(op->output, h, 4), 1);
+	assert_string_equal(h[0].pointer, "/iban");
+	assert_string_equal(h[0].data_class, "financial.iban");
+	assert_int_equal(sg_schema_data_classes(ping->input, h, 4), 0);
+	sg_connector_free(c);
+	sg_diags_free(&d);
+}
+
+/* A malformed class in YAML is refused at its line. */
+static void
+test_data_class_malformed_in_yaml(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    BASE "  create_contact:\n"                                    /* 18 */
+	         "    method: POST\n"                                     /* 19 */
+	         "    path: /contacts\n"                                  /* 20 */
+	         "    data_domain: pii\n"                                 /* 21 */
+	         "    input:\n"                                           /* 22 */
+	         "      type: object\n"                                   /* 23 */
+	         "      properties:\n"                                    /* 24 */
+	         "        email: { type: string, x-data-class: Email }\n" /* 25 */
+	         "    output: { type: object }\n";                        /* 26 */
+	struct sg_diags d = {0};
+	assert_null(parse(text, &d));
+	assert_int_equal(d.n, 1);
+	assert_true(starts_with(
+	    diag_at(&d, 0), "t.yaml:25:46: operation \"create_contact\": input schema "
+	                    "/properties/email/x-data-class: x-data-class \"Email\" is not a data "
+	                    "class name"));
+	sg_diags_free(&d);
+}
+
 int
 main(void)
 {
@@ -1003,6 +1072,8 @@ main(void)
 	    cmocka_unit_test(test_broken_reports_every_error),
 	    cmocka_unit_test(test_missing_keys),
 	    cmocka_unit_test(test_schema_error_points_at_node),
+	    cmocka_unit_test(test_data_class_from_yaml),
+	    cmocka_unit_test(test_data_class_malformed_in_yaml),
 	    cmocka_unit_test(test_input_must_be_object),
 	    cmocka_unit_test(test_bad_example),
 	    cmocka_unit_test(test_unsatisfiable_pattern),

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "dlp/sg_dlp_scan.h"
 #include "json/sg_json.h"
 #include "schema/sg_schema.h"
 
@@ -1302,6 +1303,93 @@ test_costly_patterns_are_refused(void **state)
 	sg_schema_free(compile("{\"pattern\": \"^[]+]+$\"}"));
 }
 
+static void
+expect_hint(const struct sg_dlp_hint *h, const char *pointer, const char *data_class)
+{
+	assert_string_equal(h->pointer, pointer);
+	assert_string_equal(h->data_class, data_class);
+}
+
+/* x-data-class on any node; each listed with the instance pointer it covers. */
+static void
+test_data_class_hints(void **state)
+{
+	(void)state;
+	struct sg_schema *s =
+	    compile("{\"type\": \"object\", \"x-data-class\": \"doc.whole\","
+	            " \"properties\": {"
+	            "  \"email\": {\"type\": \"string\", \"x-data-class\": \"pii.email\"},"
+	            "  \"contacts\": {\"type\": \"array\", \"items\": {\"type\": \"object\","
+	            "    \"properties\": {\"phone\": {\"x-data-class\": \"pii.phone\"}}}},"
+	            "  \"a/b~c\": {\"x-data-class\": \"acme.odd_name2\"},"
+	            "  \"plain\": {\"type\": \"string\"}},"
+	            " \"additionalProperties\": {\"x-data-class\": \"pii.other\"}}");
+	struct sg_dlp_hint h[8];
+	assert_int_equal(sg_schema_data_classes(s, h, 8), 5);
+	expect_hint(&h[0], "", "doc.whole");
+	expect_hint(&h[1], "/a~1b~0c", "acme.odd_name2");
+	expect_hint(&h[2], "/contacts/*/phone", "pii.phone");
+	expect_hint(&h[3], "/email", "pii.email");
+	expect_hint(&h[4], "/*", "pii.other");
+	/* Short of room: the count is still the whole, and only `cap` are written. */
+	struct sg_dlp_hint two[3] = {{0}, {0}, {"untouched", "x.y"}};
+	assert_int_equal(sg_schema_data_classes(s, two, 2), 5);
+	expect_hint(&two[1], "/a~1b~0c", "acme.odd_name2");
+	expect_hint(&two[2], "untouched", "x.y");
+	/* A hint is no constraint: validation is unchanged. */
+	json_t *ok = parse("{\"email\": 5, \"contacts\": [{\"phone\": true}]}");
+	assert_int_equal(sg_schema_validate_jansson(s, ok, NULL, 0, NULL), -1);
+	json_decref(ok);
+	ok = parse("{\"email\": \"a@b.example\", \"contacts\": [{\"phone\": true}]}");
+	assert_int_equal(sg_schema_validate_jansson(s, ok, NULL, 0, NULL), 0);
+	json_decref(ok);
+	sg_schema_free(s);
+
+	s = compile("{\"type\": \"object\"}");
+	assert_int_equal(sg_schema_data_classes(s, NULL, 0), 0);
+	sg_schema_free(s);
+}
+
+/* A malformed class is refused where it stands, saying what a class looks like. */
+static void
+test_data_class_malformed(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+	    "\"pii\"",
+	    "\"PII.email\"",
+	    "\"pii..email\"",
+	    "\".pii\"",
+	    "\"pii.\"",
+	    "\"pii.e-mail\"",
+	    "\"pii.1email\"",
+	    "\"pii email\"",
+	    "\"\"",
+	    "\"pii.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256], msg[256];
+		snprintf(text, sizeof(text),
+		         "{\"properties\": {\"email\": {\"x-data-class\": %s}}}", bad[i]);
+		json_t *v = parse(bad[i]);
+		snprintf(msg, sizeof(msg),
+		         "x-data-class \"%s\" is not a data class name: write lowercase words "
+		         "joined by dots, such as \"pii.email\" or \"financial.card\" (at most 64 "
+		         "characters)",
+		         json_string_value(v));
+		json_decref(v);
+		expect_compile_error(text, "/properties/email/x-data-class", msg);
+	}
+	expect_compile_error("{\"items\": {\"x-data-class\": [\"pii.email\"]}}",
+	                     "/items/x-data-class",
+	                     "x-data-class must be a string naming a data class, such as "
+	                     "\"pii.email\"");
+	/* The longest name that fits: 64 bytes. */
+	sg_schema_free(
+	    compile("{\"x-data-class\": "
+	            "\"pii.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}"));
+}
+
 int
 main(void)
 {
@@ -1346,6 +1434,8 @@ main(void)
 	    cmocka_unit_test(test_value_depth_cap),
 	    cmocka_unit_test(test_schema_keeps_its_document),
 	    cmocka_unit_test(test_costly_patterns_are_refused),
+	    cmocka_unit_test(test_data_class_hints),
+	    cmocka_unit_test(test_data_class_malformed),
 	    cmocka_unit_test(test_validate_sub),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
