@@ -1,4 +1,7 @@
 #include "catalog/sg_snapshot.h"
+#include "dlp/sg_dlp_action.h"
+#include "dlp/sg_dlp_scan.h"
+#include "schema/sg_schema.h"
 #include "throttle/sg_adaptive.h"
 
 #include <pthread.h>
@@ -86,6 +89,74 @@ sg_defs_template(const struct sg_defs *defs, const char *name)
 	return NULL;
 }
 
+/*
+ * One database per set of definitions: the built-in rules and the
+ * policy's own.  A rule that does not compile fails the build, so the
+ * snapshot before it stays live, as for any other bad policy.
+ */
+static _Atomic bool dlp_compile = true;
+
+void
+sg_defs_set_dlp_compile(bool on)
+{
+	atomic_store(&dlp_compile, on);
+}
+
+static int
+build_dlp(struct sg_defs *defs, struct sg_diags *d)
+{
+	char err[512];
+	if (!atomic_load(&dlp_compile))
+		return 0; /* never served: see sg_defs_set_dlp_compile */
+	size_t n = 0;
+	const struct sg_dlp_rule_def *custom = sg_dlp_policy_rules(sg_policy_dlp(defs->policy), &n);
+	defs->dlp_db = sg_dlp_db_compile(custom, n, err, sizeof(err));
+	if (defs->dlp_db == NULL) {
+		sg_diags_add(d, NULL, 0, 0, "policy dlp: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The (pointer, class) hints `schema` declares with x-data-class; the strings stay the schema's. */
+static int
+collect_hints(const struct sg_schema *schema, struct sg_dlp_hint **out, size_t *n)
+{
+	*out = NULL;
+	*n = schema ? sg_schema_data_classes(schema, NULL, 0) : 0;
+	if (*n == 0)
+		return 0;
+	*out = calloc(*n, sizeof(**out));
+	if (*out == NULL)
+		return -1;
+	*n = sg_schema_data_classes(schema, *out, *n);
+	return 0;
+}
+
+/* Each operation's x-data-class hints, so the screen steps can hand them to the scan. */
+static int
+build_hints(struct sg_defs *defs, struct sg_diags *d)
+{
+	const struct sg_catalog *cat = defs->catalog;
+	defs->op_hints = calloc(cat->n_ops ? cat->n_ops : 1, sizeof(*defs->op_hints));
+	if (defs->op_hints == NULL)
+		return -1;
+	for (size_t c = 0; c < cat->n; c++) {
+		const struct sg_connector *conn = cat->v[c];
+		for (size_t i = 0; i < conn->n_ops; i++) {
+			const struct sg_operation *op = &conn->ops[i];
+			struct sg_op_hints *h = &defs->op_hints[op->index];
+			if (collect_hints(op->input, &h->in, &h->n_in) != 0 ||
+			    collect_hints(op->output, &h->out, &h->n_out) != 0) {
+				sg_diags_add(d, NULL, 0, 0,
+				             "out of memory for the data class hints");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 struct sg_defs *
 sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed, struct sg_diags *d)
 {
@@ -118,7 +189,8 @@ sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed, stru
 	defs->catalog = cat;
 	defs->policy = pol;
 	defs->n_policy_docs = ns;
-	if (build_templates(defs, docs, n, d) != 0) {
+	if (build_templates(defs, docs, n, d) != 0 || build_dlp(defs, d) != 0 ||
+	    build_hints(defs, d) != 0) {
 		sg_defs_unref(defs);
 		return NULL;
 	}
@@ -134,6 +206,12 @@ sg_defs_unref(struct sg_defs *defs)
 	for (size_t i = 0; i < defs->n_templates; i++)
 		sg_template_free(defs->templates[i]);
 	free(defs->templates);
+	for (size_t i = 0; defs->op_hints && i < defs->catalog->n_ops; i++) {
+		free(defs->op_hints[i].in);
+		free(defs->op_hints[i].out);
+	}
+	free(defs->op_hints);
+	sg_dlp_db_free(defs->dlp_db);
 	sg_policy_free(defs->policy);
 	sg_catalog_free(defs->catalog);
 	free(defs);
