@@ -316,6 +316,33 @@ def test_each_action_through_a_template_run(env, upstream, action):
     assert span["decision"] == ("denied" if action == "block" else "allowed")
 
 
+@pytest.mark.parametrize("action", ACTIONS)
+def test_each_action_on_a_reply_through_a_template_run(env, upstream, action):
+    upstream.answer = lambda req: (200, {}, {"note": "pay " + CARD})
+    doc = env.run(action, {"note": "hello"})
+    assert doc["status"] == "succeeded", doc
+    out = doc["output"]
+    if action == "block":
+        assert out["code"] == "dlp_blocked", out
+        assert "/note" in out["detail"] and "card" in out["detail"]
+        assert CARD not in json.dumps(doc)
+    elif action == "allow":
+        assert out["got"] == "pay " + CARD
+    elif action == "alert":
+        assert masked(out["got"][4:]), out  # the script saw it; the run keeps it masked
+    else:
+        assert expect(action, out["got"]), out
+    rows = audit(env.data, "trace_id = ? AND connector = 'ledger'", (doc["trace_id"],),
+                 until=lambda rows: len(rows) == 1)
+    evs = [e for e in (json.loads(rows[0]["dlp"]) if rows[0]["dlp"] else [])
+           if e["dir"] == "response"]
+    if action == "allow":
+        assert evs == []
+    else:
+        assert evs == [{"dir": "response", "path": "/note", "rule": "card",
+                        "class": "financial.card", "action": action}]
+
+
 def test_a_reply_blocked_inside_a_run_reaches_the_template_as_an_error(env, upstream):
     upstream.answer = lambda req: (200, {}, {"note": "key " + GITHUB_TOKEN})
     doc = env.run("alert", {"note": "hello"})
