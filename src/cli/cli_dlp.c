@@ -43,7 +43,7 @@ static int
 parse_opts(int argc, char **argv, struct dlp_opts *o)
 {
 	static const struct option opts[] = {
-	    {"reason", required_argument, NULL, 'r'}, {"user", required_argument, NULL, 'u'},
+	    {"reason", required_argument, NULL, 'r'},   {"user", required_argument, NULL, 'u'},
 	    {"data-dir", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
@@ -80,17 +80,19 @@ check_reason(const char *r)
 {
 	size_t n = r != NULL ? strlen(r) : 0;
 	if (n == 0 || strspn(r, " \t") == n)
-		return sg_cli_fail("dlp detokenize needs --reason \"...\": say why the value must be "
-		                   "seen (a ticket, a request); it is recorded in the audit, and "
-		                   "nothing was revealed");
+		return sg_cli_fail(
+		    "dlp detokenize needs --reason \"...\": say why the value must be "
+		    "seen (a ticket, a request); it is recorded in the audit, and "
+		    "nothing was revealed");
 	if (n >= sizeof(((struct sg_decision *)0)->reason))
 		return sg_cli_fail("--reason is longer than %zu bytes; shorten it (nothing was "
 		                   "revealed)",
 		                   sizeof(((struct sg_decision *)0)->reason) - 1);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)r[i] < 0x20 || r[i] == 0x7f)
-			return sg_cli_fail("--reason holds a control character or a line break; give "
-			                   "one line (nothing was revealed)");
+			return sg_cli_fail(
+			    "--reason holds a control character or a line break; give "
+			    "one line (nothing was revealed)");
 	return 0;
 }
 
@@ -138,8 +140,8 @@ copy(char *dst, size_t cap, const char *src)
  * was seen, and it holds nothing a key could reverse), never the value.
  */
 static int
-record(struct sg_store *s, const struct dlp_opts *o, const char *token, const char *cls,
-       bool ok, char trace[33])
+record(struct sg_store *s, const struct dlp_opts *o, const char *token, const char *cls, bool ok,
+       char trace[33])
 {
 	struct sg_decision d = {0};
 	struct timeval tv;
@@ -184,8 +186,8 @@ print_value(const char *cls, const char *value, size_t len, const char *trace, b
 		printf("class: %s\nvalue: %.*s\n", cls, (int)len, value);
 		return 0;
 	}
-	json_t *o = json_pack("{s:s, s:s%, s:s}", "class", cls, "value", value, len, "trace_id",
-	                      trace);
+	json_t *o =
+	    json_pack("{s:s, s:s%, s:s}", "class", cls, "value", value, len, "trace_id", trace);
 	if (o == NULL)
 		return sg_cli_fail("out of memory");
 	json_dumpf(o, stdout, JSON_COMPACT);

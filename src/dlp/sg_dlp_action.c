@@ -189,8 +189,11 @@ default_keep(const char *c)
 		const char *cls;
 		unsigned keep;
 	} d[] = {
-	    {"financial.card", 4}, {"financial.iban", 4},                  {"pii.ssn", 4},
-	    {"pii.phone", 2},      {"pii.email", SG_DLP_MASK_KEEP_DOMAIN},
+	    {"financial.card", 4},
+	    {"financial.iban", 4},
+	    {"pii.ssn", 4},
+	    {"pii.phone", 2},
+	    {"pii.email", SG_DLP_MASK_KEEP_DOMAIN},
 	};
 	for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
 		if (strcmp(c, d[i].cls) == 0)
@@ -211,7 +214,8 @@ sg_dlp_policy_mask_keep(const struct sg_dlp_policy *p, const char *data_class)
 		size_t n = strlen(m->selector);
 		if (strcmp(m->selector, data_class) == 0)
 			return m->keep;
-		if (sg_dlp_class_selected(m->selector, data_class) && (best == NULL || n > best_len)) {
+		if (sg_dlp_class_selected(m->selector, data_class) &&
+		    (best == NULL || n > best_len)) {
 			best = m;
 			best_len = n;
 		}
@@ -495,7 +499,7 @@ struct rw {
 	const struct sg_dlp_token_key *key;
 	const char *const *allow;
 	size_t n_allow;
-	uint32_t index; /* the next string or number's index, as the scanner counts */
+	uint32_t index;   /* the next string or number's index, as the scanner counts */
 	struct text path; /* the pointer of where the walk is */
 	struct text val;  /* the value being rewritten */
 	bool failed;
@@ -598,8 +602,7 @@ apply_piece(struct rw *rw, const char *s, const struct piece *pc)
  * join again, so a mask sees its whole span.
  */
 static int
-rewrite_text(struct rw *rw, const char *s, uint32_t len, const struct sg_dlp_verdict **vs,
-             size_t n)
+rewrite_text(struct rw *rw, const char *s, uint32_t len, const struct sg_dlp_verdict **vs, size_t n)
 {
 	uint32_t *cut = malloc((2 * n + 2) * sizeof(*cut)), *st = malloc(2 * n * sizeof(*st));
 	size_t n_cut = 0, last_piece = 0;

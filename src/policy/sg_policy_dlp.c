@@ -57,10 +57,10 @@
 #define MAX_PATTERN 1024 /* as sg_dlp_scan.c: longer ones are nearly always a mistake */
 
 static const char *const dlp_keys[] = {"rules", "actions", "mask", "allow_fields"};
-static const char *const rule_keys[] = {"id",    "class",      "pattern", "check",
-                                        "confidence", "field_hint"};
-static const char *const action_keys[] = {"class",     "action",  "roles",
-                                          "modes",     "direction", "domains"};
+static const char *const rule_keys[] = {"id",    "class",      "pattern",
+                                        "check", "confidence", "field_hint"};
+static const char *const action_keys[] = {"class", "action",    "roles",
+                                          "modes", "direction", "domains"};
 static const char *const mask_keys[] = {"keep_last"};
 static const char *const allow_keys[] = {"roles", "operations", "fields"};
 
@@ -127,10 +127,11 @@ static void
 bad_class(struct dload *x, struct fy_node *n, const char *what, const char *s, bool selector)
 {
 	sg_yaml_error(x->l->d, x->l->file, n,
-	              selector ? "%s: class \"%.64s\": expected a data class such as \"pii.email\", "
-	                         "a family such as \"secret.*\", or \"*\" (dotted lowercase words)"
-	                       : "%s: class \"%.64s\": expected a data class such as "
-	                         "\"pii.customer_id\" (family.kind, dotted lowercase words)",
+	              selector
+	                  ? "%s: class \"%.64s\": expected a data class such as \"pii.email\", "
+	                    "a family such as \"secret.*\", or \"*\" (dotted lowercase words)"
+	                  : "%s: class \"%.64s\": expected a data class such as "
+	                    "\"pii.customer_id\" (family.kind, dotted lowercase words)",
 	              what, s);
 }
 
@@ -184,7 +185,8 @@ rule_id(struct dload *x, struct fy_node *n, const char *what, const struct rule_
 			int line, col;
 			sg_yaml_pos(at[i].node, &line, &col);
 			sg_yaml_error(x->l->d, x->l->file, idn,
-			              "%s: id \"%s\" defined twice (first at line %d)", what, id, line);
+			              "%s: id \"%s\" defined twice (first at line %d)", what, id,
+			              line);
 			return;
 		}
 	out->id = keep_str(x, id);
@@ -253,14 +255,15 @@ rule_check(struct dload *x, struct fy_node *n, const char *what, struct sg_dlp_r
 	              what, c, sg_policy_hint(c, names, SG_DLP_CHECK_COUNT, h, sizeof(h)));
 }
 
-/* Vectorscan's words for a few mistakes, in a policy writer's terms (as sg_dlp_scan.c says them). */
+/* Vectorscan's words for a few mistakes, in a policy writer's terms (as sg_dlp_scan.c). */
 static const char *
 pattern_advice(const char *hs_message)
 {
 	if (strstr(hs_message, "empty buffer") != NULL)
 		return "it can match an empty string; make it require at least one character";
 	if (strstr(hs_message, "too large") != NULL || strstr(hs_message, "exhausted") != NULL)
-		return "it is too large to compile; use smaller repeat counts or fewer alternatives";
+		return "it is too large to compile; use smaller repeat counts or fewer "
+		       "alternatives";
 	return NULL;
 }
 
@@ -282,7 +285,8 @@ check_pattern(struct dload *x, struct fy_node *at, const char *what, const char 
 	const char *msg = NULL;
 	if (strlen(pat) > MAX_PATTERN) {
 		sg_yaml_error(x->l->d, x->l->file, at,
-		              "%s: pattern: longer than %d characters; shorten it", what, MAX_PATTERN);
+		              "%s: pattern: longer than %d characters; shorten it", what,
+		              MAX_PATTERN);
 		return;
 	}
 	if (hs_expression_info(pat, 0, &info, &ce) != HS_SUCCESS)
@@ -297,9 +301,9 @@ check_pattern(struct dload *x, struct fy_node *at, const char *what, const char 
 	}
 	if (msg != NULL) {
 		const char *advice = pattern_advice(msg);
-		sg_yaml_error(x->l->d, x->l->file, at, "%s: pattern \"%.80s\": %s%s", what, pat,
-		              advice != NULL ? advice : "Vectorscan refuses it: ",
-		              advice != NULL ? "" : msg);
+		sg_yaml_error(
+		    x->l->d, x->l->file, at, "%s: pattern \"%.80s\": %s%s", what, pat,
+		    advice != NULL ? advice : "Vectorscan refuses it: ", advice != NULL ? "" : msg);
 	}
 	free(info);
 	hs_free_compile_error(ce);
@@ -388,7 +392,8 @@ check_roles(struct dload *x, struct fy_node *n, const char *what, const char *co
 		const char *names[64];
 		size_t k = 0;
 		for (size_t r = 0; r < p->n_roles; r++) {
-			known |= strcmp(p->roles[r].name, v[i]) == 0; /* roles unsorted after errors */
+			known |=
+			    strcmp(p->roles[r].name, v[i]) == 0; /* roles unsorted after errors */
 			if (k < 64)
 				names[k++] = p->roles[r].name;
 		}
@@ -427,11 +432,11 @@ action_domains(struct dload *x, struct fy_node *map, const char *prefix, struct 
 	long count = sg_policy_str_list(x->l, n, what, v, MAX_NAMES);
 	for (long i = 0; i < count; i++)
 		if (!sg_policy_in_list(v[i], x->l->domains, x->l->n_domains))
-			sg_yaml_error(x->l->d, x->l->file, fy_node_sequence_get_by_index(n, (int)i),
-			              "%s: no operation in the catalog has data domain \"%.40s\"%s",
-			              what, v[i],
-			              sg_policy_hint(v[i], x->l->domains, x->l->n_domains, h,
-			                             sizeof(h)));
+			sg_yaml_error(
+			    x->l->d, x->l->file, fy_node_sequence_get_by_index(n, (int)i),
+			    "%s: no operation in the catalog has data domain \"%.40s\"%s", what,
+			    v[i],
+			    sg_policy_hint(v[i], x->l->domains, x->l->n_domains, h, sizeof(h)));
 	names_copy(x, out, v, count);
 }
 
@@ -480,12 +485,12 @@ compile_action(struct dload *x, struct fy_node *n, size_t i)
 	struct sg_dlp_action_rule *a = &x->p->actions[x->p->n_actions];
 	snprintf(what, sizeof(what), "dlp.actions[%zu]", i + 1);
 	*a = (struct sg_dlp_action_rule){.direction = -1};
-	if (sg_yaml_check_keys(x->l->d, x->l->file, n, what, action_keys,
-	                       SG_COUNT(action_keys)) != 0)
+	if (sg_yaml_check_keys(x->l->d, x->l->file, n, what, action_keys, SG_COUNT(action_keys)) !=
+	    0)
 		return;
 	x->p->n_actions++;
-	const char *c = need_str(x, n, "class", what,
-	                         "name a class (pii.email), a family (secret.*) or *");
+	const char *c =
+	    need_str(x, n, "class", what, "name a class (pii.email), a family (secret.*) or *");
 	if (c != NULL && !sg_dlp_class_valid(c, true))
 		bad_class(x, sg_yaml_get(n, "class"), what, c, true);
 	else if (c != NULL)
@@ -505,8 +510,8 @@ compile_action(struct dload *x, struct fy_node *n, size_t i)
 static void
 compile_actions(struct dload *x, struct fy_node *n)
 {
-	long count = seq_count(x, n, "dlp.actions", "- { class: \"secret.*\", action: block }",
-	                       MAX_ENTRIES);
+	long count =
+	    seq_count(x, n, "dlp.actions", "- { class: \"secret.*\", action: block }", MAX_ENTRIES);
 	if (count <= 0)
 		return;
 	x->p->actions = calloc((size_t)count, sizeof(*x->p->actions));
@@ -600,7 +605,8 @@ check_op(struct dload *x, struct fy_node *at, const char *what, const char *pat)
 		return;
 	if (dot == NULL || dot == pat || dot[1] == '\0' || (size_t)(dot - pat) >= sizeof(conn)) {
 		sg_yaml_error(x->l->d, x->l->file, at,
-		              "%s: \"%.80s\": use connector.operation, connector.* or *", what, pat);
+		              "%s: \"%.80s\": use connector.operation, connector.* or *", what,
+		              pat);
 		return;
 	}
 	memcpy(conn, pat, (size_t)(dot - pat));
@@ -626,8 +632,8 @@ valid_pointer(const char *s)
 }
 
 static void
-allow_list(struct dload *x, struct fy_node *map, const char *prefix, const char *key,
-           size_t max, struct sg_dlp_names *out)
+allow_list(struct dload *x, struct fy_node *map, const char *prefix, const char *key, size_t max,
+           struct sg_dlp_names *out)
 {
 	struct fy_node *n = sg_yaml_get(map, key);
 	char what[96];
@@ -664,8 +670,7 @@ compile_allow(struct dload *x, struct fy_node *n, size_t i)
 	struct sg_dlp_allow_rule *a = &x->p->allows[x->p->n_allows];
 	snprintf(what, sizeof(what), "dlp.allow_fields[%zu]", i + 1);
 	*a = (struct sg_dlp_allow_rule){0};
-	if (sg_yaml_check_keys(x->l->d, x->l->file, n, what, allow_keys, SG_COUNT(allow_keys)) !=
-	    0)
+	if (sg_yaml_check_keys(x->l->d, x->l->file, n, what, allow_keys, SG_COUNT(allow_keys)) != 0)
 		return;
 	x->p->n_allows++;
 	opt_roles(x, n, what, &a->roles);

@@ -201,7 +201,8 @@ test_policy_errors(void **state)
 	    {"  rules:\n    - { id: acme, class: pii.acme, pattern: \"A[0-9]+\", check: lunh }\n",
 	     "dlp.yaml:5:63: dlp.rules[1]: unknown check \"lunh\" (did you mean \"luhn\"?); checks "
 	     "are none, luhn, mod97, ssn, jwt, ipv4, ipv6, phone, date and entropy>=N"},
-	    {"  rules:\n    - { id: acme, class: pii.acme, pattern: \"A[0-9]+\", check: entropy }\n",
+	    {"  rules:\n    - { id: acme, class: pii.acme, pattern: \"A[0-9]+\", check: entropy "
+	     "}\n",
 	     "dlp.yaml:5:63: dlp.rules[1]: check \"entropy\" needs a threshold in bits per "
 	     "character, such as \"entropy>=3.5\""},
 	    {"  rules:\n    - { id: acme, class: pii.acme, pattern: \"A[0-9]+\", check: "
@@ -216,8 +217,10 @@ test_policy_errors(void **state)
 	    {"  rules:\n    - { id: acme, class: \"pii.*\", pattern: \"A[0-9]+\" }\n",
 	     "dlp.yaml:5:26: dlp.rules[1]: class \"pii.*\": expected a data class such as "
 	     "\"pii.customer_id\" (family.kind, dotted lowercase words)"},
-	    {"  rules:\n    - { id: acme, class: pii.acme, pattern: \"A[0-9]+\", confidence: 101 }\n",
-	     "dlp.yaml:5:68: dlp.rules[1].confidence: expected an integer from 0 to 100, got \"101\""},
+	    {"  rules:\n    - { id: acme, class: pii.acme, pattern: \"A[0-9]+\", confidence: 101 "
+	     "}\n",
+	     "dlp.yaml:5:68: dlp.rules[1].confidence: expected an integer from 0 to 100, got "
+	     "\"101\""},
 	    {"  mask:\n    financial.card: { keep_last: 99 }\n",
 	     "dlp.yaml:5:34: dlp.mask.financial.card.keep_last: expected an integer from 0 to 64, "
 	     "got \"99\""},
@@ -234,7 +237,8 @@ test_policy_errors(void **state)
 		snprintf(text, sizeof(text), "kind: policy\nname: dlp\ndlp:\n%s", cases[i].yaml);
 		struct sg_policy *p = compile(text, &d);
 		if (d.n != 1 || strcmp(diag_at(&d, 0), cases[i].msg) != 0) {
-			fprintf(stderr, "case %zu: expected one error: %s\ngot:\n", i, cases[i].msg);
+			fprintf(stderr, "case %zu: expected one error: %s\ngot:\n", i,
+			        cases[i].msg);
 			sg_diags_print(&d, stderr);
 			bad++;
 		}
@@ -248,8 +252,10 @@ static void
 test_two_documents(void **state)
 {
 	(void)state;
-	const char *a = "kind: policy\nname: a\ndlp:\n  actions: [{ class: \"*\", action: alert }]\n";
-	const char *b = "kind: policy\nname: b\ndlp:\n  actions: [{ class: \"*\", action: mask }]\n";
+	const char *a =
+	    "kind: policy\nname: a\ndlp:\n  actions: [{ class: \"*\", action: alert }]\n";
+	const char *b =
+	    "kind: policy\nname: b\ndlp:\n  actions: [{ class: \"*\", action: mask }]\n";
 	struct sg_policy_source src[] = {
 	    {"roles.yaml", roles_text, strlen(roles_text)},
 	    {"a.yaml", a, strlen(a)},
@@ -269,8 +275,11 @@ test_two_documents(void **state)
 static struct sg_dlp_subject
 subj(const char *role, int mode, enum sg_dlp_direction dir, const char *domain, bool real)
 {
-	return (struct sg_dlp_subject){
-	    .data_domain = domain, .role = role, .mode = mode, .direction = dir, .real_upstream = real};
+	return (struct sg_dlp_subject){.data_domain = domain,
+	                               .role = role,
+	                               .mode = mode,
+	                               .direction = dir,
+	                               .real_upstream = real};
 }
 
 static void
@@ -282,7 +291,8 @@ test_defaults(void **state)
 		for (int m = 0; m < SG_MODE_COUNT; m++) {
 			s = subj("explorer", m, (enum sg_dlp_direction)dir, "pii", true);
 			assert_int_equal(sg_dlp_default_action("secret.aws", &s), SG_DLP_BLOCK);
-			assert_int_equal(sg_dlp_policy_action(NULL, "secret.generic", &s), SG_DLP_BLOCK);
+			assert_int_equal(sg_dlp_policy_action(NULL, "secret.generic", &s),
+			                 SG_DLP_BLOCK);
 		}
 	s = subj("explorer", SG_MODE_SANDBOX, SG_DLP_RESPONSE, "pii", true);
 	assert_int_equal(sg_dlp_policy_action(NULL, "financial.card", &s), SG_DLP_MASK);
@@ -351,7 +361,8 @@ test_names(void **state)
 	(void)state;
 	enum sg_dlp_action a;
 	for (int i = 0; i < SG_DLP_ACTION_COUNT; i++) {
-		assert_int_equal(sg_dlp_action_parse(sg_dlp_action_name((enum sg_dlp_action)i), &a), 0);
+		assert_int_equal(sg_dlp_action_parse(sg_dlp_action_name((enum sg_dlp_action)i), &a),
+		                 0);
 		assert_int_equal(a, i);
 	}
 	assert_int_equal(sg_dlp_action_parse("Mask", &a), -1);
@@ -560,21 +571,18 @@ test_tokenize(void **state)
 
 	char t1[256], t2[256], t3[256], cls[64], val[64];
 	size_t len = 0;
-	assert_int_equal(sg_dlp_tokenize(&k, "financial.card", "4111111111111111", 16, t1,
-	                                 sizeof(t1)),
-	                 0);
-	assert_int_equal(sg_dlp_tokenize(&k, "financial.card", "4111111111111111", 16, t2,
-	                                 sizeof(t2)),
-	                 0);
+	assert_int_equal(
+	    sg_dlp_tokenize(&k, "financial.card", "4111111111111111", 16, t1, sizeof(t1)), 0);
+	assert_int_equal(
+	    sg_dlp_tokenize(&k, "financial.card", "4111111111111111", 16, t2, sizeof(t2)), 0);
 	assert_string_equal(t1, t2); /* stable */
 	assert_memory_equal(t1, "tok_", 4);
 	assert_null(strchr(t1, '=')); /* base64url, no padding */
 	assert_null(strpbrk(t1, "+/"));
 	assert_int_equal(sg_dlp_tokenize(&k, "pii.ssn", "4111111111111111", 16, t3, sizeof(t3)), 0);
 	assert_string_not_equal(t1, t3); /* the class is part of what is sealed */
-	assert_int_equal(sg_dlp_tokenize(&other, "financial.card", "4111111111111111", 16, t3,
-	                                 sizeof(t3)),
-	                 0);
+	assert_int_equal(
+	    sg_dlp_tokenize(&other, "financial.card", "4111111111111111", 16, t3, sizeof(t3)), 0);
 	assert_string_not_equal(t1, t3);
 
 	assert_int_equal(sg_dlp_detokenize(&k, t1, cls, sizeof(cls), val, sizeof(val), &len), 0);
@@ -586,8 +594,8 @@ test_tokenize(void **state)
 	for (size_t i = 4; i < strlen(t1); i++) {
 		strcpy(t2, t1);
 		t2[i] = t2[i] == 'A' ? 'B' : 'A';
-		assert_int_equal(sg_dlp_detokenize(&k, t2, cls, sizeof(cls), val, sizeof(val), &len),
-		                 -1);
+		assert_int_equal(
+		    sg_dlp_detokenize(&k, t2, cls, sizeof(cls), val, sizeof(val), &len), -1);
 	}
 	strcpy(t2, t1);
 	t2[strlen(t2) - 4] = '\0';
@@ -680,8 +688,9 @@ test_allowlist(void **state)
 	static const char *const allow2[] = {"/meta/*", "/items/1"};
 	got = rewrite(root, &f, NULL, NULL, allow2, 2);
 	assert_non_null(got);
-	assert_string_equal(got, "{\"items\":[{},{\"id\":2,\"card\":\"[REDACTED:financial.card]\"}],"
-	                         "\"meta\":{\"a\":\"x\",\"b\":\"***-**-6789\"}}");
+	assert_string_equal(got,
+	                    "{\"items\":[{},{\"id\":2,\"card\":\"[REDACTED:financial.card]\"}],"
+	                    "\"meta\":{\"a\":\"x\",\"b\":\"***-**-6789\"}}");
 	free(got);
 
 	/* An empty list shows nothing; the whole document ("") shows all. */
@@ -734,8 +743,9 @@ test_with_scanner(void **state)
 	struct sg_dlp_scanner *sc = sg_dlp_scanner_new();
 	struct sg_json_doc doc;
 	struct sg_json_val root = parse(
-	    &doc, "{\"list\":[{\"who\":\"x\",\"mail\":\"ada@example.com\"},{\"n\":4111111111111111}],"
-	          "\"note\":\"ssn 123-45-6789\",\"flag\":false,\"drop\":\"grace@example.org\"}");
+	    &doc,
+	    "{\"list\":[{\"who\":\"x\",\"mail\":\"ada@example.com\"},{\"n\":4111111111111111}],"
+	    "\"note\":\"ssn 123-45-6789\",\"flag\":false,\"drop\":\"grace@example.org\"}");
 	struct sg_dlp_result res;
 	assert_int_equal(sg_dlp_scan_json(sc, db, root, NULL, 0, &res), 0);
 	struct sg_dlp_verdict vd[8];
@@ -746,8 +756,9 @@ test_with_scanner(void **state)
 	static const char *const allow[] = {"/list", "/note"};
 	struct sg_jbuf out = {0};
 	assert_int_equal(sg_dlp_rewrite(root, &res, vd, n, NULL, NULL, allow, 2, &out), 0);
-	assert_string_equal(out.data, "{\"list\":[{\"who\":\"x\",\"mail\":\"***@example.com\"},"
-	                              "{\"n\":\"************1111\"}],\"note\":\"ssn ***-**-6789\"}");
+	assert_string_equal(out.data,
+	                    "{\"list\":[{\"who\":\"x\",\"mail\":\"***@example.com\"},"
+	                    "{\"n\":\"************1111\"}],\"note\":\"ssn ***-**-6789\"}");
 	sg_jbuf_release(&out);
 	sg_dlp_scanner_free(sc);
 	sg_dlp_db_free(db);
