@@ -39,6 +39,9 @@ dlp:
     - roles: [minimal]
       operations: ["ledger.fetch"]
       fields: ["/id", "/items/*/sku"]
+    - roles: [minimal]
+      operations: ["ledger.echo"]
+      fields: ["/note"]
 """
 
 ROLE = """  %s:
@@ -157,6 +160,8 @@ class Env:
         self.keys["sbx_live"] = make_key(self.data, "sbx", mode="live", user="u-sbx-live")["key"]
         for r in ("minimal", "full"):
             self.keys[r] = make_key(self.data, r, mode="live", user=f"u-{r}")["key"]
+            self.keys[r + "_sbx"] = make_key(self.data, r, mode="sandbox",
+                                             user=f"u-{r}-sbx")["key"]
         self.gw = Gateway(self.data).start()
 
     def call(self, who, op, body, connector="ledger"):
@@ -421,6 +426,17 @@ def test_a_field_allowlist_removes_fields_for_one_role_and_not_another(env, upst
     r = env.call("full", "fetch", {"id": "r1"})
     assert r.status_code == 200, r.text
     assert r.json() == record
+
+
+def test_a_field_allowlist_binds_simulator_replies_too(env):
+    # Synthetic data is not screened for classes, but what a role may see is
+    # about the role: the simulator's extra member is removed all the same.
+    full = env.call("full_sbx", "echo", {"note": "hi"})
+    assert full.status_code == 200, full.text
+    assert set(full.json()) == {"note", "ref"}
+    minimal = env.call("minimal_sbx", "echo", {"note": "hi"})
+    assert minimal.status_code == 200, minimal.text
+    assert minimal.json() == {"note": full.json()["note"]}
 
 
 # ---- where a card must never be kept ----
