@@ -34,6 +34,7 @@ struct sg_key_entry {
 
 struct sg_dlp_db;
 struct sg_dlp_hint;
+struct sg_dlp_shared;
 
 /* The x-data-class hints of one operation's schemas: arrays owned by the defs, strings by the
  * schemas. */
@@ -56,6 +57,7 @@ struct sg_defs {
 	 * that were built: a rule that does not compile fails the build.
 	 */
 	struct sg_dlp_db *dlp_db;
+	struct sg_dlp_shared *dlp_shared; /* holds dlp_db: defs with the same rules share one */
 	struct sg_op_hints *op_hints; /* by operation->index, catalog->n_ops of them */
 };
 
