@@ -1,13 +1,15 @@
 /*
  * The scan runs in two phases over one buffer of every value's text:
  *
- *  1. A database without start-of-match tracking (the fast one) runs over
- *     the whole buffer and only notes which values hold a candidate.
- *     Vectorscan is several times faster without SOM, and most values of
- *     a body hold nothing.
- *  2. A second database with HS_FLAG_SOM_LEFTMOST runs over each candidate
- *     value alone, which gives every match's span; the span is confirmed
- *     by the rule's structure check and attributed to the value.
+ *  1. One database of every rule, without start-of-match tracking (SOM),
+ *     runs over the whole buffer and only notes which (value, rule) pairs
+ *     hold a candidate.  Measured on bench_dlp's body, every rule with
+ *     HS_FLAG_SOM_LEFTMOST in one database scans about 7x slower than the
+ *     same database without it: SOM is what costs.
+ *  2. Each rule also has a database of its own with SOM, run over each
+ *     value that rule flagged, alone: that gives the match's span, which
+ *     the rule's structure check confirms.  Most values hold nothing, and
+ *     a flagged one is scanned again for one rule, not for all of them.
  *
  * HS_FLAG_SINGLEMATCH would make phase 1 cheaper still, but it reports a
  * rule once per buffer, not once per value, so it cannot say which values
@@ -37,6 +39,7 @@
 #define NO_VALUE UINT32_MAX
 /* A schema that says what a field holds is as sure as a finding gets. */
 #define HINT_CONFIDENCE 100
+#define PHASE1_FLAGS 0
 
 struct dlp_rule {
 	char *id;
@@ -48,8 +51,8 @@ struct dlp_rule {
 };
 
 struct sg_dlp_db {
-	hs_database_t *fast; /* phase 1: which values hold a candidate */
-	hs_database_t *som;  /* phase 2: where each match starts and ends */
+	hs_database_t *fast; /* phase 1: which values hold a candidate for which rule */
+	hs_database_t **som; /* phase 2, per rule: where each match starts and ends */
 	struct dlp_rule *rules;
 	size_t n;
 	uint64_t serial; /* tells the scanner's scratch which databases it serves */
@@ -58,6 +61,10 @@ struct sg_dlp_db {
 /* A hit while the scan runs: rule >= db->n is hint (rule - db->n). */
 struct raw_hit {
 	uint32_t rule, value, start, end;
+};
+
+struct cand {
+	uint32_t value, rule;
 };
 
 /* The member name a value sits under, read from the live document during the scan. */
@@ -82,8 +89,10 @@ struct sg_dlp_scanner {
 	char *path; /* the pointer of the container being walked */
 	size_t path_len, path_cap;
 
-	uint32_t *cands; /* phase 1's values, cap vals_cap */
-	size_t n_cands;
+	struct cand *cands; /* phase 1's (value, rule) pairs */
+	size_t n_cands, cands_cap;
+	uint32_t *marked; /* per rule: the last value phase 1 flagged for it, + 1 */
+	size_t marked_cap;
 
 	struct raw_hit *raw; /* cap RAW_LIMIT */
 	size_t n_raw;
@@ -101,7 +110,7 @@ struct scan {
 	uint32_t cached;     /* the value the last match fell in */
 	uint32_t stop_value; /* after a cut, hits past this value cannot be kept */
 	bool truncated;
-	bool cands_unsorted; /* Vectorscan reported ends out of order */
+	bool oom;
 };
 
 static _Atomic uint64_t db_serial;
@@ -122,9 +131,12 @@ sg_dlp_db_free(struct sg_dlp_db *db)
 	if (db == NULL)
 		return;
 	hs_free_database(db->fast);
-	hs_free_database(db->som);
-	for (size_t i = 0; i < db->n; i++)
+	for (size_t i = 0; i < db->n; i++) {
 		rule_free(&db->rules[i]);
+		if (db->som != NULL)
+			hs_free_database(db->som[i]);
+	}
+	free(db->som);
 	free(db->rules);
 	free(db);
 }
@@ -166,7 +178,8 @@ pattern_advice(const char *hs_message)
 	if (strstr(hs_message, "empty buffer") != NULL)
 		return "it can match an empty string; make it require at least one character";
 	if (strstr(hs_message, "too large") != NULL || strstr(hs_message, "exhausted") != NULL)
-		return "it is too large to compile; use smaller repeat counts or fewer alternatives";
+		return "it is too large to compile; use smaller repeat counts or fewer "
+		       "alternatives";
 	return NULL;
 }
 
@@ -212,8 +225,8 @@ custom_ok(const struct sg_dlp_rule_def *custom, size_t i, char *err, size_t errl
 		return false;
 	}
 	if (d->data_class == NULL || d->data_class[0] == '\0') {
-		err_add(err, errlen, "rule \"%s\": no data class; say what it finds, e.g. \"pii.acme_id\"",
-		        id);
+		err_add(err, errlen,
+		        "rule \"%s\": no data class; say what it finds, e.g. \"pii.acme_id\"", id);
 		return false;
 	}
 	if ((unsigned)d->check >= SG_DLP_CHECK_COUNT || d->confidence > 100) {
@@ -222,13 +235,13 @@ custom_ok(const struct sg_dlp_rule_def *custom, size_t i, char *err, size_t errl
 		return false;
 	}
 	if (d->pattern == NULL || d->pattern[0] == '\0') {
-		err_add(err, errlen, "rule \"%s\": no pattern; give the regular expression it looks for",
-		        id);
+		err_add(err, errlen,
+		        "rule \"%s\": no pattern; give the regular expression it looks for", id);
 		return false;
 	}
 	if (strlen(d->pattern) > PATTERN_MAX_LEN) {
-		err_add(err, errlen, "rule \"%s\": pattern: longer than %d characters; shorten it", id,
-		        PATTERN_MAX_LEN);
+		err_add(err, errlen, "rule \"%s\": pattern: longer than %d characters; shorten it",
+		        id, PATTERN_MAX_LEN);
 		return false;
 	}
 	if (hs_expression_info(d->pattern, 0, &info, &ce) != HS_SUCCESS) {
@@ -239,10 +252,11 @@ custom_ok(const struct sg_dlp_rule_def *custom, size_t i, char *err, size_t errl
 	bool empty = info->min_width == 0;
 	free(info);
 	if (empty)
-		err_add(err, errlen,
-		        "rule \"%s\": pattern: it can match an empty string; make it require at least "
-		        "one character",
-		        id);
+		err_add(
+		    err, errlen,
+		    "rule \"%s\": pattern: it can match an empty string; make it require at least "
+		    "one character",
+		    id);
 	return !empty;
 }
 
@@ -279,10 +293,10 @@ copy_rules(struct sg_dlp_db *db, const struct sg_dlp_rule_def *custom, size_t n)
 	return oom ? -1 : 0;
 }
 
-/* Compiles every rule's pattern with `flag`; NULL after adding to err. */
+/* Compiles rules [first, first + n) with `flag`, ids their indexes; NULL after adding to err. */
 static hs_database_t *
-compile_all(const struct sg_dlp_rule_def *custom, size_t n, unsigned flag, const char *what,
-            char *err, size_t errlen)
+compile_rules(const struct sg_dlp_rule_def *custom, size_t first, size_t n, unsigned flag,
+              const char *what, char *err, size_t errlen)
 {
 	const char **pats = calloc(n, sizeof(*pats));
 	unsigned *flags = calloc(n, sizeof(*flags)), *ids = calloc(n, sizeof(*ids));
@@ -294,15 +308,16 @@ compile_all(const struct sg_dlp_rule_def *custom, size_t n, unsigned flag, const
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		pats[i] = def_at(custom, i)->pattern;
+		pats[i] = def_at(custom, first + i)->pattern;
 		flags[i] = flag;
-		ids[i] = (unsigned)i;
+		ids[i] = (unsigned)(first + i);
 	}
 	if (hs_compile_multi(pats, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &hdb, &ce) !=
 	    HS_SUCCESS) {
 		hdb = NULL;
 		if (ce != NULL && ce->expression >= 0 && (size_t)ce->expression < n)
-			pattern_error(err, errlen, def_at(custom, (size_t)ce->expression)->id, what,
+			pattern_error(err, errlen,
+			              def_at(custom, first + (size_t)ce->expression)->id, what,
 			              ce->message);
 		else
 			err_add(err, errlen, "the DLP rules do not compile together: %s",
@@ -314,6 +329,22 @@ out:
 	free(flags);
 	free(ids);
 	return hdb;
+}
+
+static int
+compile_dbs(struct sg_dlp_db *db, const struct sg_dlp_rule_def *custom, char *err, size_t errlen)
+{
+	db->fast = compile_rules(custom, 0, db->n, PHASE1_FLAGS, "as written", err, errlen);
+	db->som = calloc(db->n, sizeof(*db->som));
+	if (db->fast == NULL || db->som == NULL)
+		return -1;
+	for (size_t i = 0; i < db->n; i++) {
+		db->som[i] = compile_rules(custom, i, 1, HS_FLAG_SOM_LEFTMOST,
+		                           "when locating where a match starts", err, errlen);
+		if (db->som[i] == NULL)
+			return -1;
+	}
+	return 0;
 }
 
 struct sg_dlp_db *
@@ -339,11 +370,7 @@ sg_dlp_db_compile(const struct sg_dlp_rule_def *custom, size_t n_custom, char *e
 		sg_dlp_db_free(db);
 		return NULL;
 	}
-	db->fast = compile_all(custom, n, 0, "as written", err, errlen);
-	if (db->fast != NULL)
-		db->som = compile_all(custom, n, HS_FLAG_SOM_LEFTMOST, "when locating where a match starts",
-		                      err, errlen);
-	if (db->som == NULL) {
+	if (compile_dbs(db, custom, err, errlen) != 0) {
 		sg_dlp_db_free(db);
 		return NULL;
 	}
@@ -398,6 +425,7 @@ sg_dlp_scanner_free(struct sg_dlp_scanner *sc)
 	free(sc->cands);
 	free(sc->raw);
 	free(sc->open);
+	free(sc->marked);
 	free(sc);
 }
 
@@ -425,9 +453,11 @@ scratch_for(struct sg_dlp_scanner *sc, const struct sg_dlp_db *db)
 {
 	if (sc->scratch != NULL && sc->scratch_serial == db->serial)
 		return 0;
-	if (hs_alloc_scratch(db->fast, &sc->scratch) != HS_SUCCESS ||
-	    hs_alloc_scratch(db->som, &sc->scratch) != HS_SUCCESS)
+	if (hs_alloc_scratch(db->fast, &sc->scratch) != HS_SUCCESS)
 		return -1;
+	for (size_t i = 0; i < db->n; i++)
+		if (hs_alloc_scratch(db->som[i], &sc->scratch) != HS_SUCCESS)
+			return -1;
 	sc->scratch_serial = db->serial;
 	return 0;
 }
@@ -456,15 +486,14 @@ grow(void **p, size_t *cap, size_t need, size_t size)
 static int
 grow_vals(struct sg_dlp_scanner *sc, size_t need)
 {
-	size_t cap = sc->vals_cap, c2 = cap, c3 = cap, c4 = cap;
+	size_t cap = sc->vals_cap, c2 = cap, c3 = cap;
 	if (need <= cap)
 		return 0;
 	if (grow((void **)&sc->offs, &cap, need, sizeof(*sc->offs)) != 0 ||
 	    grow((void **)&sc->vals, &c2, need, sizeof(*sc->vals)) != 0 ||
-	    grow((void **)&sc->names, &c3, need, sizeof(*sc->names)) != 0 ||
-	    grow((void **)&sc->cands, &c4, need, sizeof(*sc->cands)) != 0)
+	    grow((void **)&sc->names, &c3, need, sizeof(*sc->names)) != 0)
 		return -1;
-	/* All four grew from the same capacity by the same rule. */
+	/* All three grew from the same capacity by the same rule. */
 	sc->vals_cap = cap;
 	return 0;
 }
@@ -496,16 +525,72 @@ double_text(double d, char *out, size_t cap)
 	return n;
 }
 
+/* Writes `mag` in decimal after an optional minus; printf costs several times more. */
+static int
+int_text(uint64_t mag, bool neg, char *out)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	size_t n;
+	do {
+		*--p = (char)('0' + mag % 10);
+		mag /= 10;
+	} while (mag != 0);
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	if (neg)
+		*out++ = '-';
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return (int)n + neg;
+}
+
+/*
+ * Most doubles in a body are amounts with a few decimals.  When `d` is the
+ * double nearest to m / 10^k (m < 10^15, k <= 4; the division is exact
+ * before its one rounding), "m / 10^k" written out reads back as `d`, and
+ * the smallest such k gives the shortest such text: no printf, no strtod.
+ * -1 when `d` is not of that kind.
+ */
+static int
+double_fast(double d, char *out)
+{
+	static const double pow10[] = {1, 10, 100, 1000, 10000};
+	double a = fabs(d);
+	if (!(a >= 1e-4 && a < 1e11))
+		return -1;
+	for (int k = 0; k <= 4; k++) {
+		uint64_t m = (uint64_t)(a * pow10[k]), p = (uint64_t)pow10[k];
+		for (uint64_t c = m; c <= m + 1; c++) {
+			if ((double)c / pow10[k] != a)
+				continue;
+			int n = int_text(c / p, d < 0, out);
+			if (k > 0) {
+				char frac[8];
+				int_text(c % p + p, false,
+				         frac); /* "1" then k digits, zeros kept */
+				out[n++] = '.';
+				memcpy(out + n, frac + 1, (size_t)k + 1);
+				n += k;
+			}
+			return n;
+		}
+	}
+	return -1;
+}
+
 static int
 number_text(struct sg_json_val v, char *out, size_t cap)
 {
+	int n;
 	switch (sg_json_type(v)) {
-	case SG_JSON_INT:
-		return snprintf(out, cap, "%" PRId64, sg_json_int(v));
+	case SG_JSON_INT: {
+		int64_t i = sg_json_int(v);
+		return int_text(i < 0 ? 0 - (uint64_t)i : (uint64_t)i, i < 0, out);
+	}
 	case SG_JSON_UINT:
-		return snprintf(out, cap, "%" PRIu64, sg_json_uint(v));
+		return int_text(sg_json_uint(v), false, out);
 	default:
-		return double_text(sg_json_double(v), out, cap);
+		n = double_fast(sg_json_double(v), out);
+		return n >= 0 ? n : double_text(sg_json_double(v), out, cap);
 	}
 }
 
@@ -625,6 +710,10 @@ value_at(struct scan *c, uint64_t pos)
 {
 	const struct sg_dlp_scanner *sc = c->sc;
 	uint32_t lo = 0, hi = (uint32_t)sc->n_vals, i = c->cached;
+	/* Matches come in rising order: the same value again, or the next one. */
+	if (i + 1 < sc->n_vals && pos >= sc->offs[i + 1] &&
+	    pos <= sc->offs[i + 1] + sc->vals[i + 1].len)
+		i = c->cached = i + 1;
 	if (i >= sc->n_vals || pos < sc->offs[i] || pos > sc->offs[i] + sc->vals[i].len) {
 		while (hi - lo > 1) { /* the last value starting at or before pos */
 			uint32_t mid = lo + (hi - lo) / 2;
@@ -718,10 +807,7 @@ on_match(unsigned int id, unsigned long long from, unsigned long long to, unsign
 	int32_t o = sc->open[id];
 	(void)flags;
 
-	if (from >= to || v > c->stop_value)
-		return 0;
-	if (r->field_hint != NULL &&
-	    !sg_dlp_field_hint_match(r->field_hint, sc->names[v].s, sc->names[v].len))
+	if (from >= to)
 		return 0;
 	if (!sg_dlp_check_span(r->check, r->min_entropy, sc->buf + c->base + from, end - start))
 		return 0;
@@ -736,46 +822,31 @@ on_match(unsigned int id, unsigned long long from, unsigned long long to, unsign
 	return 0;
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void
-uniq_cands(struct sg_dlp_scanner *sc)
-{
-	size_t n = 0;
-	qsort(sc->cands, sc->n_cands, sizeof(*sc->cands), cmp_u32);
-	for (size_t i = 0; i < sc->n_cands; i++)
-		if (n == 0 || sc->cands[n - 1] != sc->cands[i])
-			sc->cands[n++] = sc->cands[i];
-	sc->n_cands = n;
-}
-
-/* Phase 1: notes the value a match ends in. */
+/*
+ * Phase 1: notes the (value, rule) a match ends in.  Ends arrive in rising
+ * order, so a rule's newest pair is the only one a match can repeat.
+ */
 static int
 on_candidate(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
              void *ctx)
 {
 	struct scan *c = ctx;
 	struct sg_dlp_scanner *sc = c->sc;
+	const struct dlp_rule *r = &c->db->rules[id];
 	uint32_t v;
-	(void)id, (void)from, (void)flags;
-	if (to == 0 || (v = value_at(c, to - 1)) == NO_VALUE)
+	(void)from, (void)flags;
+	if (to == 0 || (v = value_at(c, to - 1)) == NO_VALUE || sc->marked[id] == v + 1)
 		return 0;
-	if (sc->n_cands > 0 && sc->cands[sc->n_cands - 1] == v)
+	sc->marked[id] = v + 1;
+	/* Where the field's name rules the rule out, there is nothing to look at again. */
+	if (r->field_hint != NULL &&
+	    !sg_dlp_field_hint_match(r->field_hint, sc->names[v].s, sc->names[v].len))
 		return 0;
-	if (sc->n_cands > 0 && sc->cands[sc->n_cands - 1] > v)
-		c->cands_unsorted = true;
-	if (sc->n_cands == sc->n_vals) {
-		/* Only when matches came out of order: the list then holds repeats. */
-		uniq_cands(sc);
-		if (sc->n_cands == sc->n_vals)
-			return 1;
+	if (grow((void **)&sc->cands, &sc->cands_cap, sc->n_cands + 1, sizeof(*sc->cands)) != 0) {
+		c->oom = true;
+		return 1;
 	}
-	sc->cands[sc->n_cands++] = v;
+	sc->cands[sc->n_cands++] = (struct cand){v, id};
 	return 0;
 }
 
@@ -785,19 +856,17 @@ run(struct scan *c)
 	struct sg_dlp_scanner *sc = c->sc;
 	c->cached = 0;
 	sc->n_cands = 0;
+	for (size_t r = 0; r < c->db->n; r++)
+		sc->marked[r] = 0;
 	if (hs_scan(c->db->fast, sc->buf, (unsigned)sc->buf_len, 0, sc->scratch, on_candidate, c) !=
 	    HS_SUCCESS)
 		return -1;
-	if (c->cands_unsorted)
-		uniq_cands(sc);
 	for (size_t i = 0; i < sc->n_cands; i++) {
-		uint32_t v = sc->cands[i];
-		if (v > c->stop_value)
-			break;
+		uint32_t v = sc->cands[i].value;
 		c->cached = v;
 		c->base = sc->offs[v];
-		if (hs_scan(c->db->som, sc->buf + c->base, sc->vals[v].len, 0, sc->scratch, on_match,
-		            c) != HS_SUCCESS)
+		if (hs_scan(c->db->som[sc->cands[i].rule], sc->buf + c->base, sc->vals[v].len, 0,
+		            sc->scratch, on_match, c) != HS_SUCCESS)
 			return -1;
 	}
 	return 0;
@@ -853,7 +922,10 @@ add_hints(struct scan *c, size_t n_hints)
 	for (size_t h = 0; h < n_hints; h++)
 		for (uint32_t v = 0; v < sc->n_vals && v <= c->stop_value; v++) {
 			const char *ptr = sc->ptrs + sc->vals[v].pointer_off;
-			if (hint_matches(&c->hints[h], ptr) && !hinted_before(c->hints, h, ptr))
+			/* An empty value holds nothing of any class, and a hit never has an empty
+			 * span. */
+			if (sc->vals[v].len > 0 && hint_matches(&c->hints[h], ptr) &&
+			    !hinted_before(c->hints, h, ptr))
 				add_raw(c, (struct raw_hit){(uint32_t)(c->db->n + h), v, 0,
 				                            sc->vals[v].len});
 		}
@@ -872,11 +944,13 @@ publish(struct scan *c, struct sg_dlp_result *out)
 		struct sg_dlp_hit *o = &sc->hits[i];
 		if (h->rule < c->db->n) {
 			const struct dlp_rule *r = &c->db->rules[h->rule];
-			*o = (struct sg_dlp_hit){r->id, r->data_class, h->value, h->start, h->end,
-			                         r->confidence};
+			*o = (struct sg_dlp_hit){r->id,    r->data_class, h->value,
+			                         h->start, h->end,        r->confidence};
 		} else {
-			*o = (struct sg_dlp_hit){"x-data-class", c->hints[h->rule - c->db->n].data_class,
-			                         h->value, h->start, h->end, HINT_CONFIDENCE};
+			*o = (struct sg_dlp_hit){
+			    "x-data-class", c->hints[h->rule - c->db->n].data_class,
+			    h->value,       h->start,
+			    h->end,         HINT_CONFIDENCE};
 		}
 	}
 	*out = (struct sg_dlp_result){.hits = sc->hits,
@@ -891,7 +965,9 @@ static int
 scan_prepare(struct sg_dlp_scanner *sc, const struct sg_dlp_db *db)
 {
 	sc->buf_len = sc->ptrs_len = sc->path_len = sc->n_vals = sc->n_raw = 0;
-	if (scratch_for(sc, db) != 0 || grow((void **)&sc->open, &sc->open_cap, db->n, sizeof(*sc->open)) != 0)
+	if (scratch_for(sc, db) != 0 ||
+	    grow((void **)&sc->open, &sc->open_cap, db->n, sizeof(*sc->open)) != 0 ||
+	    grow((void **)&sc->marked, &sc->marked_cap, db->n, sizeof(*sc->marked)) != 0)
 		return -1;
 	for (size_t r = 0; r < db->n; r++)
 		sc->open[r] = -1;

@@ -21,7 +21,7 @@
 #define DEPTH 64
 
 static const struct sg_dlp_rule_def zq_rule = {
-	.id = "zq_id", .data_class = "pii.zq", .pattern = "zq[0-9]{3,}", .confidence = 70};
+    .id = "zq_id", .data_class = "pii.zq", .pattern = "zq[0-9]{3,}", .confidence = 70};
 
 static struct sg_dlp_db *
 compile(const struct sg_dlp_rule_def *rules, size_t n)
@@ -44,12 +44,11 @@ parse(const char *text)
 }
 
 static void
-scan(const struct sg_dlp_db *db, const char *json, const struct sg_dlp_hint *hints,
-     size_t n_hints, struct sg_dlp_result *res)
+scan(const struct sg_dlp_db *db, const char *json, const struct sg_dlp_hint *hints, size_t n_hints,
+     struct sg_dlp_result *res)
 {
-	assert_int_equal(sg_dlp_scan_json(sg_dlp_scanner_thread(), db, parse(json), hints, n_hints,
-	                                  res),
-	                 0);
+	assert_int_equal(
+	    sg_dlp_scan_json(sg_dlp_scanner_thread(), db, parse(json), hints, n_hints, res), 0);
 }
 
 /* The index of the value at `ptr`, failing the test when there is none. */
@@ -102,7 +101,8 @@ test_pointers_name_nested_and_escaped_values(void **state)
 	struct sg_dlp_result r;
 	(void)state;
 	scan(db,
-	     "{\"a\":{\"b/c\":\"x\",\"t~y\":[\"p\",\"q\",{\"z\":1}]},\"e\":null,\"f\":true,\"\":\"g\","
+	     "{\"a\":{\"b/"
+	     "c\":\"x\",\"t~y\":[\"p\",\"q\",{\"z\":1}]},\"e\":null,\"f\":true,\"\":\"g\","
 	     "\"h\":[[\"i\"]]}",
 	     NULL, 0, &r);
 	/* Strings and numbers only, in document order. */
@@ -129,7 +129,7 @@ static void
 test_numbers_are_scanned_as_their_text(void **state)
 {
 	static const struct sg_dlp_rule_def digits = {
-		.id = "seven_nines", .data_class = "pii.n", .pattern = "9999999", .confidence = 50};
+	    .id = "seven_nines", .data_class = "pii.n", .pattern = "9999999", .confidence = 50};
 	struct sg_dlp_db *db = compile(&digits, 1);
 	struct sg_dlp_result r;
 	(void)state;
@@ -140,6 +140,16 @@ test_numbers_are_scanned_as_their_text(void **state)
 	assert_string_equal(r.values[2].text, "19999999");
 	assert_string_equal(r.values[3].text, "18446744073709551615");
 	assert_string_equal(r.values[4].text, "1e+300");
+	/* Amounts and other doubles read as a person would write them. */
+	struct sg_dlp_result q;
+	scan(db, "[19.99,0.05,-3.5,1e-4,100.0,0.1,2.675,123456.789,-0.0,0.30000000000000004]", NULL,
+	     0, &q);
+	const char *want[] = {"19.99", "0.05",  "-3.5",       "0.0001", "100",
+	                      "0.1",   "2.675", "123456.789", "-0",     "0.30000000000000004"};
+	assert_int_equal(q.n_values, 10);
+	for (size_t i = 0; i < 10; i++)
+		assert_string_equal(q.values[i].text, want[i]);
+	scan(db, "{\"n\":[1.5,-20,19999999,18446744073709551615,1e300]}", NULL, 0, &r);
 	const struct sg_dlp_hit *h = only_hit(&r, "seven_nines");
 	assert_int_equal(h->value, 2);
 	assert_int_equal(h->start, 1);
@@ -154,8 +164,8 @@ test_hits_name_their_value_and_span(void **state)
 	struct sg_dlp_db *db = compile(&zq_rule, 1);
 	struct sg_dlp_result r;
 	(void)state;
-	scan(db, "{\"a\":\"nothing\",\"b\":[\"x\",\"id zq12345 and zq777\"],\"c\":\"zq0001\"}", NULL, 0,
-	     &r);
+	scan(db, "{\"a\":\"nothing\",\"b\":[\"x\",\"id zq12345 and zq777\"],\"c\":\"zq0001\"}",
+	     NULL, 0, &r);
 	assert_int_equal(count_rule(&r, "zq_id"), 3);
 	uint32_t b1 = value_of(&r, "/b/1"), c = value_of(&r, "/c");
 	/* Document order, then by start. */
@@ -181,7 +191,7 @@ static void
 test_overlapping_matches_of_a_rule_are_one_hit(void **state)
 {
 	static const struct sg_dlp_rule_def run = {
-		.id = "q_run", .data_class = "pii.q", .pattern = "q[qx]*q", .confidence = 50};
+	    .id = "q_run", .data_class = "pii.q", .pattern = "q[qx]*q", .confidence = 50};
 	struct sg_dlp_db *db = compile(&run, 1);
 	struct sg_dlp_result r;
 	(void)state;
@@ -202,7 +212,7 @@ static void
 test_no_match_spans_two_values(void **state)
 {
 	static const struct sg_dlp_rule_def any = {
-		.id = "b_c", .data_class = "pii.bc", .pattern = "b[^x]c", .confidence = 50};
+	    .id = "b_c", .data_class = "pii.bc", .pattern = "b[^x]c", .confidence = 50};
 	struct sg_dlp_db *db = compile(&any, 1);
 	struct sg_dlp_result r;
 	(void)state;
@@ -223,17 +233,19 @@ test_hints_flag_values_by_pointer_with_star(void **state)
 	struct sg_dlp_db *db = compile(&zq_rule, 1);
 	struct sg_dlp_result r;
 	const struct sg_dlp_hint hints[] = {
-		{"/contacts/*/email", "pii.email"},
-		{"/contacts/*/email", "pii.email"}, /* said twice: still one finding */
-		{"/id", "pii.acme"},
-		{"/contacts/*", "pii.contact"}, /* one segment: not the members below */
-		{"/a~1b", "pii.slash"},
+	    {"/contacts/*/email", "pii.email"},
+	    {"/contacts/*/email", "pii.email"}, /* said twice: still one finding */
+	    {"/id", "pii.acme"},
+	    {"/contacts/*", "pii.contact"}, /* one segment: not the members below */
+	    {"/a~1b", "pii.slash"},
 	};
 	(void)state;
 	scan(db,
-	     "{\"contacts\":[{\"email\":\"not-an-email\"},{\"email\":42,\"name\":\"x\"}],\"id\":\"7\","
+	     "{\"contacts\":[{\"email\":\"not-an-email\"},{\"email\":42,\"name\":\"x\"},{\"email\":"
+	     "\"\"}],\"id\":\"7\","
 	     "\"other\":{\"email\":\"zz\"},\"a/b\":\"s\"}",
 	     hints, sizeof(hints) / sizeof(hints[0]), &r);
+	/* An empty value holds nothing: no hint hit with an empty span. */
 	assert_int_equal(count_rule(&r, "x-data-class"), 4);
 	uint32_t want[] = {value_of(&r, "/contacts/0/email"), value_of(&r, "/contacts/1/email"),
 	                   value_of(&r, "/id"), value_of(&r, "/a~1b")};
@@ -273,7 +285,8 @@ test_field_hint_limits_a_rule_to_named_fields(void **state)
 	assert_int_equal(nth_hit(&r, "dob", 0)->value, value_of(&r, "/person/DOB"));
 
 	/* Plain text has no field name: a hinted rule never fires there. */
-	assert_int_equal(sg_dlp_scan_text(sg_dlp_scanner_thread(), db, "dob 1990-05-17", 14, &r), 0);
+	assert_int_equal(sg_dlp_scan_text(sg_dlp_scanner_thread(), db, "dob 1990-05-17", 14, &r),
+	                 0);
 	assert_int_equal(count_rule(&r, "zz_dob"), 0);
 	sg_dlp_db_free(db);
 }
@@ -318,7 +331,8 @@ test_custom_rule_errors_name_the_rule(void **state)
 
 	two[0].pattern = two[1].pattern = "abc";
 	two[1].id = "acme_id";
-	expect_error(two, 2, "rule \"acme_id\": defined twice (an earlier custom rule has this id)");
+	expect_error(two, 2,
+	             "rule \"acme_id\": defined twice (an earlier custom rule has this id)");
 	if (sg_dlp_builtin_count > 0) {
 		two[0].id = sg_dlp_builtin_rules[0].id;
 		expect_error(two, 1, "defined twice (a built-in rule has this id)");
@@ -389,9 +403,9 @@ static void
 scan_two_dbs(void)
 {
 	static const struct sg_dlp_rule_def big[] = {
-		{.id = "r1", .data_class = "c.one", .pattern = "alpha[0-9]+", .confidence = 1},
-		{.id = "r2", .data_class = "c.two", .pattern = "(?i)beta.{0,40}gamma", .confidence = 1},
-		{.id = "r3", .data_class = "c.three", .pattern = "zq[0-9]{3,}", .confidence = 1},
+	    {.id = "r1", .data_class = "c.one", .pattern = "alpha[0-9]+", .confidence = 1},
+	    {.id = "r2", .data_class = "c.two", .pattern = "(?i)beta.{0,40}gamma", .confidence = 1},
+	    {.id = "r3", .data_class = "c.three", .pattern = "zq[0-9]{3,}", .confidence = 1},
 	};
 	struct sg_dlp_db *a = compile(&zq_rule, 1), *b = compile(big, 3);
 	struct sg_dlp_scanner *sc = sg_dlp_scanner_thread();
@@ -437,17 +451,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pointers_name_nested_and_escaped_values),
-		cmocka_unit_test(test_numbers_are_scanned_as_their_text),
-		cmocka_unit_test(test_hits_name_their_value_and_span),
-		cmocka_unit_test(test_overlapping_matches_of_a_rule_are_one_hit),
-		cmocka_unit_test(test_no_match_spans_two_values),
-		cmocka_unit_test(test_hints_flag_values_by_pointer_with_star),
-		cmocka_unit_test(test_field_hint_limits_a_rule_to_named_fields),
-		cmocka_unit_test(test_custom_rule_errors_name_the_rule),
-		cmocka_unit_test(test_hits_are_capped_in_document_order),
-		cmocka_unit_test(test_text_scan_is_one_value_at_the_root),
-		cmocka_unit_test(test_thread_scanner_serves_two_databases),
+	    cmocka_unit_test(test_pointers_name_nested_and_escaped_values),
+	    cmocka_unit_test(test_numbers_are_scanned_as_their_text),
+	    cmocka_unit_test(test_hits_name_their_value_and_span),
+	    cmocka_unit_test(test_overlapping_matches_of_a_rule_are_one_hit),
+	    cmocka_unit_test(test_no_match_spans_two_values),
+	    cmocka_unit_test(test_hints_flag_values_by_pointer_with_star),
+	    cmocka_unit_test(test_field_hint_limits_a_rule_to_named_fields),
+	    cmocka_unit_test(test_custom_rule_errors_name_the_rule),
+	    cmocka_unit_test(test_hits_are_capped_in_document_order),
+	    cmocka_unit_test(test_text_scan_is_one_value_at_the_root),
+	    cmocka_unit_test(test_thread_scanner_serves_two_databases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
