@@ -1,7 +1,11 @@
 #include "catalog/sg_snapshot.h"
+#include "dlp/sg_dlp_action.h"
+#include "dlp/sg_dlp_scan.h"
+#include "schema/sg_schema.h"
 #include "throttle/sg_adaptive.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +90,171 @@ sg_defs_template(const struct sg_defs *defs, const char *name)
 	return NULL;
 }
 
+/*
+ * One database per set of definitions: the built-in rules and the
+ * policy's own.  A rule that does not compile fails the build, so the
+ * snapshot before it stays live, as for any other bad policy.
+ */
+static _Atomic bool dlp_compile = true;
+
+void
+sg_defs_set_dlp_compile(bool on)
+{
+	atomic_store(&dlp_compile, on);
+}
+
+/*
+ * A compiled database, shared by every set of definitions built from the
+ * same custom rules: a reload that changed a connector or a role (most of
+ * them) takes the one it has instead of compiling for seconds again.
+ */
+struct sg_dlp_shared {
+	_Atomic int refs;
+	unsigned char fp[crypto_generichash_BYTES];
+	struct sg_dlp_db *db;
+};
+
+static pthread_mutex_t dlp_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sg_dlp_shared *dlp_cache; /* the last compiled; the cache holds a reference */
+
+static void
+dlp_shared_unref(struct sg_dlp_shared *sh)
+{
+	if (sh == NULL || atomic_fetch_sub(&sh->refs, 1) != 1)
+		return;
+	sg_dlp_db_free(sh->db);
+	free(sh);
+}
+
+static void
+fp_str(crypto_generichash_state *st, const char *s)
+{
+	/* With its NUL, so ("ab","c") and ("a","bc") differ; NULL differs from "". */
+	if (s == NULL)
+		crypto_generichash_update(st, (const unsigned char *)"\1", 1);
+	else
+		crypto_generichash_update(st, (const unsigned char *)s, strlen(s) + 1);
+}
+
+/* What the database is compiled from, hashed: equal rules, equal fingerprint. */
+static void
+rules_fingerprint(const struct sg_dlp_rule_def *r, size_t n, unsigned char *fp)
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char num[sizeof(double) + 2];
+		fp_str(&st, r[i].id);
+		fp_str(&st, r[i].data_class);
+		fp_str(&st, r[i].pattern);
+		fp_str(&st, r[i].field_hint);
+		memcpy(num, &r[i].min_entropy, sizeof(double));
+		num[sizeof(double)] = (unsigned char)r[i].check;
+		num[sizeof(double) + 1] = r[i].confidence;
+		crypto_generichash_update(&st, num, sizeof(num));
+	}
+	crypto_generichash_final(&st, fp, crypto_generichash_BYTES);
+}
+
+static struct sg_dlp_shared *
+dlp_cache_take(const unsigned char *fp)
+{
+	struct sg_dlp_shared *sh = NULL;
+	pthread_mutex_lock(&dlp_cache_lock);
+	if (dlp_cache != NULL && memcmp(dlp_cache->fp, fp, sizeof(dlp_cache->fp)) == 0) {
+		sh = dlp_cache;
+		atomic_fetch_add(&sh->refs, 1);
+	}
+	pthread_mutex_unlock(&dlp_cache_lock);
+	return sh;
+}
+
+static void
+dlp_cache_put(struct sg_dlp_shared *sh)
+{
+	atomic_fetch_add(&sh->refs, 1);
+	pthread_mutex_lock(&dlp_cache_lock);
+	struct sg_dlp_shared *old = dlp_cache;
+	dlp_cache = sh;
+	pthread_mutex_unlock(&dlp_cache_lock);
+	dlp_shared_unref(old);
+}
+
+/*
+ * One database per set of definitions: the built-in rules and the
+ * policy's own.  A rule that does not compile fails the build, so the
+ * snapshot before it stays live, as for any other bad policy.
+ */
+static int
+build_dlp(struct sg_defs *defs, struct sg_diags *d)
+{
+	char err[512];
+	size_t n = 0;
+	if (!atomic_load(&dlp_compile))
+		return 0; /* never served: see sg_defs_set_dlp_compile */
+	const struct sg_dlp_rule_def *custom = sg_dlp_policy_rules(sg_policy_dlp(defs->policy), &n);
+	unsigned char fp[crypto_generichash_BYTES];
+	rules_fingerprint(custom, n, fp);
+	struct sg_dlp_shared *sh = dlp_cache_take(fp);
+	if (sh == NULL) {
+		struct sg_dlp_db *db = sg_dlp_db_compile(custom, n, err, sizeof(err));
+		if (db == NULL) {
+			sg_diags_add(d, NULL, 0, 0, "policy dlp: %s", err);
+			return -1;
+		}
+		if ((sh = calloc(1, sizeof(*sh))) == NULL) {
+			sg_dlp_db_free(db);
+			return -1;
+		}
+		atomic_init(&sh->refs, 1);
+		memcpy(sh->fp, fp, sizeof(fp));
+		sh->db = db;
+		dlp_cache_put(sh);
+	}
+	defs->dlp_shared = sh;
+	defs->dlp_db = sh->db;
+	return 0;
+}
+
+/* The (pointer, class) hints `schema` declares with x-data-class; the strings stay the schema's. */
+static int
+collect_hints(const struct sg_schema *schema, struct sg_dlp_hint **out, size_t *n)
+{
+	*out = NULL;
+	*n = schema ? sg_schema_data_classes(schema, NULL, 0) : 0;
+	if (*n == 0)
+		return 0;
+	*out = calloc(*n, sizeof(**out));
+	if (*out == NULL)
+		return -1;
+	*n = sg_schema_data_classes(schema, *out, *n);
+	return 0;
+}
+
+/* Each operation's x-data-class hints, so the screen steps can hand them to the scan. */
+static int
+build_hints(struct sg_defs *defs, struct sg_diags *d)
+{
+	const struct sg_catalog *cat = defs->catalog;
+	defs->op_hints = calloc(cat->n_ops ? cat->n_ops : 1, sizeof(*defs->op_hints));
+	if (defs->op_hints == NULL)
+		return -1;
+	for (size_t c = 0; c < cat->n; c++) {
+		const struct sg_connector *conn = cat->v[c];
+		for (size_t i = 0; i < conn->n_ops; i++) {
+			const struct sg_operation *op = &conn->ops[i];
+			struct sg_op_hints *h = &defs->op_hints[op->index];
+			if (collect_hints(op->input, &h->in, &h->n_in) != 0 ||
+			    collect_hints(op->output, &h->out, &h->n_out) != 0) {
+				sg_diags_add(d, NULL, 0, 0,
+				             "out of memory for the data class hints");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 struct sg_defs *
 sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed, struct sg_diags *d)
 {
@@ -118,7 +287,8 @@ sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed, stru
 	defs->catalog = cat;
 	defs->policy = pol;
 	defs->n_policy_docs = ns;
-	if (build_templates(defs, docs, n, d) != 0) {
+	if (build_templates(defs, docs, n, d) != 0 || build_dlp(defs, d) != 0 ||
+	    build_hints(defs, d) != 0) {
 		sg_defs_unref(defs);
 		return NULL;
 	}
@@ -134,6 +304,12 @@ sg_defs_unref(struct sg_defs *defs)
 	for (size_t i = 0; i < defs->n_templates; i++)
 		sg_template_free(defs->templates[i]);
 	free(defs->templates);
+	for (size_t i = 0; defs->op_hints && i < defs->catalog->n_ops; i++) {
+		free(defs->op_hints[i].in);
+		free(defs->op_hints[i].out);
+	}
+	free(defs->op_hints);
+	dlp_shared_unref(defs->dlp_shared);
 	sg_policy_free(defs->policy);
 	sg_catalog_free(defs->catalog);
 	free(defs);
@@ -339,4 +515,10 @@ sg_snapshot_unpublish(void)
 	published = NULL;
 	pthread_mutex_unlock(&publish_lock);
 	sg_snapshot_unref(old);
+	/* At exit: the cached database goes with the last snapshot that used it. */
+	pthread_mutex_lock(&dlp_cache_lock);
+	struct sg_dlp_shared *sh = dlp_cache;
+	dlp_cache = NULL;
+	pthread_mutex_unlock(&dlp_cache_lock);
+	dlp_shared_unref(sh);
 }

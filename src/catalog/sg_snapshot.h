@@ -9,6 +9,7 @@
 #define SG_SNAPSHOT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,17 @@ struct sg_key_entry {
 	bool rotated;       /* a successor exists: expires_at ends the overlap */
 };
 
+struct sg_dlp_db;
+struct sg_dlp_hint;
+struct sg_dlp_shared;
+
+/* The x-data-class hints of one operation's schemas: arrays owned by the defs, strings by the
+ * schemas. */
+struct sg_op_hints {
+	struct sg_dlp_hint *in, *out;
+	size_t n_in, n_out;
+};
+
 /* Catalog and policy: rebuilt on SIGHUP only, shared by snapshots in between. */
 struct sg_defs {
 	_Atomic int refs;
@@ -39,6 +51,14 @@ struct sg_defs {
 	size_t n_policy_docs;
 	struct sg_template **templates; /* sorted by name */
 	size_t n_templates;
+	/*
+	 * The DLP screen's database: the built-in rules and the policy's custom
+	 * ones, compiled here, never on the request path.  Never NULL in defs
+	 * that were built: a rule that does not compile fails the build.
+	 */
+	struct sg_dlp_db *dlp_db;
+	struct sg_dlp_shared *dlp_shared; /* holds dlp_db: defs with the same rules share one */
+	struct sg_op_hints *op_hints; /* by operation->index, catalog->n_ops of them */
 };
 
 /* The template called `name`, or NULL. */
@@ -57,11 +77,18 @@ struct sg_snapshot {
 
 /*
  * Parses and compiles definitions.  Connectors come first, so policies
- * compile against them.  Errors go to `d`; returns NULL when there were any.
+ * compile against them, and the DLP database last, from the policy's
+ * rules.  Errors go to `d`; returns NULL when there were any.
  */
 struct sg_defs *sg_defs_build(const struct sg_store_doc *docs, size_t n, uint64_t sim_seed,
                               struct sg_diags *d);
 void sg_defs_unref(struct sg_defs *defs);
+/*
+ * Whether sg_defs_build compiles the DLP database (it does unless told
+ * otherwise).  A command that only reads the definitions and serves no
+ * request (a key's role check) turns it off: the compile takes seconds.
+ */
+void sg_defs_set_dlp_compile(bool on);
 
 /*
  * Reads the store and builds a snapshot.  With `reuse` set, its definitions

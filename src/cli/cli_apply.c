@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "catalog/sg_apply.h"
+#include "catalog/sg_snapshot.h"
 #include "cli/cli.h"
 
 #define MAX_PATHS 64
@@ -147,6 +148,12 @@ sg_cli_apply(int argc, char **argv)
 	if (s == NULL)
 		return 1;
 	json_t *report = json_array();
+	/*
+	 * The policy's check compiles each custom pattern at its line; the
+	 * whole database takes seconds and is compiled by the gateway when it
+	 * loads what was applied (a failure there keeps the snapshot it has).
+	 */
+	sg_defs_set_dlp_compile(false);
 	int rc = sg_apply(s, o.paths, o.n_paths, 0, o.dry_run, &d, report);
 	sg_store_close(s);
 	if (rc != 0) {

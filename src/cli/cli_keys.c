@@ -112,6 +112,7 @@ static int
 check_role_exists(struct sg_store *s, const char *role)
 {
 	struct sg_diags d = {0};
+	sg_defs_set_dlp_compile(false); /* only the catalog and roles are read here */
 	struct sg_snapshot *snap = sg_snapshot_build(s, NULL, 0, &d);
 	sg_diags_free(&d);
 	if (snap == NULL)

@@ -251,6 +251,7 @@ static int
 check_catalog(struct sg_store *s, const char *name, const char *value)
 {
 	struct sg_diags d = {0};
+	sg_defs_set_dlp_compile(false); /* only the catalog and roles are read here */
 	struct sg_snapshot *snap = sg_snapshot_build(s, NULL, 0, &d);
 	sg_diags_free(&d);
 	const struct sg_connector *c = snap ? sg_catalog_find(snap->defs->catalog, name) : NULL;

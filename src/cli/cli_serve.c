@@ -13,6 +13,8 @@
 #include "cli/cli.h"
 #include "core/sg_evmem.h"
 #include "core/sg_config.h"
+#include "core/sg_vault.h"
+#include "dlp/sg_dlp_action.h"
 #include "http/sg_server.h"
 #include "obs/sg_log.h"
 #include "runs/sg_runs.h"
@@ -168,7 +170,8 @@ struct serve_state {
 	struct sg_sandbox *sandbox;
 	int pid_fd;
 	char pid_path[4096];
-	char *writer_stall; /* test builds: SANDGATE_TEST_WRITER_STALL */
+	char *writer_stall;              /* test builds: SANDGATE_TEST_WRITER_STALL */
+	struct sg_dlp_token_key dlp_key; /* gw.dlp_token_key points here */
 };
 
 static int
@@ -304,6 +307,9 @@ start_credentials(struct serve_state *st)
 	const struct sg_config *cfg = &st->cfg;
 	if (sg_vault_key_load(&k, cfg->data_dir, err, sizeof(err)) != 0)
 		return sg_cli_fail("%s", err), -1;
+	/* Tokens stay stable across restarts and differ between installations. */
+	sg_dlp_token_key_derive(&st->dlp_key, &k);
+	st->gw.dlp_token_key = &st->dlp_key;
 	sg_vault_key_wipe(&k);
 	st->gw.creds = sg_credstore_new(cfg->data_dir, (int64_t)cfg->secrets_warn_before_ms / 1000);
 	if (st->gw.creds == NULL)
@@ -378,6 +384,7 @@ teardown(struct serve_state *st)
 		close(st->pid_fd);
 	}
 	explicit_bzero(st->gw.server_secret, sizeof(st->gw.server_secret));
+	explicit_bzero(&st->dlp_key, sizeof(st->dlp_key));
 	sg_config_free(&st->cfg);
 }
 

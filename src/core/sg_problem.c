@@ -328,6 +328,16 @@ static const struct sg_problem_def defs[SG_P_COUNT] = {
          "may use it. Ask your platform admin for the answer, or for an admin key "
          "(`sandgate keys create --role admin ...`) if you are one of them.",
          SG_DEC_DENIED},
+    [SG_P_DLP_BLOCKED] =
+        {"dlp_blocked", 403, "Sensitive data stopped at the data boundary", TYPE_BASE "dlp-blocked",
+         "A field of this call holds data that your organisation's data protection policy "
+         "does not let through here, such as a password, an access token or a card number. "
+         "The detail names the field (as a JSON pointer like /customer/note) and the rule that "
+         "matched it; the value itself is never shown or stored. If you sent it, remove the "
+         "value from that field (or send a reference to it instead) and call again. If the "
+         "value must pass, ask your platform team for a policy exception for this connector "
+         "and quote the field, the rule and the trace id.",
+         SG_DEC_DENIED},
 };
 
 static const char *decision_names[SG_DEC_COUNT] = {

@@ -70,6 +70,8 @@ enum sg_problem_code {
 	SG_P_REDIRECT_REFUSED,
 	/* The admin API (/admin/v1/...) asked with a key of another role. */
 	SG_P_ADMIN_ONLY,
+	/* The data boundary (DLP screen). */
+	SG_P_DLP_BLOCKED,
 	SG_P_COUNT
 };
 

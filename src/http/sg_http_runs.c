@@ -146,6 +146,8 @@ new_exec(struct sg_http_ctx *c, struct sg_req *r, const struct sg_template *tpl)
 	x->snap = r->snap;
 	sg_snapshot_ref(x->snap);
 	x->tpl = tpl;
+	snprintf(x->role, sizeof(x->role), "%s", r->principal.role->name);
+	x->mode = r->principal.mode;
 	const struct sg_key_entry *k = r->principal.key;
 	struct sg_run_doc *d = &x->doc;
 	new_run_id(d->id, sizeof(d->id), (int64_t)r->wall_s * 1000000);

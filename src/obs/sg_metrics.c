@@ -1,4 +1,5 @@
 #include "obs/sg_metrics.h"
+#include "obs/sg_dlp_metrics.h"
 #include "obs/sg_throttle_metrics.h"
 #include "throttle/sg_adaptive.h"
 
@@ -326,6 +327,7 @@ sg_metrics_render(size_t *len)
 	render_record(f);
 	render_transport(f);
 	sg_metrics_rules_render(f);
+	sg_dlp_metrics_render(f);
 	sg_adaptive_render(f);
 	if (fclose(f) != 0) {
 		free(buf);

@@ -11,12 +11,15 @@ static const step_fn steps[] = {
 	sg_step_resolve,
 	sg_step_authorize,
 	sg_step_validate,
+	sg_step_screen_request,
 	sg_step_throttle,
 	sg_step_route,
+	/* Synchronous: route stays the last step that may suspend. */
+	sg_step_screen_response,
 };
 
 #define N_STEPS (sizeof(steps) / sizeof(steps[0]))
-#define N_DECIDE_STEPS (N_STEPS - 1) /* identify .. throttle */
+#define N_DECIDE_STEPS (N_STEPS - 2) /* identify .. throttle: neither route nor what follows it */
 
 void
 sg_path_begin(struct sg_req *r)

@@ -4,7 +4,8 @@
  * request through sg_req_fail().  No step reaches into another's state: a
  * step that keeps state keeps it in its own slot of the request.
  *
- *   identify → capability → resolve → authorize → validate → throttle → route
+ *   identify → capability → resolve → authorize → validate → screen
+ *     → throttle → route → screen
  *
  * Recording runs after the loop for every request, refused or not, like
  * nginx's log phase: refusals are what an audit needs most.  Every
@@ -27,6 +28,13 @@ enum sg_step_rc sg_step_authorize(struct sg_req *r);
 enum sg_step_rc sg_step_validate(struct sg_req *r);
 enum sg_step_rc sg_step_throttle(struct sg_req *r);
 enum sg_step_rc sg_step_route(struct sg_req *r);
+/*
+ * The data boundary (step_screen.c): DLP on what the caller sends, after
+ * validate, and on what an upstream answers (plus the role's field
+ * allowlist on every answer), after route.  Neither suspends.
+ */
+enum sg_step_rc sg_step_screen_request(struct sg_req *r);
+enum sg_step_rc sg_step_screen_response(struct sg_req *r);
 
 /*
  * The validate step's work against any schema: parses r->body (capped in
@@ -46,7 +54,7 @@ void sg_path_begin(struct sg_req *r);
  */
 enum sg_step_rc sg_path_run(struct sg_req *r);
 
-/* Decision path only (identify through throttle), for the microbenchmark. */
+/* Decision path only (identify through throttle, the request screen too), for benchmarks. */
 enum sg_step_rc sg_path_run_decide(struct sg_req *r);
 
 /*

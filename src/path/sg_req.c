@@ -51,6 +51,7 @@ sg_req_finish(struct sg_req *r)
 	r->principal.session = NULL;
 	sg_jbuf_release(&r->output);
 	sg_jbuf_release(&r->problem_ext);
+	sg_jbuf_release(&r->screened_body);
 }
 
 static enum sg_step_rc

@@ -41,6 +41,7 @@ struct sg_unauth;
 struct sg_breakers;
 struct sg_credstore;
 struct sg_oauth;
+struct sg_dlp_token_key;
 
 /* Process-wide state that steps may use; set up once by serve. */
 struct sg_gateway {
@@ -59,6 +60,14 @@ struct sg_gateway {
 	struct sg_oauth *oauth;       /* OAuth2 tokens, shared by every thread */
 	struct sg_unauth *unauth;   /* refusals for want of a key, per client; NULL: counted only */
 	struct sg_credstore *creds; /* upstream credentials (main thread refreshes); NULL: none */
+	/* The key tokenize actions use, derived from the vault at start; NULL: tokenize fails
+	 * closed. */
+	const struct sg_dlp_token_key *dlp_token_key;
+	/*
+	 * Both screen steps do nothing.  Only bench_screen sets it, to measure
+	 * what screening costs; no configuration reaches it.
+	 */
+	bool dlp_screen_off_for_bench;
 };
 
 enum sg_step_rc {
@@ -166,6 +175,16 @@ struct sg_req {
 	    *served_by; /* route: the failover connector that answered; NULL: the asked one */
 	struct sg_attempt attempts[SG_REQ_MAX_ATTEMPTS]; /* route: the upstream attempts made */
 	uint8_t n_attempts;
+	/*
+	 * screen: the body forwarded once the request screen rewrote it (r->body
+	 * then points into it), and what both screens found, as the decision's
+	 * `dlp` events: a JSON array's members without the brackets, whole
+	 * events only, with `dlp_more` counting the ones that did not fit.
+	 */
+	struct sg_jbuf screened_body;
+	char dlp[768];
+	uint16_t dlp_len;
+	uint32_t dlp_more;
 
 	/* Step state: a context per slot, carved from the arena (never freed on its own). */
 	struct {

@@ -55,6 +55,7 @@ record_budget_warning(struct sg_req *r, const struct sg_decision *call,
 	         sg_budget_scope_name(ln->scope), sg_budget_period_name(ln->period), b->warn_pct,
 	         (double)ln->spent / SG_MICROS, (double)ln->limit / SG_MICROS, b->currency);
 	ev.cost = 0;
+	ev.dlp[0] = '\0'; /* the call's own row has its findings */
 	sg_log(SG_LOG_WARN, json_pack("{s:s, s:s}", "tenant", call->tenant, "user", call->user),
 	       "%s", ev.reason);
 	if (sg_recorder_push(r->gw->recorder, &ev) != 0)
@@ -90,6 +91,23 @@ record_upstream(struct sg_decision *d, const struct sg_req *r)
 	if (sg_req_attempts_write(r, &b) == 0 && b.len < sizeof(d->upstream))
 		memcpy(d->upstream, b.data, b.len + 1);
 	sg_jbuf_release(&b);
+}
+
+/*
+ * What the screens found, as the JSON array the decision's dlp column
+ * holds; the screen kept whole events only, and room for the marker that
+ * says how many more there were.
+ */
+static void
+record_dlp(struct sg_decision *d, const struct sg_req *r)
+{
+	if (r->dlp_len == 0 && r->dlp_more == 0)
+		return;
+	if (r->dlp_more == 0)
+		snprintf(d->dlp, sizeof(d->dlp), "[%s]", r->dlp);
+	else
+		snprintf(d->dlp, sizeof(d->dlp), "[%s%s{\"more\":%u}]", r->dlp,
+		         r->dlp_len ? "," : "", r->dlp_more);
 }
 
 void
@@ -128,6 +146,7 @@ sg_step_record(struct sg_req *r, uint64_t latency_us)
 	if (r->principal.session)
 		copy(d.session_id, sizeof(d.session_id), r->principal.session->id);
 	record_upstream(&d, r);
+	record_dlp(&d, r);
 	if (sg_recorder_push(r->gw->recorder, &d) != 0)
 		sg_gauges.record_dropped = sg_recorder_dropped(r->gw->recorder);
 	if (sg_throttle_budget_crossed(r) && r->status == 200)

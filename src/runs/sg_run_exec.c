@@ -13,6 +13,7 @@
 #include <sys/time.h>
 
 #include "runs/sg_run_exec.h"
+#include "runs/sg_run_screen.h"
 #include "obs/sg_log.h"
 #include "runs/sg_runs.h"
 #include "store/sg_recorder.h"
@@ -321,6 +322,8 @@ finish(struct sg_run_exec *x)
 	/* A run that never got a worker never started its clock. */
 	x->doc.wall_ms = x->start_ns ? (double)(sg_now_ns() - x->start_ns) / 1e6 : 0;
 	x->doc.n_calls = (uint32_t)json_array_size(x->doc.calls);
+	/* Before it is stored or shown: stored data outlives the call. */
+	(void)sg_run_screen(&x->doc, x->snap, x->role, x->mode, x->gw->dlp_token_key);
 	publish(x, true);
 	if (x->on_done)
 		x->on_done(x, x->on_done_arg);

@@ -39,6 +39,8 @@ struct sg_run_exec {
 	struct sg_snapshot *snap; /* a reference: the template and catalog stay valid */
 	const struct sg_template *tpl;
 	char *authorization; /* the caller's credential; every ctx.call identifies with it */
+	char role[64];       /* the caller's role: the run's output and logs are screened for it */
+	enum sg_mode mode;
 	struct sg_run_doc doc;
 	/* The worker, or the wait for the keeper to make one. */
 	struct sg_sandbox_worker w;
