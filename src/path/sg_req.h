@@ -182,6 +182,13 @@ struct sg_req {
 	 * events only, with `dlp_more` counting the ones that did not fit.
 	 */
 	struct sg_jbuf screened_body;
+	/*
+	 * validate: the body's parsed document and the text it was parsed
+	 * from, so the request screen right after it need not parse again.
+	 * Read only while sg_json_doc_live() says the thread has not parsed since.
+	 */
+	struct sg_json_doc body_doc;
+	const char *body_doc_text;
 	char dlp[768];
 	uint16_t dlp_len;
 	uint32_t dlp_more;

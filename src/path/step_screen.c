@@ -221,10 +221,16 @@ sg_step_screen_request(struct sg_req *r)
 	struct sg_dlp_scanner *sc = sg_dlp_scanner_thread();
 	if (db == NULL || sc == NULL)
 		return fail_closed(r, SG_DLP_REQUEST);
-	/* Validate's document may be gone (a template's input, another parse): read it again. */
+	/*
+	 * Validate's document, when this thread has not parsed since and it is
+	 * of this very body; otherwise (a template's input, another parse in
+	 * between) the body is read again.
+	 */
 	const char *text = r->body_len ? r->body : no_input;
 	size_t len = r->body_len ? r->body_len : sizeof(no_input) - 1;
-	if (parse(r, text, len, &doc, SG_DLP_REQUEST) != SG_STEP_NEXT)
+	if (sg_json_doc_live(&r->body_doc) && r->body_doc_text == (r->body_len ? r->body : NULL))
+		doc = r->body_doc;
+	else if (parse(r, text, len, &doc, SG_DLP_REQUEST) != SG_STEP_NEXT)
 		return SG_STEP_STOP;
 	const struct sg_op_hints *oh = hints_of(r);
 	if (sg_dlp_scan_json(sc, db, doc.root, oh ? oh->in : NULL, oh ? oh->n_in : 0, &s.res) != 0)

@@ -132,6 +132,8 @@ sg_validate_body(struct sg_req *r, const struct sg_schema *schema)
 	enum sg_step_rc rc = parse_body(r, &doc);
 	if (rc != SG_STEP_NEXT)
 		return rc;
+	r->body_doc = doc;
+	r->body_doc_text = r->body_len ? r->body : NULL;
 	if (sg_schema_validate(schema, doc.root, errs, MAX_REPORTED_ERRORS, &n) == 0)
 		return SG_STEP_NEXT;
 	if (n == 0) /* defensive: the validator always explains a refusal */

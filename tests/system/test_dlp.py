@@ -370,7 +370,7 @@ def test_a_secret_is_blocked_by_default_naming_pointer_and_rule(env, upstream):
     assert upstream.count() == before
     [row] = audit(env.data, "trace_id = ?", (trace_of(r),), until=lambda rows: len(rows) == 1)
     assert row["code"] == "dlp_blocked" and row["decision"] == "denied"
-    assert GITHUB_TOKEN not in json.dumps(row)
+    assert GITHUB_TOKEN not in json.dumps(row, default=bytes.hex)
     assert json.loads(row["dlp"]) == [{"dir": "request", "path": "/note", "rule": "github_token",
                                        "class": "secret.github", "action": "block"}]
 
