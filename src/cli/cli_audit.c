@@ -106,57 +106,11 @@ now_us(void)
 	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-/* "2026-12-01T10:00:00Z", with optional fraction and a numeric offset; or a date alone. */
-static int
-parse_rfc3339(const char *s, int64_t *us)
-{
-	struct tm tm = {0};
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	int64_t frac = 0, off = 0;
-	if (p == NULL) {
-		memset(&tm, 0, sizeof(tm));
-		if ((p = strptime(s, "%Y-%m-%d", &tm)) == NULL || *p != '\0')
-			return -1;
-	} else {
-		if (*p == '.') {
-			int digits = 0;
-			for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-				if (digits < 6)
-					frac = frac * 10 + (*p - '0');
-			if (digits == 0)
-				return -1;
-			for (; digits < 6; digits++)
-				frac *= 10;
-		}
-		if (*p == 'Z' || *p == 'z') {
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int h, m;
-			if (sscanf(p + 1, "%2d:%2d", &h, &m) != 2 || strlen(p) != 6)
-				return -1;
-			off = (int64_t)(h * 3600 + m * 60) * (*p == '+' ? 1 : -1);
-			p += 6;
-		} else {
-			return -1;
-		}
-		if (*p != '\0')
-			return -1;
-	}
-	time_t t = timegm(&tm);
-	*us = ((int64_t)t - off) * 1000000 + frac;
-	return 0;
-}
-
-/* RFC 3339, or a duration back from now ("7d", "24h"). */
+/* RFC 3339, or an age back from now ("7d", "24h"): the same words as audit query. */
 static int
 parse_when(const char *flag, const char *s, int64_t *us)
 {
-	uint64_t ms;
-	if (sg_duration_parse_ms(s, &ms) == 0 && ms / 1000 < (uint64_t)INT64_MAX / 1000000) {
-		*us = now_us() - (int64_t)ms * 1000;
-		return 0;
-	}
-	if (parse_rfc3339(s, us) == 0)
+	if (sg_audit_time_parse(s, now_us(), us) == 0)
 		return 0;
 	sg_cli_fail("%s \"%.64s\": expected a time such as 2026-12-01T00:00:00Z or a span back "
 	            "from now such as 7d or 24h",

@@ -238,8 +238,8 @@ int sg_store_chain_prune(struct sg_store *s, int64_t before_us, int64_t now_us, 
  * `fn` stops the walk and is returned.
  */
 int sg_store_chain_each(struct sg_store *s, const char *chain, int64_t since_us, int64_t until_us,
-                        int (*fn)(void *arg, const struct sg_chain_val *cols,
-                                  const uint8_t *prev, const uint8_t *hash),
+                        int (*fn)(void *arg, const struct sg_chain_val *cols, const uint8_t *prev,
+                                  const uint8_t *hash),
                         void *arg);
 /* ---- audit queries for admins (sg_store_audit.c) ---- */
 
@@ -272,6 +272,12 @@ struct sg_audit_row {
 	struct sg_decision d;
 };
 
+/*
+ * An audit time: RFC 3339 ("2026-12-01T08:00:00Z", an offset, a fraction),
+ * a bare date, or an age back from `now_us` ("90s", "30m", "24h", "7d",
+ * "2w"), in unix microseconds.  0, or -1 when it is none of those.
+ */
+int sg_audit_time_parse(const char *v, int64_t now_us, int64_t *out);
 /*
  * Sets the filter member called `name` (tenant, user, connector, decision,
  * code, since, until, trace, limit, cursor) from text.  Times are RFC 3339

@@ -223,10 +223,16 @@ parse_rfc3339(const char *v, int64_t *out)
 	return 0;
 }
 
+int
+sg_audit_time_parse(const char *v, int64_t now_us, int64_t *out)
+{
+	return parse_age(v, now_us, out) == 0 || parse_rfc3339(v, out) == 0 ? 0 : -1;
+}
+
 static int
 set_time(int64_t *dst, const char *name, const char *v, int64_t now_us, char *err, size_t errlen)
 {
-	if (parse_age(v, now_us, dst) == 0 || parse_rfc3339(v, dst) == 0)
+	if (sg_audit_time_parse(v, now_us, dst) == 0)
 		return 0;
 	return say(err, errlen,
 	           "%s must be an RFC 3339 time or an age, e.g. %s=2026-12-01T00:00:00Z or "
